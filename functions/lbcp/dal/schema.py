@@ -1,0 +1,80 @@
+"""The control plane's DynamoDB table: one table, keys and indexes defined once.
+
+The CDK stack, the local runtime and the tests all create the table from
+these constants, so the key design lives in exactly one place.
+
+Access patterns (item shapes in ``repository.py``):
+
+==========================================  ===========================================
+Access pattern                              Key condition
+==========================================  ===========================================
+Get a load balancer by id                   pk = ``LB#<id>``, sk = ``LB``
+Resolve a name to an id (uniqueness claim)  pk = ``NAME#<name>``, sk = ``NAME``
+List load balancers, ordered by name        GSI ``byKind``: gsi1pk = ``LB``, by gsi1sk (name)
+Events of a load balancer, newest first     pk = ``LB#<id>``, sk begins_with ``EVENT#``, descending
+Idempotency records of API creates          pk = ``idempotency#<function>``, sk = key hash
+==========================================  ===========================================
+
+Creates write the load balancer, its name claim and its first event in one
+transaction, each conditioned on not existing. Every later change to a load
+balancer is a conditional update on its ``generation``. Events and idempotency
+records expire through the table's TTL attribute.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+PARTITION_KEY: Final = "pk"
+SORT_KEY: Final = "sk"
+GSI_BY_KIND: Final = "byKind"
+GSI_BY_KIND_PARTITION_KEY: Final = "gsi1pk"
+GSI_BY_KIND_SORT_KEY: Final = "gsi1sk"
+TTL_ATTRIBUTE: Final = "expiresAt"
+
+DEFAULT_TABLE_NAME: Final = "lbcp"
+
+
+def create_table_request(table_name: str) -> dict[str, Any]:
+    """The CreateTable request for the table (local runtime and tests).
+
+    The CDK stack declares the same keys, index and stream through these
+    constants; ``tests/test_stack.py`` checks that the two agree.
+    """
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": SORT_KEY, "AttributeType": "S"},
+            {"AttributeName": GSI_BY_KIND_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": GSI_BY_KIND_SORT_KEY, "AttributeType": "S"},
+        ],
+        "KeySchema": [
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": GSI_BY_KIND,
+                "KeySchema": [
+                    {"AttributeName": GSI_BY_KIND_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": GSI_BY_KIND_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    }
+
+
+def create_table(dynamodb_client: Any, table_name: str) -> None:
+    """Create the table with its TTL, as the stack does (idempotent)."""
+    existing = dynamodb_client.list_tables().get("TableNames", [])
+    if table_name not in existing:
+        dynamodb_client.create_table(**create_table_request(table_name))
+        dynamodb_client.get_waiter("table_exists").wait(TableName=table_name)
+    dynamodb_client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )

@@ -1,0 +1,313 @@
+"""The load balancer spec: what a user declares (DESIGN section 3).
+
+Shape and per-field rules live here, in the types; rules that relate several
+fields (a listener naming a backend, unique ports, min <= max) live in
+``lbcp.logic.spec_rules`` so that each error can name the exact field.
+
+Every model forbids unknown fields and validates strictly (no "80" for 80, no
+"true" for true): a spec is a contract and silent coercion hides mistakes.
+Optional sections carry production defaults, so a stored spec is always the
+complete, explicit configuration the control plane acts on.
+
+Strings that reach a proxy configuration (names, hosts, paths) are restricted
+to characters that cannot break out of a HAProxy or NGINX directive.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+MAX_LBVMS_PER_LOAD_BALANCER = 100
+MAX_SUBNETS = 6  # one per Availability Zone; no AWS region has more than six
+MAX_LISTENERS = 10
+MAX_BACKENDS = 20
+MAX_TARGETS_PER_BACKEND = 100
+MAX_RULES_PER_LISTENER = 50
+MAX_TAGS = 20
+
+LB_ID_PATTERN = r"^lb-[0-9a-f]{17}$"
+
+
+class SpecModel(BaseModel):
+    """Base for every part of the spec: camelCase on the wire, strict, closed."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
+        serialize_by_alias=True,
+        regex_engine="python-re",
+    )
+
+
+# --- scalar types -----------------------------------------------------------
+
+DNS_LABEL_PATTERN = r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
+VPC_ID_PATTERN = r"^vpc-[0-9a-f]{8,17}$"
+SUBNET_ID_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
+IMAGE_ID_PATTERN = r"^ami-[0-9a-f]{8,17}$"
+INSTANCE_TYPE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+CERTIFICATE_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]{1,64}$"
+PATH_PREFIX_PATTERN = r"^/[A-Za-z0-9._~%/-]*$"
+TAG_KEY_PATTERN = r"^[\w.:/=+@-]+$"
+TAG_VALUE_PATTERN = r"^[\w .:/=+@-]*$"
+
+# What each pattern means, for error messages a person can act on.
+PATTERN_HINTS = {
+    DNS_LABEL_PATTERN: "must be lowercase letters, digits and hyphens, starting and ending with a letter or digit",
+    VPC_ID_PATTERN: "must be a VPC id such as vpc-0123456789abcdef0",
+    SUBNET_ID_PATTERN: "must be a subnet id such as subnet-0123456789abcdef0",
+    IMAGE_ID_PATTERN: "must be an AMI id such as ami-0123456789abcdef0",
+    INSTANCE_TYPE_PATTERN: "must be an EC2 instance type such as c6i.large",
+    CERTIFICATE_ARN_PATTERN: "must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)",
+    PATH_PREFIX_PATTERN: "must start with '/' and contain only letters, digits, '.', '_', '~', '%', '/' and '-'",
+    TAG_KEY_PATTERN: "may contain letters, digits, spaces and . : / = + @ - _ only",
+    TAG_VALUE_PATTERN: "may contain letters, digits, spaces and . : / = + @ - _ only",
+}
+
+DnsLabel = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN),
+    Field(description="Lowercase letters, digits and hyphens; starts and ends with a letter or digit."),
+]
+
+
+def _not_an_id(name: str) -> str:
+    # Names and ids share the `{id}` path segment, so a name must never look like an id.
+    if re.fullmatch(LB_ID_PATTERN, name):
+        raise ValueError("a name must not have the form of a load balancer id (lb- and 17 hex digits)")
+    return name
+
+
+LoadBalancerName = Annotated[DnsLabel, AfterValidator(_not_an_id)]
+BackendName = DnsLabel
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+VpcId = Annotated[str, StringConstraints(pattern=VPC_ID_PATTERN)]
+SubnetId = Annotated[str, StringConstraints(pattern=SUBNET_ID_PATTERN)]
+ImageId = Annotated[str, StringConstraints(pattern=IMAGE_ID_PATTERN)]
+InstanceType = Annotated[
+    str,
+    StringConstraints(max_length=32, pattern=INSTANCE_TYPE_PATTERN),
+    Field(description="An EC2 instance type, for example c6i.large."),
+]
+CertificateArn = Annotated[
+    str,
+    StringConstraints(max_length=2048, pattern=CERTIFICATE_ARN_PATTERN),
+    Field(description="The ARN of an ACM certificate in the load balancer's region."),
+]
+
+_HOSTNAME_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"^{_HOSTNAME_LABEL}(?:\.{_HOSTNAME_LABEL})*\.?$")
+_HOST_PATTERN_RE = re.compile(rf"^(?:\*\.)?{_HOSTNAME_LABEL}(?:\.{_HOSTNAME_LABEL})*$")
+
+
+def _target_host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if len(value) > 253 or not _HOSTNAME_RE.match(value):
+            raise ValueError("must be an IPv4 address, an IPv6 address or a DNS hostname") from None
+        return value.lower()
+    return value
+
+
+def _host_pattern(value: str) -> str:
+    if len(value) > 253 or not _HOST_PATTERN_RE.match(value):
+        raise ValueError("must be a hostname such as api.example.com, optionally starting with '*.'")
+    return value.lower()
+
+
+TargetHost = Annotated[str, AfterValidator(_target_host)]
+HostPattern = Annotated[str, AfterValidator(_host_pattern)]
+PathPrefix = Annotated[
+    str,
+    # Unreserved URI characters, percent-escapes and slashes only: nothing that
+    # could end or extend a proxy directive (no quotes, spaces, ';', '{', '#').
+    StringConstraints(max_length=256, pattern=PATH_PREFIX_PATTERN),
+    Field(description="A URL path prefix starting with '/'."),
+]
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=TAG_KEY_PATTERN)]
+TagValue = Annotated[str, StringConstraints(max_length=256, pattern=TAG_VALUE_PATTERN)]
+
+LoadBalancerType = Literal["application", "classic"]
+ListenerProtocol = Literal["HTTP", "HTTPS", "TCP", "TLS"]
+HealthCheckProtocol = Literal["HTTP", "HTTPS", "TCP"]
+ProxyEngine = Literal["haproxy", "nginx"]
+EntryMode = Literal["pool", "dns"]
+EntryScheme = Literal["internet-facing", "internal"]
+WafMode = Literal["detect", "block"]
+ScalingPolicyName = Literal["default", "vote", "target-tracking", "step"]
+RolloutStrategy = Literal["rolling"]
+
+
+# --- listeners and routing --------------------------------------------------
+
+
+class RoutingRule(SpecModel):
+    """An L7 routing rule: first match wins; either condition may be omitted, not both."""
+
+    host: HostPattern | None = None
+    path_prefix: PathPrefix | None = None
+    backend: BackendName
+
+
+class Listener(SpecModel):
+    protocol: ListenerProtocol
+    port: Port
+    certificate_arn: CertificateArn | None = Field(
+        default=None, description="Required for HTTPS and TLS listeners, refused for the others."
+    )
+    default_backend: BackendName
+    rules: list[RoutingRule] = Field(default_factory=list, max_length=MAX_RULES_PER_LISTENER)
+    idle_timeout_seconds: int = Field(default=60, ge=1, le=4000)
+
+
+# --- backends -----------------------------------------------------------------
+
+
+class Target(SpecModel):
+    host: TargetHost
+    port: Port
+
+
+class HealthCheck(SpecModel):
+    protocol: HealthCheckProtocol = "HTTP"
+    path: PathPrefix | None = Field(default=None, description="HTTP(S) only; defaults to '/'.")
+    interval_seconds: int = Field(default=10, ge=2, le=300)
+    timeout_seconds: int = Field(default=5, ge=1, le=120)
+    healthy_threshold: int = Field(default=3, ge=1, le=10)
+    unhealthy_threshold: int = Field(default=3, ge=1, le=10)
+
+
+class Backend(SpecModel):
+    name: BackendName
+    targets: list[Target] = Field(min_length=1, max_length=MAX_TARGETS_PER_BACKEND)
+    health_check: HealthCheck = Field(default_factory=HealthCheck)
+
+
+# --- fleet --------------------------------------------------------------------
+
+
+class Capacity(SpecModel):
+    min: int = Field(ge=1, le=MAX_LBVMS_PER_LOAD_BALANCER)
+    max: int = Field(ge=1, le=MAX_LBVMS_PER_LOAD_BALANCER)
+
+
+class Instance(SpecModel):
+    type: InstanceType = "c6i.large"
+    image_id: ImageId | None = Field(
+        default=None, description="Defaults to the latest Amazon Linux 2023 image at launch time."
+    )
+
+
+class Entry(SpecModel):
+    mode: EntryMode = "pool"
+    scheme: EntryScheme = "internet-facing"
+    dns_ttl_seconds: int | None = Field(
+        default=None, ge=5, le=3600, description="dns mode only: TTL of each LBVM record (default 30)."
+    )
+
+
+class Waf(SpecModel):
+    enabled: bool = False
+    mode: WafMode = Field(default="detect", description="detect logs matches; block answers 403.")
+    paranoia_level: int = Field(default=1, ge=1, le=4, description="OWASP CRS paranoia level.")
+
+
+class Lifecycle(SpecModel):
+    pending_timeout_seconds: int = Field(
+        default=600, ge=5, le=7200, description="How long a new LBVM may take to send its first heartbeat."
+    )
+    unhealthy_timeout_seconds: int = Field(
+        default=30,
+        ge=2,
+        le=3600,
+        description="Heartbeat silence after which an LBVM is taken out of rotation.",
+    )
+    heartbeat_interval_seconds: int = Field(default=5, ge=1, le=60)
+
+
+class Drain(SpecModel):
+    connection_threshold: int = Field(
+        default=1, ge=0, le=1_000_000, description="Draining ends when active connections fall below this."
+    )
+    timeout_seconds: int = Field(default=300, ge=0, le=3600, description="Draining ends after this at the latest.")
+
+
+class MetricThresholds(SpecModel):
+    scale_out_above: float = Field(gt=0)
+    scale_in_below: float = Field(ge=0)
+    target: float | None = Field(default=None, gt=0, description="Per-LBVM target for target tracking.")
+
+
+def _cpu_defaults() -> MetricThresholds:
+    return MetricThresholds.model_validate({"scaleOutAbove": 80.0, "scaleInBelow": 40.0, "target": 60.0})
+
+
+def _memory_defaults() -> MetricThresholds:
+    return MetricThresholds.model_validate({"scaleOutAbove": 80.0, "scaleInBelow": 40.0, "target": 60.0})
+
+
+def _connection_defaults() -> MetricThresholds:
+    return MetricThresholds.model_validate({"scaleOutAbove": 2000.0, "scaleInBelow": 500.0, "target": 1500.0})
+
+
+class ScalingMetrics(SpecModel):
+    """Thresholds per metric; null leaves a metric out of scaling decisions."""
+
+    cpu: MetricThresholds | None = Field(default_factory=_cpu_defaults, description="Percent.")
+    memory: MetricThresholds | None = Field(default_factory=_memory_defaults, description="Percent.")
+    active_connections: MetricThresholds | None = Field(
+        default_factory=_connection_defaults, description="Connections per LBVM."
+    )
+
+
+class Scaling(SpecModel):
+    policy: ScalingPolicyName = "default"
+    cooldown_seconds: int = Field(default=600, ge=0, le=3600)
+    scale_in_stabilization_seconds: int = Field(default=300, ge=0, le=3600)
+    metrics: ScalingMetrics = Field(default_factory=ScalingMetrics)
+
+
+class Rollout(SpecModel):
+    strategy: RolloutStrategy = "rolling"
+    max_surge: int = Field(default=1, ge=0, le=MAX_LBVMS_PER_LOAD_BALANCER)
+    max_unavailable: int = Field(default=0, ge=0, le=MAX_LBVMS_PER_LOAD_BALANCER)
+
+
+# --- the spec -------------------------------------------------------------------
+
+
+class LoadBalancerSpec(SpecModel):
+    """A load balancer as declared by its owner."""
+
+    name: LoadBalancerName
+    type: LoadBalancerType
+    vpc_id: VpcId
+    subnet_ids: list[SubnetId] = Field(min_length=1, max_length=MAX_SUBNETS)
+    listeners: list[Listener] = Field(min_length=1, max_length=MAX_LISTENERS)
+    backends: list[Backend] = Field(min_length=1, max_length=MAX_BACKENDS)
+    capacity: Capacity
+    proxy: ProxyEngine = "haproxy"
+    instance: Instance = Field(default_factory=Instance)
+    entry: Entry = Field(default_factory=Entry)
+    waf: Waf = Field(default_factory=Waf)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    drain: Drain = Field(default_factory=Drain)
+    scaling: Scaling = Field(default_factory=Scaling)
+    rollout: Rollout = Field(default_factory=Rollout)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
+
+
+# Fields fixed at creation: the name is the DNS identity, the type decides the
+# proxy mode, and a load balancer cannot move between VPCs.
+IMMUTABLE_FIELDS: tuple[str, ...] = ("name", "type", "vpcId")

@@ -1,0 +1,58 @@
+"""Observed state as the API reports it (DESIGN section 3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from lbcp.models.spec import EntryMode
+
+# Phase of a load balancer as a whole.
+#   Pending       accepted, not yet acted on by the reconciler
+#   Provisioning  the reconciler is building the entry and the first LBVMs
+#   Active        desired capacity is routable and the spec is observed
+#   Updating      a newer generation is being rolled out
+#   Degraded      fewer routable LBVMs than desired
+#   Deleting      teardown in progress; the resource answers 404 when it ends
+#   Failed        the reconciler cannot make progress (events say why)
+Phase = Literal["Pending", "Provisioning", "Active", "Updating", "Degraded", "Deleting", "Failed"]
+
+# Lifecycle of one LBVM (exact strings fixed by the design).
+LbvmState = Literal["Launching", "Pending", "Routable", "Unroutable", "Draining", "Terminated"]
+
+
+class StatusModel(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=True,
+        serialize_by_alias=True,
+    )
+
+
+class LbvmStatus(StatusModel):
+    instance_id: str
+    subnet_id: str
+    availability_zone: str | None = None
+    state: LbvmState
+    since: datetime | None = None
+    config_version: str | None = None
+
+
+class EntryStatus(StatusModel):
+    mode: EntryMode
+    dns_name: str | None = None
+
+
+class LoadBalancerStatus(StatusModel):
+    phase: Phase
+    observed_generation: int = Field(ge=0)
+    desired_capacity: int = Field(ge=0)
+    entry: EntryStatus
+    lbvms: list[LbvmStatus] = Field(default_factory=list)
+    message: str | None = None

@@ -1,0 +1,203 @@
+"""The API's use cases: create, read, change and delete load balancers.
+
+Independent of HTTP: the API module maps these results and exceptions onto
+status codes. Each use case validates fully before it writes, writes once
+(conditionally), and records an event that says what changed and who did it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from lbcp.adapters.account import AccountInspector
+from lbcp.dal.repository import (
+    BeingDeleted,
+    GenerationMismatch,
+    LoadBalancerRepository,
+    NotFound,
+    Page,
+    new_load_balancer_id,
+)
+from lbcp.errors import SpecRejected
+from lbcp.logic.account_checks import check_against_account, facts_needed
+from lbcp.logic.patching import (
+    describe_changes,
+    diff,
+    immutable_violations,
+    merge_patch,
+    read_only_violations,
+)
+from lbcp.models.events import Event
+from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.spec import LB_ID_PATTERN, LoadBalancerSpec
+from lbcp.models.status import EntryStatus, LoadBalancerStatus
+from lbcp.validation import check_rules, parse_spec
+
+_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    record: LoadBalancerRecord
+    changed: bool
+
+
+def initial_status(spec: LoadBalancerSpec) -> LoadBalancerStatus:
+    return LoadBalancerStatus(
+        phase="Pending",
+        observed_generation=0,
+        desired_capacity=spec.capacity.min,
+        entry=EntryStatus(mode=spec.entry.mode, dns_name=None),
+        lbvms=[],
+        message="waiting for the reconciler",
+    )
+
+
+class LoadBalancerService:
+    def __init__(
+        self,
+        repository: LoadBalancerRepository,
+        inspector: Callable[[], AccountInspector],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._repository = repository
+        self._inspector = inspector
+        self._clock = clock
+
+    # --- reads -------------------------------------------------------------------
+
+    def resolve(self, ref: str) -> LoadBalancerRecord:
+        """Find a load balancer by id (``lb-...``) or by name."""
+        lb_id = self._id_for(ref)
+        record = self._repository.get(lb_id) if lb_id else None
+        if record is None:
+            raise NotFound(ref)
+        return record
+
+    def list(self, limit: int, token: str | None) -> Page[LoadBalancerRecord]:
+        return self._repository.list(limit, token)
+
+    def events(self, ref: str, limit: int, token: str | None) -> Page[Event]:
+        # Events outlive their load balancer (until they expire), so that a
+        # deleted one can still be examined by id.
+        lb_id = self._id_for(ref)
+        if lb_id is None:
+            raise NotFound(ref)
+        page = self._repository.list_events(lb_id, limit, token)
+        if not page.items and token is None and self._repository.get(lb_id) is None:
+            raise NotFound(ref)
+        return page
+
+    # --- writes ------------------------------------------------------------------
+
+    def create(self, spec: LoadBalancerSpec, actor: str | None) -> LoadBalancerRecord:
+        check_rules(spec)
+        self._check_account(spec, previous=None)
+        now = self._clock()
+        record = LoadBalancerRecord(
+            id=new_load_balancer_id(),
+            generation=1,
+            spec=spec,
+            status=initial_status(spec),
+            created_at=now,
+            updated_at=now,
+            created_by=actor,
+        )
+        event = Event(
+            time=now,
+            type="Normal",
+            reason="Created",
+            message=f"created by {actor or 'an unknown caller'}: {_summary(spec)}; waiting for the reconciler",
+            generation=1,
+            actor=actor,
+        )
+        self._repository.create(record, event)
+        return record
+
+    def patch(self, ref: str, expected_generation: int, patch: dict[str, Any], actor: str | None) -> PatchResult:
+        record = self.resolve(ref)
+        if record.deletion_requested_at is not None:
+            raise BeingDeleted(record)
+        if expected_generation != record.generation:
+            raise GenerationMismatch(record)
+        read_only = read_only_violations(patch)
+        if read_only:
+            raise SpecRejected(read_only)
+        current = record.spec.model_dump(mode="json", by_alias=True)
+        proposed = merge_patch(current, patch)
+        immutable = immutable_violations(current, proposed)
+        if immutable:
+            raise SpecRejected(immutable, unprocessable=True)
+        spec = parse_spec(proposed)
+        changes = diff(current, spec.model_dump(mode="json", by_alias=True))
+        if not changes:
+            return PatchResult(record, changed=False)
+        self._check_account(spec, previous=record.spec)
+        now = self._clock()
+        event = Event(
+            time=now,
+            type="Normal",
+            reason="SpecUpdated",
+            message=(
+                f"generation {record.generation} -> {record.generation + 1} by {actor or 'an unknown caller'}: "
+                f"{describe_changes(changes)}"
+            ),
+            generation=record.generation + 1,
+            actor=actor,
+        )
+        updated = self._repository.update_spec(record.id, record.generation, spec, now, event)
+        return PatchResult(updated, changed=True)
+
+    def delete(self, ref: str, expected_generation: int | None, actor: str | None) -> LoadBalancerRecord:
+        record = self.resolve(ref)
+        if record.deletion_requested_at is not None:
+            return record  # already being deleted: deleting again is a no-op
+        if expected_generation is not None and expected_generation != record.generation:
+            raise GenerationMismatch(record)
+        now = self._clock()
+        event = Event(
+            time=now,
+            type="Normal",
+            reason="DeletionRequested",
+            message=(
+                f"deletion requested by {actor or 'an unknown caller'}; teardown drains and terminates "
+                "its LBVMs, then removes their ENIs, its DNS records and its entry"
+            ),
+            generation=record.generation,
+            actor=actor,
+        )
+        try:
+            return self._repository.request_deletion(record.id, expected_generation, now, event)
+        except BeingDeleted as raced:
+            return raced.current
+
+    # --- helpers -----------------------------------------------------------------
+
+    def _id_for(self, ref: str) -> str | None:
+        if re.fullmatch(LB_ID_PATTERN, ref):
+            return ref
+        if _NAME_RE.fullmatch(ref):
+            return self._repository.resolve_name(ref)
+        return None
+
+    def _check_account(self, spec: LoadBalancerSpec, previous: LoadBalancerSpec | None) -> None:
+        needed = facts_needed(spec, previous)
+        if needed.vpc_id is None and not needed.subnet_ids and not needed.certificate_arns:
+            return
+        facts = self._inspector().gather(needed)
+        errors = check_against_account(spec, needed, facts, self._clock())
+        if errors:
+            raise SpecRejected(errors, unprocessable=True)
+
+
+def _summary(spec: LoadBalancerSpec) -> str:
+    listeners = ", ".join(f"{listener.protocol}:{listener.port}" for listener in spec.listeners)
+    return (
+        f"{spec.type} load balancer with listeners {listeners}, {len(spec.backends)} backend(s), "
+        f"capacity {spec.capacity.min}-{spec.capacity.max} LBVMs over {len(spec.subnet_ids)} subnet(s), "
+        f"{spec.proxy}{', WAF ' + spec.waf.mode if spec.waf.enabled else ''}, {spec.entry.mode} entry"
+    )

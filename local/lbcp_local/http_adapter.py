@@ -1,0 +1,74 @@
+"""The local front door: HTTP requests in, API Gateway HTTP API events to the real handler, responses out.
+
+It does what API Gateway does for a ``$default`` route with a Lambda proxy
+integration (payload 2.0), minus SigV4: requests are accepted unsigned and
+attributed to a local developer principal. Like a Lambda instance, the
+handler serves one request at a time.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from lbcp_local.invoke import invoke_api
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's own limit; the handler enforces a smaller one
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "lbcp-local"
+    protocol_version = "HTTP/1.1"
+    lock = threading.Lock()
+    quiet = False
+
+    def _serve(self) -> None:
+        path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD_BYTES:
+            self._send(413, {"Content-Type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+            self.close_connection = True
+            return
+        body = self.rfile.read(length) if length else None
+        headers = {name: value for name, value in self.headers.items()}
+        with self.lock:
+            response = invoke_api(self.command, path, query=query, headers=headers, body=body)
+        self._send(response.status, response.headers, response.body)
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if not self.quiet:
+            sys.stderr.write(f"api  {self.address_string()} {format % tuple(str(a) for a in args)}\n")
+
+
+class LocalApiServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quiet: bool = False) -> None:
+        handler = type("Handler", (_Handler,), {"quiet": quiet})
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="lbcp-local-api", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

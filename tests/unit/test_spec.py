@@ -1,0 +1,174 @@
+"""The spec model and its cross-field rules, without AWS."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from lbcp.errors import SpecRejected
+from lbcp.models.spec import LoadBalancerSpec
+from lbcp.validation import parse_spec
+
+CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8091-a2b3c4d5e6f7"
+
+
+def valid() -> dict[str, Any]:
+    return {
+        "name": "web",
+        "type": "application",
+        "vpcId": "vpc-0123456789abcdef0",
+        "subnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+        "listeners": [
+            {"protocol": "HTTP", "port": 80, "defaultBackend": "app"},
+            {
+                "protocol": "HTTPS",
+                "port": 443,
+                "certificateArn": CERT,
+                "defaultBackend": "app",
+                "rules": [{"host": "API.example.com", "pathPrefix": "/v1/", "backend": "api"}],
+            },
+        ],
+        "backends": [
+            {"name": "app", "targets": [{"host": "10.0.1.10", "port": 8080}]},
+            {
+                "name": "api",
+                "targets": [{"host": "Api.Internal", "port": 9000}, {"host": "fd00::1", "port": 9000}],
+            },
+        ],
+        "capacity": {"min": 2, "max": 4},
+    }
+
+
+def errors_of(document: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(SpecRejected) as caught:
+        parse_spec(document)
+    return {error.field: error.code for error in caught.value.errors}
+
+
+def test_a_valid_spec_gets_production_defaults() -> None:
+    spec = parse_spec(valid())
+    assert spec.proxy == "haproxy"
+    assert spec.entry.mode == "pool"
+    assert spec.waf.enabled is False
+    assert spec.lifecycle.pending_timeout_seconds == 600
+    assert spec.lifecycle.unhealthy_timeout_seconds == 30
+    assert spec.drain.connection_threshold == 1
+    assert spec.drain.timeout_seconds == 300
+    assert spec.scaling.policy == "default"
+    assert spec.scaling.cooldown_seconds == 600
+    assert spec.rollout.max_surge == 1
+    assert spec.backends[0].health_check.interval_seconds == 10
+
+
+def test_hosts_are_normalised_to_lowercase() -> None:
+    spec = parse_spec(valid())
+    assert spec.listeners[1].rules[0].host == "api.example.com"
+    assert spec.backends[1].targets[0].host == "api.internal"
+
+
+def test_a_stored_spec_reads_back_identically() -> None:
+    spec = parse_spec(valid())
+    again = LoadBalancerSpec.model_validate_json(spec.model_dump_json(by_alias=True))
+    assert again == spec
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "code"),
+    [
+        (lambda d: d.update(extra=1), "extra", "extra_forbidden"),
+        (lambda d: d["capacity"].update(min="2"), "capacity.min", "int_type"),
+        (lambda d: d["capacity"].update(min=True), "capacity.min", "int_type"),
+        (lambda d: d["capacity"].update(min=2.0), "capacity.min", "int_type"),
+        (lambda d: d["listeners"][0].update(port=65536), "listeners[0].port", "less_than_equal"),
+        (lambda d: d.update(name="Web"), "name", "string_pattern_mismatch"),
+        (lambda d: d.update(name="lb-0123456789abcdef0"), "name", "value_error"),
+        (
+            lambda d: d["backends"][0]["targets"][0].update(host="10.0.0.1;drop"),
+            "backends[0].targets[0].host",
+            "value_error",
+        ),
+        (
+            lambda d: d["listeners"][1]["rules"][0].update(pathPrefix="/a b"),
+            "listeners[1].rules[0].pathPrefix",
+            "string_pattern_mismatch",
+        ),
+        (
+            lambda d: d["listeners"][1]["rules"][0].update(pathPrefix='/a";'),
+            "listeners[1].rules[0].pathPrefix",
+            "string_pattern_mismatch",
+        ),
+        (lambda d: d["listeners"][0].update(port=443), "listeners[1].port", "duplicate"),
+        (lambda d: d["listeners"][0].update(protocol="TCP"), "listeners[0].protocol", "protocol_not_allowed"),
+        (lambda d: d["listeners"][1].pop("certificateArn"), "listeners[1].certificateArn", "missing"),
+        (
+            lambda d: d["listeners"][0].update(certificateArn=CERT),
+            "listeners[0].certificateArn",
+            "not_allowed",
+        ),
+        (
+            lambda d: d["listeners"][0].update(defaultBackend="nope"),
+            "listeners[0].defaultBackend",
+            "unknown_backend",
+        ),
+        (
+            lambda d: d["listeners"][1]["rules"][0].update(backend="nope"),
+            "listeners[1].rules[0].backend",
+            "unknown_backend",
+        ),
+        (lambda d: d["listeners"][1]["rules"].append({"backend": "app"}), "listeners[1].rules[1]", "empty"),
+        (lambda d: d["backends"][1].update(name="app"), "backends[1].name", "duplicate"),
+        (lambda d: d["capacity"].update(min=5), "capacity.min", "out_of_range"),
+        (lambda d: d.update(subnetIds=["subnet-0123456789abcdef0"]), "subnetIds", "too_few_zones"),
+        (lambda d: d.update(subnetIds=["subnet-0123456789abcdef0"] * 2), "subnetIds[1]", "duplicate"),
+        (lambda d: d.update(waf={"enabled": True}), "waf.enabled", "not_allowed"),
+        (lambda d: d.update(entry={"dnsTtlSeconds": 30}), "entry.dnsTtlSeconds", "not_allowed"),
+        (
+            lambda d: d.update(lifecycle={"unhealthyTimeoutSeconds": 9}),
+            "lifecycle.unhealthyTimeoutSeconds",
+            "out_of_range",
+        ),
+        (
+            lambda d: d.update(rollout={"maxSurge": 0, "maxUnavailable": 0}),
+            "rollout.maxSurge",
+            "out_of_range",
+        ),
+        (lambda d: d.update(tags={"lbcp:owner": "x"}), "tags.lbcp:owner", "reserved"),
+        (
+            lambda d: d.update(scaling={"metrics": {"cpu": {"scaleOutAbove": 50, "scaleInBelow": 60}}}),
+            "scaling.metrics.cpu.scaleInBelow",
+            "out_of_range",
+        ),
+        (
+            lambda d: d.update(scaling={"metrics": {"cpu": None, "memory": None, "activeConnections": None}}),
+            "scaling.metrics",
+            "empty",
+        ),
+        (
+            lambda d: d["backends"][0].update(healthCheck={"intervalSeconds": 5, "timeoutSeconds": 5}),
+            "backends[0].healthCheck.timeoutSeconds",
+            "out_of_range",
+        ),
+    ],
+)
+def test_each_violation_names_its_field(change: Any, field: str, code: str) -> None:
+    document = copy.deepcopy(valid())
+    change(document)
+    assert errors_of(document).get(field) == code, errors_of(document)
+
+
+def test_all_violations_are_reported_at_once() -> None:
+    document = valid()
+    document["capacity"] = {"min": 9, "max": 3}
+    document["listeners"][0]["defaultBackend"] = "nope"
+    document["tags"] = {"aws:x": "y"}
+    assert set(errors_of(document)) == {"capacity.min", "listeners[0].defaultBackend", "tags.aws:x"}
+
+
+def test_waf_on_nginx_application_is_accepted_and_rules_on_classic_are_not() -> None:
+    document = valid()
+    document.update(proxy="nginx", waf={"enabled": True, "mode": "block"})
+    assert parse_spec(document).waf.mode == "block"
+    document = valid()
+    document["type"] = "classic"
+    assert errors_of(document) == {"listeners[1].rules": "not_allowed"}
