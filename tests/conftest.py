@@ -10,10 +10,11 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from lbcp.dal.schema import create_table
 from lbcp_local.invoke import ApiResponse, invoke_api
 from lbcp_local.seed import LocalAccount, example_spec, seed_account
-from moto import mock_aws
 
 REGION = "us-east-1"
 TABLE = "lbcp-test"

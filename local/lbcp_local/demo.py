@@ -191,9 +191,8 @@ def run(runtime: LocalRuntime) -> None:
     reply = http("GET", "/v1/load-balancers?limit=10")
     print()
     for item in reply.body["items"]:
-        print(
-            f"     {item['name']:<10} {item['id']}  {item['type']:<12} {item['status']['phase']:<9} gen {item['generation']}"
-        )
+        phase = item["status"]["phase"]
+        print(f"     {item['name']:<10} {item['id']}  {item['type']:<12} {phase:<9} gen {item['generation']}")
 
     step(10, "Delete the first one")
     reply = http("DELETE", f"/v1/load-balancers/{lb_id}")

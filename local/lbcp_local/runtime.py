@@ -9,9 +9,9 @@ from pathlib import Path
 from types import TracebackType
 
 import boto3
+
 from lbcp.dal.schema import create_table
 from lbcp.settings import ENV_TABLE_NAME
-
 from lbcp_local.aws import LOCAL_REGION, EmbeddedAws, point_boto3_at
 from lbcp_local.http_adapter import LocalApiServer
 from lbcp_local.seed import LocalAccount, example_spec, seed_account

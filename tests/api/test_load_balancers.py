@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from lbcp.api import app as api_app
 from lbcp.errors import SpecRejected
-
 from tests.conftest import Api, Cloud
 
 MERGE_PATCH = "application/merge-patch+json"

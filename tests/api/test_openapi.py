@@ -6,10 +6,10 @@ import json
 import re
 from pathlib import Path
 
-from lbcp.api.app import ROUTE_TABLE
-from lbcp.api.openapi import openapi_document
 from openapi_spec_validator import validate
 
+from lbcp.api.app import ROUTE_TABLE
+from lbcp.api.openapi import openapi_document
 from tests.conftest import Api
 
 COMMITTED = Path(__file__).parents[2] / "docs" / "openapi.json"

@@ -12,7 +12,6 @@ from lbcp.logic.account_checks import (
     facts_needed,
 )
 from lbcp.validation import parse_spec
-
 from tests.unit.test_spec import CERT, valid
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

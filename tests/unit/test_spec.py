@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from lbcp.errors import SpecRejected
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.validation import parse_spec

@@ -39,7 +39,7 @@ def create_table_request(table_name: str) -> dict[str, Any]:
     """The CreateTable request for the table (local runtime and tests).
 
     The CDK stack declares the same keys, index and stream through these
-    constants; ``tests/test_stack.py`` checks that the two agree.
+    constants; ``tests/cdk/test_stack.py`` checks that the two agree.
     """
     return {
         "TableName": table_name,

@@ -1,0 +1,1 @@
+"""The CDK app of the lbcp control plane (see ``stacks.application``)."""

@@ -1,0 +1,230 @@
+"""The public API: an HTTP API with IAM auth in front of the API function.
+
+Every route, including ``$default``, requires SigV4 (``AWS_IAM``) and goes to
+the same function, which answers unknown paths and methods with its own
+``application/problem+json`` 404/405. The routes are explicit so that access
+logs and metrics carry a meaningful ``routeKey``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+import jsii
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from lbcp.dal.schema import GSI_BY_KIND
+from lbcp.settings import ENV_EVENT_RETENTION_DAYS, ENV_IDEMPOTENCY_TTL_SECONDS, ENV_TABLE_NAME
+from stacks import nag
+from stacks.config import ControlPlaneConfig
+from stacks.functions import LbcpFunction
+from stacks.storage import ControlPlaneTable
+
+API_HANDLER: Final = "handlers.api.lambda_handler"
+API_SERVICE_NAME: Final = "lbcp-api"
+
+# (method, path) of every explicit route; ``$default`` catches the rest.
+ROUTES: Final[tuple[tuple[apigwv2.HttpMethod, str], ...]] = (
+    (apigwv2.HttpMethod.GET, "/v1/load-balancers"),
+    (apigwv2.HttpMethod.POST, "/v1/load-balancers"),
+    (apigwv2.HttpMethod.GET, "/v1/load-balancers/{id}"),
+    (apigwv2.HttpMethod.PATCH, "/v1/load-balancers/{id}"),
+    (apigwv2.HttpMethod.DELETE, "/v1/load-balancers/{id}"),
+    (apigwv2.HttpMethod.GET, "/v1/load-balancers/{id}/events"),
+    (apigwv2.HttpMethod.GET, "/v1/openapi.json"),
+)
+
+# One JSON object per request. Field names follow the API Gateway examples.
+ACCESS_LOG_FIELDS: Final = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "httpMethod": "$context.httpMethod",
+    "routeKey": "$context.routeKey",
+    "path": "$context.path",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationStatus": "$context.integrationStatus",
+    "integrationError": "$context.integrationErrorMessage",
+    "errorMessage": "$context.error.message",
+    "caller": "$context.identity.caller",
+    "userArn": "$context.identity.userArn",
+    "accountId": "$context.identity.accountId",
+    "userAgent": "$context.identity.userAgent",
+}
+
+# Item-level actions TransactWriteItems and the repository need; no Scan, no
+# batch writes, no table management.
+TABLE_ITEM_ACTIONS: Final = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+)
+
+
+def certificate_arn_pattern() -> str:
+    """``arn:${Partition}:acm:${Region}:${Account}:certificate/*``.
+
+    Always the pseudo parameters, never the stack's literal account or region:
+    the template stays the same in every environment, and so does the cdk-nag
+    finding this pattern raises (its id embeds the rendered ARN).
+    """
+    return f"arn:{Aws.PARTITION}:acm:{Aws.REGION}:{Aws.ACCOUNT_ID}:certificate/*"
+
+
+class ApiFunction(LbcpFunction):
+    """The API function: validates specs (EC2, ACM) and writes them to the table."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        table: ControlPlaneTable,
+        code: lambda_.Code,
+        layers: list[lambda_.ILayerVersion],
+        config: ControlPlaneConfig,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="lbcp API: validates and stores load-balancer specs",
+            handler=API_HANDLER,
+            code=code,
+            layers=layers,
+            log_retention=config.log_retention,
+            environment={
+                ENV_TABLE_NAME: table.table.table_name,
+                ENV_EVENT_RETENTION_DAYS: str(config.event_retention_days),
+                ENV_IDEMPOTENCY_TTL_SECONDS: str(config.idempotency_ttl_seconds),
+                "POWERTOOLS_SERVICE_NAME": API_SERVICE_NAME,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                "POWERTOOLS_METRICS_NAMESPACE": "lbcp",
+            },
+            memory_size=512,
+        )
+        self.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="TableItems",
+                actions=list(TABLE_ITEM_ACTIONS),
+                resources=[table.table.table_arn],
+            )
+        )
+        self.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="TableIndexQuery",
+                actions=["dynamodb:Query"],
+                resources=[table.index_arn(GSI_BY_KIND)],
+            )
+        )
+        # ACM supports resource-level permissions, but the certificates are the
+        # users' own, named in specs at run time: scope to this account and region.
+        self.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ReadCertificates",
+                actions=["acm:DescribeCertificate"],
+                resources=[certificate_arn_pattern()],
+            )
+        )
+        # A policy of its own, so that its Resource "*" is acknowledged apart
+        # from X-Ray's: EC2 Describe actions have no resource-level permissions.
+        self.network_read_policy = iam.Policy(
+            self,
+            "DescribeNetworkPolicy",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="DescribeNetwork",
+                    actions=["ec2:DescribeVpcs", "ec2:DescribeSubnets"],
+                    resources=["*"],
+                )
+            ],
+        )
+        self.function.node.add_dependency(self.network_read_policy)
+        nag.acknowledge_api_function(self)
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogSettings:
+    """``IAccessLogSettings`` is a jsii interface, not a struct: implement it."""
+
+    def __init__(self, destination: apigwv2.IAccessLogDestination, log_format: apigw.AccessLogFormat):
+        self._destination = destination
+        self._format = log_format
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return self._format
+
+
+class HttpApiFrontend(Construct):
+    """The HTTP API, its ``$default`` stage and the stage's access log group."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: lambda_.IFunction,
+        config: ControlPlaneConfig,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # One integration for every route; one invoke permission for the API
+        # rather than one per route.
+        integration = integrations.HttpLambdaIntegration(
+            "ApiIntegration",
+            handler,
+            payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0,
+            scope_permission_to_route=False,
+        )
+        self.http_api = apigwv2.HttpApi(
+            self,
+            "HttpApi",
+            api_name=f"{Stack.of(self).stack_name}-api",
+            description="lbcp control plane API (SigV4)",
+            default_authorizer=authorizers.HttpIamAuthorizer(),
+            default_integration=integration,
+            create_default_stage=False,
+        )
+        for method, path in ROUTES:
+            self.http_api.add_routes(path=path, methods=[method], integration=integration)
+
+        self.access_log_group = logs.LogGroup(self, "AccessLogs", retention=config.log_retention)
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.http_api,
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=config.api_throttling_rate_limit,
+                burst_limit=config.api_throttling_burst_limit,
+            ),
+            access_log_settings=_AccessLogSettings(
+                apigwv2.LogGroupLogDestination(self.access_log_group),
+                apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":"))),
+            ),
+        )
+
+    @property
+    def url(self) -> str:
+        return self.stage.url

@@ -1,0 +1,112 @@
+"""Deploy-time settings of the control plane, read from CDK context.
+
+The defaults live in ``cdk.json`` (keys prefixed ``lbcp:``) and can be
+overridden per synth with ``cdk synth -c lbcp:logRetentionDays=90``. The CLI
+passes ``-c`` values as strings, so every value is parsed and validated here:
+a bad value fails the synth with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+CDK_JSON: Final = REPO_ROOT / "cdk.json"
+FUNCTIONS_DIR: Final = REPO_ROOT / "functions"
+
+CTX_LOG_RETENTION_DAYS: Final = "lbcp:logRetentionDays"
+CTX_API_THROTTLING_RATE_LIMIT: Final = "lbcp:apiThrottlingRateLimit"
+CTX_API_THROTTLING_BURST_LIMIT: Final = "lbcp:apiThrottlingBurstLimit"
+CTX_EVENT_RETENTION_DAYS: Final = "lbcp:eventRetentionDays"
+CTX_IDEMPOTENCY_TTL_SECONDS: Final = "lbcp:idempotencyTtlSeconds"
+
+# CloudWatch Logs accepts only these retention periods.
+_RETENTION: Final[dict[int, logs.RetentionDays]] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def load_cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """The ``context`` block of ``cdk.json`` (feature flags and our settings).
+
+    The CDK CLI passes it to the app itself; ``python app.py`` and the tests
+    load it with this so that every synth sees the same flags and settings.
+    """
+    context = json.loads(path.read_text(encoding="utf-8")).get("context", {})
+    if not isinstance(context, dict):
+        raise ValueError(f"{path}: 'context' must be an object")
+    return context
+
+
+def _positive_int(scope: Construct, key: str) -> int:
+    raw = scope.node.try_get_context(key)
+    if raw is None:
+        raise ValueError(f"context key {key!r} is not set (defaults live in cdk.json)")
+    if isinstance(raw, bool):
+        raise ValueError(f"context key {key!r} must be a positive integer, got {raw!r}")
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"context key {key!r} must be a positive integer, got {raw!r}") from None
+    if value <= 0 or (isinstance(raw, float) and raw != value):
+        raise ValueError(f"context key {key!r} must be a positive integer, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ControlPlaneConfig:
+    """Validated settings of one synth."""
+
+    log_retention_days: int
+    api_throttling_rate_limit: int
+    api_throttling_burst_limit: int
+    event_retention_days: int
+    idempotency_ttl_seconds: int
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return _RETENTION[self.log_retention_days]
+
+    @staticmethod
+    def from_context(scope: Construct) -> ControlPlaneConfig:
+        config = ControlPlaneConfig(
+            log_retention_days=_positive_int(scope, CTX_LOG_RETENTION_DAYS),
+            api_throttling_rate_limit=_positive_int(scope, CTX_API_THROTTLING_RATE_LIMIT),
+            api_throttling_burst_limit=_positive_int(scope, CTX_API_THROTTLING_BURST_LIMIT),
+            event_retention_days=_positive_int(scope, CTX_EVENT_RETENTION_DAYS),
+            idempotency_ttl_seconds=_positive_int(scope, CTX_IDEMPOTENCY_TTL_SECONDS),
+        )
+        if config.log_retention_days not in _RETENTION:
+            allowed = ", ".join(str(days) for days in _RETENTION)
+            raise ValueError(
+                f"context key {CTX_LOG_RETENTION_DAYS!r} must be one of {allowed} "
+                f"(CloudWatch Logs retention periods), got {config.log_retention_days}"
+            )
+        return config

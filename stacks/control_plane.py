@@ -1,0 +1,42 @@
+"""The control plane stack: table, dependency layer, API function and HTTP API.
+
+Later parts (state machines, reconciler, scaler, checker) attach to the
+constructs exposed here: ``table``, ``layer``, ``code``, ``api_function``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from stacks.api import ApiFunction, HttpApiFrontend
+from stacks.bundling import DependenciesLayer
+from stacks.config import FUNCTIONS_DIR, ControlPlaneConfig
+from stacks.functions import functions_code
+from stacks.storage import ControlPlaneTable
+
+
+class ControlPlaneStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = ControlPlaneConfig.from_context(self)
+
+        self.table = ControlPlaneTable(self, "Storage")
+        self.layer = DependenciesLayer(self, "Dependencies", requirements=FUNCTIONS_DIR / "requirements.txt").layer
+        # One asset for the code of every function.
+        self.code = functions_code()
+
+        self.api_function = ApiFunction(
+            self,
+            "ApiFunction",
+            table=self.table,
+            code=self.code,
+            layers=[self.layer],
+            config=self.config,
+        )
+        self.api = HttpApiFrontend(self, "Api", handler=self.api_function.function, config=self.config)
+
+        CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (SigV4)")
+        CfnOutput(self, "TableName", value=self.table.table.table_name, description="DynamoDB table")

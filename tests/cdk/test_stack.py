@@ -1,0 +1,513 @@
+"""The synthesized ``Lbcp`` stack: schema, function, API, IAM, cdk-nag, cfn-lint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from lbcp.dal.schema import GSI_BY_KIND, TTL_ATTRIBUTE, create_table_request
+from lbcp.settings import ENV_EVENT_RETENTION_DAYS, ENV_IDEMPOTENCY_TTL_SECONDS, ENV_TABLE_NAME
+from stacks import bundling
+from stacks.config import (
+    CTX_API_THROTTLING_BURST_LIMIT,
+    CTX_API_THROTTLING_RATE_LIMIT,
+    CTX_EVENT_RETENTION_DAYS,
+    CTX_IDEMPOTENCY_TTL_SECONDS,
+    CTX_LOG_RETENTION_DAYS,
+)
+
+if TYPE_CHECKING:
+    from tests.cdk.conftest import Synthesized
+
+pytestmark = pytest.mark.cdk
+
+EXPECTED_ROUTE_KEYS = {
+    "GET /v1/load-balancers",
+    "POST /v1/load-balancers",
+    "GET /v1/load-balancers/{id}",
+    "PATCH /v1/load-balancers/{id}",
+    "DELETE /v1/load-balancers/{id}",
+    "GET /v1/load-balancers/{id}/events",
+    "GET /v1/openapi.json",
+    "$default",
+}
+
+# Everything the API function may do. A change here is a security review.
+EXPECTED_API_ACTIONS = {
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:ConditionCheckItem",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeSubnets",
+    "acm:DescribeCertificate",
+}
+
+# (acknowledged finding, construct it is acknowledged on) of every accepted cdk-nag finding.
+EXPECTED_ACKNOWLEDGMENTS = {
+    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/ApiFunction/Role/DefaultPolicy"),
+    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/ApiFunction/DescribeNetworkPolicy"),
+    (
+        "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:acm:<AWS::Region>"
+        ":<AWS::AccountId>:certificate/*]",
+        "Lbcp/ApiFunction/Role/DefaultPolicy",
+    ),
+    ("AwsSolutions::AwsSolutions-L1", "Lbcp/ApiFunction/Function"),
+}
+
+CERTIFICATE_ARN = {
+    "Fn::Join": [
+        "",
+        [
+            "arn:",
+            {"Ref": "AWS::Partition"},
+            ":acm:",
+            {"Ref": "AWS::Region"},
+            ":",
+            {"Ref": "AWS::AccountId"},
+            ":certificate/*",
+        ],
+    ]
+}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _ref_id(value: Any) -> str:
+    """The logical id in ``{"Ref": id}`` or ``{"Fn::GetAtt": [id, attr]}``."""
+    assert isinstance(value, dict), value
+    if "Ref" in value:
+        return str(value["Ref"])
+    return str(value["Fn::GetAtt"][0])
+
+
+def _statements(synthesized: Synthesized) -> list[tuple[str, dict[str, Any]]]:
+    """(owner, statement) for every IAM policy in the template, inline role policies included."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for logical_id, resource in synthesized.resources(kind).items():
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                found.append((logical_id, statement))
+    for logical_id, role in synthesized.resources("AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                found.append((f"{logical_id}/{policy['PolicyName']}", statement))
+    return found
+
+
+def _policies_of_role(synthesized: Synthesized, role_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (logical_id, resource)
+        for logical_id, resource in synthesized.resources("AWS::IAM::Policy").items()
+        if {"Ref": role_id} in resource["Properties"]["Roles"]
+    ]
+
+
+def _api_function_with_id(synthesized: Synthesized) -> tuple[str, dict[str, Any]]:
+    functions = synthesized.resources("AWS::Lambda::Function")
+    (found,) = (
+        (logical_id, function)
+        for logical_id, function in functions.items()
+        if function["Properties"]["Handler"] == "handlers.api.lambda_handler"
+    )
+    return found
+
+
+def _api_function(synthesized: Synthesized) -> dict[str, Any]:
+    return _api_function_with_id(synthesized)[1]
+
+
+# --- DynamoDB -------------------------------------------------------------------------------------
+
+
+def test_table_matches_the_schema_module(synthesized: Synthesized) -> None:
+    _, table = synthesized.only("AWS::DynamoDB::Table")
+    props = table["Properties"]
+    expected = create_table_request("unused")
+
+    def by_name(items: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+        return {item[key]: item for item in items}
+
+    assert by_name(props["AttributeDefinitions"], "AttributeName") == by_name(
+        expected["AttributeDefinitions"], "AttributeName"
+    )
+    assert props["KeySchema"] == expected["KeySchema"]
+    assert props["BillingMode"] == expected["BillingMode"] == "PAY_PER_REQUEST"
+    assert by_name(props["GlobalSecondaryIndexes"], "IndexName") == by_name(
+        expected["GlobalSecondaryIndexes"], "IndexName"
+    )
+    assert GSI_BY_KIND in by_name(props["GlobalSecondaryIndexes"], "IndexName")
+    assert (
+        props["StreamSpecification"]["StreamViewType"]
+        == expected["StreamSpecification"]["StreamViewType"]
+        == "NEW_AND_OLD_IMAGES"
+    )
+
+
+def test_table_is_protected_and_expires_items(synthesized: Synthesized) -> None:
+    _, table = synthesized.only("AWS::DynamoDB::Table")
+    props = table["Properties"]
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["DeletionProtectionEnabled"] is True
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    assert "TableName" not in props  # generated: two stacks in one account cannot clash
+
+
+# --- Lambda ---------------------------------------------------------------------------------------
+
+
+def test_api_function_runtime_and_settings(synthesized: Synthesized) -> None:
+    props = _api_function(synthesized)["Properties"]
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == "handlers.api.lambda_handler"
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["MemorySize"] == 512
+    assert props["Timeout"] == 10
+    assert "ReservedConcurrentExecutions" not in props
+
+
+def test_api_function_environment(synthesized: Synthesized) -> None:
+    props = _api_function(synthesized)["Properties"]
+    table_id, _ = synthesized.only("AWS::DynamoDB::Table")
+    assert props["Environment"]["Variables"] == {
+        ENV_TABLE_NAME: {"Ref": table_id},
+        "POWERTOOLS_SERVICE_NAME": "lbcp-api",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "POWERTOOLS_METRICS_NAMESPACE": "lbcp",
+        ENV_EVENT_RETENTION_DAYS: "30",
+        ENV_IDEMPOTENCY_TTL_SECONDS: "86400",
+    }
+    assert synthesized.context[CTX_EVENT_RETENTION_DAYS] == 30
+    assert synthesized.context[CTX_IDEMPOTENCY_TTL_SECONDS] == 86400
+
+
+def test_api_function_logs_to_its_own_group_with_retention(synthesized: Synthesized) -> None:
+    props = _api_function(synthesized)["Properties"]
+    log_group_id = _ref_id(props["LoggingConfig"]["LogGroup"])
+    log_group = synthesized.template["Resources"][log_group_id]
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    assert log_group["Properties"]["RetentionInDays"] == synthesized.context[CTX_LOG_RETENTION_DAYS]
+
+
+def test_api_function_uses_the_dependency_layer(synthesized: Synthesized) -> None:
+    props = _api_function(synthesized)["Properties"]
+    layer_id, layer = synthesized.only("AWS::Lambda::LayerVersion")
+    assert props["Layers"] == [{"Ref": layer_id}]
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["Content"]["S3Key"].endswith(".zip")
+
+
+def test_api_function_depends_on_its_policies_not_its_role(synthesized: Synthesized) -> None:
+    function = _api_function(synthesized)
+    role_id = _ref_id(function["Properties"]["Role"])
+    policy_ids = {logical_id for logical_id, _ in _policies_of_role(synthesized, role_id)}
+    assert len(policy_ids) == 2
+    # The role is already ordered by the GetAtt (cfn-lint W3005 otherwise).
+    assert set(function["DependsOn"]) == policy_ids
+
+
+def test_code_asset_holds_only_the_code(synthesized: Synthesized) -> None:
+    s3_key = _api_function(synthesized)["Properties"]["Code"]["S3Key"]
+    asset_dir = synthesized.assembly_dir / f"asset.{s3_key.removesuffix('.zip')}"
+    files = {path.relative_to(asset_dir).as_posix() for path in asset_dir.rglob("*") if path.is_file()}
+    assert any(name.startswith("lbcp/") for name in files)
+    assert any(name.startswith("handlers/") for name in files)
+    unwanted = [
+        name
+        for name in files
+        if "__pycache__" in name
+        or name.endswith(".pyc")
+        or Path(name).name.startswith("requirements")
+        or "/tests/" in f"/{name}"
+    ]
+    assert unwanted == []
+
+
+# --- HTTP API -------------------------------------------------------------------------------------
+
+
+def test_every_route_requires_iam_and_the_route_set_is_exact(synthesized: Synthesized) -> None:
+    routes = synthesized.resources("AWS::ApiGatewayV2::Route")
+    assert {route["Properties"]["RouteKey"] for route in routes.values()} == EXPECTED_ROUTE_KEYS
+    assert len(routes) == len(EXPECTED_ROUTE_KEYS)
+    for logical_id, route in routes.items():
+        assert route["Properties"]["AuthorizationType"] == "AWS_IAM", logical_id
+
+
+def test_every_route_proxies_to_the_api_function(synthesized: Synthesized) -> None:
+    integration_id, integration = synthesized.only("AWS::ApiGatewayV2::Integration")
+    props = integration["Properties"]
+    assert props["IntegrationType"] == "AWS_PROXY"
+    assert props["PayloadFormatVersion"] == "2.0"
+    function_id, _ = _api_function_with_id(synthesized)
+    assert _ref_id(props["IntegrationUri"]) == function_id
+    target = {"Fn::Join": ["", ["integrations/", {"Ref": integration_id}]]}
+    for route in synthesized.resources("AWS::ApiGatewayV2::Route").values():
+        assert route["Properties"]["Target"] == target
+
+
+def test_stage_has_access_logs_and_throttling(synthesized: Synthesized) -> None:
+    _, stage = synthesized.only("AWS::ApiGatewayV2::Stage")
+    props = stage["Properties"]
+    assert props["StageName"] == "$default"
+    assert props["AutoDeploy"] is True
+    assert props["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": synthesized.context[CTX_API_THROTTLING_RATE_LIMIT],
+        "ThrottlingBurstLimit": synthesized.context[CTX_API_THROTTLING_BURST_LIMIT],
+    }
+    log_group = synthesized.template["Resources"][_ref_id(props["AccessLogSettings"]["DestinationArn"])]
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    assert log_group["Properties"]["RetentionInDays"] == synthesized.context[CTX_LOG_RETENTION_DAYS]
+    log_format = json.loads(props["AccessLogSettings"]["Format"])
+    assert {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "protocol": "$context.protocol",
+        "responseLength": "$context.responseLength",
+        "integrationError": "$context.integrationErrorMessage",
+        "caller": "$context.identity.caller",
+        "userArn": "$context.identity.userArn",
+    }.items() <= log_format.items()
+
+
+def test_outputs(synthesized: Synthesized) -> None:
+    outputs = synthesized.template["Outputs"]
+    assert {"ApiUrl", "TableName"} <= outputs.keys()
+    table_id, _ = synthesized.only("AWS::DynamoDB::Table")
+    assert outputs["TableName"]["Value"] == {"Ref": table_id}
+    api_id, _ = synthesized.only("AWS::ApiGatewayV2::Api")
+    assert {"Ref": api_id} in outputs["ApiUrl"]["Value"]["Fn::Join"][1]
+
+
+# --- IAM ------------------------------------------------------------------------------------------
+
+
+def test_no_iam_action_contains_a_wildcard(synthesized: Synthesized) -> None:
+    statements = _statements(synthesized)
+    assert statements
+    wildcards = [
+        (owner, action)
+        for owner, statement in statements
+        for action in _as_list(statement.get("Action", []))
+        if "*" in action
+    ]
+    assert wildcards == []
+    assert all("NotAction" not in statement for _, statement in statements)
+
+
+def test_roles_have_no_managed_policies(synthesized: Synthesized) -> None:
+    roles = synthesized.resources("AWS::IAM::Role")
+    assert roles
+    for logical_id, role in roles.items():
+        assert not role["Properties"].get("ManagedPolicyArns"), logical_id
+
+
+def test_api_function_permissions_are_exactly_the_expected_ones(synthesized: Synthesized) -> None:
+    role_id = _ref_id(_api_function(synthesized)["Properties"]["Role"])
+    role = synthesized.template["Resources"][role_id]
+    assert "Policies" not in role["Properties"]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
+    ]
+    statements = [
+        statement
+        for _, policy in _policies_of_role(synthesized, role_id)
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert all(statement["Effect"] == "Allow" for statement in statements)
+    actions = {action for statement in statements for action in _as_list(statement["Action"])}
+    assert actions == EXPECTED_API_ACTIONS
+    # Resource "*" only where the service offers nothing narrower.
+    for statement in statements:
+        if "*" in _as_list(statement["Resource"]):
+            assert {a.split(":")[0] for a in _as_list(statement["Action"])} <= {"xray", "ec2"}, statement
+
+
+def test_acm_permission_is_scoped_to_certificates(synthesized: Synthesized) -> None:
+    acm = [
+        statement
+        for _, statement in _statements(synthesized)
+        if any(action.startswith("acm:") for action in _as_list(statement["Action"]))
+    ]
+    assert len(acm) == 1
+    assert _as_list(acm[0]["Action"]) == ["acm:DescribeCertificate"]
+    assert acm[0]["Resource"] == CERTIFICATE_ARN
+
+
+def test_table_permissions_are_item_level_on_the_table_and_its_index(synthesized: Synthesized) -> None:
+    table_id, _ = synthesized.only("AWS::DynamoDB::Table")
+    table_arn = {"Fn::GetAtt": [table_id, "Arn"]}
+    index_arn = {"Fn::Join": ["", [table_arn, f"/index/{GSI_BY_KIND}"]]}
+    granted: dict[str, list[Any]] = {}
+    for _, statement in _statements(synthesized):
+        for action in _as_list(statement["Action"]):
+            if action.startswith("dynamodb:"):
+                granted.setdefault(action, []).extend(_as_list(statement["Resource"]))
+    assert set(granted) == {a for a in EXPECTED_API_ACTIONS if a.startswith("dynamodb:")}
+    for action, resources in granted.items():
+        expected = [table_arn, index_arn] if action == "dynamodb:Query" else [table_arn]
+        assert sorted(map(json.dumps, resources)) == sorted(map(json.dumps, expected)), action
+
+
+def test_log_permissions_are_scoped_to_the_function_log_group(synthesized: Synthesized) -> None:
+    log_group_id = _ref_id(_api_function(synthesized)["Properties"]["LoggingConfig"]["LogGroup"])
+    logs = [
+        statement
+        for _, statement in _statements(synthesized)
+        if any(action.startswith("logs:") for action in _as_list(statement["Action"]))
+    ]
+    assert len(logs) == 1
+    assert sorted(_as_list(logs[0]["Action"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert logs[0]["Resource"] == {"Fn::GetAtt": [log_group_id, "Arn"]}
+
+
+# --- cdk-nag --------------------------------------------------------------------------------------
+
+
+def test_cdk_nag_ran_and_reports_no_unacknowledged_finding(synthesized: Synthesized) -> None:
+    # The synth in the fixture would have raised on any finding; check the report too.
+    reports = {report["pluginName"]: report for report in synthesized.validation_report["pluginReports"]}
+    assert "AwsSolutions" in reports
+    assert reports["AwsSolutions"]["conclusion"] == "success"
+    assert reports["AwsSolutions"]["violations"] == []
+
+
+def test_acknowledged_findings_are_exactly_the_expected_ones(synthesized: Synthesized) -> None:
+    (report,) = (r for r in synthesized.validation_report["pluginReports"] if r["pluginName"] == "AwsSolutions")
+    suppressed = report["suppressedViolations"]
+    assert {(s["acknowledgedId"], s["acknowledgedAt"]) for s in suppressed} == EXPECTED_ACKNOWLEDGMENTS
+    assert len(suppressed) == len(EXPECTED_ACKNOWLEDGMENTS)
+    assert all(len(s["reason"].strip()) > 40 for s in suppressed)
+
+
+def test_acknowledgments_are_recorded_in_the_template(synthesized: Synthesized) -> None:
+    recorded: set[tuple[str, str]] = set()
+    for resource in synthesized.template["Resources"].values():
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+            assert rule["reason"].strip()
+            recorded.add((rule["id"], resource["Type"]))
+    assert recorded == {
+        ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "AWS::IAM::Policy"),
+        (next(iter(a for a, _ in EXPECTED_ACKNOWLEDGMENTS if "acm" in a)), "AWS::IAM::Policy"),
+        ("AwsSolutions::AwsSolutions-L1", "AWS::Lambda::Function"),
+    }
+
+
+def test_cdk_nag_fails_the_synth_on_an_unacknowledged_finding(tmp_path: Path) -> None:
+    """The wiring itself: a finding nobody acknowledged must stop the synth."""
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_iam as iam
+
+    from stacks.nag import add_nag_checks
+
+    app = App(outdir=str(tmp_path), builtin_cloud_formation_validation=False)
+    stack = Stack(app, "Wildcard")
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=["*"]))
+    add_nag_checks(app)
+    with pytest.raises(RuntimeError, match=r"(?s)ValidationFailed.*AwsSolutions-IAM5\[Resource::\*\]"):
+        app.synth()
+
+
+# --- cfn-lint -------------------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_nothing(synthesized: Synthesized) -> None:
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(
+        json.dumps(synthesized.template),
+        config=ManualArgs(regions=["eu-west-1", "us-east-1"]),
+    )
+    # Errors and warnings alike: `make synth` runs the cfn-lint CLI, which fails on both.
+    assert [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})" for m in matches] == []
+
+
+# --- bundling and configuration (no synth) --------------------------------------------------------
+
+
+def test_pip_targets_lambda_arm64_python_313() -> None:
+    command = bundling.pip_install_command(Path("req.txt"), Path("/out/python"))
+    joined = " ".join(command)
+    assert "--platform manylinux2014_aarch64" in joined
+    assert "--only-binary=:all:" in command
+    assert "--python-version 3.13" in joined
+    assert "--implementation cp" in joined
+    assert "--target /out/python" in joined
+
+
+def test_layer_hash_follows_the_requirements(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pydantic==2.14.3\n")
+    first = bundling.requirements_hash(requirements)
+    assert bundling.requirements_hash(requirements) == first
+    requirements.write_text("pydantic==2.14.4\n")
+    assert bundling.requirements_hash(requirements) != first
+
+
+def test_bundling_fails_loudly_with_pip_output(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("this is not a requirement ===\n")
+    bundler = bundling.PipLayerBundler(requirements)
+    with pytest.raises(bundling.BundlingError, match=r"(?s)exit \d+.*requirement"):
+        bundler.try_bundle(str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        (CTX_LOG_RETENTION_DAYS, 13, "must be one of"),
+        (CTX_LOG_RETENTION_DAYS, "soon", "positive integer"),
+        (CTX_API_THROTTLING_RATE_LIMIT, 0, "positive integer"),
+        (CTX_API_THROTTLING_BURST_LIMIT, True, "positive integer"),
+    ],
+)
+def test_bad_context_values_are_rejected(key: str, value: object, error: str) -> None:
+    from aws_cdk import App
+
+    from stacks.config import ControlPlaneConfig, load_cdk_json_context
+
+    app = App(context={**load_cdk_json_context(), key: value})
+    with pytest.raises(ValueError, match=error):
+        ControlPlaneConfig.from_context(app)
+
+
+def test_context_values_from_the_cli_are_parsed() -> None:
+    from aws_cdk import App
+
+    from stacks.config import ControlPlaneConfig, load_cdk_json_context
+
+    # `cdk synth -c lbcp:logRetentionDays=90` passes a string.
+    app = App(context={**load_cdk_json_context(), CTX_LOG_RETENTION_DAYS: "90"})
+    assert ControlPlaneConfig.from_context(app).log_retention_days == 90
+
+
+def test_the_stack_routes_are_the_documented_api_routes() -> None:
+    # The routes are declared twice (API Gateway, and the handler's OpenAPI
+    # document); this keeps the two in step.
+    from lbcp.api.openapi import openapi_document
+    from stacks.api import ROUTES
+
+    documented = {
+        f"{method.upper()} {path}" for path, operations in openapi_document()["paths"].items() for method in operations
+    } | {"GET /v1/openapi.json"}
+    assert {f"{method.value} {path}" for method, path in ROUTES} == documented
