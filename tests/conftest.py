@@ -135,6 +135,7 @@ def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun
 
     state_dir = tmp_path_factory.mktemp("local-runtime")
     api_port, aws_port = free_port(), free_port()
+    log = (state_dir / "runtime.log").open("w")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -148,16 +149,15 @@ def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun
             "--state-dir",
             str(state_dir),
         ],
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
     )
     api_url = f"http://127.0.0.1:{api_port}"
     deadline = time.monotonic() + 60
     try:
         while True:
             if process.poll() is not None:
-                output = process.stdout.read() if process.stdout else ""
+                output = (state_dir / "runtime.log").read_text()
                 raise RuntimeError(f"local runtime exited with {process.returncode}:\n{output}")
             try:
                 with urllib.request.urlopen(f"{api_url}/v1/openapi.json", timeout=2):
@@ -174,3 +174,4 @@ def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()

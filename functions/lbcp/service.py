@@ -53,7 +53,6 @@ def initial_status(spec: LoadBalancerSpec) -> LoadBalancerStatus:
         desired_capacity=spec.capacity.min,
         entry=EntryStatus(mode=spec.entry.mode, dns_name=None),
         lbvms=[],
-        message="waiting for the reconciler",
     )
 
 
@@ -154,10 +153,10 @@ class LoadBalancerService:
 
     def delete(self, ref: str, expected_generation: int | None, actor: str | None) -> LoadBalancerRecord:
         record = self.resolve(ref)
-        if record.deletion_requested_at is not None:
-            return record  # already being deleted: deleting again is a no-op
         if expected_generation is not None and expected_generation != record.generation:
             raise GenerationMismatch(record)
+        if record.deletion_requested_at is not None:
+            return record  # already being deleted: deleting again is a no-op
         now = self._clock()
         event = Event(
             time=now,

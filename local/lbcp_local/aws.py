@@ -44,7 +44,13 @@ class EmbeddedAws:
     def start(self) -> None:
         # moto's Step Functions interpreter calls AWS at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self.port)
+        # Requested ACM certificates stay PENDING_VALIDATION (moto issues them after 60 s by default),
+        # so the seeded pending certificate stays pending for as long as the runtime runs.
+        os.environ["MOTO_ACM_VALIDATION_WAIT"] = str(10 * 365 * 24 * 3600)
+        from moto import settings as moto_settings
         from moto.server import ThreadedMotoServer
+
+        moto_settings.ACM_VALIDATION_WAIT = int(os.environ["MOTO_ACM_VALIDATION_WAIT"])
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per emulated AWS call
 

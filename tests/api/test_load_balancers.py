@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from lbcp.api import app as api_app
-from lbcp.errors import SpecRejected
 from tests.conftest import Api, Cloud
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -59,7 +58,7 @@ def test_create_returns_the_resource_with_location_etag_and_initial_status(api: 
         "desiredCapacity": 2,
         "entry": {"mode": "pool", "dnsName": None},
         "lbvms": [],
-        "message": "waiting for the reconciler",
+        "message": None,
     }
     # Production defaults are filled in and returned, so the stored spec is explicit.
     assert body["drain"] == {"connectionThreshold": 1, "timeoutSeconds": 300}
@@ -119,18 +118,17 @@ def test_classic_tcp_load_balancer_in_one_subnet(api: Api, cloud: Cloud) -> None
     assert body["status"]["desiredCapacity"] == 1
 
 
-def test_an_expired_certificate_is_422_at_the_time_of_the_request(api: Api, spec: dict[str, Any]) -> None:
-    # Time is an input: move the API's clock past the seeded certificate's expiry (one year).
-    deps = api_app.dependencies()
+def test_an_expired_certificate_is_422_at_the_time_of_the_request(
+    api: Api, spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Time is an input: run the API with a clock past the seeded certificate's expiry (one year).
     later = datetime.now(UTC) + timedelta(days=400)
-    service = deps.service
-    service._clock = lambda: later
-    with pytest.raises(SpecRejected) as caught:
-        from lbcp.validation import parse_spec
-
-        service.create(parse_spec(spec), actor="test")
-    assert caught.value.unprocessable
-    assert [(e.field, e.code) for e in caught.value.errors] == [("listeners[1].certificateArn", "expired")]
+    monkeypatch.setattr(api_app.Dependencies, "clock", staticmethod(lambda: later))
+    api_app.dependencies.cache_clear()
+    response = api.create(spec)
+    assert response.status == 422
+    [error] = response.json()["errors"]
+    assert (error["field"], error["code"]) == ("listeners[1].certificateArn", "expired")
 
 
 # --- read and list ---------------------------------------------------------------------
@@ -385,3 +383,11 @@ def test_a_repeat_while_the_first_is_running_is_409(api: Api, spec: dict[str, An
         create=create_that_races,
     )
     assert seen == [409]
+
+
+def test_a_stale_if_match_is_412_even_while_deleting(api: Api, spec: dict[str, Any]) -> None:
+    create(api, spec)
+    patch(api, "web", {"capacity": {"max": 7}}, 1)
+    assert api.request("DELETE", "/v1/load-balancers/web", headers={"If-Match": '"2"'}).status == 202
+    assert api.request("DELETE", "/v1/load-balancers/web", headers={"If-Match": '"1"'}).status == 412
+    assert api.request("DELETE", "/v1/load-balancers/web", headers={"If-Match": '"2"'}).status == 202

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -22,9 +21,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from lbcp.api.idempotency import IdempotentCreates, check_key
+from lbcp.adapters.account import AccountInspector
 from lbcp.api.preflight import decode_json_body
-from lbcp.api.problems import PROBLEM_CONTENT_TYPE, ApiProblem, Problem, invalid
+from lbcp.api.problems import PROBLEM_CONTENT_TYPE, ApiProblem, Problem, field_summary, invalid
 from lbcp.dal.repository import (
     BeingDeleted,
     GenerationMismatch,
@@ -39,6 +38,9 @@ from lbcp.models.spec import LoadBalancerSpec
 from lbcp.service import LoadBalancerService
 from lbcp.settings import settings
 from lbcp.validation import errors_from_pydantic
+
+if TYPE_CHECKING:
+    from lbcp.api.idempotency import IdempotentCreates
 
 logger = Logger(service="lbcp-api")
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -59,46 +61,64 @@ ROUTE_TABLE: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
 
 
 class Dependencies:
-    def __init__(
-        self,
-        service: LoadBalancerService,
-        idempotency: IdempotentCreates,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        self.service = service
-        self.idempotency = idempotency
-        self.clock = clock or (lambda: datetime.now(UTC))
+    """The clients and services a request needs, each built on first use.
+
+    Cold starts pay only for what their first request uses: botocore (not
+    boto3, which drags in s3transfer) for every request; EC2 and ACM clients
+    only for validating a create or a change; Powertools' idempotency layer
+    (which imports boto3) only for a create with an Idempotency-Key.
+    """
+
+    def __init__(self) -> None:
+        from botocore.config import Config
+        from botocore.session import get_session
+
+        self._config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
+        self._session = get_session()
+        self.settings = settings()
+        self.dynamodb = self._session.create_client("dynamodb", config=self._config)
+        repository = LoadBalancerRepository(
+            self.dynamodb, self.settings.table_name, timedelta(days=self.settings.event_retention_days)
+        )
+        self._account_inspector: AccountInspector | None = None
+        self.service = LoadBalancerService(repository, self._inspector, self.clock)
+        self._idempotency: IdempotentCreates | None = None
+        self._lambda_context: Any = None
+
+    @staticmethod
+    def clock() -> datetime:
+        return datetime.now(UTC)
+
+    def _inspector(self) -> AccountInspector:
+        if self._account_inspector is None:
+            from lbcp.adapters.account import AwsAccountInspector
+
+            ec2 = self._session.create_client("ec2", config=self._config)
+            acm = self._session.create_client("acm", config=self._config)
+            self._account_inspector = AwsAccountInspector(ec2, acm, ec2.meta.region_name)
+        return self._account_inspector
+
+    def register_lambda_context(self, context: Any) -> None:
+        self._lambda_context = context
+        if self._idempotency is not None:
+            self._idempotency.config.register_lambda_context(context)
+
+    @property
+    def idempotency(self) -> IdempotentCreates:
+        if self._idempotency is None:
+            from lbcp.api.idempotency import IdempotentCreates
+
+            self._idempotency = IdempotentCreates(
+                self.dynamodb, self.settings.table_name, self.settings.idempotency_ttl_seconds
+            )
+            if self._lambda_context is not None:
+                self._idempotency.config.register_lambda_context(self._lambda_context)
+        return self._idempotency
 
 
 @lru_cache(maxsize=1)
 def dependencies() -> Dependencies:
-    # Imported here so that a cold start pays for boto3 only once, in the
-    # first request, and module import stays cheap for tooling (OpenAPI).
-    import boto3
-    from botocore.config import Config
-
-    from lbcp.adapters.account import AwsAccountInspector
-
-    config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
-    session = boto3.session.Session()
-    dynamodb = session.client("dynamodb", config=config)
-    current = settings()
-    repository = LoadBalancerRepository(dynamodb, current.table_name, timedelta(days=current.event_retention_days))
-
-    @lru_cache(maxsize=1)
-    def inspector() -> AwsAccountInspector:
-        return AwsAccountInspector(
-            session.client("ec2", config=config), session.client("acm", config=config), session.region_name
-        )
-
-    def clock() -> datetime:
-        return datetime.now(UTC)
-
-    return Dependencies(
-        service=LoadBalancerService(repository, inspector, clock),
-        idempotency=IdempotentCreates(dynamodb, current.table_name, current.idempotency_ttl_seconds),
-        clock=clock,
-    )
+    return Dependencies()
 
 
 # --- responses -----------------------------------------------------------------------
@@ -213,6 +233,8 @@ def create_load_balancer(
         body, replayed = create(), False
     else:
         document = app.context.get("json_body") or {}
+        from lbcp.api.idempotency import check_key
+
         body, replayed = deps.idempotency.run(
             key=check_key(idempotency_key), principal=principal, body=document, create=create
         )
@@ -362,7 +384,10 @@ def _on_validation_error(exc: RequestValidationError) -> Response[Any]:
 @app.exception_handler(SpecRejected)
 def _on_spec_rejected(exc: SpecRejected) -> Response[Any]:
     if exc.unprocessable:
-        detail = "the spec cannot be applied: " + "; ".join(f"{e.field}: {e.message}" for e in exc.errors[:5])
+        if len(exc.errors) == 1:
+            detail = f"{exc.errors[0].field}: {exc.errors[0].message}"
+        else:
+            detail = f"{len(exc.errors)} problems with {field_summary(exc.errors)}; see errors[]"
         return _problem_response(ApiProblem("unprocessable-spec", detail, exc.errors))
     return _problem_response(invalid(exc.errors))
 
@@ -460,7 +485,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         if body is not None:
             app.append_context(json_body=body)
-        dependencies().idempotency.config.register_lambda_context(context)
+        dependencies().register_lambda_context(context)
         result = app.resolve(event, context)
     http = event.get("requestContext", {}).get("http", {})
     logger.info(

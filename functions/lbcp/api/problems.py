@@ -84,12 +84,17 @@ class ApiProblem(Exception):
         return json.dumps(self.body())
 
 
+def field_summary(errors: Sequence[FieldError], limit: int = 5) -> str:
+    """``listeners[1].port, capacity.min`` (the details are in ``errors[]``)."""
+    fields = list(dict.fromkeys(error.field for error in errors))
+    text = ", ".join(fields[:limit])
+    return text + (f" and {len(fields) - limit} more" if len(fields) > limit else "")
+
+
 def invalid(errors: Sequence[FieldError], detail: str | None = None) -> ApiProblem:
     if detail is None:
-        count = len(errors)
-        detail = f"{count} field{'s are' if count != 1 else ' is'} invalid: " + "; ".join(
-            f"{error.field}: {error.message}" for error in errors[:5]
-        )
-        if count > 5:
-            detail += f"; and {count - 5} more"
+        if len(errors) == 1:
+            detail = f"{errors[0].field}: {errors[0].message}"
+        else:
+            detail = f"{len(errors)} problems with {field_summary(errors)}; see errors[]"
     return ApiProblem("invalid-request", detail, errors)
