@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,31 +31,19 @@ if "JSII_NODE" not in os.environ:
         os.environ["JSII_NODE"] = found[0]
 
 
-@pytest.fixture
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    monkeypatch.setenv("LBCP_TABLE_NAME", TABLE)
-    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
-
-
 @dataclass
 class Cloud:
-    """The emulated account: raw clients plus the seeded resources."""
+    """The emulated account: raw clients, the seeded resources, and this test's own table."""
 
     dynamodb: Any
     ec2: Any
     acm: Any
     account: LocalAccount
+    table: str = TABLE
 
     def table_items(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": TABLE}
+        kwargs: dict[str, Any] = {"TableName": self.table}
         while True:
             page = self.dynamodb.scan(**kwargs)
             items.extend(page["Items"])
@@ -62,22 +52,40 @@ class Cloud:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+@pytest.fixture(scope="module")
+def emulated_account() -> Iterator[Cloud]:
+    """One emulated, seeded account per test module (seeding is the slow part)."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", REGION)
+        env.setenv("AWS_REGION", REGION)
+        env.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+        env.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+        with mock_aws():
+            ec2 = boto3.client("ec2", region_name=REGION)
+            acm = boto3.client("acm", region_name=REGION)
+            account = seed_account(ec2, acm, REGION)
+            yield Cloud(boto3.client("dynamodb", region_name=REGION), ec2, acm, account)
+
+
 @pytest.fixture
-def cloud(aws_environment: None) -> Iterator[Cloud]:
+def cloud(emulated_account: Cloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """The module's account with a fresh, empty table for this test, and handlers that use it."""
     from lbcp.api import app as api_app
     from lbcp.settings import settings
 
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_table(dynamodb, TABLE)
-        ec2 = boto3.client("ec2", region_name=REGION)
-        acm = boto3.client("acm", region_name=REGION)
-        account = seed_account(ec2, acm, REGION)
-        settings.cache_clear()
-        api_app.dependencies.cache_clear()
-        yield Cloud(dynamodb, ec2, acm, account)
-        api_app.dependencies.cache_clear()
-        settings.cache_clear()
+    table = f"{TABLE}-{uuid.uuid4().hex[:8]}"
+    create_table(emulated_account.dynamodb, table)
+    monkeypatch.setenv("LBCP_TABLE_NAME", table)
+    settings.cache_clear()
+    api_app.dependencies.cache_clear()
+    yield dataclasses.replace(emulated_account, table=table)
+    api_app.dependencies.cache_clear()
+    settings.cache_clear()
+    emulated_account.dynamodb.delete_table(TableName=table)
 
 
 class Api:

@@ -7,6 +7,8 @@ and programs can find the offending value.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -50,9 +52,15 @@ def format_field(path: Sequence[PathPart], location: Location = "body") -> str:
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
+        elif _PLAIN_KEY.fullmatch(part):
             text += ("." if text else "") + part
+        else:
+            # Keys that would be ambiguous or invisible in dotted form: "", "a.b", "x[0]".
+            text += "[" + json.dumps(part) + "]"
     return text
+
+
+_PLAIN_KEY = re.compile(r"[^\s.\[\]\"]+")
 
 
 class SpecRejected(Exception):

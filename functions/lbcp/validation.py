@@ -37,16 +37,20 @@ def errors_from_pydantic(
     result = []
     for error in errors:
         loc: Sequence[Any] = tuple(error.get("loc", ()))[drop_prefix:]
-        # Validators wrapped by pydantic add a function name to loc; keep only
-        # the parts that address the client's document.
+        # pydantic marks an invalid dict key with a trailing "[key]", and
+        # validators wrapped by pydantic add a function name; neither is part
+        # of the client's document.
+        is_key = bool(loc) and loc[-1] == "[key]"
         path: tuple[PathPart, ...] = tuple(
-            part for part in loc if isinstance(part, int) or not str(part).startswith("function-")
+            part for part in loc if isinstance(part, int) or (part != "[key]" and not str(part).startswith("function-"))
         )
         code = str(error.get("type", "invalid"))
         pattern = (error.get("ctx") or {}).get("pattern")
         message = PATTERN_HINTS.get(pattern) if code == "string_pattern_mismatch" and pattern else None
         message = message or _MESSAGES.get(code) or str(error.get("msg", "invalid value"))
         message = message.removeprefix("Value error, ").replace("Input should be", "must be")
+        if is_key:
+            message = f"the key {message}"
         result.append(FieldError(path=path, message=message, code=code, location=location))
     return result
 

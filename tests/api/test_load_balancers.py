@@ -365,7 +365,10 @@ def test_a_failed_create_does_not_burn_the_key(api: Api, spec: dict[str, Any]) -
 
 
 def test_a_repeat_while_the_first_is_running_is_409(api: Api, spec: dict[str, Any]) -> None:
+    from lbcp_local.events import LocalLambdaContext
+
     deps = api_app.dependencies()
+    deps.register_lambda_context(LocalLambdaContext())
     seen: list[int] = []
 
     def create_that_races() -> dict[str, Any]:

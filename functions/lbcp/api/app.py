@@ -55,6 +55,11 @@ ROUTE_TABLE: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(rf"^{BASE}/load-balancers/[^/]+/events$"), ("GET",)),
     (re.compile(rf"^{BASE}/openapi\.json$"), ("GET",)),
 )
+# The routes that read a JSON body (checked before routing, see preflight.py).
+BODY_ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (ROUTE_TABLE[0][0], "POST"),
+    (ROUTE_TABLE[1][0], "PATCH"),
+)
 
 
 # --- dependencies (created on first use, replaceable in tests) ----------------------
@@ -392,15 +397,17 @@ def _on_spec_rejected(exc: SpecRejected) -> Response[Any]:
     return _problem_response(invalid(exc.errors))
 
 
+def _not_found_problem(ref: str) -> ApiProblem:
+    return ApiProblem(
+        "not-found",
+        f"no load balancer has the id or name {ref[:80]!r}",
+        [FieldError(("id",), "no such load balancer", "not_found", "path")],
+    )
+
+
 @app.exception_handler(NotFound)
 def _on_not_found(exc: NotFound) -> Response[Any]:
-    return _problem_response(
-        ApiProblem(
-            "not-found",
-            f"no load balancer has the id or name {str(exc)[:80]!r}",
-            [FieldError(("id",), "no such load balancer", "not_found", "path")],
-        )
-    )
+    return _problem_response(_not_found_problem(str(exc)))
 
 
 @app.exception_handler(NameInUse)
@@ -440,6 +447,10 @@ def _on_route_not_found(exc: NotFoundError) -> Response[Any]:
     path = app.current_event.path
     method = app.current_event.http_method.upper()
     for pattern, methods in ROUTE_TABLE:
+        if pattern.match(path) and method in methods:
+            # A known route whose {id} cannot be an id or a name (say, a quote in it).
+            parts = path.split("/")  # "", "v1", "load-balancers", "<id>", ...
+            return _problem_response(_not_found_problem(parts[3] if len(parts) > 3 else path))
         if pattern.match(path):
             return _problem_response(
                 ApiProblem(
@@ -472,8 +483,14 @@ def _is_throttling(exc: Exception) -> bool:
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Preflight the raw request, then route it. Logs one line per request."""
     started = time.perf_counter()
+    http = event.get("requestContext", {}).get("http", {})
+    method, path = str(http.get("method", "")).upper(), str(event.get("rawPath") or http.get("path") or "")
     try:
-        body = decode_json_body(event)
+        body = None
+        if any(pattern.match(path) and method == body_method for pattern, body_method in BODY_ROUTES):
+            body, media_type = decode_json_body(event)
+            # Powertools matches media types case-sensitively; hand it the canonical form.
+            event = {**event, "headers": {**(event.get("headers") or {}), "content-type": media_type}}
     except ApiProblem as problem:
         response = _problem_response(problem)
         result: dict[str, Any] = {
@@ -487,11 +504,10 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
             app.append_context(json_body=body)
         dependencies().register_lambda_context(context)
         result = app.resolve(event, context)
-    http = event.get("requestContext", {}).get("http", {})
     logger.info(
         "request",
-        method=http.get("method"),
-        path=http.get("path") or event.get("rawPath"),
+        method=method,
+        path=path,
         status=result.get("statusCode"),
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )

@@ -17,6 +17,7 @@ from lbcp.api.problems import ApiProblem
 from lbcp.errors import FieldError
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_DEPTH = 32  # a spec nests about 6 levels deep; anything far deeper is not one
 JSON_MEDIA_TYPES = {
     "POST": ("application/json",),
     "PATCH": ("application/merge-patch+json", "application/json"),
@@ -42,15 +43,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def decode_json_body(event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Return the decoded JSON object of a POST or PATCH, ``None`` for other methods.
+def decode_json_body(event: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The decoded JSON object of a POST or PATCH, and its media type in canonical (lowercase) form.
 
     Raises ``ApiProblem`` for a missing, oversized, non-JSON or non-object body.
     """
     method = str(event.get("requestContext", {}).get("http", {}).get("method", "")).upper()
-    allowed_types = JSON_MEDIA_TYPES.get(method)
-    if allowed_types is None:
-        return None
+    allowed_types = JSON_MEDIA_TYPES[method]
     raw = event.get("body")
     if raw is None or raw == "":
         raise ApiProblem(
@@ -100,13 +99,23 @@ def decode_json_body(event: Mapping[str, Any]) -> dict[str, Any] | None:
             f"the body is not valid JSON: {exc}",
             [FieldError((), str(exc), "json_invalid")],
         ) from None
+    except RecursionError:
+        document, too_deep = None, True
+    else:
+        too_deep = _depth(document) > MAX_DEPTH
+    if too_deep:
+        raise ApiProblem(
+            "invalid-request",
+            f"the body nests deeper than {MAX_DEPTH} levels",
+            [FieldError((), f"at most {MAX_DEPTH} levels of nesting", "too_deep")],
+        )
     if not isinstance(document, dict):
         raise ApiProblem(
             "invalid-request",
             f"the body must be a JSON object, not {_json_kind(document)}",
             [FieldError((), "must be a JSON object", "model_type")],
         )
-    return document
+    return document, content_type
 
 
 def _json_kind(value: Any) -> str:
@@ -119,3 +128,19 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, str):
         return "a string"
     return "an array"
+
+
+def _depth(document: Any) -> int:
+    """Nesting depth of a decoded JSON document, without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value)
+    return deepest

@@ -112,9 +112,14 @@ class LoadBalancerRepository:
             "Limit": limit,
         }
         if token is not None:
-            request["ExclusiveStartKey"] = _decode_token(
-                token, {PARTITION_KEY, SORT_KEY, GSI_BY_KIND_PARTITION_KEY, GSI_BY_KIND_SORT_KEY}
-            )
+            start = _decode_token(token, {PARTITION_KEY, SORT_KEY, GSI_BY_KIND_PARTITION_KEY, GSI_BY_KIND_SORT_KEY})
+            if (
+                start[GSI_BY_KIND_PARTITION_KEY]["S"] != KIND_LOAD_BALANCER
+                or not start[PARTITION_KEY]["S"].startswith("LB#")
+                or start[SORT_KEY]["S"] != LB_SORT_KEY
+            ):
+                raise InvalidPageToken("the token belongs to another listing")
+            request["ExclusiveStartKey"] = start
         response = self._client.query(**request)
         return Page(
             [_record_from_item(item) for item in response.get("Items", [])],

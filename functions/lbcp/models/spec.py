@@ -44,7 +44,8 @@ class SpecModel(BaseModel):
         validate_by_alias=True,
         validate_by_name=False,
         serialize_by_alias=True,
-        regex_engine="python-re",
+        # The default (Rust) engine: its `$` matches only at the very end, while
+        # Python's also matches before a final newline ("web\n" would pass).
     )
 
 
@@ -55,9 +56,9 @@ VPC_ID_PATTERN = r"^vpc-[0-9a-f]{8,17}$"
 SUBNET_ID_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
 IMAGE_ID_PATTERN = r"^ami-[0-9a-f]{8,17}$"
 INSTANCE_TYPE_PATTERN = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
-CERTIFICATE_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]{1,64}$"
+CERTIFICATE_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]{1,64}$"
 PATH_PREFIX_PATTERN = r"^/[A-Za-z0-9._~%/-]*$"
-TAG_KEY_PATTERN = r"^[\w.:/=+@-]+$"
+TAG_KEY_PATTERN = r"^[\w .:/=+@-]+$"
 TAG_VALUE_PATTERN = r"^[\w .:/=+@-]*$"
 
 # What each pattern means, for error messages a person can act on.
@@ -106,22 +107,22 @@ CertificateArn = Annotated[
 ]
 
 _HOSTNAME_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME_RE = re.compile(rf"^{_HOSTNAME_LABEL}(?:\.{_HOSTNAME_LABEL})*\.?$")
-_HOST_PATTERN_RE = re.compile(rf"^(?:\*\.)?{_HOSTNAME_LABEL}(?:\.{_HOSTNAME_LABEL})*$")
+_HOSTNAME_RE = re.compile(rf"{_HOSTNAME_LABEL}(?:\.{_HOSTNAME_LABEL})*\.?")
+_HOST_PATTERN_RE = re.compile(rf"(?:\*\.)?{_HOSTNAME_LABEL}(?:\.{_HOSTNAME_LABEL})*")
 
 
 def _target_host(value: str) -> str:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        if len(value) > 253 or not _HOSTNAME_RE.match(value):
+        if len(value) > 253 or not _HOSTNAME_RE.fullmatch(value):
             raise ValueError("must be an IPv4 address, an IPv6 address or a DNS hostname") from None
         return value.lower()
     return value
 
 
 def _host_pattern(value: str) -> str:
-    if len(value) > 253 or not _HOST_PATTERN_RE.match(value):
+    if len(value) > 253 or not _HOST_PATTERN_RE.fullmatch(value):
         raise ValueError("must be a hostname such as api.example.com, optionally starting with '*.'")
     return value.lower()
 
