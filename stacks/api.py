@@ -115,6 +115,8 @@ class ApiFunction(LbcpFunction):
                 "POWERTOOLS_SERVICE_NAME": API_SERVICE_NAME,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 "POWERTOOLS_METRICS_NAMESPACE": "lbcp",
+                # We use no pydantic plugins; skipping their entry-point scan saves ~20 ms per cold start.
+                "PYDANTIC_DISABLE_PLUGINS": "__all__",
             },
             memory_size=512,
         )

@@ -188,6 +188,7 @@ def test_api_function_environment(synthesized: Synthesized) -> None:
         "POWERTOOLS_SERVICE_NAME": "lbcp-api",
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "POWERTOOLS_METRICS_NAMESPACE": "lbcp",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
         ENV_EVENT_RETENTION_DAYS: "30",
         ENV_IDEMPOTENCY_TTL_SECONDS: "86400",
     }

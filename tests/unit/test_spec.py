@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -173,3 +174,28 @@ def test_waf_on_nginx_application_is_accepted_and_rules_on_classic_are_not() -> 
     document = valid()
     document["type"] = "classic"
     assert errors_of(document) == {"listeners[1].rules": "not_allowed"}
+
+
+def test_the_representation_is_a_valid_load_balancer_document() -> None:
+    from datetime import UTC, datetime
+
+    from lbcp.models.resource import LoadBalancer, LoadBalancerRecord, representation
+    from lbcp.service import initial_status
+
+    spec = parse_spec(valid())
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    record = LoadBalancerRecord(
+        id="lb-0123456789abcdef0",
+        generation=3,
+        spec=spec,
+        status=initial_status(spec),
+        created_at=now,
+        updated_at=now,
+        created_by="arn:aws:iam::123456789012:user/a",
+    )
+    document = representation(record)
+    # The documented model accepts it and serialises it back identically, key order included.
+    parsed = LoadBalancer.model_validate_json(json.dumps(document))
+    assert list(parsed.model_dump(mode="json", by_alias=True).items()) == list(document.items())
+    assert document["deletionRequestedAt"] is None
+    assert document["status"]["phase"] == "Pending"

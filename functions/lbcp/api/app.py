@@ -33,7 +33,7 @@ from lbcp.dal.repository import (
     NotFound,
 )
 from lbcp.errors import FieldError, Location, SpecRejected
-from lbcp.models.resource import EventList, LoadBalancer, LoadBalancerList, LoadBalancerRecord
+from lbcp.models.resource import EventList, LoadBalancer, LoadBalancerList, LoadBalancerRecord, representation
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.service import LoadBalancerService
 from lbcp.settings import settings
@@ -139,7 +139,7 @@ def _json_response(status: int, body: Any, headers: dict[str, str] | None = None
 
 
 def _resource_response(status: int, record: LoadBalancerRecord, headers: dict[str, str] | None = None) -> Response[Any]:
-    body = LoadBalancer.from_record(record).to_json()
+    body = representation(record)
     return _json_response(status, body, {"ETag": _etag(record.generation), **(headers or {})})
 
 
@@ -232,7 +232,7 @@ def create_load_balancer(
     principal = _principal()
 
     def create() -> dict[str, Any]:
-        return LoadBalancer.from_record(deps.service.create(spec, principal)).to_json()
+        return representation(deps.service.create(spec, principal))
 
     if idempotency_key is None:
         body, replayed = create(), False
@@ -264,7 +264,7 @@ def list_load_balancers(
         page = dependencies().service.list(limit, next_token)
     except InvalidPageToken as exc:
         raise _bad_token(exc) from None
-    items = [LoadBalancer.from_record(record).to_json() for record in page.items]
+    items = [representation(record) for record in page.items]
     return _json_response(200, {"items": items, "nextToken": page.next_token})
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from lbcp.models.events import Event
 from lbcp.models.spec import LoadBalancerSpec
@@ -27,6 +28,11 @@ class LoadBalancerRecord(StatusModel):
 class LoadBalancer(LoadBalancerSpec):
     """The API representation: the spec's fields, then metadata and status."""
 
+    # This model documents the representation (OpenAPI). Responses are built by
+    # ``representation`` from the record's validated parts, so a cold start does
+    # not build this large schema a second time.
+    model_config = ConfigDict(defer_build=True)
+
     id: str = Field(description="Assigned by the API: lb- and 17 hex digits.")
     generation: int = Field(description="Incremented on every accepted change of the spec; the ETag.")
     created_at: datetime
@@ -35,28 +41,25 @@ class LoadBalancer(LoadBalancerSpec):
     deletion_requested_at: datetime | None = None
     status: LoadBalancerStatus
 
-    @staticmethod
-    def from_record(record: LoadBalancerRecord) -> LoadBalancer:
-        return LoadBalancer.model_construct(
-            **{name: getattr(record.spec, name) for name in LoadBalancerSpec.model_fields},
-            id=record.id,
-            generation=record.generation,
-            created_at=record.created_at,
-            updated_at=record.updated_at,
-            created_by=record.created_by,
-            deletion_requested_at=record.deletion_requested_at,
-            status=record.status,
-        )
 
-    def to_json(self) -> dict[str, object]:
-        return self.model_dump(mode="json", by_alias=True)
+def representation(record: LoadBalancerRecord) -> dict[str, Any]:
+    """The JSON the API returns for a load balancer (the shape of ``LoadBalancer``)."""
+    return {
+        **record.spec.model_dump(mode="json", by_alias=True),
+        **record.model_dump(mode="json", by_alias=True, exclude={"spec", "status"}),
+        "status": record.status.model_dump(mode="json", by_alias=True),
+    }
 
 
 class LoadBalancerList(StatusModel):
+    model_config = ConfigDict(defer_build=True)
+
     items: list[LoadBalancer]
     next_token: str | None = Field(default=None, description="Pass as nextToken to get the next page.")
 
 
 class EventList(StatusModel):
+    model_config = ConfigDict(defer_build=True)
+
     items: list[Event]
     next_token: str | None = None
