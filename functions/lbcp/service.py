@@ -105,6 +105,7 @@ class LoadBalancerService:
             created_at=now,
             updated_at=now,
             created_by=actor,
+            desired_capacity=spec.capacity.min,
         )
         event = Event(
             time=now,

@@ -192,6 +192,7 @@ def test_the_representation_is_a_valid_load_balancer_document() -> None:
         created_at=now,
         updated_at=now,
         created_by="arn:aws:iam::123456789012:user/a",
+        desired_capacity=2,
     )
     document = representation(record)
     # The documented model accepts it and serialises it back identically, key order included.

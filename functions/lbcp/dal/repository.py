@@ -24,8 +24,10 @@ from lbcp.dal.schema import (
     SORT_KEY,
     TTL_ATTRIBUTE,
 )
+from lbcp.logic.capacity import effective_desired_capacity
 from lbcp.models.events import Event
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.scaling import ScalingState
 from lbcp.models.spec import LoadBalancerSpec
 
 LB_SORT_KEY = "LB"
@@ -262,6 +264,47 @@ class LoadBalancerRepository:
             raise NotFound(lb_id)
         return record
 
+    def set_desired_capacity(
+        self, lb_id: str, expected_scaling_version: int, desired: int, scaling: ScalingState, event: Event | None
+    ) -> None:
+        """The scaler's write: a new desired capacity and scaling memory, if nobody decided since.
+
+        ``event`` explains the decision; ``None`` for a state-only update (no event).
+        Raises ``GenerationMismatch`` (carrying the current record) when the
+        scaling version moved, ``BeingDeleted`` or ``NotFound``.
+        """
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": lb_key(lb_id),
+                    "UpdateExpression": "SET #desired = :desired, #scaling = :scaling, #version = :next",
+                    "ConditionExpression": (
+                        "attribute_exists(#pk) AND #version = :expected AND attribute_not_exists(#deleting)"
+                    ),
+                    "ExpressionAttributeNames": {
+                        "#pk": PARTITION_KEY,
+                        "#desired": "desiredCapacity",
+                        "#scaling": "scaling",
+                        "#version": "scalingVersion",
+                        "#deleting": "deletionRequestedAt",
+                    },
+                    "ExpressionAttributeValues": {
+                        ":desired": {"N": str(desired)},
+                        ":scaling": {"S": scaling.model_dump_json(by_alias=True, exclude_none=True)},
+                        ":next": {"N": str(expected_scaling_version + 1)},
+                        ":expected": {"N": str(expected_scaling_version)},
+                    },
+                }
+            }
+        ]
+        if event is not None:
+            items.append({"Put": {"TableName": self._table, "Item": self._event_item(lb_id, event)}})
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except self._client.exceptions.TransactionCanceledException as exc:
+            self._raise_for_failed_condition(lb_id, exc)
+
     def append_event(self, lb_id: str, event: Event) -> None:
         self._client.put_item(TableName=self._table, Item=self._event_item(lb_id, event))
 
@@ -293,7 +336,9 @@ class LoadBalancerRepository:
 
 
 def _item_from_record(record: LoadBalancerRecord) -> dict[str, Any]:
-    status = record.status.model_dump(mode="json", by_alias=True, exclude={"phase"})
+    # phase and desiredCapacity have writers of their own (API, reconciler, scaler),
+    # so they are attributes of their own rather than parts of the status document.
+    status = record.status.model_dump(mode="json", by_alias=True, exclude={"phase", "desired_capacity"})
     item: dict[str, Any] = {
         **lb_key(record.id),
         GSI_BY_KIND_PARTITION_KEY: {"S": KIND_LOAD_BALANCER},
@@ -306,6 +351,9 @@ def _item_from_record(record: LoadBalancerRecord) -> dict[str, Any]:
         "status": {"S": json.dumps(status, separators=(",", ":"))},
         "createdAt": {"S": _iso(record.created_at)},
         "updatedAt": {"S": _iso(record.updated_at)},
+        "desiredCapacity": {"N": str(record.desired_capacity)},
+        "scalingVersion": {"N": str(record.scaling_version)},
+        "scaling": {"S": record.scaling.model_dump_json(by_alias=True, exclude_none=True)},
     }
     if record.created_by:
         item["createdBy"] = {"S": record.created_by}
@@ -315,20 +363,26 @@ def _item_from_record(record: LoadBalancerRecord) -> dict[str, Any]:
 
 
 def _record_from_item(item: dict[str, Any]) -> LoadBalancerRecord:
+    spec = LoadBalancerSpec.model_validate_json(item["spec"]["S"])
+    desired = int(item["desiredCapacity"]["N"])
     status = json.loads(item["status"]["S"])
     status["phase"] = item["phase"]["S"]
+    status["desiredCapacity"] = effective_desired_capacity(spec.capacity, desired)
     return LoadBalancerRecord.model_validate(
         {
             "id": item["id"]["S"],
             "generation": int(item["generation"]["N"]),
             # Stored specs were validated on the way in; reading them back
             # re-validates so that an old record can never bypass the model.
-            "spec": json.loads(item["spec"]["S"]),
+            "spec": spec,
             "status": status,
             "createdAt": item["createdAt"]["S"],
             "updatedAt": item["updatedAt"]["S"],
             "createdBy": item.get("createdBy", {}).get("S"),
             "deletionRequestedAt": item.get("deletionRequestedAt", {}).get("S"),
+            "desiredCapacity": desired,
+            "scalingVersion": int(item["scalingVersion"]["N"]),
+            "scaling": json.loads(item["scaling"]["S"]),
         }
     )
 

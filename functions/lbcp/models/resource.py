@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from lbcp.models.events import Event
+from lbcp.models.scaling import ScalingState
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import LoadBalancerStatus, StatusModel
 
@@ -23,6 +24,10 @@ class LoadBalancerRecord(StatusModel):
     updated_at: datetime
     created_by: str | None = None
     deletion_requested_at: datetime | None = None
+    # The scaler's decision (kept within capacity by the reconciler), and its memory.
+    desired_capacity: int = Field(ge=0)
+    scaling_version: int = Field(default=0, ge=0)
+    scaling: ScalingState = Field(default_factory=ScalingState)
 
 
 class LoadBalancer(LoadBalancerSpec):
@@ -46,7 +51,11 @@ def representation(record: LoadBalancerRecord) -> dict[str, Any]:
     """The JSON the API returns for a load balancer (the shape of ``LoadBalancer``)."""
     return {
         **record.spec.model_dump(mode="json", by_alias=True),
-        **record.model_dump(mode="json", by_alias=True, exclude={"spec", "status"}),
+        **record.model_dump(
+            mode="json",
+            by_alias=True,
+            include={"id", "generation", "created_at", "updated_at", "created_by", "deletion_requested_at"},
+        ),
         "status": record.status.model_dump(mode="json", by_alias=True),
     }
 
