@@ -16,7 +16,12 @@ NPM = $(WITH_NODE) node $(NODE_DIR)/../lib/node_modules/npm/bin/npm-cli.js
 
 .PHONY: setup test lint demo local synth openapi lock bench clean
 
-setup: $(STAMP)
+# Set-up that parts of the project add for themselves (each an idempotent
+# target with its own stamp, e.g. the proxies the agent is tested against).
+SETUP_EXTRAS :=
+-include mk/*.mk
+
+setup: $(STAMP) $(SETUP_EXTRAS)
 
 $(STAMP): requirements.txt pyproject.toml package.json package-lock.json
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
@@ -33,7 +38,7 @@ $(STAMP): requirements.txt pyproject.toml package.json package-lock.json
 node_modules:
 	$(NPM) ci --no-audit --no-fund --loglevel=error
 
-test: $(STAMP)
+test: $(STAMP) $(SETUP_EXTRAS)
 	$(WITH_NODE) $(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -41,10 +46,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy functions cli local stacks app.py tests bench
 
-demo: $(STAMP)
+demo: $(STAMP) $(SETUP_EXTRAS)
 	$(PY) -m lbcp_local.demo
 
-local: $(STAMP)
+local: $(STAMP) $(SETUP_EXTRAS)
 	$(PY) -m lbcp_local.main
 
 synth: $(STAMP)
