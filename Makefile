@@ -44,7 +44,7 @@ test: $(STAMP) $(SETUP_EXTRAS)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy functions cli local stacks app.py tests bench
+	$(VENV)/bin/mypy functions cli local stacks agent app.py tests bench
 
 demo: $(STAMP) $(SETUP_EXTRAS)
 	$(PY) -m lbcp_local.demo
