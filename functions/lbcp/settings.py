@@ -12,6 +12,14 @@ from lbcp.dal.schema import DEFAULT_TABLE_NAME
 ENV_TABLE_NAME = "LBCP_TABLE_NAME"
 ENV_EVENT_RETENTION_DAYS = "LBCP_EVENT_RETENTION_DAYS"
 ENV_IDEMPOTENCY_TTL_SECONDS = "LBCP_IDEMPOTENCY_TTL_SECONDS"
+ENV_LIFECYCLE_STATE_MACHINE_ARN = "LBCP_LIFECYCLE_STATE_MACHINE_ARN"
+ENV_DRAIN_STATE_MACHINE_ARN = "LBCP_DRAIN_STATE_MACHINE_ARN"
+ENV_TASKS_FUNCTION_ARN = "LBCP_TASKS_FUNCTION_ARN"
+ENV_HOSTED_ZONE_ID = "LBCP_HOSTED_ZONE_ID"
+ENV_DNS_DOMAIN = "LBCP_DNS_DOMAIN"
+ENV_INSTANCE_PROFILE_ARN = "LBCP_INSTANCE_PROFILE_ARN"
+ENV_AGENT_ARTIFACT_URL = "LBCP_AGENT_ARTIFACT_URL"
+ENV_API_ENDPOINT = "LBCP_API_ENDPOINT"
 
 
 @dataclass(frozen=True)
@@ -19,13 +27,31 @@ class Settings:
     table_name: str
     event_retention_days: int
     idempotency_ttl_seconds: int
+    # The fleet machinery (unset in functions that do not launch or route).
+    lifecycle_state_machine_arn: str | None = None
+    drain_state_machine_arn: str | None = None
+    tasks_function_arn: str | None = None
+    hosted_zone_id: str | None = None
+    dns_domain: str | None = None
+    instance_profile_arn: str | None = None
+    agent_artifact_url: str | None = None
+    api_endpoint: str | None = None
 
     @staticmethod
     def from_env() -> Settings:
+        env = os.environ
         return Settings(
-            table_name=os.environ.get(ENV_TABLE_NAME, DEFAULT_TABLE_NAME),
-            event_retention_days=int(os.environ.get(ENV_EVENT_RETENTION_DAYS, "30")),
-            idempotency_ttl_seconds=int(os.environ.get(ENV_IDEMPOTENCY_TTL_SECONDS, "86400")),
+            table_name=env.get(ENV_TABLE_NAME, DEFAULT_TABLE_NAME),
+            event_retention_days=int(env.get(ENV_EVENT_RETENTION_DAYS, "30")),
+            idempotency_ttl_seconds=int(env.get(ENV_IDEMPOTENCY_TTL_SECONDS, "86400")),
+            lifecycle_state_machine_arn=env.get(ENV_LIFECYCLE_STATE_MACHINE_ARN) or None,
+            drain_state_machine_arn=env.get(ENV_DRAIN_STATE_MACHINE_ARN) or None,
+            tasks_function_arn=env.get(ENV_TASKS_FUNCTION_ARN) or None,
+            hosted_zone_id=env.get(ENV_HOSTED_ZONE_ID) or None,
+            dns_domain=env.get(ENV_DNS_DOMAIN) or None,
+            instance_profile_arn=env.get(ENV_INSTANCE_PROFILE_ARN) or None,
+            agent_artifact_url=env.get(ENV_AGENT_ARTIFACT_URL) or None,
+            api_endpoint=env.get(ENV_API_ENDPOINT) or None,
         )
 
 

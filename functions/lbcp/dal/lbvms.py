@@ -1,0 +1,171 @@
+"""DynamoDB storage of LBVM records (the model and its writers are in ``models/lbvm.py``).
+
+Item layout, flat so that the state machines can read and update single
+attributes with plain DynamoDB tasks:
+
+- pk ``LB#<load balancer id>``, sk ``LBVM#<lbvm id>``
+- gsi1pk ``LBVM``, gsi1sk ``<load balancer id>#<lbvm id>``: every LBVM of
+  every load balancer in one paginated query (the reconciler's read)
+- one attribute per field of ``Lbvm`` (camelCase), strings for times (ISO 8601
+  UTC), numbers for counts; absent when unset
+- ``expiresAt`` (TTL) once the LBVM is Terminated, so records of dead LBVMs
+  stay readable for a while and then go
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lbcp.dal.schema import (
+    GSI_BY_KIND,
+    GSI_BY_KIND_PARTITION_KEY,
+    GSI_BY_KIND_SORT_KEY,
+    PARTITION_KEY,
+    SORT_KEY,
+    TTL_ATTRIBUTE,
+)
+from lbcp.models.lbvm import Lbvm
+
+KIND_LBVM = "LBVM"
+LBVM_PREFIX = "LBVM#"
+TERMINATED_RETENTION = timedelta(days=7)
+
+_NUMBER_FIELDS = frozenset(
+    {"version", "launchedGeneration", "activeConnections", "appliedConfigVersion", "heartbeatSequence"}
+)
+
+
+class LbvmConflict(Exception):
+    """The record changed since it was read (or does not exist)."""
+
+
+def lbvm_key(load_balancer_id: str, lbvm_id: str) -> dict[str, Any]:
+    return {PARTITION_KEY: {"S": f"LB#{load_balancer_id}"}, SORT_KEY: {"S": f"{LBVM_PREFIX}{lbvm_id}"}}
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_item(lbvm: Lbvm) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        **lbvm_key(lbvm.load_balancer_id, lbvm.lbvm_id),
+        GSI_BY_KIND_PARTITION_KEY: {"S": KIND_LBVM},
+        GSI_BY_KIND_SORT_KEY: {"S": f"{lbvm.load_balancer_id}#{lbvm.lbvm_id}"},
+    }
+    for name, value in lbvm.model_dump(mode="json", by_alias=True, exclude_none=True).items():
+        item[name] = {"N": str(value)} if name in _NUMBER_FIELDS else {"S": str(value)}
+    if lbvm.terminated_at is not None:
+        item[TTL_ATTRIBUTE] = {"N": str(int((lbvm.terminated_at + TERMINATED_RETENTION).timestamp()))}
+    return item
+
+
+def from_item(item: dict[str, Any]) -> Lbvm:
+    fields: dict[str, Any] = {}
+    for name, value in item.items():
+        if name in (PARTITION_KEY, SORT_KEY, GSI_BY_KIND_PARTITION_KEY, GSI_BY_KIND_SORT_KEY, TTL_ATTRIBUTE):
+            continue
+        if "N" in value:
+            fields[name] = int(value["N"])
+        elif "S" in value:
+            fields[name] = value["S"]
+    return Lbvm.model_validate(fields)
+
+
+class LbvmRepository:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def list_all(self) -> Iterator[Lbvm]:
+        """Every LBVM record of every load balancer (paginated GSI query)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": GSI_BY_KIND,
+            "KeyConditionExpression": "#kind = :kind",
+            "ExpressionAttributeNames": {"#kind": GSI_BY_KIND_PARTITION_KEY},
+            "ExpressionAttributeValues": {":kind": {"S": KIND_LBVM}},
+        }
+        while True:
+            response = self._client.query(**request)
+            for item in response.get("Items", []):
+                yield from_item(item)
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def list_for(self, load_balancer_id: str) -> list[Lbvm]:
+        """The LBVMs of one load balancer, strongly consistent (for decisions under a lease)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+            "ExpressionAttributeValues": {":pk": {"S": f"LB#{load_balancer_id}"}, ":prefix": {"S": LBVM_PREFIX}},
+            "ConsistentRead": True,
+        }
+        result: list[Lbvm] = []
+        while True:
+            response = self._client.query(**request)
+            result.extend(from_item(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return result
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def get(self, load_balancer_id: str, lbvm_id: str) -> Lbvm | None:
+        item = self._client.get_item(
+            TableName=self._table, Key=lbvm_key(load_balancer_id, lbvm_id), ConsistentRead=True
+        ).get("Item")
+        return from_item(item) if item else None
+
+    def create(self, lbvm: Lbvm) -> None:
+        """Write the pending marker; fails if the id exists (ids are never reused)."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_item(lbvm),
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PARTITION_KEY},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise LbvmConflict(lbvm.lbvm_id) from None
+
+    def update(self, current: Lbvm, **changes: Any) -> Lbvm:
+        """Apply ``changes`` (model field names; None removes) if the record is still at ``current.version``."""
+        updated = current.model_copy(update={**changes, "version": current.version + 1})
+        Lbvm.model_validate(updated.model_dump())  # the change must still be a valid record
+        new_item = to_item(updated)
+        old_item = to_item(current)
+        names: dict[str, str] = {"#version": "version"}
+        values: dict[str, Any] = {":expected": {"N": str(current.version)}}
+        sets: list[str] = []
+        removes: list[str] = []
+        for index, name in enumerate(sorted(set(new_item) | set(old_item))):
+            if name in (PARTITION_KEY, SORT_KEY) or new_item.get(name) == old_item.get(name):
+                continue
+            names[f"#f{index}"] = name
+            if name in new_item:
+                values[f":v{index}"] = new_item[name]
+                sets.append(f"#f{index} = :v{index}")
+            else:
+                removes.append(f"#f{index}")
+        expression = ("SET " + ", ".join(sets)) if sets else ""
+        if removes:
+            expression += (" " if expression else "") + "REMOVE " + ", ".join(removes)
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=lbvm_key(current.load_balancer_id, current.lbvm_id),
+                UpdateExpression=expression,
+                ConditionExpression="#version = :expected",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise LbvmConflict(current.lbvm_id) from None
+        return updated
+
+    def delete(self, lbvm: Lbvm) -> None:
+        """Remove a record (the finalizer's last step for a load balancer)."""
+        self._client.delete_item(TableName=self._table, Key=lbvm_key(lbvm.load_balancer_id, lbvm.lbvm_id))

@@ -1,0 +1,78 @@
+"""One load-balancer VM as the control plane records it.
+
+The record is written by three parties, each owning different fields:
+
+- the reconciler creates it (the "pending marker", before anything is
+  launched) and requests drains;
+- the LBVM's lifecycle state machine moves ``state`` along and fills in the
+  instance, its network interface and address;
+- the heartbeat handler stores what the agent last reported.
+
+Every write is a conditional update on the fields it depends on, so the
+parties never overwrite each other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from lbcp.models.status import LbvmState, StatusModel
+
+LBVM_ID_PATTERN = r"^lbvm-[0-9a-f]{12}$"
+
+# Which callback the lifecycle execution is waiting on (see statemachines/).
+#   first-heartbeat  Pending: the agent's first heartbeat completes it
+#   heartbeats       Routable: every heartbeat resets its heartbeat clock; a drain request completes it
+#   recovery         Unroutable: a heartbeat completes it (the LBVM is back)
+CallbackKind = Literal["first-heartbeat", "heartbeats", "recovery"]
+
+# Why an LBVM is being drained or replaced (machine-readable, in events too).
+DrainReason = Literal["scale-in", "replace", "rollout", "delete", "unhealthy", "pending-timeout", "orphan"]
+
+LIVE_STATES: frozenset[str] = frozenset({"Launching", "Pending", "Routable", "Unroutable"})
+
+
+class Lbvm(StatusModel):
+    lbvm_id: str
+    load_balancer_id: str
+    subnet_id: str
+    availability_zone: str | None = None
+    state: LbvmState
+    state_since: datetime
+    version: int = Field(ge=1, description="Incremented on every write; the condition of the next one.")
+    launched_generation: int = Field(ge=1, description="The spec generation this LBVM was launched with.")
+    launch_reason: str
+    created_at: datetime
+
+    # Filled in by the lifecycle execution.
+    execution_arn: str | None = None
+    instance_id: str | None = None
+    network_interface_id: str | None = None
+    private_ip: str | None = None
+
+    # The callback the lifecycle execution waits on (task tokens are secrets: never in the API).
+    callback_kind: CallbackKind | None = None
+    callback_token: str | None = None
+
+    # Reported by the agent.
+    last_heartbeat_at: datetime | None = None
+    agent_state: str | None = None
+    active_connections: int | None = None
+    applied_config_version: int | None = None
+    boot_id: str | None = None
+    heartbeat_sequence: int | None = None
+    agent_error: str | None = None
+
+    # Drain and end of life.
+    drain_requested_at: datetime | None = None
+    drain_reason: DrainReason | None = None
+    drain_deadline: datetime | None = None
+    terminated_at: datetime | None = None
+    end_reason: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES and self.drain_requested_at is None
