@@ -235,6 +235,13 @@ class Lifecycle(SpecModel):
         description="Heartbeat silence after which an LBVM is taken out of rotation.",
     )
     heartbeat_interval_seconds: int = Field(default=5, ge=1, le=60)
+    recovery_timeout_seconds: int = Field(
+        default=120,
+        ge=0,
+        le=3600,
+        description="How long an Unroutable LBVM may take to come back before it is terminated "
+        "(a replacement is launched at once either way).",
+    )
 
 
 class Drain(SpecModel):

@@ -36,7 +36,8 @@ class StatusModel(BaseModel):
 
 
 class LbvmStatus(StatusModel):
-    instance_id: str
+    lbvm_id: str | None = None
+    instance_id: str | None = Field(default=None, description="Unset until the instance is launched.")
     subnet_id: str
     availability_zone: str | None = None
     state: LbvmState

@@ -1,0 +1,109 @@
+"""The corrective actions a plan can contain. Each is idempotent and carries its reason.
+
+``reason`` is the sentence a person reads in the events API ("launching an
+LBVM in us-east-1b: 2 of 3 desired LBVMs are routable or starting");
+``event_reason`` is the machine-readable word for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from lbcp.models.lbvm import DrainReason
+
+
+@dataclass(frozen=True)
+class Job:
+    reason: str
+    event_reason: ClassVar[str] = "Reconciled"
+    warning: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class EnsureEntry(Job):
+    """Create whatever part of the entry is missing (security group, NLB, target groups, DNS)."""
+
+    event_reason: ClassVar[str] = "EnsuringEntry"
+
+
+@dataclass(frozen=True)
+class Launch(Job):
+    """Write a pending marker for a new LBVM and start its lifecycle execution."""
+
+    subnet_id: str
+    availability_zone: str | None
+    event_reason: ClassVar[str] = "Launching"
+
+
+@dataclass(frozen=True)
+class StartLifecycle(Job):
+    """(Re)start the named lifecycle execution of an LBVM whose marker has none yet."""
+
+    lbvm_id: str
+    event_reason: ClassVar[str] = "StartingLifecycle"
+
+
+@dataclass(frozen=True)
+class RequestDrain(Job):
+    """Ask an LBVM's lifecycle to drain it (deregister, wait for connections, terminate)."""
+
+    lbvm_id: str
+    drain_reason: DrainReason
+    # The instance is gone, so it has no connections left to wait for.
+    instance_lost: bool = False
+    event_reason: ClassVar[str] = "Draining"
+
+
+@dataclass(frozen=True)
+class ForceTerminate(Job):
+    """Backstop for an LBVM whose lifecycle is stuck: deregister, terminate, delete its ENI, mark Terminated."""
+
+    lbvm_id: str
+    event_reason: ClassVar[str] = "ForcedTermination"
+    warning: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class TerminateInstance(Job):
+    """An instance carrying our owner tags with no live LBVM record behind it."""
+
+    instance_id: str
+    event_reason: ClassVar[str] = "TerminatingOrphan"
+    warning: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class DeleteNetworkInterface(Job):
+    network_interface_id: str
+    event_reason: ClassVar[str] = "DeletingOrphanInterface"
+
+
+@dataclass(frozen=True)
+class RegisterTarget(Job):
+    lbvm_id: str
+    event_reason: ClassVar[str] = "RegistrationRepaired"
+    warning: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class DeregisterTarget(Job):
+    """Remove an entry registration (pool) or DNS record (dns) that should not be there."""
+
+    instance_id: str | None = None
+    lbvm_id: str | None = None
+    event_reason: ClassVar[str] = "RegistrationRepaired"
+    warning: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class TeardownEntry(Job):
+    event_reason: ClassVar[str] = "TearingDownEntry"
+
+
+@dataclass(frozen=True)
+class RemoveLoadBalancer(Job):
+    """The last finalizer step: nothing of the load balancer is left but its records."""
+
+    lbvm_ids: tuple[str, ...] = ()
+    event_reason: ClassVar[str] = "Deleted"

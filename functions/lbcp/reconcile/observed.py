@@ -1,0 +1,69 @@
+"""The observed world (the snapshot): what really exists, found by owner tags.
+
+Plain, immutable data: the observer adapter (``observer.py``) fills it from
+AWS once per tick for all load balancers; the planner only reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# EC2 instance states in which the instance still exists and costs money.
+INSTANCE_ALIVE_STATES = frozenset({"pending", "running", "stopping", "stopped"})
+
+
+@dataclass(frozen=True)
+class ObservedInstance:
+    instance_id: str
+    load_balancer_id: str
+    lbvm_id: str | None  # from the lbcp:lbvm-id tag
+    state: str  # EC2 state name
+    subnet_id: str | None
+    private_ip: str | None
+    launched_at: datetime | None
+
+    @property
+    def alive(self) -> bool:
+        return self.state in INSTANCE_ALIVE_STATES
+
+
+@dataclass(frozen=True)
+class ObservedNetworkInterface:
+    network_interface_id: str
+    load_balancer_id: str
+    lbvm_id: str | None
+    status: str  # available | in-use | ...
+    attached_instance_id: str | None
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """The load balancer's entry as observed.
+
+    ``registered`` and ``dns_records`` are None when they were not verified in
+    this tick (verification of registrations is spread over ticks so that the
+    number of reads per tick does not grow with the number of load balancers).
+    """
+
+    ready: bool  # everything ensure_entry creates exists
+    dns_name: str | None = None
+    registered_instance_ids: frozenset[str] | None = None
+    dns_record_ips: dict[str, str] | None = None  # lbvm id -> address, dns mode
+    resources_left: int = 0  # entry resources still present (teardown progress)
+
+
+@dataclass(frozen=True)
+class LoadBalancerView:
+    instances: tuple[ObservedInstance, ...] = ()
+    network_interfaces: tuple[ObservedNetworkInterface, ...] = ()
+    entry: EntryView = field(default_factory=lambda: EntryView(ready=False))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    taken_at: datetime
+    views: dict[str, LoadBalancerView] = field(default_factory=dict)
+
+    def view(self, load_balancer_id: str) -> LoadBalancerView:
+        return self.views.get(load_balancer_id, LoadBalancerView())
