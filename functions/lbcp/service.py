@@ -64,6 +64,7 @@ class LoadBalancerService:
         clock: Callable[[], datetime],
     ) -> None:
         self._repository = repository
+        self.repository = repository
         self._inspector = inspector
         self._clock = clock
 

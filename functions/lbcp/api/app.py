@@ -33,6 +33,8 @@ from lbcp.dal.repository import (
     NotFound,
 )
 from lbcp.errors import FieldError, Location, SpecRejected
+from lbcp.heartbeats import Forbidden, UnknownLbvm
+from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply
 from lbcp.models.resource import EventList, LoadBalancer, LoadBalancerList, LoadBalancerRecord, representation
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.service import LoadBalancerService
@@ -41,6 +43,7 @@ from lbcp.validation import errors_from_pydantic
 
 if TYPE_CHECKING:
     from lbcp.api.idempotency import IdempotentCreates
+    from lbcp.heartbeats import HeartbeatService
 
 logger = Logger(service="lbcp-api")
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -54,11 +57,14 @@ ROUTE_TABLE: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(rf"^{BASE}/load-balancers/[^/]+$"), ("DELETE", "GET", "PATCH")),
     (re.compile(rf"^{BASE}/load-balancers/[^/]+/events$"), ("GET",)),
     (re.compile(rf"^{BASE}/openapi\.json$"), ("GET",)),
+    (re.compile(rf"^{BASE}/agent/config$"), ("GET",)),
+    (re.compile(rf"^{BASE}/agent/heartbeat$"), ("POST",)),
 )
 # The routes that read a JSON body (checked before routing, see preflight.py).
 BODY_ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
     (ROUTE_TABLE[0][0], "POST"),
     (ROUTE_TABLE[1][0], "PATCH"),
+    (ROUTE_TABLE[5][0], "POST"),
 )
 
 
@@ -88,6 +94,7 @@ class Dependencies:
         self._account_inspector: AccountInspector | None = None
         self.service = LoadBalancerService(repository, self._inspector, self.clock)
         self._idempotency: IdempotentCreates | None = None
+        self._heartbeats: HeartbeatService | None = None
         self._lambda_context: Any = None
 
     @staticmethod
@@ -102,6 +109,21 @@ class Dependencies:
             acm = self._session.create_client("acm", config=self._config)
             self._account_inspector = AwsAccountInspector(ec2, acm, ec2.meta.region_name)
         return self._account_inspector
+
+    @property
+    def heartbeats(self) -> HeartbeatService:
+        if self._heartbeats is None:
+            from lbcp.dal.lbvms import LbvmRepository
+            from lbcp.heartbeats import HeartbeatService
+            from lbcp.reconcile.lifecycle_port import StepFunctionsCallbacks
+
+            self._heartbeats = HeartbeatService(
+                load_balancers=self.service.repository,
+                lbvms=LbvmRepository(self.dynamodb, self.settings.table_name),
+                callbacks=StepFunctionsCallbacks(self._session.create_client("stepfunctions", config=self._config)),
+                clock=self.clock,
+            )
+        return self._heartbeats
 
     def register_lambda_context(self, context: Any) -> None:
         self._lambda_context = context
@@ -352,6 +374,34 @@ def list_events(
     return _json_response(200, {"items": items, "nextToken": page.next_token})
 
 
+LbvmId = Annotated[str, Query(alias="lbvmId", pattern=r"^lbvm-[0-9a-f]{12}$", description="The LBVM asking.")]
+LoadBalancerId = Annotated[str, Query(alias="loadBalancerId", pattern=r"^lb-[0-9a-f]{17}$")]
+
+
+@app.get(
+    f"{BASE}/agent/config",
+    summary="An LBVM agent fetches the configuration it should run",
+    description="Called by the agent with its instance role; an instance may ask only for its own LBVM.",
+    responses={200: _ok("The spec and its version", AgentConfig), 403: _problem("Not this LBVM's instance")},
+    tags=["agent"],
+)
+def agent_config(lbvm_id: LbvmId, load_balancer_id: LoadBalancerId) -> Response[Any]:
+    config = dependencies().heartbeats.config(_principal(), load_balancer_id, lbvm_id)
+    return _json_response(200, config.model_dump(mode="json", by_alias=True))
+
+
+@app.post(
+    f"{BASE}/agent/heartbeat",
+    summary="An LBVM agent reports that it is alive, and what it runs",
+    description="Every heartbeatIntervalSeconds; the reply says which config version to run and whether to drain.",
+    responses={200: _ok("What the agent should do", HeartbeatReply), 403: _problem("Not this LBVM's instance")},
+    tags=["agent"],
+)
+def agent_heartbeat(beat: Annotated[Heartbeat, Body()]) -> Response[Any]:
+    reply = dependencies().heartbeats.heartbeat(_principal(), beat)
+    return _json_response(200, reply.model_dump(mode="json", by_alias=True))
+
+
 @app.get(f"{BASE}/openapi.json", include_in_schema=False)
 def openapi_document() -> Response[Any]:
     from lbcp.api.openapi import openapi_document as build
@@ -438,6 +488,22 @@ def _on_being_deleted(exc: BeingDeleted) -> Response[Any]:
             f"{exc.current.id} is being deleted (since {exc.current.deletion_requested_at:%Y-%m-%dT%H:%M:%SZ}); "
             "it cannot be changed",
             [FieldError(("id",), "being deleted", "being_deleted", "path")],
+        )
+    )
+
+
+@app.exception_handler(Forbidden)
+def _on_forbidden(exc: Forbidden) -> Response[Any]:
+    return _problem_response(ApiProblem("forbidden", str(exc)))
+
+
+@app.exception_handler(UnknownLbvm)
+def _on_unknown_lbvm(exc: UnknownLbvm) -> Response[Any]:
+    return _problem_response(
+        ApiProblem(
+            "not-found",
+            f"no LBVM {exc} is known: it may have been terminated",
+            [FieldError(("lbvmId",), "no such LBVM", "not_found", "query")],
         )
     )
 

@@ -20,6 +20,7 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 # status, slug, title
 _KINDS: dict[str, tuple[int, str]] = {
     "invalid-request": (400, "The request is invalid"),
+    "forbidden": (403, "Not allowed for this caller"),
     "not-found": (404, "No such resource"),
     "method-not-allowed": (405, "Method not allowed on this resource"),
     "name-in-use": (409, "The name is already in use"),

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -29,6 +30,7 @@ from lbcp.models.events import Event
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.scaling import ScalingState
 from lbcp.models.spec import LoadBalancerSpec
+from lbcp.models.status import LoadBalancerStatus
 
 LB_SORT_KEY = "LB"
 NAME_SORT_KEY = "NAME"
@@ -304,6 +306,67 @@ class LoadBalancerRepository:
             self._client.transact_write_items(TransactItems=items)
         except self._client.exceptions.TransactionCanceledException as exc:
             self._raise_for_failed_condition(lb_id, exc)
+
+    def write_status(self, lb_id: str, status: LoadBalancerStatus, events: Sequence[Event]) -> None:
+        """The reconciler's write: the observed status and the events that explain it, together.
+
+        The phase of a load balancer being deleted stays Deleting whatever the
+        status says (the condition keeps a late write from reviving it).
+        """
+        document = status.model_dump(mode="json", by_alias=True, exclude={"phase", "desired_capacity"})
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": lb_key(lb_id),
+            "UpdateExpression": "SET #status = :status, #phase = :phase",
+            "ConditionExpression": "attribute_exists(#pk) AND (attribute_not_exists(#deleting) OR :phase = :deleting)",
+            "ExpressionAttributeNames": {
+                "#pk": PARTITION_KEY,
+                "#status": "status",
+                "#phase": "phase",
+                "#deleting": "deletionRequestedAt",
+            },
+            "ExpressionAttributeValues": {
+                ":status": {"S": json.dumps(document, separators=(",", ":"))},
+                ":phase": {"S": status.phase},
+                ":deleting": {"S": "Deleting"},
+            },
+        }
+        items: list[dict[str, Any]] = [{"Update": update}]
+        items += [{"Put": {"TableName": self._table, "Item": self._event_item(lb_id, e)}} for e in events[:98]]
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except self._client.exceptions.TransactionCanceledException as exc:
+            self._raise_for_failed_condition(lb_id, exc)
+        for event in events[98:]:  # a transaction holds at most 100 items
+            self.append_event(lb_id, event)
+
+    def remove(self, lb_id: str, event: Event) -> None:
+        """The last finalizer step: the record and its name claim go; the events stay until they expire."""
+        record = self.get(lb_id)
+        if record is None:
+            return
+        self._client.transact_write_items(
+            TransactItems=[
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": lb_key(lb_id),
+                        "ConditionExpression": "attribute_exists(#deleting)",
+                        "ExpressionAttributeNames": {"#deleting": "deletionRequestedAt"},
+                    }
+                },
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": name_key(record.spec.name),
+                        "ConditionExpression": "#owner = :id",
+                        "ExpressionAttributeNames": {"#owner": "lbId"},
+                        "ExpressionAttributeValues": {":id": {"S": lb_id}},
+                    }
+                },
+                {"Put": {"TableName": self._table, "Item": self._event_item(lb_id, event)}},
+            ]
+        )
 
     def append_event(self, lb_id: str, event: Event) -> None:
         self._client.put_item(TableName=self._table, Item=self._event_item(lb_id, event))

@@ -48,6 +48,7 @@ class EntryView:
 
     ready: bool  # everything ensure_entry creates exists
     dns_name: str | None = None
+    security_group_id: str | None = None  # the LBVMs' security group
     registered_instance_ids: frozenset[str] | None = None
     dns_record_ips: dict[str, str] | None = None  # lbvm id -> address, dns mode
     resources_left: int = 0  # entry resources still present (teardown progress)

@@ -1,0 +1,148 @@
+"""What the control plane does with an agent's heartbeat and config request.
+
+A heartbeat does three things:
+
+1. it proves the agent alive to its LBVM's lifecycle execution: the first
+   healthy heartbeat completes the ``first-heartbeat`` callback (the LBVM gets
+   registered), later ones reset the ``heartbeats`` callback's heartbeat
+   clock (missing them past the unhealthy timeout takes the LBVM out of
+   rotation), and one after an outage completes the ``recovery`` callback;
+2. it stores what the agent reports, when something changed or at most every
+   ``PERSIST_INTERVAL`` otherwise (DynamoDB writes are the cost of heartbeats;
+   liveness itself is tracked by Step Functions, not by these writes);
+3. its reply tells the agent which config version to run and whether to drain.
+
+Only a ready agent counts as alive: one whose proxy failed or is still
+starting does not reset the clock, so it is taken out of rotation too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from lbcp.dal.lbvms import LbvmConflict, LbvmRepository
+from lbcp.dal.repository import LoadBalancerRepository
+from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply
+from lbcp.models.lbvm import Lbvm
+from lbcp.models.resource import LoadBalancerRecord
+
+PERSIST_INTERVAL = timedelta(seconds=30)
+# EC2 instance profiles sign as the role session named after the instance.
+_INSTANCE_SESSION = re.compile(r"^arn:aws[a-z-]*:sts::\d{12}:assumed-role/[\w+=,.@-]+/(i-[0-9a-f]{8,17})$")
+
+
+class Forbidden(Exception):
+    pass
+
+
+class UnknownLbvm(Exception):
+    pass
+
+
+class Callbacks(Protocol):
+    def complete(self, token: str, output: dict[str, object]) -> bool: ...
+
+    def heartbeat(self, token: str) -> bool: ...
+
+
+def instance_of_caller(principal_arn: str | None) -> str:
+    """The instance id of the calling EC2 instance profile session, or Forbidden."""
+    match = _INSTANCE_SESSION.fullmatch(principal_arn or "")
+    if match is None:
+        raise Forbidden("only an LBVM's own instance role may call the agent API")
+    return match.group(1)
+
+
+@dataclass
+class HeartbeatService:
+    load_balancers: LoadBalancerRepository
+    lbvms: LbvmRepository
+    callbacks: Callbacks
+    clock: Callable[[], datetime]
+
+    def config(self, principal_arn: str | None, load_balancer_id: str, lbvm_id: str) -> AgentConfig:
+        record, lbvm = self._lookup(load_balancer_id, lbvm_id)
+        self._authorize(principal_arn, lbvm, claimed_instance=None)
+        return AgentConfig(
+            load_balancer_id=record.id, lbvm_id=lbvm.lbvm_id, config_version=record.generation, spec=record.spec
+        )
+
+    def heartbeat(self, principal_arn: str | None, beat: Heartbeat) -> HeartbeatReply:
+        record, lbvm = self._lookup(beat.load_balancer_id, beat.lbvm_id)
+        self._authorize(principal_arn, lbvm, claimed_instance=beat.instance_id)
+        now = self.clock()
+        if beat.state == "ready":
+            self._prove_alive(lbvm, beat)
+        lbvm = self._persist(lbvm, beat, now)
+        draining = lbvm.drain_requested_at is not None or lbvm.state in ("Draining", "Terminated")
+        return HeartbeatReply(
+            desired_config_version=record.generation,
+            drain=draining,
+            drain_deadline=lbvm.drain_deadline,
+            heartbeat_interval_seconds=record.spec.lifecycle.heartbeat_interval_seconds,
+        )
+
+    # --- helpers -----------------------------------------------------------------
+
+    def _lookup(self, load_balancer_id: str, lbvm_id: str) -> tuple[LoadBalancerRecord, Lbvm]:
+        record = self.load_balancers.get(load_balancer_id)
+        lbvm = self.lbvms.get(load_balancer_id, lbvm_id) if record else None
+        if record is None or lbvm is None:
+            raise UnknownLbvm(f"{load_balancer_id}/{lbvm_id}")
+        return record, lbvm
+
+    @staticmethod
+    def _authorize(principal_arn: str | None, lbvm: Lbvm, claimed_instance: str | None) -> None:
+        caller = instance_of_caller(principal_arn)
+        if claimed_instance is not None and claimed_instance != caller:
+            raise Forbidden(f"{caller} may report only for itself, not for {claimed_instance}")
+        if lbvm.instance_id is not None and lbvm.instance_id != caller:
+            raise Forbidden(f"{lbvm.lbvm_id} runs on {lbvm.instance_id}, not on {caller}")
+
+    def _prove_alive(self, lbvm: Lbvm, beat: Heartbeat) -> None:
+        token = lbvm.callback_token
+        if token is None:
+            return
+        if lbvm.callback_kind == "heartbeats":
+            self.callbacks.heartbeat(token)
+        elif lbvm.callback_kind == "first-heartbeat":
+            self.callbacks.complete(token, {"action": "first-heartbeat", "configVersion": beat.applied_config_version})
+        elif lbvm.callback_kind == "recovery":
+            self.callbacks.complete(token, {"action": "recovered"})
+
+    def _persist(self, lbvm: Lbvm, beat: Heartbeat, now: datetime) -> Lbvm:
+        reported = {
+            "agent_state": beat.state,
+            "applied_config_version": beat.applied_config_version,
+            "agent_error": beat.error,
+            "boot_id": beat.boot_id,
+        }
+        if beat.boot_id == lbvm.boot_id and (lbvm.heartbeat_sequence or -1) >= beat.sequence:
+            return lbvm  # a late or repeated heartbeat: nothing new
+        changed = any(getattr(lbvm, name) != value for name, value in reported.items())
+        draining = lbvm.drain_requested_at is not None or lbvm.state == "Draining"
+        # While draining, the connection count is what the drain machine waits on: keep it fresh.
+        connections_matter = draining and beat.active_connections != lbvm.active_connections
+        stale = lbvm.last_heartbeat_at is None or now - lbvm.last_heartbeat_at >= PERSIST_INTERVAL
+        if not (changed or connections_matter or stale):
+            return lbvm
+        current = lbvm
+        for _ in range(3):
+            try:
+                return self.lbvms.update(
+                    current,
+                    **reported,
+                    active_connections=beat.active_connections,
+                    heartbeat_sequence=beat.sequence,
+                    last_heartbeat_at=now,
+                )
+            except LbvmConflict:
+                fresh = self.lbvms.get(lbvm.load_balancer_id, lbvm.lbvm_id)
+                if fresh is None:
+                    raise UnknownLbvm(lbvm.lbvm_id) from None
+                current = fresh
+        return current

@@ -1,0 +1,85 @@
+"""EC2 as the reconciler sees it: instances and interfaces found by our product tag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
+from lbcp.reconcile.observed import ObservedInstance, ObservedNetworkInterface
+
+_OURS = [{"Name": f"tag:{PRODUCT_TAG_KEY}", "Values": [PRODUCT_TAG_VALUE]}]
+
+
+class NotOurs(Exception):
+    """Refused: the resource does not carry this load balancer's owner tags."""
+
+
+def _tags(resource: dict[str, Any], key: str = "Tags") -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in resource.get(key) or []}
+
+
+class Ec2Compute:
+    """One paginated DescribeInstances and one DescribeNetworkInterfaces per tick, for every load balancer."""
+
+    def __init__(self, ec2: Any) -> None:
+        self._ec2 = ec2
+
+    def observe(self) -> tuple[list[ObservedInstance], list[ObservedNetworkInterface]]:
+        instances: list[ObservedInstance] = []
+        for page in self._ec2.get_paginator("describe_instances").paginate(
+            Filters=_OURS, PaginationConfig={"PageSize": 1000}
+        ):
+            for reservation in page.get("Reservations", []):
+                for instance in reservation.get("Instances", []):
+                    tags = _tags(instance)
+                    if LB_ID_TAG_KEY not in tags:
+                        continue
+                    instances.append(
+                        ObservedInstance(
+                            instance_id=instance["InstanceId"],
+                            load_balancer_id=tags[LB_ID_TAG_KEY],
+                            lbvm_id=tags.get(LBVM_ID_TAG_KEY),
+                            state=instance["State"]["Name"],
+                            subnet_id=instance.get("SubnetId"),
+                            private_ip=instance.get("PrivateIpAddress"),
+                            launched_at=instance.get("LaunchTime"),
+                        )
+                    )
+        interfaces: list[ObservedNetworkInterface] = []
+        for page in self._ec2.get_paginator("describe_network_interfaces").paginate(
+            Filters=_OURS, PaginationConfig={"PageSize": 1000}
+        ):
+            for interface in page.get("NetworkInterfaces", []):
+                tags = _tags(interface, "TagSet")
+                if LB_ID_TAG_KEY not in tags:
+                    continue
+                interfaces.append(
+                    ObservedNetworkInterface(
+                        network_interface_id=interface["NetworkInterfaceId"],
+                        load_balancer_id=tags[LB_ID_TAG_KEY],
+                        lbvm_id=tags.get(LBVM_ID_TAG_KEY),
+                        status=interface.get("Status", "unknown"),
+                        attached_instance_id=(interface.get("Attachment") or {}).get("InstanceId"),
+                    )
+                )
+        return instances, interfaces
+
+    def terminate_instance(self, load_balancer_id: str, instance_id: str) -> None:
+        # Nothing is deleted that does not carry our owner tag: check it at the moment of deletion.
+        described = self._ec2.describe_instances(InstanceIds=[instance_id])
+        for reservation in described.get("Reservations", []):
+            for instance in reservation.get("Instances", []):
+                self._require_ours(_tags(instance), load_balancer_id, instance_id)
+                if instance["State"]["Name"] not in ("shutting-down", "terminated"):
+                    self._ec2.terminate_instances(InstanceIds=[instance_id])
+
+    def delete_network_interface(self, load_balancer_id: str, network_interface_id: str) -> None:
+        described = self._ec2.describe_network_interfaces(NetworkInterfaceIds=[network_interface_id])
+        for interface in described.get("NetworkInterfaces", []):
+            self._require_ours(_tags(interface, "TagSet"), load_balancer_id, network_interface_id)
+            self._ec2.delete_network_interface(NetworkInterfaceId=network_interface_id)
+
+    @staticmethod
+    def _require_ours(tags: dict[str, str], load_balancer_id: str, resource_id: str) -> None:
+        if tags.get(PRODUCT_TAG_KEY) != PRODUCT_TAG_VALUE or tags.get(LB_ID_TAG_KEY) != load_balancer_id:
+            raise NotOurs(f"{resource_id} does not carry the owner tags of {load_balancer_id}")

@@ -1,0 +1,50 @@
+"""What an LBVM is launched from: its image and its user data."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lbcp.models.lbvm import Lbvm
+from lbcp.models.resource import LoadBalancerRecord
+
+# Amazon Linux 2023, as AWS publishes it in SSM (public parameters).
+AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+
+
+def architecture(instance_type: str) -> str:
+    """Graviton families carry a "g" after the generation digit (c7g, m6gd, t4g): arm64."""
+    family = instance_type.split(".", 1)[0]
+    return "arm64" if re.fullmatch(r"[a-z]+\d+g[a-z]*", family) else "x86_64"
+
+
+class DefaultLaunchSettings:
+    def __init__(self, ssm: Any, *, api_endpoint: str, agent_artifact_url: str, region: str) -> None:
+        self._ssm = ssm
+        self._api_endpoint = api_endpoint
+        self._agent_artifact_url = agent_artifact_url
+        self._region = region
+        self._images: dict[str, str] = {}
+
+    def image_id(self, record: LoadBalancerRecord) -> str:
+        if record.spec.instance.image_id:
+            return record.spec.instance.image_id
+        arch = architecture(record.spec.instance.type)
+        if arch not in self._images:
+            name = AL2023_PARAMETER.format(arch=arch)
+            self._images[arch] = self._ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        return self._images[arch]
+
+    def user_data(self, record: LoadBalancerRecord, lbvm: Lbvm) -> str:
+        from agent.bootstrap import user_data
+
+        return str(
+            user_data(
+                lb_id=record.id,
+                lbvm_id=lbvm.lbvm_id,
+                endpoint=self._api_endpoint,
+                proxy=record.spec.proxy,
+                agent_artifact_url=self._agent_artifact_url,
+                region=self._region,
+            )
+        )

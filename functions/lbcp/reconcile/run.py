@@ -1,0 +1,145 @@
+"""One reconcile tick: observe everything once, plan each load balancer, act only where needed.
+
+Reads are batched across load balancers (one paginated listing each of load
+balancers, LBVMs, instances and interfaces, plus the entry's reads), so their
+number grows with pagination only. Writes happen only where a plan has jobs
+or a changed status: a converged fleet costs no writes at all. Acting takes
+the load balancer's lease and re-plans from fresh, consistent reads, so two
+overlapping runs (the schedule and a spec change) never act twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from lbcp.dal.lbvms import LbvmRepository
+from lbcp.dal.repository import LoadBalancerRepository
+from lbcp.models.lbvm import Lbvm
+from lbcp.models.resource import LoadBalancerRecord
+from lbcp.reconcile.executor import Executor
+from lbcp.reconcile.jobs import RemoveLoadBalancer
+from lbcp.reconcile.lease import LeaseHeld, Leases
+from lbcp.reconcile.observed import EntryView, LoadBalancerView
+from lbcp.reconcile.plan import PlannerSettings, plan
+from lbcp.reconcile.ports import ComputePort, EntryPort
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TickReport:
+    load_balancers: int = 0
+    acted: list[str] = field(default_factory=list)
+    locked: list[str] = field(default_factory=list)
+    jobs: int = 0
+    failed: int = 0
+
+
+def verification_batch(ids: Iterable[str], now: datetime, budget: int, period: timedelta) -> set[str]:
+    """The load balancers whose registrations are verified this tick.
+
+    Verifying registrations costs one read per load balancer, so at most
+    ``budget`` are verified per tick, in rotation: every load balancer is
+    verified at least once every ceil(n / budget) periods.
+    """
+    ordered = sorted(ids)
+    if len(ordered) <= budget:
+        return set(ordered)
+    slots = math.ceil(len(ordered) / budget)
+    slot = int(now.timestamp() // period.total_seconds()) % slots
+    return set(ordered[slot * budget : (slot + 1) * budget])
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        load_balancers: LoadBalancerRepository,
+        lbvms: LbvmRepository,
+        compute: ComputePort,
+        entry: EntryPort,
+        executor: Executor,
+        leases: Leases,
+        clock: Callable[[], datetime],
+        rng: random.Random | None = None,
+        planner_settings: PlannerSettings | None = None,
+        verify_budget: int = 10,
+        tick_period: timedelta = timedelta(minutes=1),
+    ) -> None:
+        self._load_balancers = load_balancers
+        self._lbvms = lbvms
+        self._compute = compute
+        self._entry = entry
+        self._executor = executor
+        self._leases = leases
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._planner_settings = planner_settings or PlannerSettings()
+        self._verify_budget = verify_budget
+        self._tick_period = tick_period
+
+    def tick(self, only: set[str] | None = None) -> TickReport:
+        now = self._clock()
+        report = TickReport()
+        records = [r for r in self._all_records() if only is None or r.id in only]
+        report.load_balancers = len(records)
+        if not records:
+            return report
+        by_lb: dict[str, list[Lbvm]] = defaultdict(list)
+        for lbvm in self._lbvms.list_all():
+            by_lb[lbvm.load_balancer_id].append(lbvm)
+        instances, interfaces = self._compute.observe()
+        verify = verification_batch((r.id for r in records), now, self._verify_budget, self._tick_period)
+        entries = self._entry.observe(records, verify)
+        for record in records:
+            view = LoadBalancerView(
+                instances=tuple(i for i in instances if i.load_balancer_id == record.id),
+                network_interfaces=tuple(n for n in interfaces if n.load_balancer_id == record.id),
+                entry=entries.get(record.id, EntryView(ready=False)),
+            )
+            first = plan(record, by_lb[record.id], view, now, rng=self._rng, settings=self._planner_settings)
+            if first.is_noop(record.status):
+                continue
+            try:
+                with self._leases.held(record.id, now):
+                    self._act(record.id, view, now, report)
+            except LeaseHeld:
+                report.locked.append(record.id)
+        return report
+
+    def _act(self, load_balancer_id: str, view: LoadBalancerView, now: datetime, report: TickReport) -> None:
+        # Under the lease, decide again from consistent reads: the listing may be stale.
+        record = self._load_balancers.get(load_balancer_id)
+        if record is None:
+            return
+        lbvms = self._lbvms.list_for(load_balancer_id)
+        decided = plan(record, lbvms, view, now, rng=self._rng, settings=self._planner_settings)
+        if decided.is_noop(record.status):
+            return
+        outcome = self._executor.execute(record, lbvms, decided, view.entry)
+        report.acted.append(load_balancer_id)
+        report.jobs += len(outcome.done)
+        report.failed += len(outcome.failed)
+        if any(isinstance(job, RemoveLoadBalancer) for job in outcome.done):
+            return  # the record is gone; its last event says so
+        if decided.status != record.status or outcome.events:
+            self._load_balancers.write_status(load_balancer_id, decided.status, outcome.events)
+        logger.info(
+            "reconciled",
+            extra={"lb": load_balancer_id, "jobs": len(outcome.done), "failed": len(outcome.failed)},
+        )
+
+    def _all_records(self) -> Iterator[LoadBalancerRecord]:
+        token: str | None = None
+        while True:
+            page = self._load_balancers.list(100, token)
+            yield from page.items
+            token = page.next_token
+            if token is None:
+                return

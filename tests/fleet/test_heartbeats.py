@@ -1,0 +1,248 @@
+"""The agent API: heartbeats answer real Step Functions callbacks, and only an LBVM's own instance may call."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from lbcp.dal.lbvms import LbvmRepository
+from lbcp.models.lbvm import Lbvm
+from lbcp_local.invoke import ApiResponse, invoke_api
+from tests.conftest import Api, Cloud
+
+INSTANCE = "i-0123456789abcdef0"
+ROLE_SESSION = f"arn:aws:sts::123456789012:assumed-role/lbcp-lbvm/{INSTANCE}"
+LBVM_ID = "lbvm-0123456789ab"
+
+
+def waiter(**timing: int) -> dict[str, Any]:
+    """A stand-in lifecycle with one callback state, waiting the way the real one does.
+
+    The callback arrives through SQS here (moto runs that without Lambda);
+    ``timing`` is TimeoutSeconds and/or HeartbeatSeconds.
+    """
+    return {
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl.$": "$.queueUrl", "MessageBody": {"token.$": "$$.Task.Token"}},
+                **timing,
+                "End": True,
+            }
+        },
+    }
+
+
+@pytest.fixture
+def lb(api: Api, spec: dict[str, Any]) -> dict[str, Any]:
+    response = api.create(spec)
+    assert response.status == 201
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def lbvm_record(cloud: Cloud, lb_id: str, **changes: Any) -> Lbvm:
+    repository = LbvmRepository(cloud.dynamodb, cloud.table)
+    now = datetime.now(UTC)
+    lbvm = Lbvm(
+        lbvm_id=LBVM_ID,
+        load_balancer_id=lb_id,
+        subnet_id=cloud.account.subnet_ids[0],
+        state="Pending",
+        state_since=now,
+        version=1,
+        launched_generation=1,
+        launch_reason="test",
+        created_at=now,
+        instance_id=INSTANCE,
+    ).model_copy(update=changes)
+    repository.create(lbvm)
+    return lbvm
+
+
+def waiting_execution(cloud: Cloud, name: str, **timing: int) -> tuple[str, str]:
+    """Start the stand-in and return (execution arn, the task token it waits on)."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName=f"callbacks-{name}")["QueueUrl"]
+    machine = sfn.create_state_machine(
+        name=f"waiter-{name}", definition=json.dumps(waiter(**timing)), roleArn="arn:aws:iam::123456789012:role/sfn"
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps({"queueUrl": queue}))
+    for _ in range(100):
+        messages = sqs.receive_message(QueueUrl=queue).get("Messages", [])
+        if messages:
+            return execution["executionArn"], json.loads(messages[0]["Body"])["token"]
+        time.sleep(0.05)
+    raise AssertionError("the execution never asked for its callback")
+
+
+def current_status(arn: str) -> str:
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    return str(sfn.describe_execution(executionArn=arn)["status"])
+
+
+def execution_status(arn: str) -> str:
+    """The execution's status once it has ended (or RUNNING after 3 s)."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    for _ in range(60):
+        status = str(sfn.describe_execution(executionArn=arn)["status"])
+        if status != "RUNNING":
+            return status
+        time.sleep(0.05)
+    return "RUNNING"
+
+
+def beat(lb_id: str, state: str = "ready", sequence: int = 1, **changes: Any) -> dict[str, Any]:
+    return {
+        "lbvmId": LBVM_ID,
+        "instanceId": INSTANCE,
+        "loadBalancerId": lb_id,
+        "bootId": "boot-1",
+        "sequence": sequence,
+        "sentAt": datetime.now(UTC).isoformat(),
+        "state": state,
+        "activeConnections": 3,
+        "appliedConfigVersion": 1,
+        "agentVersion": "test",
+        **changes,
+    }
+
+
+def send(body: dict[str, Any], principal: str = ROLE_SESSION) -> ApiResponse:
+    return invoke_api(
+        "POST",
+        "/v1/agent/heartbeat",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(body).encode(),
+        principal_arn=principal,
+    )
+
+
+@pytest.fixture(autouse=True)
+def stepfunctions_execute(cloud: Cloud) -> None:
+    from moto.core.config import default_user_config
+
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+
+
+def test_the_first_ready_heartbeat_completes_the_pending_callback(cloud: Cloud, lb: dict[str, Any]) -> None:
+    arn, token = waiting_execution(cloud, "first", TimeoutSeconds=60)
+    lbvm_record(cloud, lb["id"], callback_kind="first-heartbeat", callback_token=token)
+    starting = send(beat(lb["id"], state="starting"))
+    assert starting.status == 200
+    time.sleep(0.3)
+    assert current_status(arn) == "RUNNING"  # a starting agent is not healthy yet
+    ready = send(beat(lb["id"], sequence=2))
+    assert ready.status == 200
+    assert ready.json() == {
+        "desiredConfigVersion": 1,
+        "drain": False,
+        "drainDeadline": None,
+        "heartbeatIntervalSeconds": 5,
+    }
+    assert execution_status(arn) == "SUCCEEDED"
+
+
+def test_heartbeats_keep_the_routable_callback_alive_and_silence_times_it_out(cloud: Cloud, lb: dict[str, Any]) -> None:
+    arn, token = waiting_execution(cloud, "alive", HeartbeatSeconds=2)
+    lbvm_record(cloud, lb["id"], state="Routable", callback_kind="heartbeats", callback_token=token)
+    started = time.monotonic()
+    sequence = 0
+    while time.monotonic() - started < 3.5:  # longer than the 2 s heartbeat timeout
+        sequence += 1
+        assert send(beat(lb["id"], sequence=sequence)).status == 200
+        time.sleep(0.5)
+    assert current_status(arn) == "RUNNING"
+    time.sleep(2.5)  # now silence
+    assert execution_status(arn) == "FAILED"
+
+
+def test_a_failed_agent_does_not_count_as_alive(cloud: Cloud, lb: dict[str, Any]) -> None:
+    arn, token = waiting_execution(cloud, "failed", HeartbeatSeconds=2)
+    lbvm_record(cloud, lb["id"], state="Routable", callback_kind="heartbeats", callback_token=token)
+    for sequence in range(1, 7):
+        assert send(beat(lb["id"], state="failed", sequence=sequence, error="nginx: [emerg]")).status == 200
+        time.sleep(0.5)
+    assert execution_status(arn) == "FAILED"
+
+
+def test_an_instance_may_report_only_for_itself(cloud: Cloud, lb: dict[str, Any]) -> None:
+    lbvm_record(cloud, lb["id"])
+    other = "arn:aws:sts::123456789012:assumed-role/lbcp-lbvm/i-0fffffffffffffff0"
+    assert send(beat(lb["id"]), principal=other).status == 403
+    assert send(beat(lb["id"], instanceId="i-0fffffffffffffff0"), principal=other).status == 403
+    user = "arn:aws:iam::123456789012:user/alice"
+    response = send(beat(lb["id"]), principal=user)
+    assert response.status == 403
+    assert response.json()["type"] == "urn:lbcp:problem:forbidden"
+
+
+def test_heartbeats_are_stored_when_something_changes_not_every_time(cloud: Cloud, lb: dict[str, Any]) -> None:
+    lbvm_record(cloud, lb["id"], state="Routable")
+    repository = LbvmRepository(cloud.dynamodb, cloud.table)
+    send(beat(lb["id"], sequence=1))
+    first = repository.get(lb["id"], LBVM_ID)
+    assert first is not None and first.agent_state == "ready" and first.active_connections == 3
+    send(beat(lb["id"], sequence=2, activeConnections=9))
+    assert repository.get(lb["id"], LBVM_ID) == first  # nothing but the load changed: no write
+    send(beat(lb["id"], sequence=3, appliedConfigVersion=2))
+    third = repository.get(lb["id"], LBVM_ID)
+    assert third is not None and third.applied_config_version == 2 and third.version == first.version + 1
+    send(beat(lb["id"], sequence=2, appliedConfigVersion=5))  # late: older sequence of the same boot
+    assert repository.get(lb["id"], LBVM_ID) == third
+
+
+def test_a_draining_lbvm_is_told_to_drain_and_its_connections_are_tracked(cloud: Cloud, lb: dict[str, Any]) -> None:
+    deadline = datetime(2030, 1, 1, tzinfo=UTC)
+    lbvm_record(cloud, lb["id"], state="Draining", drain_requested_at=datetime.now(UTC), drain_deadline=deadline)
+    repository = LbvmRepository(cloud.dynamodb, cloud.table)
+    reply = send(beat(lb["id"], state="draining", activeConnections=4)).json()
+    assert reply["drain"] is True
+    assert reply["drainDeadline"] == "2030-01-01T00:00:00Z"
+    send(beat(lb["id"], state="draining", sequence=2, activeConnections=0))
+    stored = repository.get(lb["id"], LBVM_ID)
+    assert stored is not None and stored.active_connections == 0
+
+
+def test_the_agent_fetches_the_current_spec_and_its_version(cloud: Cloud, api: Api, lb: dict[str, Any]) -> None:
+    lbvm_record(cloud, lb["id"])
+
+    def fetch(principal: str = ROLE_SESSION) -> ApiResponse:
+        return invoke_api(
+            "GET", "/v1/agent/config", query=f"lbvmId={LBVM_ID}&loadBalancerId={lb['id']}", principal_arn=principal
+        )
+
+    first = fetch()
+    assert first.status == 200
+    assert first.json()["configVersion"] == 1
+    assert first.json()["spec"]["name"] == "web"
+    api.request(
+        "PATCH",
+        f"/v1/load-balancers/{lb['id']}",
+        {"capacity": {"max": 8}},
+        headers={"Content-Type": "application/merge-patch+json", "If-Match": '"1"'},
+    )
+    second = fetch().json()
+    assert (second["configVersion"], second["spec"]["capacity"]["max"]) == (2, 8)
+    assert send(beat(lb["id"])).json()["desiredConfigVersion"] == 2
+    assert fetch("arn:aws:sts::123456789012:assumed-role/lbcp-lbvm/i-0aaaaaaaaaaaaaaa0").status == 403
+    unknown = invoke_api(
+        "GET",
+        "/v1/agent/config",
+        query=f"lbvmId=lbvm-000000000000&loadBalancerId={lb['id']}",
+        principal_arn=ROLE_SESSION,
+    )
+    assert unknown.status == 404
