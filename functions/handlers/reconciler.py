@@ -1,0 +1,60 @@
+"""Lambda entry point of the reconciler.
+
+Invoked by the schedule (every minute: a full tick) and by the table's stream
+when a spec changes (a tick for just those load balancers, at once).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from lbcp.reconcile.run import Reconciler, TickReport
+
+logger = Logger(service="lbcp-reconciler")
+
+
+@lru_cache(maxsize=1)
+def reconciler() -> Reconciler:
+    from botocore.config import Config
+    from botocore.session import get_session
+
+    from lbcp.reconcile.wiring import build_reconciler
+    from lbcp.settings import settings
+
+    session = get_session()
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
+    return build_reconciler(settings(), lambda service: session.create_client(service, config=config))
+
+
+def changed_load_balancers(event: dict[str, Any]) -> set[str] | None:
+    """The ids of load balancers whose record changed (stream event); None for a scheduled tick."""
+    records = event.get("Records")
+    if not records:
+        return None
+    ids: set[str] = set()
+    for record in records:
+        keys = record.get("dynamodb", {}).get("Keys", {})
+        pk, sk = keys.get("pk", {}).get("S", ""), keys.get("sk", {}).get("S", "")
+        if pk.startswith("LB#") and sk == "LB":
+            ids.add(pk.removeprefix("LB#"))
+    return ids
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    only = changed_load_balancers(event)
+    if only is not None and not only:
+        return {"loadBalancers": 0}
+    report: TickReport = reconciler().tick(only)
+    logger.info(
+        "tick",
+        load_balancers=report.load_balancers,
+        acted=report.acted,
+        locked=report.locked,
+        jobs=report.jobs,
+        failed=report.failed,
+    )
+    return {"loadBalancers": report.load_balancers, "acted": report.acted, "jobs": report.jobs, "failed": report.failed}
