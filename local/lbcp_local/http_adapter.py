@@ -2,8 +2,10 @@
 
 It does what API Gateway does for a ``$default`` route with a Lambda proxy
 integration (payload 2.0), minus SigV4: requests are accepted unsigned and
-attributed to a local developer principal. Like a Lambda instance, the
-handler serves one request at a time.
+attributed to a local developer principal, or to the principal named in the
+``X-Lbcp-Local-Principal`` header (how simulated agents present their
+instance role session). Like a Lambda instance, the handler serves one
+request at a time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from lbcp_local.invoke import invoke_api
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's own limit; the handler enforces a smaller one
+LOCAL_PRINCIPAL_HEADER = "x-lbcp-local-principal"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -32,9 +35,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else None
-        headers = {name: value for name, value in self.headers.items()}
+        headers = {name: value for name, value in self.headers.items() if name.lower() != LOCAL_PRINCIPAL_HEADER}
+        # Local stand-in for SigV4 identity: simulated agents say which instance they are.
+        principal = self.headers.get(LOCAL_PRINCIPAL_HEADER)
         with self.lock:
-            response = invoke_api(self.command, path, query=query, headers=headers, body=body)
+            response = invoke_api(self.command, path, query=query, headers=headers, body=body, principal_arn=principal)
         self._send(response.status, response.headers, response.body)
 
     def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
