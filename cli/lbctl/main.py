@@ -1,6 +1,7 @@
 """lbctl: manage load balancers through the lbcp control plane API.
 
-Commands: create, get, list, patch, delete, events (``lbctl COMMAND --help``).
+Commands: create, get, list, patch, delete, events (``lbctl COMMAND --help``), and
+simulate (offline: what a scaling policy would have done on a load trace).
 A load balancer REF is its id (``lb-...``) or its name.
 
 The endpoint is ``--endpoint``, else ``$LBCTL_ENDPOINT``, else the local runtime
@@ -47,6 +48,9 @@ from lbctl.errors import (
     WaitTimeout,
 )
 from lbctl.output import NONE, age, cell, compact_json, fields, table, timestamp
+from lbctl.simulate import EPILOG as SIMULATE_EPILOG
+from lbctl.simulate import add_arguments as add_simulate_arguments
+from lbctl.simulate import cmd_simulate as run_simulation
 
 EXIT_CODES_HELP = __doc__.split("Exit codes:", 1)[1].rstrip() if __doc__ else ""
 LIST_PATH = "/v1/load-balancers"
@@ -529,6 +533,13 @@ def cmd_events(ctx: Context) -> int:
     return EXIT_OK
 
 
+# --- simulate -------------------------------------------------------------------------
+
+
+def cmd_simulate(ctx: Context) -> int:
+    return run_simulation(ctx.args, ctx.json)
+
+
 # --- arguments ------------------------------------------------------------------------
 
 
@@ -640,6 +651,14 @@ def build_parser() -> argparse.ArgumentParser:
     events = command("events", cmd_events, "Show a load balancer's events, newest first.")
     events.add_argument("ref", metavar="REF")
     events.add_argument("--limit", type=_limit, metavar="N", help="how many, 1 to 100 (API default 50)")
+
+    simulate = command(
+        "simulate",
+        cmd_simulate,
+        "Replay a load trace through a scaling policy and a fleet model (offline, no API).",
+        SIMULATE_EPILOG,
+    )
+    add_simulate_arguments(simulate)
     return parser
 
 

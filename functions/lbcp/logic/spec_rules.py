@@ -212,6 +212,44 @@ def _scaling(spec: LoadBalancerSpec) -> Iterator[FieldError]:
             ):
                 if value is not None and value > 100:
                     yield _error((*here, field), "is a percentage: at most 100", "out_of_range")
+    enabled = [thresholds for thresholds, _ in by_name.values() if thresholds is not None]
+    if (
+        enabled
+        and spec.scaling.policy in ("target-tracking", "default")
+        and all(thresholds.target is None for thresholds in enabled)
+    ):
+        yield _error(
+            ("scaling", "metrics"),
+            f"the {spec.scaling.policy} policy needs a target on at least one metric",
+            "missing",
+        )
+    yield from _scaling_steps(spec)
+    zones = len(set(spec.subnet_ids))
+    if spec.scaling.min_per_zone * zones > spec.capacity.max:
+        yield _error(
+            ("scaling", "minPerZone"),
+            f"{spec.scaling.min_per_zone} per subnet over {zones} subnet(s) exceeds capacity.max ({spec.capacity.max})",
+            "out_of_range",
+        )
+
+
+def _scaling_steps(spec: LoadBalancerSpec) -> Iterator[FieldError]:
+    steps = spec.scaling.steps
+    if steps and steps[0].above_by_percent != 0:
+        # Otherwise a breach smaller than the first step would add nothing at all.
+        yield _error(("scaling", "steps", 0, "aboveByPercent"), "the first step must start at 0", "out_of_range")
+    for k in range(1, len(steps)):
+        here: tuple[str | int, ...] = ("scaling", "steps", k)
+        if steps[k].above_by_percent <= steps[k - 1].above_by_percent:
+            yield _error(
+                (*here, "aboveByPercent"),
+                f"must be above steps[{k - 1}].aboveByPercent ({steps[k - 1].above_by_percent:g})",
+                "out_of_range",
+            )
+        if steps[k].add < steps[k - 1].add:
+            yield _error(
+                (*here, "add"), f"a larger breach must not add fewer LBVMs than steps[{k - 1}]", "out_of_range"
+            )
 
 
 def _rollout(spec: LoadBalancerSpec) -> Iterator[FieldError]:

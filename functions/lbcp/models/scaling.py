@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic.alias_generators import to_camel
 
 from lbcp.models.status import StatusModel
+
+# The longest a warm floor may be held: warming is for a known spike, not a new minimum.
+MAX_WARM_SECONDS = 7 * 24 * 3600
 
 
 class WarmFloor(StatusModel):
@@ -16,6 +20,14 @@ class WarmFloor(StatusModel):
     expires_at: datetime
     reason: str | None = None
     requested_by: str | None = None
+    requested_at: datetime | None = None
+
+
+class Recommendation(StatusModel):
+    """One evaluation's proposed capacity (target tracking keeps a window of them)."""
+
+    time: datetime
+    desired: int = Field(ge=0)
 
 
 class ScalingState(StatusModel):
@@ -23,3 +35,31 @@ class ScalingState(StatusModel):
     last_scale_in_at: datetime | None = None
     last_decision: str | None = None
     warm: WarmFloor | None = None
+    # Recommendations inside the scale-in stabilization window (newest last):
+    # scale-in goes no lower than the highest of them.
+    recommendations: list[Recommendation] = Field(default_factory=list)
+    # Why the last evaluation held capacity where the policy wanted to move it
+    # (a short key such as "max" or "missing-metrics"); an event is recorded
+    # when it changes, not on every evaluation.
+    hold: str | None = None
+
+
+class WarmRequest(BaseModel):
+    """``POST /v1/load-balancers/{id}/warm``: pre-inject LBVMs ahead of a known spike.
+
+    Exactly one of ``floor`` (keep at least this many LBVMs) or ``extra`` (this
+    many more than the current desired capacity), and exactly one of
+    ``expires_at`` or ``duration_seconds``.
+    """
+
+    # Closed and camelCase like the spec; integers must be integers (no "3" for 3),
+    # while expiresAt is an RFC 3339 string on the wire.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, validate_by_alias=True, validate_by_name=False
+    )
+
+    floor: StrictInt | None = Field(default=None, ge=1, le=100)
+    extra: StrictInt | None = Field(default=None, ge=1, le=100)
+    expires_at: datetime | None = Field(default=None, description="RFC 3339 with a time zone.")
+    duration_seconds: StrictInt | None = Field(default=None, ge=60, le=MAX_WARM_SECONDS)
+    reason: StrictStr | None = Field(default=None, max_length=256)

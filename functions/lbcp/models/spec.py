@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
@@ -147,6 +147,12 @@ EntryMode = Literal["pool", "dns"]
 EntryScheme = Literal["internet-facing", "internal"]
 WafMode = Literal["detect", "block"]
 ScalingPolicyName = Literal["default", "vote", "target-tracking", "step"]
+# What ``default`` selects: chosen on the policy benchmark (bench/scaling_policies.py,
+# README "Scaling"). Changing it changes every load balancer that says ``default``.
+DEFAULT_SCALING_POLICY: Final = "target-tracking"
+# aggregate: one LBVM-weighted average per metric over the subnets; per-zone: each
+# subnet (one per Availability Zone) is evaluated on its own and the hottest decides.
+ZoneEvaluation = Literal["aggregate", "per-zone"]
 RolloutStrategy = Literal["rolling"]
 
 
@@ -255,10 +261,22 @@ class MetricThresholds(SpecModel):
     scale_out_above: float = Field(gt=0)
     scale_in_below: float = Field(ge=0)
     target: float | None = Field(default=None, gt=0, description="Per-LBVM target for target tracking.")
+    weight: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description=(
+            "Priority of this metric: target-tracking and step scaling multiply its load by the weight "
+            "(1 = full say, 0 = reported but never drives); the vote policy lets a weight of 0 abstain."
+        ),
+    )
 
 
 def _cpu_defaults() -> MetricThresholds:
-    return MetricThresholds.model_validate({"scaleOutAbove": 80.0, "scaleInBelow": 40.0, "target": 60.0})
+    # Target 70%: the default (target-tracking) policy sizes the fleet for it. On the
+    # policy benchmark (README "Scaling") it leaves headroom for the ~5 minutes a
+    # scale-out takes to serve, at fewer instance hours than the seed policy.
+    return MetricThresholds.model_validate({"scaleOutAbove": 80.0, "scaleInBelow": 40.0, "target": 70.0})
 
 
 def _memory_defaults() -> MetricThresholds:
@@ -279,11 +297,44 @@ class ScalingMetrics(SpecModel):
     )
 
 
+class StepAdjustment(SpecModel):
+    """Step scaling: a breach at least ``aboveByPercent`` past scaleOutAbove adds ``add`` LBVMs."""
+
+    above_by_percent: float = Field(ge=0, le=1000, description="How far past scaleOutAbove, in percent of it.")
+    add: int = Field(ge=1, le=MAX_LBVMS_PER_LOAD_BALANCER)
+
+
+def _step_defaults() -> list[StepAdjustment]:
+    return [
+        StepAdjustment.model_validate({"aboveByPercent": above, "add": add})
+        for above, add in ((0.0, 1), (10.0, 2), (20.0, 3))
+    ]
+
+
 class Scaling(SpecModel):
     policy: ScalingPolicyName = "default"
     cooldown_seconds: int = Field(default=600, ge=0, le=3600)
     scale_in_stabilization_seconds: int = Field(default=300, ge=0, le=3600)
     metrics: ScalingMetrics = Field(default_factory=ScalingMetrics)
+    tolerance: float = Field(
+        default=0.1,
+        ge=0,
+        le=0.5,
+        description="Target tracking: no change while load is within this fraction of the target.",
+    )
+    steps: list[StepAdjustment] = Field(
+        default_factory=_step_defaults,
+        min_length=1,
+        max_length=10,
+        description="Step scaling: the LBVMs each size of breach adds, by increasing aboveByPercent.",
+    )
+    zone_evaluation: ZoneEvaluation = "aggregate"
+    min_per_zone: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_LBVMS_PER_LOAD_BALANCER,
+        description="Safeguard: scale-in never leaves fewer LBVMs than this per subnet.",
+    )
 
 
 class Rollout(SpecModel):

@@ -1,0 +1,276 @@
+"""A scaler run against DynamoDB and CloudWatch (moto): decisions written conditionally, explained."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from lbcp.adapters.metrics import CloudWatchMetricsReader
+from lbcp.dal.repository import LoadBalancerRepository, new_load_balancer_id
+from lbcp.models.events import Event
+from lbcp.models.metrics import NAMESPACE, SPEC_METRIC_NAMES, dimensions
+from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.scaling import ScalingState, WarmRequest
+from lbcp.scaling.run import run_scaler
+from lbcp.scaling.warming import warm_load_balancer
+from lbcp.service import initial_status
+from lbcp.validation import parse_spec
+from tests.conftest import REGION, Cloud
+
+NOW = datetime(2026, 11, 28, 12, 0, 30, tzinfo=UTC)
+METRIC_TIME = datetime(2026, 11, 28, 11, 58, tzinfo=UTC)
+
+
+@pytest.fixture
+def repository(cloud: Cloud) -> LoadBalancerRepository:
+    return LoadBalancerRepository(cloud.dynamodb, cloud.table)
+
+
+@pytest.fixture
+def cloudwatch(cloud: Cloud) -> Any:
+    return boto3.client("cloudwatch", region_name=REGION)
+
+
+def create(repository: LoadBalancerRepository, spec: dict[str, Any], index: int, **scaling: Any) -> LoadBalancerRecord:
+    document = {
+        **spec,
+        "name": f"web-{index}",
+        "capacity": {"min": 2, "max": 6},
+        "scaling": {"policy": "vote", **scaling},
+    }
+    parsed = parse_spec(document)
+    record = LoadBalancerRecord(
+        # A fresh id per test: the emulated CloudWatch keeps its metrics for the whole module.
+        id=new_load_balancer_id(),
+        generation=1,
+        spec=parsed,
+        status=initial_status(parsed),
+        created_at=NOW - timedelta(hours=1),
+        updated_at=NOW - timedelta(hours=1),
+        desired_capacity=2,
+    )
+    repository.create(record, Event(time=record.created_at, type="Normal", reason="Created", message="created"))
+    return record
+
+
+def publish(cloudwatch: Any, record: LoadBalancerRecord, values: dict[str, float], at: datetime = METRIC_TIME) -> None:
+    cloudwatch.put_metric_data(
+        Namespace=NAMESPACE,
+        MetricData=[
+            {"MetricName": SPEC_METRIC_NAMES[m], "Dimensions": dimensions(record.id, s), "Timestamp": at, "Value": v}
+            for s in record.spec.subnet_ids
+            for m, v in values.items()
+        ],
+    )
+
+
+def events(repository: LoadBalancerRepository, lb_id: str) -> list[Event]:
+    return repository.list_events(lb_id, 50, None).items
+
+
+SEED = {"cpu": 85.0, "memory": 35.0, "activeConnections": 1000.0}
+LOW = {"cpu": 20.0, "memory": 30.0, "activeConnections": 100.0}
+
+
+def test_a_run_scales_out_writes_conditionally_and_explains(
+    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+) -> None:
+    hot = create(repository, spec, 1)
+    quiet = create(repository, spec, 2)
+    publish(cloudwatch, hot, SEED)
+    publish(cloudwatch, quiet, {"cpu": 60.0, "memory": 60.0, "activeConnections": 1000.0})
+    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    assert report.metric_calls == 1
+    results = {o.name: o.result for o in report.outcomes}
+    assert results == {"web-1": "scaled-out", "web-2": "unchanged"}
+    stored = repository.get(hot.id)
+    assert stored is not None
+    assert (stored.desired_capacity, stored.scaling_version, stored.status.desired_capacity) == (3, 1, 3)
+    assert stored.scaling.last_scale_out_at == NOW
+    latest = events(repository, hot.id)[0]
+    assert (latest.reason, latest.type, latest.actor) == ("ScaledOut", "Normal", "scaler")
+    assert latest.message.startswith(
+        "scaled out 2 -> 3: cpu 85% > 80% voted +1; memory 35% < 40% voted -1; "
+        "activeConnections 1000 in band voted 0; any +1 wins [vote]; cooldown: none active"
+    )
+    untouched = repository.get(quiet.id)
+    assert untouched is not None and untouched.scaling_version == 0  # nothing to remember, nothing written
+    assert [e.reason for e in events(repository, quiet.id)] == ["Created"]
+
+
+def test_the_cooldown_holds_the_next_run(
+    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+) -> None:
+    record = create(repository, spec, 1)
+    publish(cloudwatch, record, SEED)
+    reader = CloudWatchMetricsReader(cloudwatch)
+    run_scaler(repository, reader, NOW)
+    publish(cloudwatch, record, SEED, METRIC_TIME + timedelta(minutes=1))
+    report = run_scaler(repository, reader, NOW + timedelta(minutes=1))
+    assert [o.result for o in report.outcomes] == ["held"]
+    stored = repository.get(record.id)
+    assert stored is not None and stored.desired_capacity == 3
+
+
+def test_missing_metrics_never_scale_in(
+    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+) -> None:
+    record = create(repository, spec, 1)
+    repository.set_desired_capacity(record.id, 0, 4, ScalingState(), None)
+    publish(cloudwatch, record, {"cpu": 20.0, "memory": 30.0})  # no connections published
+    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    assert report.outcomes[0].desired == 4
+    stale = create(repository, spec, 2)
+    repository.set_desired_capacity(stale.id, 0, 4, ScalingState(), None)
+    publish(cloudwatch, stale, LOW, NOW - timedelta(minutes=4))  # published, but too long ago
+    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    assert {o.name: o.desired for o in report.outcomes} == {"web-1": 4, "web-2": 4}
+
+
+def test_all_low_scales_in(repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]) -> None:
+    record = create(repository, spec, 1)
+    repository.set_desired_capacity(record.id, 0, 4, ScalingState(), None)
+    publish(cloudwatch, record, LOW)
+    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    assert (report.outcomes[0].result, report.outcomes[0].desired) == ("scaled-in", 3)
+    assert events(repository, record.id)[0].reason == "ScaledIn"
+
+
+def test_load_balancers_being_deleted_are_skipped(
+    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+) -> None:
+    record = create(repository, spec, 1)
+    publish(cloudwatch, record, SEED)
+    repository.request_deletion(record.id, None, NOW, Event(time=NOW, type="Normal", reason="Deleting", message="x"))
+    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    assert [o.result for o in report.outcomes] == ["skipped-deleting"]
+    assert report.metric_calls == 0
+
+
+class RacingRepository(LoadBalancerRepository):
+    """Another writer decides just before our first write."""
+
+    raced = False
+
+    def set_desired_capacity(
+        self, lb_id: str, expected: int, desired: int, scaling: ScalingState, event: Event | None
+    ) -> None:
+        if not self.raced:
+            self.raced = True
+            super().set_desired_capacity(lb_id, expected, 5, ScalingState(last_decision="someone else"), None)
+        super().set_desired_capacity(lb_id, expected, desired, scaling, event)
+
+
+def test_a_lost_conditional_write_is_decided_again_on_the_winner(
+    cloud: Cloud, cloudwatch: Any, spec: dict[str, Any]
+) -> None:
+    repository = RacingRepository(cloud.dynamodb, cloud.table)
+    record = create(repository, spec, 1)
+    publish(cloudwatch, record, SEED)
+    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    assert [(o.result, o.previous, o.desired) for o in report.outcomes] == [("scaled-out", 5, 6)]
+    stored = repository.get(record.id)
+    assert stored is not None and (stored.desired_capacity, stored.scaling_version) == (6, 2)
+
+
+class BrokenReader:
+    def read(self, keys: list[Any], now: datetime) -> Any:
+        from lbcp.adapters.metrics import MetricsBatch
+
+        return MetricsBatch()
+
+
+def test_one_failing_load_balancer_does_not_stop_the_others(
+    cloud: Cloud, spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = LoadBalancerRepository(cloud.dynamodb, cloud.table)
+    create(repository, spec, 1)
+    create(repository, spec, 2)
+    from lbcp.scaling import run
+
+    original = run.evaluate_record
+
+    def flaky(record: LoadBalancerRecord, window: Any, now: datetime) -> Any:
+        if record.spec.name == "web-1":
+            raise RuntimeError("boom")
+        return original(record, window, now)
+
+    monkeypatch.setattr(run, "evaluate_record", flaky)
+    report = run_scaler(repository, BrokenReader(), NOW)
+    assert {o.name: o.result for o in report.outcomes} == {"web-1": "failed", "web-2": "unchanged"}
+    assert report.summary() == {"loadBalancers": 2, "getMetricDataCalls": 0, "results": {"failed": 1, "unchanged": 1}}
+
+
+def test_a_warm_floor_scales_out_at_once_holds_and_expires_with_an_event(
+    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+) -> None:
+    record = create(repository, spec, 1)
+    request = WarmRequest.model_validate({"extra": 3, "durationSeconds": 600, "reason": "product launch"})
+    result = warm_load_balancer(repository, record.id, request, "arn:aws:iam::123456789012:user/alice", NOW)
+    assert result.to_json() == {
+        "loadBalancerId": record.id,
+        "warm": {
+            "floor": 5,
+            "expiresAt": "2026-11-28T12:10:30Z",
+            "reason": "product launch",
+            "requestedBy": "arn:aws:iam::123456789012:user/alice",
+            "requestedAt": "2026-11-28T12:00:30Z",
+        },
+        "previousDesiredCapacity": 2,
+        "desiredCapacity": 5,
+    }
+    warmed = events(repository, record.id)[0]
+    assert warmed.reason == "WarmRequested"
+    assert "warm floor 5 until 2026-11-28T12:10:30Z by arn:aws:iam::123456789012:user/alice (product launch)" in (
+        warmed.message
+    )
+    reader = CloudWatchMetricsReader(cloudwatch)
+    publish(cloudwatch, record, LOW, NOW + timedelta(minutes=3))
+    held = run_scaler(repository, reader, NOW + timedelta(minutes=5))
+    assert held.outcomes[0].desired == 5  # all -1, but the floor holds
+    publish(cloudwatch, record, LOW, NOW + timedelta(minutes=9))
+    expired = run_scaler(repository, reader, NOW + timedelta(minutes=11))
+    assert expired.outcomes[0].desired == 4  # the floor went: the votes decide again, and all say -1
+    stored = repository.get(record.id)
+    assert stored is not None and stored.scaling.warm is None
+    latest = events(repository, record.id)[0]
+    assert latest.reason == "ScaledIn"
+    assert latest.message.endswith("warm floor of 5 expired")
+
+
+def test_a_warm_request_counts_as_a_scale_out_for_the_cooldown(
+    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+) -> None:
+    record = create(repository, spec, 1)
+    request = WarmRequest.model_validate({"floor": 3, "durationSeconds": 60})
+    warm_load_balancer(repository, record.id, request, None, NOW)
+    publish(cloudwatch, record, LOW, NOW + timedelta(minutes=1))
+    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW + timedelta(minutes=3))
+    assert (report.outcomes[0].result, report.outcomes[0].desired) == ("held", 3)  # expired, but cooling down
+    assert events(repository, record.id)[0].reason == "WarmExpired"
+
+
+class LambdaContext:
+    function_name = "lbcp-scaler"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:lbcp-scaler"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+
+def test_the_lambda_handler_runs_the_scaler(
+    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+) -> None:
+    from handlers import scaler
+
+    record = create(repository, spec, 1)
+    now = datetime.now(UTC)
+    publish(cloudwatch, record, SEED, now.replace(second=0, microsecond=0) - timedelta(minutes=2))
+    scaler.dependencies.cache_clear()
+    try:
+        summary = scaler.lambda_handler({"source": "aws.events"}, LambdaContext())
+    finally:
+        scaler.dependencies.cache_clear()
+    assert summary == {"loadBalancers": 1, "getMetricDataCalls": 1, "results": {"scaled-out": 1}}
