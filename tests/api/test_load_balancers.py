@@ -59,6 +59,13 @@ def test_create_returns_the_resource_with_location_etag_and_initial_status(api: 
         "entry": {"mode": "pool", "dnsName": None},
         "lbvms": [],
         "message": None,
+        "scaling": {
+            "policy": "default",
+            "warm": None,
+            "lastDecision": None,
+            "lastScaleOutAt": None,
+            "lastScaleInAt": None,
+        },
     }
     # Production defaults are filled in and returned, so the stored spec is explicit.
     assert body["drain"] == {"connectionThreshold": 1, "timeoutSeconds": 300}
@@ -394,3 +401,23 @@ def test_a_stale_if_match_is_412_even_while_deleting(api: Api, spec: dict[str, A
     assert api.request("DELETE", "/v1/load-balancers/web", headers={"If-Match": '"2"'}).status == 202
     assert api.request("DELETE", "/v1/load-balancers/web", headers={"If-Match": '"1"'}).status == 412
     assert api.request("DELETE", "/v1/load-balancers/web", headers={"If-Match": '"2"'}).status == 202
+
+
+def test_warming_raises_the_desired_capacity_and_shows_in_status(api: Api, spec: dict[str, Any]) -> None:
+    create(api, spec)
+    response = api.request(
+        "POST", "/v1/load-balancers/web/warm", {"floor": 5, "durationSeconds": 3600, "reason": "launch"}
+    )
+    assert response.status == 200, response.body
+    body = response.json()
+    assert (body["previousDesiredCapacity"], body["desiredCapacity"], body["warm"]["floor"]) == (2, 5, 5)
+    status = api.request("GET", "/v1/load-balancers/web").json()["status"]
+    assert status["desiredCapacity"] == 5
+    assert status["scaling"]["warm"]["floor"] == 5
+    assert status["scaling"]["warm"]["reason"] == "launch"
+    assert events(api, "web")[0]["reason"] == "WarmRequested"
+    too_big = api.request("POST", "/v1/load-balancers/web/warm", {"floor": 50, "durationSeconds": 3600})
+    assert too_big.status == 422
+    assert too_big.json()["errors"][0]["field"] == "floor"
+    both = api.request("POST", "/v1/load-balancers/web/warm", {"floor": 3, "extra": 1, "durationSeconds": 3600})
+    assert both.status == 400

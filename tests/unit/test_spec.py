@@ -194,7 +194,7 @@ def test_the_representation_is_a_valid_load_balancer_document() -> None:
         created_by="arn:aws:iam::123456789012:user/a",
         desired_capacity=2,
     )
-    document = representation(record)
+    document = representation(record, now)
     # The documented model accepts it and serialises it back identically, key order included.
     parsed = LoadBalancer.model_validate_json(json.dumps(document))
     assert list(parsed.model_dump(mode="json", by_alias=True).items()) == list(document.items())

@@ -36,7 +36,9 @@ from lbcp.errors import FieldError, Location, SpecRejected
 from lbcp.heartbeats import Forbidden, UnknownLbvm
 from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply
 from lbcp.models.resource import EventList, LoadBalancer, LoadBalancerList, LoadBalancerRecord, representation
+from lbcp.models.scaling import WarmRequest, WarmResponse
 from lbcp.models.spec import LoadBalancerSpec
+from lbcp.scaling.warming import WarmContended
 from lbcp.service import LoadBalancerService
 from lbcp.settings import settings
 from lbcp.validation import errors_from_pydantic
@@ -57,6 +59,7 @@ ROUTE_TABLE: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(rf"^{BASE}/load-balancers/[^/]+$"), ("DELETE", "GET", "PATCH")),
     (re.compile(rf"^{BASE}/load-balancers/[^/]+/events$"), ("GET",)),
     (re.compile(rf"^{BASE}/openapi\.json$"), ("GET",)),
+    (re.compile(rf"^{BASE}/load-balancers/[^/]+/warm$"), ("POST",)),
     (re.compile(rf"^{BASE}/agent/config$"), ("GET",)),
     (re.compile(rf"^{BASE}/agent/heartbeat$"), ("POST",)),
 )
@@ -64,7 +67,8 @@ ROUTE_TABLE: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
 BODY_ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
     (ROUTE_TABLE[0][0], "POST"),
     (ROUTE_TABLE[1][0], "PATCH"),
-    (ROUTE_TABLE[5][0], "POST"),
+    (ROUTE_TABLE[4][0], "POST"),
+    (ROUTE_TABLE[6][0], "POST"),
 )
 
 
@@ -161,7 +165,7 @@ def _json_response(status: int, body: Any, headers: dict[str, str] | None = None
 
 
 def _resource_response(status: int, record: LoadBalancerRecord, headers: dict[str, str] | None = None) -> Response[Any]:
-    body = representation(record)
+    body = representation(record, dependencies().clock())
     return _json_response(status, body, {"ETag": _etag(record.generation), **(headers or {})})
 
 
@@ -254,7 +258,7 @@ def create_load_balancer(
     principal = _principal()
 
     def create() -> dict[str, Any]:
-        return representation(deps.service.create(spec, principal))
+        return representation(deps.service.create(spec, principal), deps.clock())
 
     if idempotency_key is None:
         body, replayed = create(), False
@@ -286,7 +290,7 @@ def list_load_balancers(
         page = dependencies().service.list(limit, next_token)
     except InvalidPageToken as exc:
         raise _bad_token(exc) from None
-    items = [representation(record) for record in page.items]
+    items = [representation(record, dependencies().clock()) for record in page.items]
     return _json_response(200, {"items": items, "nextToken": page.next_token})
 
 
@@ -372,6 +376,28 @@ def list_events(
         raise _bad_token(exc) from None
     items = [event.model_dump(mode="json", by_alias=True, exclude_none=True) for event in page.items]
     return _json_response(200, {"items": items, "nextToken": page.next_token})
+
+
+@app.post(
+    f"{BASE}/load-balancers/<id>/warm",
+    summary="Pre-warm a load balancer ahead of a known spike",
+    description="Keep at least `floor` LBVMs, or `extra` more than now, until the expiry; the scaler may go higher "
+    "but not lower meanwhile. Visible in status.scaling.warm and in events.",
+    responses={
+        200: _ok("The floor in force and the desired capacity now", WarmResponse),
+        404: _COMMON[404],
+        409: _problem("The load balancer is being deleted, or the scaler decided concurrently"),
+        422: _problem("The floor does not fit within capacity.max"),
+    },
+    tags=["load balancers"],
+)
+def warm(id: LbRef, request: Annotated[WarmRequest, Body()]) -> Response[Any]:
+    from lbcp.scaling.warming import warm_load_balancer
+
+    deps = dependencies()
+    record = deps.service.resolve(id)
+    result = warm_load_balancer(deps.service.repository, record.id, request, _principal(), deps.clock())
+    return _json_response(200, result.to_json())
 
 
 LbvmId = Annotated[str, Query(alias="lbvmId", pattern=r"^lbvm-[0-9a-f]{12}$", description="The LBVM asking.")]
@@ -490,6 +516,11 @@ def _on_being_deleted(exc: BeingDeleted) -> Response[Any]:
             [FieldError(("id",), "being deleted", "being_deleted", "path")],
         )
     )
+
+
+@app.exception_handler(WarmContended)
+def _on_warm_contended(exc: WarmContended) -> Response[Any]:
+    return _problem_response(ApiProblem("scaling-contended", str(exc), headers={"Retry-After": "1"}))
 
 
 @app.exception_handler(Forbidden)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from lbcp.models.events import Event
-from lbcp.models.scaling import ScalingState
+from lbcp.models.scaling import ScalingState, WarmFloor
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import LoadBalancerStatus, StatusModel
 
@@ -30,6 +30,22 @@ class LoadBalancerRecord(StatusModel):
     scaling: ScalingState = Field(default_factory=ScalingState)
 
 
+class ScalingStatus(StatusModel):
+    """The scaler's side of a load balancer (derived from its scaling memory when served)."""
+
+    policy: str
+    warm: WarmFloor | None = Field(default=None, description="An operator's warm floor, while it holds.")
+    last_decision: str | None = None
+    last_scale_out_at: datetime | None = None
+    last_scale_in_at: datetime | None = None
+
+
+class LoadBalancerStatusView(LoadBalancerStatus):
+    """Status as the API serves it: what the reconciler observed, plus the scaler's side."""
+
+    scaling: ScalingStatus | None = None
+
+
 class LoadBalancer(LoadBalancerSpec):
     """The API representation: the spec's fields, then metadata and status."""
 
@@ -44,11 +60,13 @@ class LoadBalancer(LoadBalancerSpec):
     updated_at: datetime
     created_by: str | None = None
     deletion_requested_at: datetime | None = None
-    status: LoadBalancerStatus
+    status: LoadBalancerStatusView
 
 
-def representation(record: LoadBalancerRecord) -> dict[str, Any]:
+def representation(record: LoadBalancerRecord, now: datetime) -> dict[str, Any]:
     """The JSON the API returns for a load balancer (the shape of ``LoadBalancer``)."""
+    from lbcp.scaling.warming import scaling_status
+
     return {
         **record.spec.model_dump(mode="json", by_alias=True),
         **record.model_dump(
@@ -56,7 +74,7 @@ def representation(record: LoadBalancerRecord) -> dict[str, Any]:
             by_alias=True,
             include={"id", "generation", "created_at", "updated_at", "created_by", "deletion_requested_at"},
         ),
-        "status": record.status.model_dump(mode="json", by_alias=True),
+        "status": {**record.status.model_dump(mode="json", by_alias=True), "scaling": scaling_status(record, now)},
     }
 
 

@@ -63,3 +63,12 @@ class WarmRequest(BaseModel):
     expires_at: datetime | None = Field(default=None, description="RFC 3339 with a time zone.")
     duration_seconds: StrictInt | None = Field(default=None, ge=60, le=MAX_WARM_SECONDS)
     reason: StrictStr | None = Field(default=None, max_length=256)
+
+
+class WarmResponse(StatusModel):
+    """The answer to a warm request (``lbcp.scaling.warming.WarmResult.to_json``)."""
+
+    load_balancer_id: str
+    warm: WarmFloor
+    previous_desired_capacity: int
+    desired_capacity: int

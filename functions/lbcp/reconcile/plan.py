@@ -43,7 +43,8 @@ from lbcp.reconcile.jobs import (
     TerminateInstance,
 )
 from lbcp.reconcile.observed import LoadBalancerView, ObservedInstance
-from lbcp.reconcile.placement import drain_victims, subnets_for_launches
+from lbcp.reconcile.placement import subnets_for_launches
+from lbcp.scaling.victim import LbvmRef, choose_scale_in_victims
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,10 @@ def _capacity(
             )
     excess = len(placed) - desired
     if excess > 0:
-        for victim in drain_victims(placed, excess, rng):
+        refs = [LbvmRef(lbvm.lbvm_id, lbvm.subnet_id, lbvm.state) for lbvm in placed]
+        by_id = {lbvm.lbvm_id: lbvm for lbvm in placed}
+        for ref in choose_scale_in_victims(refs, excess, rng):
+            victim = by_id[ref.lbvm_id]
             jobs.append(
                 RequestDrain(
                     reason=f"{victim.lbvm_id} in {victim.subnet_id}: {len(placed)} LBVMs for a desired capacity of "
