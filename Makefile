@@ -59,8 +59,9 @@ synth: $(STAMP)
 openapi: $(STAMP)
 	$(PY) -m lbcp.api.openapi > docs/openapi.json
 
-bench: $(STAMP)
+bench: $(STAMP) $(SETUP_EXTRAS)
 	$(PY) bench/cold_import.py
+	$(PY) bench/scaling_policies.py
 
 # Regenerate the full lock from the top-level pins in requirements-dev.in.
 lock:

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from lbcp.scaling.sim import SimResult
 
 POLICY_CHOICES = ("default", "vote", "target-tracking", "step")
-PLOT_DEPENDENCY = "matplotlib==3.11.2"
 
 EPILOG = """\
 The trace is a CSV file with the header t,load: t in seconds from the start,
@@ -116,12 +115,6 @@ def _settings(path: str | None) -> tuple[Scaling | None, dict[str, Any]]:
 
 
 def cmd_simulate(args: argparse.Namespace, as_json: bool) -> int:
-    if args.plot is not None:
-        # No locked package draws PNGs; say so before the work, not after it.
-        raise UsageError(
-            f"--plot needs matplotlib, which this installation does not have ({PLOT_DEPENDENCY} is the "
-            "version to add to requirements-dev.in); use --json or --actions meanwhile"
-        )
     from lbcp.scaling.sim import FleetModel, TraceError, load_trace, simulate
 
     scaling, capacity = _settings(args.spec)
@@ -144,6 +137,11 @@ def cmd_simulate(args: argparse.Namespace, as_json: bool) -> int:
         seed=args.seed,
     )
     result = simulate(trace, args.policy, scaling, model)
+    if args.plot is not None:
+        from lbctl.plot import draw
+
+        label = f"{args.policy} ({result.policy})" if args.policy == "default" else result.policy
+        draw(result, model.capacity_rps, f"{Path(args.trace).name}: {label}", Path(args.plot))
     if as_json:
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
         return EXIT_OK

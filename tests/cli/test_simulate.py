@@ -89,7 +89,6 @@ def test_settings_come_from_a_spec_file(capsys: pytest.CaptureFixture[str], tmp_
         (["--trace", "BAD", "--policy", "pid"], "invalid choice"),
         (["--trace", "SMALL", "--min", "5", "--max", "2"], "--min (5) must not exceed --max (2)"),
         (["--trace", "SMALL", "--capacity", "0"], "must be a number above 0"),
-        (["--trace", "SMALL", "--plot", "out.png"], "--plot needs matplotlib"),
         (["--trace", "SMALL", "--spec", "SPEC"], "scaling.tolerance"),
     ],
 )
@@ -103,6 +102,20 @@ def test_usage_errors_exit_2(
     assert code == 2
     assert out == ""
     assert message in err
+
+
+def test_plot_draws_the_timeline_to_a_png(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "flash.png"
+    code, _, _ = run(capsys, "--trace", str(TRACES / "flash-crowd.csv"), "--policy", "vote", "--plot", str(out))
+    assert code == 0
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        assert image.size == (1210, 715)  # 11 x 6.5 inches at 110 dpi
+        # Not a blank canvas: the lines are drawn (many distinct colours).
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+        assert colours is not None and len(colours) > 50
 
 
 def test_a_bad_trace_names_the_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
