@@ -79,6 +79,7 @@ def lbvm(
         "execution_arn": f"arn:aws:states:us-east-1:123456789012:execution:lifecycle:lbvm-{number:012x}",
         "instance_id": f"i-{number:017x}" if state != "Launching" else None,
         "applied_config_version": 1,
+        "last_heartbeat_at": NOW - timedelta(seconds=5) if state in ("Routable", "Draining") else None,
     }
     fields.update(changes)
     return Lbvm(**fields)

@@ -118,7 +118,7 @@ class Executor:
             case StartLifecycle(lbvm_id=lbvm_id):
                 return self._start(record, lbvms[lbvm_id], entry)
             case RequestDrain():
-                return self._drain(lbvms[job.lbvm_id], job)
+                return self._drain(record, lbvms[job.lbvm_id], job)
             case ForceTerminate(lbvm_id=lbvm_id):
                 return self._force_terminate(record, lbvms[lbvm_id])
             case TerminateInstance(instance_id=instance_id):
@@ -128,7 +128,9 @@ class Executor:
             case RegisterTarget(lbvm_id=lbvm_id):
                 return self._entry.register(record, lbvms[lbvm_id])
             case DeregisterTarget(lbvm_id=lbvm_id, instance_id=instance_id):
-                return self._entry.deregister(record, lbvm=lbvms.get(lbvm_id or ""), instance_id=instance_id)
+                known = lbvms.get(lbvm_id or "")
+                instance_id = instance_id or (known.instance_id if known else None)
+                return self._entry.deregister(record, lbvm_id=lbvm_id, instance_id=instance_id)
             case TeardownEntry():
                 return self._entry.teardown(record)
             case RemoveLoadBalancer(lbvm_ids=lbvm_ids):
@@ -195,7 +197,7 @@ class Executor:
         )
         return self._lifecycle.start(lifecycle_input)
 
-    def _drain(self, lbvm: Lbvm, job: RequestDrain) -> None:
+    def _drain(self, record: LoadBalancerRecord, lbvm: Lbvm, job: RequestDrain) -> None:
         """Record the request, then wake the lifecycle if it is waiting on a callback.
 
         If it is between callbacks, the lifecycle tasks function sees the
@@ -217,13 +219,15 @@ class Executor:
                 current = fresh
         else:
             raise LbvmConflict(lbvm.lbvm_id)
+        if job.deregister_now:
+            self._entry.deregister(record, lbvm_id=current.lbvm_id, instance_id=current.instance_id)
         if current.callback_token:
             self._lifecycle.complete(
                 current.callback_token, {"action": "drain", "reason": job.drain_reason, "message": job.reason}
             )
 
     def _force_terminate(self, record: LoadBalancerRecord, lbvm: Lbvm) -> None:
-        self._entry.deregister(record, lbvm=lbvm, instance_id=lbvm.instance_id)
+        self._entry.deregister(record, lbvm_id=lbvm.lbvm_id, instance_id=lbvm.instance_id)
         if lbvm.instance_id:
             self._compute.terminate_instance(record.id, lbvm.instance_id)
         now = self._clock()

@@ -52,6 +52,9 @@ class RequestDrain(Job):
     drain_reason: DrainReason
     # The instance is gone, so it has no connections left to wait for.
     instance_lost: bool = False
+    # Take it out of the entry now, not when its lifecycle gets to it: it is not serving
+    # (lost, silent, never healthy), and its lifecycle may be the thing that is stuck.
+    deregister_now: bool = False
     event_reason: ClassVar[str] = "Draining"
 
 

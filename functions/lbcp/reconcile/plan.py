@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from lbcp.heartbeats import PERSIST_INTERVAL as HEARTBEAT_PERSIST_INTERVAL
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.status import EntryStatus, LbvmStatus, LoadBalancerStatus, Phase
@@ -115,7 +116,10 @@ def plan(
     jobs: list[Job] = []
 
     if record.deletion_requested_at is not None:
-        jobs += _finalize(record, fleet, observed, instances)
+        backstops = _stuck_lifecycles(record, fleet, now, settings, deleting=True)
+        handled = {job.lbvm_id for job in backstops if isinstance(job, (RequestDrain, ForceTerminate))}
+        jobs += backstops
+        jobs += _finalize(record, fleet, observed, instances, handled)
     else:
         if not observed.entry.ready:
             jobs.append(EnsureEntry(reason="the entry is incomplete; creating what is missing"))
@@ -133,10 +137,16 @@ def plan(
 
 
 def _finalize(
-    record: LoadBalancerRecord, fleet: _Fleet, observed: LoadBalancerView, instances: dict[str, ObservedInstance]
+    record: LoadBalancerRecord,
+    fleet: _Fleet,
+    observed: LoadBalancerView,
+    instances: dict[str, ObservedInstance],
+    handled: set[str],
 ) -> list[Job]:
     jobs: list[Job] = []
     for lbvm in fleet.routable + fleet.starting + fleet.unroutable:
+        if lbvm.lbvm_id in handled:
+            continue
         jobs.append(
             RequestDrain(
                 reason=f"{lbvm.lbvm_id}: the load balancer is being deleted",
@@ -145,7 +155,7 @@ def _finalize(
                 instance_lost=lbvm.instance_id is not None and not _alive(instances.get(lbvm.instance_id)),
             )
         )
-    if jobs or fleet.draining:
+    if jobs or handled or fleet.draining:
         return jobs  # entry teardown waits until every LBVM has drained
     alive = [i for i in observed.instances if i.alive]
     if alive or observed.network_interfaces:
@@ -186,6 +196,7 @@ def _lost_instances(
                     lbvm_id=lbvm.lbvm_id,
                     drain_reason="replace",
                     instance_lost=True,
+                    deregister_now=True,
                 )
             )
     return jobs
@@ -194,12 +205,36 @@ def _lost_instances(
 # --- 4. backstops for lifecycles that overran their own timeouts ----------------------------
 
 
-def _stuck_lifecycles(record: LoadBalancerRecord, fleet: _Fleet, now: datetime, settings: PlannerSettings) -> list[Job]:
+def _stuck_lifecycles(
+    record: LoadBalancerRecord, fleet: _Fleet, now: datetime, settings: PlannerSettings, *, deleting: bool = False
+) -> list[Job]:
+    """Backstops: each LBVM's own lifecycle normally handles these; act when it plainly has not.
+
+    Every path ends in ForceTerminate if the lifecycle does not even drain:
+    a drain request that is not carried out within the drain timeout (plus
+    margins) is carried out by the reconciler itself.
+    """
     lifecycle, drain = record.spec.lifecycle, record.spec.drain
+    pending_bound = _seconds(lifecycle.pending_timeout_seconds) + settings.stuck_margin
     jobs: list[Job] = []
     for lbvm in fleet.starting:
         age = now - lbvm.state_since
-        if lbvm.state == "Launching" and lbvm.execution_arn is None and now - lbvm.created_at > settings.launch_grace:
+        if lbvm.state == "Launching" and lbvm.execution_arn is None and deleting:
+            # Nothing was launched for it (no execution): nothing to drain either.
+            jobs.append(ForceTerminate(reason=f"{lbvm.lbvm_id}: never launched; removing it", lbvm_id=lbvm.lbvm_id))
+        elif lbvm.state == "Launching" and now - lbvm.created_at > pending_bound:
+            # Covers an execution that stopped before its instance existed, and one
+            # that could never be (re)started: the same bound as a pending timeout.
+            jobs.append(
+                RequestDrain(
+                    reason=f"{lbvm.lbvm_id}: still launching {int((now - lbvm.created_at).total_seconds())} s after "
+                    f"the launch decision (pending timeout {lifecycle.pending_timeout_seconds} s); replacing it",
+                    lbvm_id=lbvm.lbvm_id,
+                    drain_reason="pending-timeout",
+                    deregister_now=True,
+                )
+            )
+        elif lbvm.state == "Launching" and lbvm.execution_arn is None and now - lbvm.created_at > settings.launch_grace:
             jobs.append(
                 StartLifecycle(
                     reason=f"{lbvm.lbvm_id}: its lifecycle execution has not started "
@@ -207,16 +242,30 @@ def _stuck_lifecycles(record: LoadBalancerRecord, fleet: _Fleet, now: datetime, 
                     lbvm_id=lbvm.lbvm_id,
                 )
             )
-        elif (
-            lbvm.state == "Pending"
-            and age > timedelta(seconds=lifecycle.pending_timeout_seconds) + settings.stuck_margin
-        ):
+        elif lbvm.state == "Pending" and age > pending_bound:
             jobs.append(
                 RequestDrain(
                     reason=f"{lbvm.lbvm_id}: no healthy heartbeat {int(age.total_seconds())} s after launch "
                     f"(pending timeout {lifecycle.pending_timeout_seconds} s)",
                     lbvm_id=lbvm.lbvm_id,
                     drain_reason="pending-timeout",
+                    deregister_now=True,
+                )
+            )
+    # A Routable LBVM whose heartbeats stopped, yet whose lifecycle did not take it
+    # out: heartbeats are stored at least every PERSIST_INTERVAL, so silence well past
+    # the unhealthy timeout means the lifecycle is stuck.
+    silence_bound = _seconds(lifecycle.unhealthy_timeout_seconds) + HEARTBEAT_PERSIST_INTERVAL + settings.stuck_margin
+    for lbvm in fleet.routable:
+        last_sign = lbvm.last_heartbeat_at or lbvm.state_since
+        if now - last_sign > silence_bound:
+            jobs.append(
+                RequestDrain(
+                    reason=f"{lbvm.lbvm_id}: Routable but no heartbeat for {int((now - last_sign).total_seconds())} s "
+                    f"(unhealthy timeout {lifecycle.unhealthy_timeout_seconds} s); taking it out",
+                    lbvm_id=lbvm.lbvm_id,
+                    drain_reason="unhealthy",
+                    deregister_now=True,
                 )
             )
     for lbvm in fleet.unroutable:
@@ -228,12 +277,13 @@ def _stuck_lifecycles(record: LoadBalancerRecord, fleet: _Fleet, now: datetime, 
                     f"{lifecycle.recovery_timeout_seconds} s)",
                     lbvm_id=lbvm.lbvm_id,
                     drain_reason="unhealthy",
+                    deregister_now=True,
                 )
             )
     for lbvm in fleet.draining:
         started = lbvm.drain_requested_at or lbvm.state_since
-        limit = timedelta(seconds=drain.timeout_seconds) + settings.stuck_margin * 2
-        if lbvm.state != "Terminated" and now - started > limit:
+        limit = _seconds(drain.timeout_seconds) + settings.stuck_margin * 2
+        if now - started > limit:
             jobs.append(
                 ForceTerminate(
                     reason=f"{lbvm.lbvm_id}: still draining {int((now - started).total_seconds())} s after the drain "
@@ -260,7 +310,7 @@ def _capacity(
     # ones do not: a replacement is launched at once, and if the sick one
     # recovers, the surplus is drained on a later tick.
     counted = [lbvm for lbvm in fleet.routable + fleet.starting if lbvm.lbvm_id not in handled]
-    # LBVMs in subnets the spec no longer lists are replaced: counted as leaving.
+    # LBVMs in subnets the spec no longer lists still serve, but are replaced.
     misplaced = [lbvm for lbvm in counted if lbvm.subnet_id not in spec.subnet_ids]
     placed = [lbvm for lbvm in counted if lbvm.subnet_id in spec.subnet_ids]
     jobs: list[Job] = []
@@ -272,11 +322,55 @@ def _capacity(
     ceiling = spec.capacity.max + spec.rollout.max_surge
     room = max(0, ceiling - instances_alive - markers_without_instance)
 
+    # Serving capacity above the desired count is drained, misplaced LBVMs first:
+    # that both trims the excess and frees room to launch their replacements.
+    excess = len(placed) + len(misplaced) - desired
+    leaving_misplaced = misplaced[: max(0, excess)]
+    for lbvm in leaving_misplaced:
+        jobs.append(
+            RequestDrain(
+                reason=f"{lbvm.lbvm_id}: subnet {lbvm.subnet_id} is no longer in the spec and "
+                f"{len(placed) + len(misplaced)} LBVMs serve for a desired capacity of {desired}",
+                lbvm_id=lbvm.lbvm_id,
+                drain_reason="replace",
+            )
+        )
+    excess_placed = len(placed) - desired
+    if excess_placed > 0:
+        refs = [LbvmRef(lbvm.lbvm_id, lbvm.subnet_id, lbvm.state) for lbvm in placed]
+        by_id = {lbvm.lbvm_id: lbvm for lbvm in placed}
+        for ref in choose_scale_in_victims(refs, excess_placed, rng):
+            victim = by_id[ref.lbvm_id]
+            jobs.append(
+                RequestDrain(
+                    reason=f"{victim.lbvm_id} in {victim.subnet_id}: {len(placed)} LBVMs for a desired capacity of "
+                    f"{desired}; draining the excess (keeping Availability Zones balanced)",
+                    lbvm_id=victim.lbvm_id,
+                    drain_reason="scale-in",
+                )
+            )
+        return jobs
+
     missing = desired - len(placed)
+    zones = _zones(fleet)
+    unavailable_allowed = spec.rollout.max_unavailable
+    if missing > 0 and room == 0 and misplaced and unavailable_allowed > 0:
+        # No room to launch first (maxSurge used up): give up to maxUnavailable
+        # misplaced LBVMs' capacity now; their replacements follow.
+        for lbvm in misplaced[:unavailable_allowed]:
+            jobs.append(
+                RequestDrain(
+                    reason=f"{lbvm.lbvm_id}: subnet {lbvm.subnet_id} is no longer in the spec and there is no room "
+                    f"to launch its replacement first (maxSurge {spec.rollout.max_surge}); draining it first "
+                    f"(maxUnavailable {unavailable_allowed})",
+                    lbvm_id=lbvm.lbvm_id,
+                    drain_reason="replace",
+                )
+            )
+        return jobs
     if missing > 0:
         launches = min(missing, room)
         routable = sum(1 for lbvm in placed if lbvm.state == "Routable")
-        zones = _zones(fleet)
         for subnet_id in subnets_for_launches(spec.subnet_ids, placed, launches):
             jobs.append(
                 Launch(
@@ -287,9 +381,10 @@ def _capacity(
                     availability_zone=zones.get(subnet_id),
                 )
             )
-    # Misplaced LBVMs leave once the fleet in the listed subnets is complete (no capacity dip).
-    if missing <= 0:
-        for lbvm in misplaced:
+        return jobs
+    # The count is right: the remaining misplaced LBVMs leave (their replacements are up).
+    for lbvm in misplaced:
+        if lbvm not in leaving_misplaced:
             jobs.append(
                 RequestDrain(
                     reason=f"{lbvm.lbvm_id}: subnet {lbvm.subnet_id} is no longer in the spec; its replacement is up",
@@ -297,21 +392,44 @@ def _capacity(
                     drain_reason="replace",
                 )
             )
-    excess = len(placed) - desired
-    if excess > 0:
-        refs = [LbvmRef(lbvm.lbvm_id, lbvm.subnet_id, lbvm.state) for lbvm in placed]
-        by_id = {lbvm.lbvm_id: lbvm for lbvm in placed}
-        for ref in choose_scale_in_victims(refs, excess, rng):
-            victim = by_id[ref.lbvm_id]
-            jobs.append(
-                RequestDrain(
-                    reason=f"{victim.lbvm_id} in {victim.subnet_id}: {len(placed)} LBVMs for a desired capacity of "
-                    f"{desired}; draining the excess (keeping Availability Zones balanced)",
-                    lbvm_id=victim.lbvm_id,
-                    drain_reason="scale-in",
-                )
+    if misplaced:
+        return jobs
+    # Rebalance, as Auto Scaling does: when the zones differ by more than one
+    # (a subnet was added, a zone lost LBVMs), launch one in the emptiest zone;
+    # the surplus that follows is drained from the fullest zone on a later tick.
+    per_subnet = {subnet_id: 0 for subnet_id in spec.subnet_ids}
+    for lbvm in placed:
+        per_subnet[lbvm.subnet_id] += 1
+    if max(per_subnet.values()) - min(per_subnet.values()) <= 1:
+        return jobs
+    if room > 0:
+        [subnet_id] = subnets_for_launches(spec.subnet_ids, placed, 1)
+        jobs.append(
+            Launch(
+                reason=f"rebalancing Availability Zones: {_counts(per_subnet)}; launching one in {subnet_id}"
+                f"{_zone_text(zones.get(subnet_id))}, then draining one from the fullest zone",
+                subnet_id=subnet_id,
+                availability_zone=zones.get(subnet_id),
             )
+        )
+    elif unavailable_allowed > 0:
+        # No room to surge: drain from the fullest zone first; the launch into the
+        # emptiest follows once it is gone (within maxUnavailable).
+        refs = [LbvmRef(lbvm.lbvm_id, lbvm.subnet_id, lbvm.state) for lbvm in placed]
+        [chosen] = choose_scale_in_victims(refs, 1, rng)
+        jobs.append(
+            RequestDrain(
+                reason=f"rebalancing Availability Zones: {_counts(per_subnet)}; no room to launch first "
+                f"(maxSurge {spec.rollout.max_surge}), so draining {chosen.lbvm_id} from the fullest zone first",
+                lbvm_id=chosen.lbvm_id,
+                drain_reason="scale-in",
+            )
+        )
     return jobs
+
+
+def _counts(per_subnet: dict[str, int]) -> str:
+    return ", ".join(f"{count} in {subnet_id}" for subnet_id, count in per_subnet.items())
 
 
 def _zones(fleet: _Fleet) -> dict[str, str]:
@@ -354,7 +472,9 @@ def _registration_drift(
     if record.spec.entry.mode == "dns" and entry.dns_record_ips is not None:
         records = entry.dns_record_ips
         for lbvm in settled:
-            if lbvm.private_ip and records.get(lbvm.lbvm_id) != lbvm.private_ip:
+            # Presence, not the address: which address is published (private or
+            # public, by scheme) is the entry's business, and register() fixes it.
+            if lbvm.instance_id and lbvm.lbvm_id not in records:
                 jobs.append(
                     RegisterTarget(reason=f"{lbvm.lbvm_id} is Routable but has no DNS record", lbvm_id=lbvm.lbvm_id)
                 )

@@ -37,7 +37,9 @@ class EntryPort(Protocol):
 
     def register(self, record: LoadBalancerRecord, lbvm: Lbvm) -> None: ...
 
-    def deregister(self, record: LoadBalancerRecord, *, lbvm: Lbvm | None, instance_id: str | None) -> None: ...
+    def deregister(self, record: LoadBalancerRecord, *, lbvm_id: str | None, instance_id: str | None) -> None:
+        """By instance (pool) and/or LBVM id (dns): an LBVM's record may be long gone."""
+        ...
 
     def teardown(self, record: LoadBalancerRecord) -> int:
         """Remove what is left of the entry; returns how many resources remain."""
