@@ -1,0 +1,1 @@
+"""Proxy drivers: HAProxy and NGINX processes as the data plane uses them."""

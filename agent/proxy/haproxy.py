@@ -1,0 +1,198 @@
+"""HAProxy in master-worker mode, driven through its master CLI.
+
+- Check: ``haproxy -c``.
+- Start: ``haproxy -W -db -f <current>/haproxy.cfg -S <run>/master.sock``; the
+  master re-executes itself on SIGUSR2 with the same arguments, so a reload
+  reads whatever the ``current`` symlink points to by then.
+- Reload: SIGUSR2, then ``show proc`` on the master CLI until a new worker is
+  the current one (success) or the master counts a failed reload. The new
+  worker takes the listening sockets over from the old one (``expose-fd
+  listeners``), so no connection is refused during a reload.
+- Connections: the sum of the public frontends' ``scur`` over every worker,
+  old ones included (``@!<pid> show stat``): after a reload or in drain mode,
+  old workers still hold connections, and a drain is over only when they are gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.model import RenderOptions
+from agent.proxy.base import RELOAD_TIMEOUT_SECONDS, last_lines, read_log, run_check
+from agent.proxy.process import ProxyFailed, ProxyProcess, wait_for
+from agent.render import ProxyName
+
+START_TIMEOUT_SECONDS = 15.0
+PUBLIC_FRONTEND_PREFIX = "l_"  # agent.model.frontend_id
+
+
+@dataclass(frozen=True)
+class ProcTable:
+    """The master's ``show proc``: its reload counters and its workers' pids."""
+
+    reloads: int
+    failed: int
+    current: tuple[int, ...]
+    old: tuple[int, ...]
+
+
+_MASTER = re.compile(r"^\d+\s+master\s+(\d+)(?:\s+\[failed:\s*(\d+)\])?")
+_WORKER = re.compile(r"^(\d+)\s+worker\b")
+
+
+def parse_show_proc(text: str) -> ProcTable:
+    reloads = failed = 0
+    current: list[int] = []
+    old: list[int] = []
+    section = "master"
+    for line in text.splitlines():
+        if line.startswith("#"):
+            header = line.lstrip("#").strip().lower()
+            if not header.startswith("<"):  # "#<PID> <type> ..." is the column header
+                section = {"workers": "current", "old workers": "old"}.get(header, header)
+            continue
+        master = _MASTER.match(line)
+        if master:
+            reloads, failed = int(master.group(1)), int(master.group(2) or 0)
+            continue
+        worker = _WORKER.match(line)
+        if worker and section in ("current", "old"):
+            (current if section == "current" else old).append(int(worker.group(1)))
+    return ProcTable(reloads, failed, tuple(current), tuple(old))
+
+
+def parse_frontend_sessions(csv_text: str) -> int:
+    """Sum of ``scur`` over the public frontends in ``show stat`` CSV output."""
+    header: list[str] = []
+    total = 0
+    for line in csv_text.splitlines():
+        if line.startswith("# "):
+            header = line[2:].split(",")
+            continue
+        if not line.strip() or not header:
+            continue
+        row = dict(zip(header, line.split(","), strict=False))
+        if row.get("svname") == "FRONTEND" and row.get("pxname", "").startswith(PUBLIC_FRONTEND_PREFIX):
+            total += int(row.get("scur") or 0)
+    return total
+
+
+class MasterCli:
+    def __init__(self, path: Path, timeout: float = 2.0) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    def command(self, line: str) -> str:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(self.timeout)
+            sock.connect(str(self.path))
+            sock.sendall(line.encode() + b"\n")
+            # The master CLI answers once the request is complete: half-close to say so.
+            sock.shutdown(socket.SHUT_WR)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace")
+
+
+class HaproxyDriver:
+    name: ProxyName = "haproxy"
+
+    def __init__(self, options: RenderOptions) -> None:
+        self.options = options
+        self.binary = options.platform.haproxy
+        self.cli = MasterCli(options.run_dir / "master.sock")
+        self.log_file = options.log_dir / "haproxy.log"
+        self.pid_file = options.run_dir / "haproxy.agent-pid"
+        self.state_file = options.run_dir / "haproxy-server-state"  # the config's server-state-file
+
+    def validate(self, config: Path) -> None:
+        run_check([self.binary, "-c", "-q", "-f", str(config)], "haproxy -c")
+
+    def start(self, config: Path) -> ProxyProcess:
+        self.options.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.state_file.exists():
+            self.state_file.write_text("1\n")  # version 1, no servers yet: no warning at start
+        command = [self.binary, "-W", "-db", "-f", str(config), "-S", f"{self.cli.path},mode,600"]
+        process = ProxyProcess.start(command, name="haproxy", pid_file=self.pid_file, log_file=self.log_file)
+
+        def up_or_gone() -> bool:
+            table = self._table_or_none()
+            return not process.alive() or (table is not None and bool(table.current))
+
+        if not wait_for(up_or_gone, START_TIMEOUT_SECONDS) or not process.alive():
+            process.stop()
+            raise ProxyFailed(f"haproxy did not start: {self._log_tail()}")
+        return process
+
+    def adopt(self) -> ProxyProcess | None:
+        return ProxyProcess.adopt(self.pid_file, "haproxy")
+
+    def reload(self, process: ProxyProcess) -> None:
+        before = self.table()
+        self._save_server_state(before)
+        process.signal(signal.SIGUSR2)
+        outcome: list[str] = []
+
+        def settled() -> bool:
+            if not process.alive():
+                outcome.append(f"haproxy exited during the reload: {self._log_tail()}")
+                return True
+            now = self._table_or_none()
+            if now is None:  # the master is re-executing itself: its CLI is briefly away
+                return False
+            if now.failed > before.failed:
+                outcome.append(f"haproxy kept the previous configuration: {self._log_tail()}")
+                return True
+            return bool(now.current) and now.current[0] not in before.current
+
+        if not wait_for(settled, RELOAD_TIMEOUT_SECONDS):
+            raise ProxyFailed(f"haproxy did not finish reloading within {RELOAD_TIMEOUT_SECONDS:.0f} s")
+        if outcome:
+            raise ProxyFailed(outcome[0])
+
+    def active_connections(self, process: ProxyProcess) -> int:
+        table = self.table()
+        total = 0
+        for pid in (*table.current, *table.old):
+            # An old worker may exit between "show proc" and its turn: it then holds nothing.
+            with contextlib.suppress(OSError):
+                total += parse_frontend_sessions(self.cli.command(f"@!{pid} show stat -1 1 -1"))
+        return total
+
+    def _save_server_state(self, table: ProcTable) -> None:
+        # Without it, a new worker would start with every server up, and send
+        # traffic to a dead target until its checks fail again.
+        if not table.current:
+            return
+        try:
+            state = self.cli.command(f"@!{table.current[0]} show servers state")
+        except OSError:
+            return  # best effort: a reload without the state is still a reload
+        if state.startswith("1\n"):
+            temporary = self.state_file.with_suffix(".tmp")
+            temporary.write_text(state)
+            os.replace(temporary, self.state_file)
+
+    def table(self) -> ProcTable:
+        try:
+            return parse_show_proc(self.cli.command("show proc"))
+        except OSError as exc:
+            raise ProxyFailed(f"haproxy master CLI {self.cli.path} does not answer: {exc}") from exc
+
+    def _table_or_none(self) -> ProcTable | None:
+        try:
+            return parse_show_proc(self.cli.command("show proc"))
+        except OSError:
+            return None
+
+    def _log_tail(self) -> str:
+        time.sleep(0.05)  # let the proxy's last words reach the file
+        return last_lines(read_log(self.log_file)) or "(nothing in the log)"

@@ -1,0 +1,167 @@
+"""Drain mode on the real proxies: no new connections, in-flight ones finish, the count falls to zero."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from agent.render import ProxyName
+from tests.agent.conftest import DataPlaneFactory
+from tests.agent.helpers import (
+    Backends,
+    agent_config,
+    backend,
+    free_port,
+    get,
+    port_of,
+    read_line,
+    spec_document,
+    tcp_connection,
+    wait_until,
+)
+
+pytestmark = pytest.mark.proxies
+PROXIES: list[ProxyName] = ["haproxy", "nginx"]
+LONG_LIVED_BOUND = 3  # drain.timeoutSeconds below: bounds long-lived L7 connections too
+
+
+class _Request(threading.Thread):
+    """One request in flight on its own connection; records how it ended and when."""
+
+    def __init__(self, port: int, path: str) -> None:
+        super().__init__(daemon=True)
+        self.port, self.path = port, path
+        self.status: int | None = None
+        self.error: str | None = None
+        self.ended_at = 0.0
+
+    def run(self) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.request("GET", self.path)
+            response = connection.getresponse()
+            response.read()
+            self.status = response.status
+        except (OSError, http.client.HTTPException) as exc:
+            self.error = type(exc).__name__
+        finally:
+            self.ended_at = time.monotonic()
+            connection.close()
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("proxy", PROXIES)
+def test_l7_drain_finishes_requests_closes_keep_alive_and_bounds_long_lived_ones(
+    proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    app = backends.http("app")
+    port = free_port()
+    document = spec_document(
+        proxy=proxy,
+        listeners=[{"protocol": "HTTP", "port": port, "defaultBackend": "app"}],
+        backends=[backend("app", port_of(app))],
+        drain={"timeoutSeconds": LONG_LIVED_BOUND, "connectionThreshold": 0},
+    )
+    dataplane = make_dataplane(proxy)
+    dataplane.apply(agent_config(document))
+
+    idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # a keep-alive client between requests
+    idle.request("GET", "/")
+    idle.getresponse().read()
+    short, long_lived = _Request(port, "/sleep/1"), _Request(port, "/sleep/30")
+    short.start()
+    long_lived.start()
+    assert wait_until(lambda: dataplane.active_connections() == 3, timeout=3)
+
+    drained_at = time.monotonic()
+    dataplane.drain()
+    assert dataplane.draining
+    assert _refused(port)  # new connections: nobody listens any more (the entry sends them elsewhere)
+
+    if proxy == "haproxy":
+        # The idle connection stays usable for one more request, answered with "Connection: close".
+        idle.request("GET", "/")
+        response = idle.getresponse()
+        response.read()
+        assert response.status == 200 and response.getheader("Connection") == "close"
+    else:
+        # NGINX closes idle keep-alive connections at once (a client retries an idempotent request).
+        assert idle.sock is not None
+        assert idle.sock.recv(1) == b""
+    idle.close()
+
+    counts: list[int] = []
+
+    def sampled_zero() -> bool:
+        counts.append(dataplane.active_connections())
+        return counts[-1] == 0
+
+    assert wait_until(sampled_zero, timeout=10)
+    short.join(5)
+    long_lived.join(5)
+    assert short.status == 200  # in flight when the drain began: finished
+    # Long-lived: cut at the bound (NGINX closes the connection; HAProxy's hard stop may answer 502 first).
+    assert long_lived.status != 200 and (long_lived.error is not None or long_lived.status == 502)
+    assert LONG_LIVED_BOUND - 0.5 <= long_lived.ended_at - drained_at <= LONG_LIVED_BOUND + 3
+    assert counts[0] >= 1 and counts[-1] == 0 and counts == sorted(counts, reverse=True)  # falling, to zero
+
+
+@pytest.mark.parametrize("proxy", PROXIES)
+def test_l4_drain_lets_connections_run_until_the_deadline(
+    proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    db = backends.tcp("db")
+    port = free_port()
+    document: dict[str, Any] = spec_document(
+        type="classic",
+        proxy=proxy,
+        listeners=[{"protocol": "TCP", "port": port, "defaultBackend": "db"}],
+        backends=[backend("db", port_of(db), health={"protocol": "TCP"})],
+        drain={"timeoutSeconds": 60},
+    )
+    dataplane = make_dataplane(proxy)
+    dataplane.apply(agent_config(document))
+    with tcp_connection(port) as session:
+        assert read_line(session) == b"db\n"
+        dataplane.drain()
+        assert _refused(port)
+        time.sleep(0.5)
+        session.sendall(b"still here\n")  # an L4 session is not cut by the drain
+        assert read_line(session) == b"still here\n"
+        assert dataplane.active_connections() == 1
+        # The drain deadline: the agent stops the proxy, and what is left is cut.
+        dataplane.stop()
+        session.settimeout(5)
+        assert session.recv(1) == b""
+    assert dataplane.active_connections() == 0
+
+
+@pytest.mark.parametrize("proxy", PROXIES)
+def test_undrain_serves_the_last_good_config_again(
+    proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    app = backends.http("app")
+    port = free_port()
+    document = spec_document(
+        proxy=proxy,
+        listeners=[{"protocol": "HTTP", "port": port, "defaultBackend": "app"}],
+        backends=[backend("app", port_of(app))],
+    )
+    dataplane = make_dataplane(proxy)
+    dataplane.apply(agent_config(document, version=5))
+    dataplane.drain()
+    assert _refused(port) and dataplane.applied_version() == 5
+    dataplane.undrain()
+    assert not dataplane.draining and get(port).status == 200

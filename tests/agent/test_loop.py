@@ -1,0 +1,272 @@
+"""The agent loop over the simulated data plane, on a fake clock: heartbeats, configs, drains, backoff."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.clock import Backoff
+from agent.identity import Identity
+from agent.loop import Agent, AgentSettings
+from agent.metrics import MemorySink, SystemSampler
+from agent.simulated import SimulatedDataPlane
+from lbcp.models.metrics import METRIC_ACTIVE_CONNECTIONS, METRIC_CPU, METRIC_MEMORY
+from tests.agent.fakes import FakeClock, ScriptedControlPlane
+from tests.agent.helpers import LB_ID, agent_config, backend, spec_document
+
+IDENTITY = Identity(LB_ID, "lbvm-7", "i-0123456789abcdef0", "subnet-0123456789abcdef0")
+
+
+def _document(port: int = 80, **extra: Any) -> dict[str, Any]:
+    return spec_document(
+        listeners=[{"protocol": "HTTP", "port": port, "defaultBackend": "app"}],
+        backends=[backend("app", 9000)],
+        **extra,
+    )
+
+
+def _agent(
+    dataplane: SimulatedDataPlane | None = None, **kwargs: Any
+) -> tuple[Agent, ScriptedControlPlane, SimulatedDataPlane, FakeClock]:
+    control, clock = ScriptedControlPlane(), FakeClock()
+    dataplane = dataplane or SimulatedDataPlane()
+    agent = Agent(IDENTITY, control, dataplane, clock=clock, rng=random.Random(7), **kwargs)
+    return agent, control, dataplane, clock
+
+
+def test_first_heartbeat_says_starting_then_the_desired_config_is_applied_and_reported_at_once() -> None:
+    agent, control, dataplane, _ = _agent()
+    control.publish(agent_config(_document(), version=3))
+
+    delay = agent.step()
+    first = control.heartbeats[0]
+    assert (first.state, first.applied_config_version, first.sequence) == ("starting", None, 1)
+    assert (first.instance_id, first.lbvm_id, first.load_balancer_id) == (
+        IDENTITY.instance_id,
+        IDENTITY.lbvm_id,
+        LB_ID,
+    )
+    assert dataplane.applied == [3]
+    assert delay == 0.0  # the change is reported without waiting an interval
+
+    delay = agent.step()
+    assert (control.last.state, control.last.applied_config_version, control.last.sequence) == ("ready", 3, 2)
+    assert control.last.boot_id == first.boot_id
+    assert 4.5 <= delay <= 5.5  # the reply's interval, jittered by 10%
+    assert control.config_fetches == 1  # nothing new: nothing fetched
+
+
+def test_heartbeats_carry_the_proxy_connection_count_and_follow_the_replied_interval() -> None:
+    agent, control, _, _ = _agent(SimulatedDataPlane(connections=42))
+    control.publish(agent_config(_document(), version=1))
+    control.interval = 20
+    agent.step()
+    delay = agent.step()
+    assert control.last.active_connections == 42
+    assert 18 <= delay <= 22
+
+
+def test_failures_back_off_exponentially_with_jitter_and_reset_after_success() -> None:
+    agent, control, _, _ = _agent(settings=AgentSettings(heartbeat_interval_seconds=2, backoff_cap_seconds=30))
+    control.publish(agent_config(_document(), version=1))
+    control.failing = 6
+    delays = [agent.step() for _ in range(6)]
+    ceilings = [min(30, 2 * 2**n) for n in range(1, 7)]  # 4, 8, 16, 30, 30, 30
+    for delay, ceiling in zip(delays, ceilings, strict=True):
+        assert ceiling / 2 <= delay <= ceiling
+    assert delays[2] > delays[0]
+    assert [h.sequence for h in control.heartbeats] == [1, 2, 3, 4, 5, 6]  # every try is a new heartbeat
+    agent.step()
+    assert agent.backoff.failures == 0
+
+
+def test_jitter_spreads_a_fleet_that_failed_together() -> None:
+    delays = {Backoff(base=5, cap=60, rng=random.Random(seed)).next_delay() for seed in range(20)}
+    assert len(delays) == 20 and min(delays) >= 5 and max(delays) <= 10
+
+
+def test_a_refused_config_keeps_the_last_good_one_serving_reports_the_error_and_is_not_hammered() -> None:
+    agent, control, dataplane, clock = _agent(SimulatedDataPlane(reject_versions={2}))
+    control.publish(agent_config(_document(), version=1))
+    agent.step()
+    control.publish(agent_config(_document(port=81), version=2))
+    agent.step()
+    agent.step()
+    assert control.last.state == "ready"  # version 1 still serves: this LBVM stays in rotation
+    assert control.last.applied_config_version == 1
+    assert control.last.error is not None and "config version 2 not applied (validate)" in control.last.error
+    fetches = control.config_fetches
+    agent.step()
+    assert control.config_fetches == fetches  # not retried within the retry period
+    clock.advance(61)
+    agent.step()
+    assert control.config_fetches == fetches + 1  # retried after it
+
+    control.publish(agent_config(_document(port=82), version=3))  # a newer version is tried at once
+    agent.step()
+    agent.step()
+    last = control.last
+    assert (last.applied_config_version, last.error, dataplane.applied) == (3, None, [1, 3])
+
+
+def test_a_first_config_that_cannot_be_served_reports_failed() -> None:
+    agent, control, _, _ = _agent()
+    control.publish(agent_config(_document(port=8404), version=1))  # the agent's own stats port
+    agent.step()
+    agent.step()
+    assert control.last.state == "failed"
+    assert control.last.applied_config_version is None
+    assert control.last.error is not None and "stats port" in control.last.error
+
+
+def test_drain_reports_draining_then_drained_when_connections_reach_zero() -> None:
+    agent, control, dataplane, clock = _agent(SimulatedDataPlane(connections=30, drain_step=10))
+    control.publish(agent_config(_document(), version=1))
+    agent.step()
+    control.drain = True
+    control.drain_deadline = clock.now() + timedelta(seconds=300)
+    agent.step()
+    assert dataplane.draining and dataplane.drain_count == 1
+    states = []
+    for _ in range(4):
+        agent.step()
+        states.append((control.last.state, control.last.active_connections))
+    assert states == [("draining", 20), ("draining", 10), ("drained", 0), ("drained", 0)]
+    assert dataplane.drain_count == 1  # drain mode is entered once
+    assert dataplane.serving()  # nothing forced: the connections ended by themselves
+
+
+def test_the_drain_deadline_stops_the_proxy_whatever_is_left() -> None:
+    agent, control, dataplane, clock = _agent(SimulatedDataPlane(connections=5))
+    control.publish(agent_config(_document(), version=1))
+    agent.step()
+    control.drain = True
+    control.drain_deadline = clock.now() + timedelta(seconds=12)
+    agent.step()
+    agent.step()
+    assert control.last.state == "draining"
+    clock.advance(13)
+    agent.step()
+    assert not dataplane.serving()
+    agent.step()
+    assert (control.last.state, control.last.active_connections) == ("drained", 0)
+
+
+def test_a_drain_without_a_deadline_uses_the_specs_drain_timeout() -> None:
+    agent, control, _, clock = _agent(SimulatedDataPlane(connections=1))
+    control.publish(agent_config(_document(drain={"timeoutSeconds": 45}), version=1))
+    agent.step()
+    control.drain = True
+    agent.step()
+    assert agent.drain_deadline == clock.now() + timedelta(seconds=45)
+
+
+def test_a_lifted_drain_serves_again_and_new_versions_wait_for_it() -> None:
+    agent, control, dataplane, _ = _agent()
+    control.publish(agent_config(_document(), version=1))
+    agent.step()
+    control.drain = True
+    agent.step()
+    control.publish(agent_config(_document(port=81), version=2))
+    agent.step()
+    assert dataplane.applied == [1]  # no config change while draining
+    control.drain = False
+    agent.step()
+    agent.step()
+    assert not dataplane.draining and dataplane.applied == [1, 2]
+    assert control.last.state == "ready"
+
+
+def test_a_proxy_that_died_is_restarted_on_the_last_good_config() -> None:
+    agent, control, dataplane, _ = _agent()
+    control.publish(agent_config(_document(), version=1))
+    agent.step()
+    dataplane.stop()
+    agent.step()
+    assert dataplane.serving() and control.last.state == "ready"
+
+
+def test_the_loop_survives_a_round_that_raises_and_stops_when_asked() -> None:
+    class Exploding(SimulatedDataPlane):
+        calls = 0
+
+        def active_connections(self) -> int:
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("boom")
+            return super().active_connections()
+
+    agent, control, _, clock = _agent(Exploding())
+    control.publish(agent_config(_document(), version=1))
+    agent.run(lambda: len(control.heartbeats) >= 4)
+    assert len(control.heartbeats) == 4
+    assert len(clock.slept) >= 4  # including a backoff after the round that raised
+
+
+def test_metrics_are_published_once_per_period_with_the_scalers_dimensions(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    _write_proc(proc, busy=100, idle=900, total_kb=1000, available_kb=750)
+    sink = MemorySink()
+    agent, control, _, clock = _agent(
+        SimulatedDataPlane(connections=12), metrics=sink, sampler=SystemSampler(root=proc), settings=AgentSettings()
+    )
+    control.publish(agent_config(_document(), version=1))
+    agent.step()
+    assert sink.published == []  # not before a full period
+    _write_proc(proc, busy=400, idle=1000, total_kb=1000, available_kb=750)  # 300 busy of 400 ticks
+    clock.advance(60)
+    agent.step()
+    clock.advance(5)
+    agent.step()  # within the next period: nothing more
+    published = {datum.name: (lb, subnet, datum.value) for lb, subnet, datum in sink.published}
+    assert published == {
+        METRIC_CPU: (LB_ID, IDENTITY.subnet_id, 75.0),
+        METRIC_MEMORY: (LB_ID, IDENTITY.subnet_id, 25.0),
+        METRIC_ACTIVE_CONNECTIONS: (LB_ID, IDENTITY.subnet_id, 12.0),
+    }
+    assert len(sink.published) == 3
+
+    control.drain = True  # out of rotation: no more datapoints for the scaler's averages
+    agent.step()
+    clock.advance(120)
+    agent.step()
+    assert len(sink.published) == 3
+
+
+def test_a_failing_metrics_sink_never_stops_heartbeats(tmp_path: Path) -> None:
+    class Broken(MemorySink):
+        def publish(self, *args: Any) -> None:
+            raise OSError("CloudWatch unreachable")
+
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    _write_proc(proc, busy=1, idle=1, total_kb=10, available_kb=5)
+    agent, control, _, clock = _agent(metrics=Broken(), sampler=SystemSampler(root=proc))
+    control.publish(agent_config(_document(), version=1))
+    clock.advance(61)
+    agent.step()
+    agent.step()
+    assert control.last.state == "ready"
+
+
+def _write_proc(proc: Path, *, busy: int, idle: int, total_kb: int, available_kb: int) -> None:
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    (proc / "stat").write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\ncpu0 {busy} 0 0 {idle} 0 0 0 0 0 0\n")
+    (proc / "meminfo").write_text(
+        f"MemTotal:       {total_kb} kB\nMemFree:        1 kB\nMemAvailable:   {available_kb} kB\n"
+    )
+
+
+def test_the_serving_config_is_reapplied_periodically_so_renewed_certificates_reach_the_proxy() -> None:
+    agent, control, dataplane, clock = _agent(settings=AgentSettings(refresh_seconds=3600))
+    control.publish(agent_config(_document(), version=1))
+    agent.step()
+    agent.step()
+    assert dataplane.apply_calls == [1]
+    clock.advance(3601)
+    agent.step()
+    assert dataplane.apply_calls == [1, 1]  # the same version again: a no-op unless its certificates changed
+    assert dataplane.applied == [1]
