@@ -67,7 +67,7 @@ def emulated_account() -> Iterator[Cloud]:
         with mock_aws():
             ec2 = boto3.client("ec2", region_name=REGION)
             acm = boto3.client("acm", region_name=REGION)
-            account = seed_account(ec2, acm, REGION)
+            account = seed_account(ec2, acm, REGION, boto3.client("acm-pca", region_name=REGION))
             yield Cloud(boto3.client("dynamodb", region_name=REGION), ec2, acm, account)
 
 

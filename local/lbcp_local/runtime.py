@@ -48,7 +48,7 @@ class LocalRuntime:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lbcp-api")
         create_table(boto3.client("dynamodb"), LOCAL_TABLE)
-        self.account = seed_account(boto3.client("ec2"), boto3.client("acm"), LOCAL_REGION)
+        self.account = seed_account(boto3.client("ec2"), boto3.client("acm"), LOCAL_REGION, boto3.client("acm-pca"))
         self._reset_handler_caches()
         self._api = LocalApiServer(self.host, self.api_port, quiet=self.quiet)
         self._api.start()

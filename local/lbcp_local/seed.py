@@ -28,7 +28,8 @@ class LocalAccount:
     spare_subnet_id: str  # same AZ as subnet_ids[0]
     other_vpc_id: str
     other_vpc_subnet_id: str
-    certificate_arn: str  # ISSUED
+    certificate_arn: str  # ISSUED by a private CA: exportable, so agents can fetch its key
+    imported_certificate_arn: str  # ISSUED but imported: ACM cannot export it to agents
     pending_certificate_arn: str
 
     def to_json(self) -> str:
@@ -60,7 +61,7 @@ def _named(ec2: Any, resource_id: str, name: str) -> None:
     ec2.create_tags(Resources=[resource_id], Tags=[{"Key": "Name", "Value": name}])
 
 
-def seed_account(ec2: Any, acm: Any, region: str) -> LocalAccount:
+def seed_account(ec2: Any, acm: Any, region: str, acm_pca: Any | None = None) -> LocalAccount:
     zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
     vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     _named(ec2, vpc_id, "lbcp-local")
@@ -78,10 +79,24 @@ def seed_account(ec2: Any, acm: Any, region: str) -> LocalAccount:
     other_subnet = ec2.create_subnet(VpcId=other_vpc_id, CidrBlock="10.30.1.0/24", AvailabilityZone=zones[0])
 
     now = datetime.now(UTC)
+    # A private CA's certificate: ISSUED at once, and exportable (what agents need).
+    authority = f"arn:aws:acm-pca:{region}:123456789012:certificate-authority/lbcp-local"
+    if acm_pca is not None:
+        authority = acm_pca.create_certificate_authority(
+            CertificateAuthorityConfiguration={
+                "KeyAlgorithm": "EC_prime256v1",
+                "SigningAlgorithm": "SHA256WITHECDSA",
+                "Subject": {"CommonName": "lbcp local CA"},
+            },
+            CertificateAuthorityType="ROOT",
+        )["CertificateAuthorityArn"]
+    issued = acm.request_certificate(DomainName="*.demo.lbcp.internal", CertificateAuthorityArn=authority)[
+        "CertificateArn"
+    ]
     certificate, key = self_signed_certificate(
-        "*.demo.lbcp.internal", now - timedelta(days=1), now + timedelta(days=365)
+        "imported.demo.lbcp.internal", now - timedelta(days=1), now + timedelta(days=365)
     )
-    issued = acm.import_certificate(Certificate=certificate, PrivateKey=key)["CertificateArn"]
+    imported = acm.import_certificate(Certificate=certificate, PrivateKey=key)["CertificateArn"]
     pending = acm.request_certificate(DomainName="pending.demo.lbcp.internal", ValidationMethod="DNS")["CertificateArn"]
     return LocalAccount(
         region=region,
@@ -92,6 +107,7 @@ def seed_account(ec2: Any, acm: Any, region: str) -> LocalAccount:
         other_vpc_id=other_vpc_id,
         other_vpc_subnet_id=other_subnet["Subnet"]["SubnetId"],
         certificate_arn=issued,
+        imported_certificate_arn=imported,
         pending_certificate_arn=pending,
     )
 

@@ -421,3 +421,14 @@ def test_warming_raises_the_desired_capacity_and_shows_in_status(api: Api, spec:
     assert too_big.json()["errors"][0]["field"] == "floor"
     both = api.request("POST", "/v1/load-balancers/web/warm", {"floor": 3, "extra": 1, "durationSeconds": 3600})
     assert both.status == 400
+
+
+def test_an_imported_certificate_is_422_because_agents_cannot_export_it(
+    api: Api, spec: dict[str, Any], cloud: Cloud
+) -> None:
+    listeners = copy.deepcopy(spec["listeners"])
+    listeners[1]["certificateArn"] = cloud.account.imported_certificate_arn
+    response = api.create({**spec, "listeners": listeners})
+    assert response.status == 422
+    [error] = response.json()["errors"]
+    assert (error["field"], error["code"]) == ("listeners[1].certificateArn", "not_exportable")

@@ -84,3 +84,8 @@ def test_a_change_looks_up_only_what_it_touches() -> None:
     assert needed.certificate_arns == (other,)
     assert needed.subnet_ids == (SUBNET_B, SUBNET_A)
     assert needed.vpc_id is None
+
+
+def test_a_certificate_agents_cannot_export_is_refused() -> None:
+    imported = {CERT: CertificateFacts(CERT, "ISSUED", datetime(2027, 1, 1, tzinfo=UTC), exportable=False)}
+    assert fields(facts(certificates=imported)) == {"listeners[1].certificateArn": "not_exportable"}

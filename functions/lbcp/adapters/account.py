@@ -53,9 +53,11 @@ class AwsAccountInspector:
             return None
         except self._acm.exceptions.InvalidArnException:
             return None
+        exportable = detail.get("Type") == "PRIVATE" or (detail.get("Options") or {}).get("Export") == "ENABLED"
         return CertificateFacts(
             arn=arn,
             status=detail.get("Status", "UNKNOWN"),
             not_after=detail.get("NotAfter"),
             domain_name=detail.get("DomainName"),
+            exportable=exportable,
         )

@@ -28,6 +28,9 @@ class CertificateFacts:
     status: str  # ACM: PENDING_VALIDATION, ISSUED, INACTIVE, EXPIRED, VALIDATION_TIMED_OUT, REVOKED, FAILED
     not_after: datetime | None
     domain_name: str | None = None
+    # Agents fetch the key with acm:ExportCertificate: private-CA certificates and
+    # public ones requested with export enabled qualify; imported ones never do.
+    exportable: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,3 +135,11 @@ def _certificates(
             yield FieldError(path, f"certificate is {certificate.status}; it must be ISSUED", "not_issued")
         elif certificate.not_after is not None and certificate.not_after <= now:
             yield FieldError(path, f"certificate expired on {certificate.not_after:%Y-%m-%d}", "expired")
+        elif not certificate.exportable:
+            yield FieldError(
+                path,
+                "LBVMs terminate TLS themselves and fetch the key with acm:ExportCertificate, which ACM allows "
+                "only for private-CA certificates and public ones requested with export enabled; "
+                "this one cannot be exported",
+                "not_exportable",
+            )

@@ -31,7 +31,9 @@ AGENT_HEARTBEAT_PATH = "/v1/agent/heartbeat"
 # ready     serving the applied config version
 # draining  refusing new connections, finishing in-flight ones
 # drained   no connections left (or the drain deadline passed)
-# failed    cannot serve (config rejected by the proxy, proxy down); see ``error``
+# failed    nothing is serving (the proxy is down); see ``error``. A refused new config
+#           is not a failure while the last good one still serves: the agent stays
+#           ready, reports the error, and its applied version stays behind.
 AgentState = Literal["starting", "ready", "draining", "drained", "failed"]
 
 
@@ -57,7 +59,7 @@ class Heartbeat(StatusModel):
 
 
 class HeartbeatReply(StatusModel):
-    desired_config_version: int
+    desired_config_version: int = Field(description="Below 1: no config yet.")
     drain: bool = False
     drain_deadline: datetime | None = None
     heartbeat_interval_seconds: int
