@@ -1,0 +1,264 @@
+"""AWS API calls per reconcile tick, and the control plane's cost per load balancer per month.
+
+For 1, 10 and 100 load balancers of 3 Routable LBVMs each, in steady state
+(entry built, LBVMs registered, heartbeats fresh, status written), against
+moto in-process: one settling tick, then one measured tick, counting every
+AWS call the reconciler makes by service and operation. Writes at steady
+state must be 0.
+
+The cost model prices the counted calls and the steady-state traffic of the
+other paths (heartbeats, agent metrics, the scaler) with AWS list prices
+(us-east-1, November 2026; constants below), per load balancer of 3 LBVMs.
+
+    .venv/bin/python bench/reconcile_calls.py [--sizes 1 10 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for part in ("functions", "local", "."):
+    sys.path.insert(0, str(ROOT / part))
+
+READ_PREFIXES = ("Describe", "List", "Get", "Query", "Scan", "BatchGet")
+MINUTES_PER_MONTH = 30 * 24 * 60
+
+# --- AWS list prices, us-east-1 ----------------------------------------------------------
+PRICE = {
+    "lambda_request": 0.20 / 1e6,  # per invocation
+    "lambda_gb_second_arm": 0.0000133334,  # per GB-second, arm64
+    "apigw_http_request": 1.00 / 1e6,  # HTTP API, first 300M/month
+    "dynamodb_write_unit": 1.25 / 1e6,  # on-demand, per write request unit (1 KB)
+    "dynamodb_read_unit": 0.25 / 1e6,  # on-demand, per read request unit (4 KB strongly consistent)
+    "cloudwatch_put_request": 0.01 / 1000,  # PutMetricData requests
+    "cloudwatch_metric_month": 0.30,  # per custom metric per month (first 10,000)
+    "cloudwatch_get_metric_data": 0.01 / 1000,  # per metric requested by GetMetricData
+    "sfn_transition": 0.025 / 1000,  # standard workflows
+}
+
+
+def counting_client(factory: Callable[[str], Any], counts: Counter[tuple[str, str]]) -> Callable[[str], Any]:
+    def make(service: str) -> Any:
+        client = factory(service)
+
+        def count(**kwargs: Any) -> None:
+            model = kwargs["model"]
+            counts[(service, model.name)] += 1
+
+        client.meta.events.register("before-call.*.*", count)
+        return client
+
+    return make
+
+
+def steady_state(size: int) -> dict[str, Any]:
+    import boto3
+    from moto import mock_aws
+
+    from lbcp.dal.lbvms import LbvmRepository
+    from lbcp.dal.repository import LoadBalancerRepository
+    from lbcp.dal.schema import create_table
+    from lbcp.entry.adapter import EntryAdapter
+    from lbcp.models.lbvm import Lbvm
+    from lbcp.models.resource import LoadBalancerRecord
+    from lbcp.reconcile.wiring import build_reconciler
+    from lbcp.service import initial_status
+    from lbcp.settings import Settings
+    from lbcp.validation import parse_spec
+    from lbcp_local.seed import example_spec, seed_account
+
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCOUNT_ID_ENDPOINT_MODE="disabled",
+    )
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        dynamodb, ec2 = session.client("dynamodb"), session.client("ec2")
+        create_table(dynamodb, "bench")
+        account = seed_account(ec2, session.client("acm"), "us-east-1")
+        zone = session.client("route53").create_hosted_zone(Name="lb.bench.internal", CallerReference="bench")
+        zone_id = zone["HostedZone"]["Id"].split("/")[-1]
+        now = datetime.now(UTC)
+        load_balancers = LoadBalancerRepository(dynamodb, "bench")
+        lbvms = LbvmRepository(dynamodb, "bench")
+        entry = EntryAdapter(
+            ec2=ec2,
+            elbv2=session.client("elbv2"),
+            route53=session.client("route53"),
+            hosted_zone_id=zone_id,
+            dns_domain="lb.bench.internal",
+        )
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        for index in range(size):
+            spec = parse_spec({**example_spec(account, name=f"lb-{index:03d}x"), "capacity": {"min": 3, "max": 6}})
+            lb_id = f"lb-{index:017x}"
+            record = LoadBalancerRecord(
+                id=lb_id,
+                generation=1,
+                spec=spec,
+                status=initial_status(spec),
+                created_at=now,
+                updated_at=now,
+                desired_capacity=3,
+            )
+            from lbcp.models.events import Event
+
+            load_balancers.create(record, Event(time=now, type="Normal", reason="Created", message="bench"))
+            view = entry.ensure_entry(spec, lb_id)
+            for slot in range(3):
+                subnet = account.subnet_ids[slot % 2]
+                lbvm_id = f"lbvm-{index:06x}{slot:06x}"
+                tags = [
+                    {"Key": "lbcp:product", "Value": "lbcp"},
+                    {"Key": "lbcp:load-balancer-id", "Value": lb_id},
+                    {"Key": "lbcp:lbvm-id", "Value": lbvm_id},
+                ]
+                instance = ec2.run_instances(
+                    ImageId=image,
+                    InstanceType="c6i.large",
+                    MinCount=1,
+                    MaxCount=1,
+                    SubnetId=subnet,
+                    SecurityGroupIds=[view.security_group_id or ""],
+                    TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+                )["Instances"][0]
+                lbvms.create(
+                    Lbvm(
+                        lbvm_id=lbvm_id,
+                        load_balancer_id=lb_id,
+                        subnet_id=subnet,
+                        availability_zone=account.availability_zones[slot % 2],
+                        state="Routable",
+                        state_since=now - timedelta(minutes=10),
+                        version=1,
+                        launched_generation=1,
+                        launch_reason="bench",
+                        created_at=now - timedelta(minutes=11),
+                        execution_arn=f"arn:aws:states:us-east-1:123456789012:execution:lifecycle:{lbvm_id}",
+                        instance_id=instance["InstanceId"],
+                        private_ip=instance["PrivateIpAddress"],
+                        last_heartbeat_at=now,
+                        applied_config_version=1,
+                        agent_state="ready",
+                    )
+                )
+                entry.register_lbvm(
+                    spec,
+                    lb_id,
+                    lbvm_id=lbvm_id,
+                    instance_id=instance["InstanceId"],
+                    private_ip=instance["PrivateIpAddress"],
+                )
+        counts: Counter[tuple[str, str]] = Counter()
+        settings = Settings(
+            table_name="bench",
+            event_retention_days=30,
+            idempotency_ttl_seconds=86400,
+            lifecycle_state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:lifecycle",
+            drain_state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:drain",
+            tasks_function_arn="arn:aws:lambda:us-east-1:123456789012:function:tasks",
+            hosted_zone_id=zone_id,
+            dns_domain="lb.bench.internal",
+            api_endpoint="https://api.example",
+        )
+        reconciler = build_reconciler(
+            settings, counting_client(session.client, counts), clock=lambda: now, rng=random.Random(1)
+        )
+        settle = reconciler.tick()
+        counts.clear()
+        started = time.perf_counter()
+        measured = reconciler.tick()
+        elapsed = time.perf_counter() - started
+    reads = {f"{s}:{op}": n for (s, op), n in sorted(counts.items()) if op.startswith(READ_PREFIXES)}
+    writes = {f"{s}:{op}": n for (s, op), n in sorted(counts.items()) if not op.startswith(READ_PREFIXES)}
+    return {
+        "loadBalancers": size,
+        "settlingTickActedOn": len(settle.acted),
+        "reads": sum(reads.values()),
+        "writes": sum(writes.values()),
+        "readCalls": reads,
+        "writeCalls": writes,
+        "acted": len(measured.acted),
+        "tickSeconds": round(elapsed, 3),
+    }
+
+
+def monthly_cost_per_load_balancer(tick: dict[str, Any], lbvms: int = 3, subnets: int = 2) -> dict[str, float]:
+    """Steady state, per load balancer of ``lbvms`` LBVMs, in US dollars per month."""
+    per_minute = MINUTES_PER_MONTH
+    # Heartbeats: every 5 s per LBVM (the default interval): API request, Lambda
+    # invocation (~20 ms billed at 512 MB), two consistent reads (LB and LBVM records),
+    # and a stored report every 30 s (1 KB write). SendTaskHeartbeat is not billed.
+    beats = lbvms * 12 * per_minute
+    heartbeat = (
+        beats * (PRICE["apigw_http_request"] + PRICE["lambda_request"])
+        + beats * 0.020 * 0.5 * PRICE["lambda_gb_second_arm"]
+        + beats * 2 * PRICE["dynamodb_read_unit"]
+        + lbvms * 2 * per_minute * PRICE["dynamodb_write_unit"]
+    )
+    # Agent metrics: one PutMetricData per LBVM per minute; 3 metrics per (LB, subnet).
+    metrics = lbvms * per_minute * PRICE["cloudwatch_put_request"] + 3 * subnets * PRICE["cloudwatch_metric_month"]
+    # Scaler: 3 metrics x subnets requested per minute; a state write per minute (target tracking).
+    scaler = 3 * subnets * per_minute * PRICE["cloudwatch_get_metric_data"] + per_minute * PRICE["dynamodb_write_unit"]
+    # Reconciler: the tick's reads shared by all load balancers (DynamoDB queries
+    # eventually consistent: ~4 KB per LB and per 4 LBVMs -> ~1.5 read units per LB;
+    # EC2/ELB/Route53 reads are free), one invocation per minute shared, ~0.5 s at 1 GB.
+    size = tick["loadBalancers"]
+    reconcile = (
+        per_minute
+        * (
+            1.5 * PRICE["dynamodb_read_unit"] * 0.5
+            + (PRICE["lambda_request"] + tick["tickSeconds"] * 1.0 * PRICE["lambda_gb_second_arm"]) / size
+        )
+        + tick["writes"] * per_minute * PRICE["dynamodb_write_unit"] / size
+    )
+    return {
+        "heartbeats": round(heartbeat, 2),
+        "agentMetrics": round(metrics, 2),
+        "scaler": round(scaler, 2),
+        "reconciler": round(reconcile, 4),
+        "total": round(heartbeat + metrics + scaler + reconcile, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results = [steady_state(size) for size in args.sizes]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"{'LBs':>5} {'reads':>6} {'writes':>7} {'tick s':>7}  reads by operation")
+    for result in results:
+        detail = ", ".join(f"{name} {count}" for name, count in result["readCalls"].items())
+        size, reads, writes = result["loadBalancers"], result["reads"], result["writes"]
+        print(f"{size:>5} {reads:>6} {writes:>7} {result['tickSeconds']:>7}  {detail}")
+        if result["writes"]:
+            print(f"      writes: {result['writeCalls']}")
+    cost = monthly_cost_per_load_balancer(results[-1])
+    print(
+        f"\ncontrol-plane cost per load balancer (3 LBVMs, 2 subnets) per month at steady state, "
+        f"at {results[-1]['loadBalancers']} load balancers:"
+    )
+    for name, value in cost.items():
+        print(f"  {name:<13} ${value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
