@@ -238,7 +238,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _user_data(args: argparse.Namespace) -> int:
-    from agent.bootstrap import user_data
+    from lbcp.bootstrap import user_data
 
     try:
         script = user_data(

@@ -14,7 +14,10 @@ from constructs import Construct
 from stacks.api import ApiFunction, HttpApiFrontend
 from stacks.bundling import DependenciesLayer
 from stacks.config import FUNCTIONS_DIR, ControlPlaneConfig
+from stacks.fleet import FleetMachinery
 from stacks.functions import functions_code
+from stacks.reconciler import Reconciler
+from stacks.scaler import Scaler
 from stacks.storage import ControlPlaneTable
 
 
@@ -37,6 +40,29 @@ class ControlPlaneStack(Stack):
             config=self.config,
         )
         self.api = HttpApiFrontend(self, "Api", handler=self.api_function.function, config=self.config)
+        # The LBVM lifecycle and drain state machines, their tasks function and the LBVM role.
+        self.fleet = FleetMachinery(
+            self,
+            "Fleet",
+            table=self.table,
+            code=self.code,
+            layers=[self.layer],
+            config=self.config,
+            api_id=self.api.http_api.api_id,
+        )
+        self.scaler = Scaler(self, "Scaler", table=self.table, code=self.code, layers=[self.layer], config=self.config)
+        self.reconciler = Reconciler(
+            self,
+            "Reconciler",
+            table=self.table,
+            code=self.code,
+            layers=[self.layer],
+            config=self.config,
+            fleet=self.fleet,
+            api_endpoint=self.api.http_api.api_endpoint,
+        )
+        # The agent routes complete and keep alive the lifecycle's callbacks.
+        self.fleet.grant_callbacks(self.api_function.role)
 
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (SigV4)")
         CfnOutput(self, "TableName", value=self.table.table.table_name, description="DynamoDB table")

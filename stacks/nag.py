@@ -58,6 +58,13 @@ ACM_CERTIFICATES: Final = Finding(
     "certificates are the users' own, named by ARN in load-balancer specs at run time, so "
     "they cannot be listed at deploy time. The API only reads their status.",
 )
+CLOUDWATCH_GET_METRIC_DATA_WILDCARD: Final = Finding(
+    "AwsSolutions-IAM5[Resource::*]",
+    "cloudwatch:GetMetricData (the scaler reads the LBVM agents' metrics) does not support "
+    "resource-level permissions: it accepts only Resource '*' (https://docs.aws.amazon.com/"
+    "service-authorization/latest/reference/list_amazoncloudwatch.html). It is read-only and "
+    "alone in this policy.",
+)
 PYTHON_RUNTIME_PIN: Final = Finding(
     "AwsSolutions-L1",
     "The runtime is pinned to python3.13 on purpose: the dependency layer is built for "
@@ -88,3 +95,190 @@ def acknowledge_api_function(fn: ApiFunction) -> None:
     """The API function's own: EC2 Describe and ACM certificate reads."""
     acknowledge(fn.network_read_policy, EC2_DESCRIBE_WILDCARD)
     acknowledge(fn.default_policy, ACM_CERTIFICATES)
+
+
+# --- the LBVM fleet machinery (stacks/fleet.py) -----------------------------------------
+
+
+def _ec2_pattern(resource: str) -> str:
+    return f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:{resource}/*]"
+
+
+FLEET_DESCRIBE_WILDCARD: Final = Finding(
+    "AwsSolutions-IAM5[Resource::*]",
+    "EC2 and ELBv2 Describe actions (ec2:DescribeInstances/DescribeNetworkInterfaces/"
+    "DescribeSecurityGroups/DescribeVpcs, elasticloadbalancing:DescribeLoadBalancers/"
+    "DescribeTargetGroups/DescribeTargetHealth/DescribeListeners/DescribeTags) do not support "
+    "resource-level permissions and accept only Resource '*' (service authorization reference for EC2 "
+    "and ELBv2). They are read-only and alone in their policy: the fleet finds LBVM instances, "
+    "interfaces and entry resources by tag and name with them.",
+)
+STATE_MACHINE_LOGS_AND_TRACES: Final = Finding(
+    "AwsSolutions-IAM5[Resource::*]",
+    "Resource '*' is for what CDK adds to a state machine's role for logging level ALL and X-Ray "
+    "tracing: logs:CreateLogDelivery/GetLogDelivery/UpdateLogDelivery/DeleteLogDelivery/"
+    "ListLogDeliveries/PutResourcePolicy/DescribeResourcePolicies/DescribeLogGroups (vended log "
+    "delivery, no resource-level permissions) and xray:PutTraceSegments/PutTelemetryRecords/"
+    "GetSamplingRules/GetSamplingTargets (no resource-level permissions).",
+)
+LBVM_INSTANCES: Final = Finding(
+    _ec2_pattern("instance"),
+    "LBVM instances are launched at run time, one per LBVM, so their ids cannot be listed at deploy "
+    "time. Every statement on instance/* carries a tag condition: RunInstances requires "
+    "aws:RequestTag/lbcp:product=lbcp, CreateTags is allowed only inside RunInstances "
+    "(ec2:CreateAction), TerminateInstances requires ec2:ResourceTag/lbcp:product=lbcp.",
+)
+LBVM_INTERFACES: Final = Finding(
+    _ec2_pattern("network-interface"),
+    "Each LBVM's primary network interface is created at run time before its instance. "
+    "CreateNetworkInterface requires aws:RequestTag/lbcp:product=lbcp, RunInstances and "
+    "DeleteNetworkInterface require ec2:ResourceTag/lbcp:product=lbcp, CreateTags is allowed only "
+    "inside the two creates (ec2:CreateAction).",
+)
+LBVM_VOLUMES: Final = Finding(
+    _ec2_pattern("volume"),
+    "The LBVM's root volume is created by RunInstances at run time; the statement requires "
+    "aws:RequestTag/lbcp:product=lbcp (the volumes are tagged on create) and CreateTags only "
+    "inside RunInstances.",
+)
+LBVM_SUBNETS: Final = Finding(
+    _ec2_pattern("subnet"),
+    "CreateNetworkInterface and RunInstances need the subnet as a resource. The subnets are the "
+    "users' own, named in load-balancer specs at run time (and checked by the API), so they cannot "
+    "be listed at deploy time; creating anything in them still requires our owner tags.",
+)
+LBVM_SECURITY_GROUPS: Final = Finding(
+    _ec2_pattern("security-group"),
+    "CreateNetworkInterface and RunInstances need the interface's security group as a resource; "
+    "the group is created per load balancer at run time by the reconciler, so its id cannot be "
+    "known at deploy time. Only the use of a group is allowed here, not its change.",
+)
+LBVM_IMAGES: Final = Finding(
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>::image/*]",
+    "RunInstances needs the AMI as a resource: it is the spec's imageId or the latest Amazon Linux "
+    "2023 image, chosen at run time and owned by AWS or the user, so it cannot be listed at deploy "
+    "time. Launching from an image does not change the image.",
+)
+DRAIN_EXECUTIONS: Final = Finding(
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+    "execution:Lbcp-lbvm-drain:*]",
+    "states:DescribeExecution and states:StopExecution on executions of the drain state machine "
+    "only, as the startExecution.sync:2 integration requires; the executions are named after the "
+    "LBVMs (drain-<lbvm id>) at run time.",
+)
+LBVM_TARGET_GROUPS: Final = Finding(
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:elasticloadbalancing:<AWS::Region>:"
+    "<AWS::AccountId>:targetgroup/lbcp-*/*]",
+    "RegisterTargets/DeregisterTargets on target groups named lbcp-<load balancer id>-<port>, which "
+    "the reconciler creates per load balancer at run time, and only when they carry "
+    "aws:ResourceTag/lbcp:product=lbcp.",
+)
+AGENT_METRICS: Final = Finding(
+    "AwsSolutions-IAM5[Resource::*]",
+    "cloudwatch:PutMetricData does not support resource-level permissions (Resource '*' only); the "
+    "statement is limited to the namespace lbcp by the cloudwatch:namespace condition. It is the "
+    "agent's only statement with Resource '*'.",
+)
+AGENT_CERTIFICATES: Final = Finding(
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:acm:<AWS::Region>:<AWS::AccountId>:certificate/*]",
+    "acm:ExportCertificate only, on certificates of this account and region: LBVMs terminate TLS "
+    "with the users' certificates, named by ARN in load-balancer specs at run time.",
+)
+AGENT_ROUTES: Final = tuple(
+    Finding(
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+        f"<ApiHttpApi4C294DC0>/*/{route}]",
+        f"execute-api:Invoke on one route of this API ({route}) in any stage: the agent's two routes "
+        "are all an LBVM may call; the stage is the only wildcard.",
+    )
+    for route in ("GET/v1/agent/config", "POST/v1/agent/heartbeat")
+)
+
+
+def acknowledge_lbvm_role(policy: IConstruct) -> None:
+    acknowledge(policy, AGENT_METRICS, AGENT_CERTIFICATES, *AGENT_ROUTES)
+
+
+def acknowledge_tasks_function(fn: LbcpFunction, describe_policy: IConstruct) -> None:
+    acknowledge(fn.default_policy, LBVM_TARGET_GROUPS)
+    acknowledge(describe_policy, FLEET_DESCRIBE_WILDCARD)
+
+
+def acknowledge_state_machine(default_policy: IConstruct, describe_policy: IConstruct, *, launches: bool) -> None:
+    findings = [STATE_MACHINE_LOGS_AND_TRACES, LBVM_INSTANCES, LBVM_INTERFACES]
+    if launches:
+        findings += [LBVM_VOLUMES, LBVM_SUBNETS, LBVM_SECURITY_GROUPS, LBVM_IMAGES, DRAIN_EXECUTIONS]
+    acknowledge(default_policy, *findings)
+    acknowledge(describe_policy, FLEET_DESCRIBE_WILDCARD)
+
+
+ENTRY_SECURITY_GROUPS: Final = Finding(
+    _ec2_pattern("security-group"),
+    "Each load balancer's LBVM security group is created at run time, so its id cannot be listed at "
+    "deploy time: CreateSecurityGroup requires aws:RequestTag/lbcp:product=lbcp, CreateTags is allowed "
+    "only inside it (ec2:CreateAction), and ingress changes and deletes require "
+    "ec2:ResourceTag/lbcp:product=lbcp.",
+)
+ENTRY_VPCS: Final = Finding(
+    _ec2_pattern("vpc"),
+    "CreateSecurityGroup needs the VPC as a resource; the VPCs are the users' own, named in specs at "
+    "run time. Only the creation of a tagged group in them is allowed.",
+)
+ENTRY_ELBV2: Final = tuple(
+    Finding(
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:elasticloadbalancing:<AWS::Region>:"
+        f"<AWS::AccountId>:{pattern}]",
+        f"ELBv2 {kind} of the entries, created per load balancer at run time with names starting lbcp-: "
+        "creates require aws:RequestTag/lbcp:product=lbcp, tagging only inside the creates "
+        "(elasticloadbalancing:CreateAction), changes and deletes aws:ResourceTag/lbcp:product=lbcp.",
+    )
+    for kind, pattern in (
+        ("load balancers", "loadbalancer/net/lbcp-*/*"),
+        ("target groups", "targetgroup/lbcp-*/*"),
+        ("listeners", "listener/net/lbcp-*/*/*"),
+    )
+)
+
+
+def acknowledge_entry_management(policy: IConstruct, describe_policy: IConstruct) -> None:
+    acknowledge(policy, ENTRY_SECURITY_GROUPS, ENTRY_VPCS, *ENTRY_ELBV2)
+    acknowledge(describe_policy, FLEET_DESCRIBE_WILDCARD)
+
+
+# --- the reconciler (stacks/reconciler.py) --------------------------------------------------
+
+RECONCILER_OBSERVE_WILDCARD: Final = Finding(
+    "AwsSolutions-IAM5[Resource::*]",
+    "ec2:DescribeInstances and ec2:DescribeNetworkInterfaces (the reconciler's one paginated look at "
+    "every LBVM instance and interface per tick) do not support resource-level permissions: EC2 "
+    "Describe actions accept only Resource '*'. Read-only and alone in this policy.",
+)
+RECONCILER_ORPHANS: Final = tuple(
+    Finding(
+        _ec2_pattern(resource),
+        f"ec2:TerminateInstances and ec2:DeleteNetworkInterface on {what} created at run time by the "
+        "lifecycle, so their ids cannot be listed at deploy time: fenced by "
+        "aws:ResourceTag/lbcp:product=lbcp and a present lbcp:load-balancer-id tag (the code also checks "
+        "the id before acting).",
+    )
+    for resource, what in (("instance", "LBVM instances"), ("network-interface", "LBVM network interfaces"))
+)
+RECONCILER_IMAGES: Final = Finding(
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/"
+    "ami-amazon-linux-latest/*]",
+    "ssm:GetParameter on AWS's public Amazon Linux image parameters only (the default LBVM image); the "
+    "architecture (x86_64 or arm64) is chosen at run time from the spec's instance type.",
+)
+
+
+STREAM_DEAD_LETTER_QUEUE: Final = Finding(
+    "AwsSolutions-SQS3",
+    "This queue is itself the dead-letter destination of the reconciler's DynamoDB stream event source "
+    "(an on-failure destination, which cdk-nag does not recognise as a DLQ); it has an alarm, and the "
+    "minute tick re-reconciles whatever its records were about.",
+)
+
+
+def acknowledge_reconciler(fn: LbcpFunction, observe_policy: IConstruct) -> None:
+    acknowledge(observe_policy, RECONCILER_OBSERVE_WILDCARD)
+    acknowledge(fn.default_policy, *RECONCILER_ORPHANS, RECONCILER_IMAGES)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.bootstrap import MAX_USER_DATA_BYTES, systemd_unit, user_data
+from lbcp.bootstrap import MAX_USER_DATA_BYTES, systemd_unit, user_data
 from agent.package import build_artifact
 
 ARGS = (

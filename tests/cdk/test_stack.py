@@ -18,6 +18,7 @@ from stacks.config import (
     CTX_IDEMPOTENCY_TTL_SECONDS,
     CTX_LOG_RETENTION_DAYS,
 )
+from tests.cdk.test_fleet_stack import EXPECTED_FLEET_ACKNOWLEDGMENTS
 
 if TYPE_CHECKING:
     from tests.cdk.conftest import Synthesized
@@ -32,6 +33,9 @@ EXPECTED_ROUTE_KEYS = {
     "DELETE /v1/load-balancers/{id}",
     "GET /v1/load-balancers/{id}/events",
     "GET /v1/openapi.json",
+    "POST /v1/load-balancers/{id}/warm",
+    "GET /v1/agent/config",
+    "POST /v1/agent/heartbeat",
     "$default",
 }
 
@@ -50,6 +54,9 @@ EXPECTED_API_ACTIONS = {
     "ec2:DescribeVpcs",
     "ec2:DescribeSubnets",
     "acm:DescribeCertificate",
+    # The agent routes answer the LBVM lifecycle's callbacks.
+    "states:SendTaskSuccess",
+    "states:SendTaskHeartbeat",
 }
 
 # (acknowledged finding, construct it is acknowledged on) of every accepted cdk-nag finding.
@@ -62,6 +69,30 @@ EXPECTED_ACKNOWLEDGMENTS = {
         "Lbcp/ApiFunction/Role/DefaultPolicy",
     ),
     ("AwsSolutions::AwsSolutions-L1", "Lbcp/ApiFunction/Function"),
+    # The scaler's (tests/cdk/test_scaler_stack.py).
+    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Scaler/Function/Role/DefaultPolicy"),
+    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Scaler/Function/ReadMetricsPolicy"),
+    ("AwsSolutions::AwsSolutions-L1", "Lbcp/Scaler/Function/Function"),
+    # The fleet machinery's (tests/cdk/test_fleet_stack.py).
+    *EXPECTED_FLEET_ACKNOWLEDGMENTS,
+    # The reconciler's.
+    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Reconciler/Function/Role/DefaultPolicy"),
+    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Reconciler/Function/ObserveComputePolicy"),
+    ("AwsSolutions::AwsSolutions-L1", "Lbcp/Reconciler/Function/Function"),
+    *(
+        (
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:"
+            f"{resource}/*]",
+            "Lbcp/Reconciler/Function/Role/DefaultPolicy",
+        )
+        for resource in ("instance", "network-interface")
+    ),
+    (
+        "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/"
+        "ami-amazon-linux-latest/*]",
+        "Lbcp/Reconciler/Function/Role/DefaultPolicy",
+    ),
+    ("AwsSolutions::AwsSolutions-SQS3", "Lbcp/Reconciler/StreamDeadLetters"),
 }
 
 CERTIFICATE_ARN = {
@@ -111,6 +142,16 @@ def _policies_of_role(synthesized: Synthesized, role_id: str) -> list[tuple[str,
         (logical_id, resource)
         for logical_id, resource in synthesized.resources("AWS::IAM::Policy").items()
         if {"Ref": role_id} in resource["Properties"]["Roles"]
+    ]
+
+
+def _api_statements(synthesized: Synthesized) -> list[tuple[str, dict[str, Any]]]:
+    """The statements of the API function's role (other functions have tests of their own)."""
+    role_id = _ref_id(_api_function(synthesized)["Properties"]["Role"])
+    return [
+        (logical_id, statement)
+        for logical_id, policy in _policies_of_role(synthesized, role_id)
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
 
 
@@ -346,7 +387,7 @@ def test_api_function_permissions_are_exactly_the_expected_ones(synthesized: Syn
 def test_acm_permission_is_scoped_to_certificates(synthesized: Synthesized) -> None:
     acm = [
         statement
-        for _, statement in _statements(synthesized)
+        for _, statement in _api_statements(synthesized)
         if any(action.startswith("acm:") for action in _as_list(statement["Action"]))
     ]
     assert len(acm) == 1
@@ -359,7 +400,7 @@ def test_table_permissions_are_item_level_on_the_table_and_its_index(synthesized
     table_arn = {"Fn::GetAtt": [table_id, "Arn"]}
     index_arn = {"Fn::Join": ["", [table_arn, f"/index/{GSI_BY_KIND}"]]}
     granted: dict[str, list[Any]] = {}
-    for _, statement in _statements(synthesized):
+    for _, statement in _api_statements(synthesized):
         for action in _as_list(statement["Action"]):
             if action.startswith("dynamodb:"):
                 granted.setdefault(action, []).extend(_as_list(statement["Resource"]))
@@ -373,7 +414,7 @@ def test_log_permissions_are_scoped_to_the_function_log_group(synthesized: Synth
     log_group_id = _ref_id(_api_function(synthesized)["Properties"]["LoggingConfig"]["LogGroup"])
     logs = [
         statement
-        for _, statement in _statements(synthesized)
+        for _, statement in _api_statements(synthesized)
         if any(action.startswith("logs:") for action in _as_list(statement["Action"]))
     ]
     assert len(logs) == 1
@@ -410,7 +451,12 @@ def test_acknowledgments_are_recorded_in_the_template(synthesized: Synthesized) 
         ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "AWS::IAM::Policy"),
         (next(iter(a for a, _ in EXPECTED_ACKNOWLEDGMENTS if "acm" in a)), "AWS::IAM::Policy"),
         ("AwsSolutions::AwsSolutions-L1", "AWS::Lambda::Function"),
-    }
+        # Acknowledgments reach the children of the construct they are made on: the
+        # function's stream mapping, the queue's SSL-only policy.
+        ("AwsSolutions::AwsSolutions-L1", "AWS::Lambda::EventSourceMapping"),
+        ("AwsSolutions::AwsSolutions-SQS3", "AWS::SQS::Queue"),
+        ("AwsSolutions::AwsSolutions-SQS3", "AWS::SQS::QueuePolicy"),
+    } | {(rule, "AWS::IAM::Policy") for rule, _ in EXPECTED_ACKNOWLEDGMENTS if "IAM5" in rule}
 
 
 def test_cdk_nag_fails_the_synth_on_an_unacknowledged_finding(tmp_path: Path) -> None:

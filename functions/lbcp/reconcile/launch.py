@@ -36,7 +36,7 @@ class DefaultLaunchSettings:
         return self._images[arch]
 
     def user_data(self, record: LoadBalancerRecord, lbvm: Lbvm) -> str:
-        from agent.bootstrap import user_data
+        from lbcp.bootstrap import user_data
 
         return str(
             user_data(

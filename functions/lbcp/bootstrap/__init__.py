@@ -1,6 +1,7 @@
 """The user data that turns a stock Amazon Linux 2023 instance into an LBVM.
 
-The control plane calls ``user_data(...)`` when it launches an LBVM. The
+The reconciler calls ``user_data(...)`` when it launches an LBVM (so it lives
+with the control plane's code; ``python -m agent user-data`` prints it too). The
 script installs Python, the proxy (and the WAF from an lbcp bundle, since
 AL2023 has no ModSecurity packages), unpacks the agent from its artifact,
 writes the ``lbcp-agent`` systemd unit and starts it.

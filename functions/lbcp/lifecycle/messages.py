@@ -1,0 +1,121 @@
+"""The events the lifecycle writes: one per transition and per caught failure (pure functions)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from lbcp.models.events import Event, EventType
+from lbcp.models.lbvm import Lbvm
+
+ACTOR: Final = "lifecycle"
+MAX_CAUSE_CHARS: Final = 400
+
+
+def _subject(lbvm: Lbvm) -> str:
+    return f"{lbvm.lbvm_id} {lbvm.instance_id}" if lbvm.instance_id else lbvm.lbvm_id
+
+
+def _seconds(start: datetime, end: datetime) -> int:
+    return max(0, round((end - start).total_seconds()))
+
+
+def _at(moment: datetime) -> str:
+    return moment.strftime("%H:%M:%SZ")
+
+
+def event(lbvm: Lbvm, now: datetime, reason: str, message: str, type_: EventType = "Normal") -> Event:
+    return Event(
+        time=now,
+        type=type_,
+        reason=reason,
+        message=message,
+        generation=lbvm.launched_generation,
+        actor=ACTOR,
+        instance_id=lbvm.instance_id,
+    )
+
+
+def pending(lbvm: Lbvm, now: datetime, timeout_seconds: int | None) -> Event:
+    where = f"interface {lbvm.network_interface_id} ({lbvm.private_ip}) in {lbvm.subnet_id}"
+    wait = f"waiting up to {timeout_seconds} s" if timeout_seconds else "waiting"
+    return event(
+        lbvm, now, "Pending", f"{_subject(lbvm)} Pending: launched with {where}; {wait} for its first heartbeat"
+    )
+
+
+def routable(lbvm: Lbvm, now: datetime, transition: str, registration: str) -> Event:
+    if transition == "recovered":
+        return event(
+            lbvm,
+            now,
+            "Recovered",
+            f"{_subject(lbvm)} Routable again: heartbeats are back after {_seconds(lbvm.state_since, now)} s "
+            f"Unroutable; registered with the entry ({registration})",
+        )
+    return event(
+        lbvm,
+        now,
+        "Routable",
+        f"{_subject(lbvm)} Routable: first heartbeat {_seconds(lbvm.state_since, now)} s after launch; "
+        f"registered with the entry ({registration})",
+    )
+
+
+def unroutable(lbvm: Lbvm, now: datetime, silence_seconds: int | None, registration: str) -> Event:
+    last = f" (last at {_at(lbvm.last_heartbeat_at)})" if lbvm.last_heartbeat_at else ""
+    silence = f"no heartbeat for {silence_seconds} s{last}" if silence_seconds else f"heartbeats stopped{last}"
+    return event(
+        lbvm,
+        now,
+        "Unroutable",
+        f"{_subject(lbvm)} Unroutable: {silence}; deregistered from the entry ({registration})",
+        "Warning",
+    )
+
+
+def draining(lbvm: Lbvm, now: datetime, reason: str, *, wait: bool, threshold: int | None, deadline: datetime) -> Event:
+    if wait:
+        how = (
+            f"waiting until active connections < {threshold} or {_seconds(now, deadline)} s pass "
+            f"(until {_at(deadline)}), then terminating"
+        )
+    else:
+        how = "terminating without waiting for connections"
+    return event(lbvm, now, "Draining", f"{_subject(lbvm)} Draining ({reason}): out of the entry; {how}")
+
+
+def terminated(lbvm: Lbvm, now: datetime, reason: str, end: dict[str, Any]) -> Event:
+    outcome = end.get("outcome")
+    connections = end.get("connections")
+    elapsed = end.get("elapsedSeconds")
+    if outcome == "drained":
+        how = f"connections fell to {connections}" + (f" after {elapsed} s" if elapsed is not None else "")
+    elif outcome == "timeout":
+        how = f"drain timeout passed with {connections} connections still open"
+    else:
+        how = "no connections to wait for"
+    return event(
+        lbvm,
+        now,
+        "Terminated",
+        f"{_subject(lbvm)} Terminated ({reason}): {how}; instance terminated and network interface deleted",
+    )
+
+
+def failure(lbvm: Lbvm, now: datetime, phase: str, error: dict[str, Any] | None) -> Event:
+    name = str((error or {}).get("Error") or "unknown error")
+    cause = str((error or {}).get("Cause") or "").strip()
+    if len(cause) > MAX_CAUSE_CHARS:
+        cause = cause[: MAX_CAUSE_CHARS - 3] + "..."
+    detail = f"{name}: {cause}" if cause else name
+    if phase == "drain":
+        consequence = "it stays Draining; the reconciler's backstop finishes it"
+        reason = "DrainFailed"
+    elif phase == "launch":
+        consequence = "nothing was launched"
+        reason = "LaunchRefused"
+    else:
+        consequence = "draining it so that the reconciler replaces it"
+        reason = "LifecycleFailed"
+    return event(lbvm, now, reason, f"{_subject(lbvm)} {phase} step failed ({detail}); {consequence}", "Warning")

@@ -1,0 +1,113 @@
+"""The reconciler in the synthesized stack: triggers, dead letters, and what its role may do."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from lbcp.settings import (
+    ENV_API_ENDPOINT,
+    ENV_DRAIN_STATE_MACHINE_ARN,
+    ENV_LIFECYCLE_STATE_MACHINE_ARN,
+    ENV_TABLE_NAME,
+    ENV_TASKS_FUNCTION_ARN,
+)
+
+if TYPE_CHECKING:
+    from tests.cdk.conftest import Synthesized
+
+pytestmark = pytest.mark.cdk
+
+HANDLER = "handlers.reconciler.lambda_handler"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _reconciler(synthesized: Synthesized) -> tuple[str, dict[str, Any]]:
+    (found,) = (
+        (logical_id, function)
+        for logical_id, function in synthesized.resources("AWS::Lambda::Function").items()
+        if function["Properties"]["Handler"] == HANDLER
+    )
+    return found
+
+
+def _statements(synthesized: Synthesized) -> list[dict[str, Any]]:
+    role = _reconciler(synthesized)[1]["Properties"]["Role"]
+    role_id = role["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_it_knows_where_everything_is(synthesized: Synthesized) -> None:
+    variables = _reconciler(synthesized)[1]["Properties"]["Environment"]["Variables"]
+    for name in (
+        ENV_TABLE_NAME,
+        ENV_API_ENDPOINT,
+        ENV_LIFECYCLE_STATE_MACHINE_ARN,
+        ENV_DRAIN_STATE_MACHINE_ARN,
+        ENV_TASKS_FUNCTION_ARN,
+    ):
+        assert name in variables, name
+
+
+def test_it_runs_every_minute_and_never_late(synthesized: Synthesized) -> None:
+    function_id, _ = _reconciler(synthesized)
+    rules = [
+        rule
+        for rule in synthesized.resources("AWS::Events::Rule").values()
+        if any(target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]} for target in rule["Properties"]["Targets"])
+    ]
+    [rule] = rules
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    [target] = rule["Properties"]["Targets"]
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0}
+
+
+def test_spec_changes_trigger_it_at_once_with_dead_letters(synthesized: Synthesized) -> None:
+    function_id, _ = _reconciler(synthesized)
+    [mapping] = [
+        m
+        for m in synthesized.resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    props = mapping["Properties"]
+    assert props["StartingPosition"] == "LATEST"
+    assert props["BisectBatchOnFunctionError"] is True
+    assert props["FilterCriteria"] == {"Filters": [{"Pattern": '{"dynamodb":{"Keys":{"sk":{"S":["LB"]}}}}'}]}
+    queue_arn = props["DestinationConfig"]["OnFailure"]["Destination"]
+    queue_id = queue_arn["Fn::GetAtt"][0]
+    assert synthesized.template["Resources"][queue_id]["Type"] == "AWS::SQS::Queue"
+    alarms = [
+        alarm
+        for alarm in synthesized.resources("AWS::CloudWatch::Alarm").values()
+        if {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}} in alarm["Properties"]["Dimensions"]
+    ]
+    assert len(alarms) == 1
+
+
+def test_it_deletes_only_what_carries_our_tags(synthesized: Synthesized) -> None:
+    destructive = [
+        statement
+        for statement in _statements(synthesized)
+        if any(
+            action in ("ec2:TerminateInstances", "ec2:DeleteNetworkInterface")
+            for action in _as_list(statement["Action"])
+        )
+    ]
+    assert destructive
+    for statement in destructive:
+        assert statement["Condition"]["StringEquals"] == {"aws:ResourceTag/lbcp:product": "lbcp"}
+
+
+def test_it_starts_lifecycles_and_answers_their_callbacks(synthesized: Synthesized) -> None:
+    actions = {action for statement in _statements(synthesized) for action in _as_list(statement["Action"])}
+    assert {"states:StartExecution", "states:SendTaskSuccess"} <= actions
+    assert not any("*" in action for action in actions)
