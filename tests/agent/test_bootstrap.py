@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lbcp.bootstrap import MAX_USER_DATA_BYTES, systemd_unit, user_data
 from agent.package import build_artifact
+from lbcp.bootstrap import MAX_USER_DATA_BYTES, systemd_unit, user_data
 
 ARGS = (
     "lb-0123456789abcdef0",

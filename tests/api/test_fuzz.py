@@ -110,6 +110,7 @@ ACCOUNT_VALUES = {
     "$other-vpc-subnet": lambda a: a.other_vpc_subnet_id,
     "$certificate": lambda a: a.certificate_arn,
     "$pending-certificate": lambda a: a.pending_certificate_arn,
+    "$imported-certificate": lambda a: a.imported_certificate_arn,
 }
 
 
@@ -265,6 +266,7 @@ _TEMPLATE_ACCOUNT = LocalAccount(
     other_vpc_id="$other-vpc",
     other_vpc_subnet_id="$other-vpc-subnet",
     certificate_arn="$certificate",
+    imported_certificate_arn="$imported-certificate",
     pending_certificate_arn="$pending-certificate",
 )
 
