@@ -28,7 +28,7 @@ class ControlPlaneError(Exception):
 
 
 class ControlPlaneClient(Protocol):
-    def get_config(self, lbvm_id: str) -> AgentConfig: ...
+    def get_config(self, load_balancer_id: str, lbvm_id: str) -> AgentConfig: ...
 
     def heartbeat(self, heartbeat: Heartbeat) -> HeartbeatReply: ...
 
@@ -63,8 +63,9 @@ class HttpControlPlaneClient:
         self._headers = {"User-Agent": f"lbcp-agent/{__version__}", **(headers or {})}
         self._session = session or requests.Session()
 
-    def get_config(self, lbvm_id: str) -> AgentConfig:
-        url = f"{self.endpoint}{AGENT_CONFIG_PATH}?{urlencode({'lbvmId': lbvm_id})}"
+    def get_config(self, load_balancer_id: str, lbvm_id: str) -> AgentConfig:
+        query = urlencode({"loadBalancerId": load_balancer_id, "lbvmId": lbvm_id})
+        url = f"{self.endpoint}{AGENT_CONFIG_PATH}?{query}"
         body = self._call("GET", url, None)
         try:
             return AgentConfig.model_validate_json(body)

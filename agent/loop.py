@@ -211,7 +211,7 @@ class Agent:
         if failed is not None and failed[0] == desired and recently:
             return  # this version failed a moment ago; the error stands until the retry
         try:
-            config = self.control.get_config(self.identity.lbvm_id)
+            config = self.control.get_config(self.identity.load_balancer_id, self.identity.lbvm_id)
         except ControlPlaneError as exc:
             self.error = f"cannot fetch config version {desired}: {exc}"
             log.warning("%s", self.error)
@@ -278,7 +278,7 @@ class Agent:
         config = self.config
         if config is None:  # a restarted agent that adopted its proxy has not fetched the config yet
             try:
-                config = self.control.get_config(self.identity.lbvm_id)
+                config = self.control.get_config(self.identity.load_balancer_id, self.identity.lbvm_id)
             except ControlPlaneError as exc:
                 log.warning("cannot fetch the config to refresh it: %s", exc)
                 return

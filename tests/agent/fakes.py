@@ -47,7 +47,7 @@ class ScriptedControlPlane:
         self.configs[config.config_version] = config
         self.desired = config.config_version
 
-    def get_config(self, lbvm_id: str) -> AgentConfig:
+    def get_config(self, load_balancer_id: str, lbvm_id: str) -> AgentConfig:
         self.config_fetches += 1
         return self.configs[self.desired]
 
@@ -90,7 +90,7 @@ class ControlPlaneServer:
                     self._send(404, b"{}")
                     return
                 with lock:
-                    config = script.get_config("")
+                    config = script.get_config("", "")
                 self._send(200, config.model_dump_json(by_alias=True).encode())
 
             def do_POST(self) -> None:

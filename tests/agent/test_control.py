@@ -114,9 +114,10 @@ def test_get_config_is_signed_for_execute_api_and_parses_the_agent_config(api: F
     api.body = config.model_dump_json(by_alias=True).encode()
     client = HttpControlPlaneClient(api.url + "/", REGION, lambda: CREDENTIALS)
 
-    assert client.get_config("lbvm 1/é") == config
+    assert client.get_config("lb-0123456789abcdef0", "lbvm 1/é") == config
     (request,) = api.received
-    assert request.method == "GET" and request.path == f"{AGENT_CONFIG_PATH}?lbvmId=lbvm+1%2F%C3%A9"
+    assert request.method == "GET"
+    assert request.path == f"{AGENT_CONFIG_PATH}?loadBalancerId=lb-0123456789abcdef0&lbvmId=lbvm+1%2F%C3%A9"
     assert request.headers["X-Amz-Security-Token"] == "session-token-example"
     _verify_sigv4(request, api.url)
 
@@ -175,4 +176,4 @@ def test_an_unreachable_control_plane_is_a_control_plane_error() -> None:
 
     client = HttpControlPlaneClient(f"http://127.0.0.1:{free_port()}", REGION, None, timeout=1)
     with pytest.raises(ControlPlaneError):
-        client.get_config("lbvm-1")
+        client.get_config("lb-0123456789abcdef0", "lbvm-1")

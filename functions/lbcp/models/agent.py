@@ -2,7 +2,7 @@
 
 The agent calls two IAM-authorized routes with its instance role:
 
-- ``GET /v1/agent/config?lbvmId=...`` -> ``AgentConfig``: the load balancer's
+- ``GET /v1/agent/config?loadBalancerId=...&lbvmId=...`` -> ``AgentConfig``: the load balancer's
   spec and its version (the spec's generation); the agent renders and applies
   it, then reports the version it applied.
 - ``POST /v1/agent/heartbeat`` with ``Heartbeat`` -> ``HeartbeatReply``: every
