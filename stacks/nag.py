@@ -249,8 +249,9 @@ def acknowledge_entry_management(policy: IConstruct, describe_policy: IConstruct
 
 RECONCILER_OBSERVE_WILDCARD: Final = Finding(
     "AwsSolutions-IAM5[Resource::*]",
-    "ec2:DescribeInstances and ec2:DescribeNetworkInterfaces (the reconciler's one paginated look at "
-    "every LBVM instance and interface per tick) do not support resource-level permissions: EC2 "
+    "ec2:DescribeInstances, ec2:DescribeNetworkInterfaces (the reconciler's one paginated look at "
+    "every LBVM instance and interface per tick) and ec2:DescribeSubnets (a new LBVM's zone) do not "
+    "support resource-level permissions: EC2 "
     "Describe actions accept only Resource '*'. Read-only and alone in this policy.",
 )
 RECONCILER_ORPHANS: Final = tuple(

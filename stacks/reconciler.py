@@ -122,7 +122,7 @@ class ReconcilerFunction(LbcpFunction):
             statements=[
                 iam.PolicyStatement(
                     sid="ObserveInstancesAndInterfaces",
-                    actions=["ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces"],
+                    actions=["ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
                     resources=["*"],
                 )
             ],

@@ -12,9 +12,13 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import boto3
 
 from lbcp_local.aws import free_port
 from lbcp_local.runtime import LocalRuntime
@@ -80,134 +84,187 @@ def show_lb(reply: Reply) -> None:
     )
 
 
+class Watcher:
+    """Polls a load balancer and prints what changed, with the time since the watch began."""
+
+    def __init__(self, http: Http, lb_id: str) -> None:
+        self.http = http
+        self.lb_id = lb_id
+        self.seen_events: set[tuple[str, str, str]] = set()
+        self.last_line = ""
+
+    def status(self) -> dict[str, Any]:
+        request = urllib.request.Request(f"{self.http.base_url}/v1/load-balancers/{self.lb_id}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                body: dict[str, Any] = json.loads(response.read())
+                return body
+        except urllib.error.HTTPError as error:
+            return {"httpStatus": error.code}
+
+    def events(self, reasons: set[str]) -> list[dict[str, Any]]:
+        url = f"{self.http.base_url}/v1/load-balancers/{self.lb_id}/events?limit=50"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            items: list[dict[str, Any]] = json.loads(response.read())["items"]
+        fresh = []
+        for event in reversed(items):
+            key = (event["time"], event["reason"], event["message"])
+            if event["reason"] in reasons and key not in self.seen_events:
+                self.seen_events.add(key)
+                fresh.append(event)
+        return fresh
+
+    def until(
+        self, done: Callable[[dict[str, Any]], bool], timeout: float, reasons: frozenset[str] = frozenset()
+    ) -> tuple[dict[str, Any], float]:
+        started = time.monotonic()
+        while True:
+            current = self.status()
+            elapsed = time.monotonic() - started
+            if "httpStatus" in current:
+                line = f"HTTP {current['httpStatus']}"
+            else:
+                states = Counter(lbvm["state"] for lbvm in current["status"]["lbvms"])
+                summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+                line = f"{current['status']['phase']}: {current['status']['message'] or ''} [{summary}]"
+            if reasons:
+                for event in self.events(set(reasons)):
+                    print(f"   {elapsed:5.1f} s  {event['reason']}: {event['message']}")
+            if line != self.last_line:
+                print(f"   {elapsed:5.1f} s  {line}")
+                self.last_line = line
+            if done(current):
+                return current, elapsed
+            if elapsed > timeout:
+                raise TimeoutError(f"still not there after {timeout:.0f} s: {line}")
+            time.sleep(0.5)
+
+
+def _active(current: dict[str, Any]) -> bool:
+    return bool(current.get("status", {}).get("phase") == "Active")
+
+
 def run(runtime: LocalRuntime) -> None:
     account = runtime.account
-    assert account is not None
+    agents = runtime.agents
+    assert account is not None and agents is not None
     http = Http(runtime.api_url)
     started = time.monotonic()
 
     step(1, "An AWS account on this machine")
     say(
         f"moto serves the AWS APIs on {runtime.aws_url}; the API handler (the same code as the Lambda "
-        f"function) answers on {runtime.api_url}. The account is seeded with VPC {account.vpc_id} and "
-        f"subnets {', '.join(account.subnet_ids)} in {' and '.join(account.availability_zones)}, "
-        "plus an issued ACM certificate."
+        f"function) answers on {runtime.api_url}; the lifecycle and drain state machines run in moto's "
+        "Step Functions interpreter, the reconciler and the scaler tick as the schedules would, and every "
+        "instance that boots gets a simulated agent (the real agent code over a simulated proxy). The account "
+        f"has VPC {account.vpc_id} with subnets in {' and '.join(account.availability_zones)}."
     )
 
-    step(2, "Declare an application load balancer")
+    step(2, "Declare an application load balancer: 3 LBVMs over two Availability Zones")
     spec = example_spec(account)
-    say("HTTP on 80, HTTPS on 443 routing /api/ to its own backend, 2 to 6 LBVMs over two AZs:")
+    spec["capacity"] = {"min": 3, "max": 6}
+    # Seconds here where production uses minutes: timeouts come from the spec.
+    spec["lifecycle"] = {
+        "pendingTimeoutSeconds": 60,
+        "unhealthyTimeoutSeconds": 3,
+        "heartbeatIntervalSeconds": 1,
+        "recoveryTimeoutSeconds": 10,
+    }
+    spec["drain"] = {"timeoutSeconds": 5}
+    spec["scaling"] = {"cooldownSeconds": 15, "scaleInStabilizationSeconds": 15}
     reply = http("POST", "/v1/load-balancers", spec, {"Idempotency-Key": "demo-create-web"})
     show_lb(reply)
     assert reply.status == 201, reply.body
     lb_id = reply.body["id"]
-    say(
-        f"Location: {reply.headers.get('Location')}. Production defaults were filled in and returned, e.g. "
-        f"drain {json.dumps(reply.body['drain'])}."
-    )
+    say("A retry with the same Idempotency-Key returns the first result and creates nothing:")
+    again = http("POST", "/v1/load-balancers", spec, {"Idempotency-Key": "demo-create-web"})
+    print(f" same id: {again.body['id'] == lb_id}, Idempotent-Replayed: {again.headers.get('Idempotent-Replayed')}")
 
-    step(3, "Retry the same create (same Idempotency-Key): the first result comes back, nothing new is made")
-    reply = http("POST", "/v1/load-balancers", spec, {"Idempotency-Key": "demo-create-web"})
-    show_lb(reply)
-    print(f"   Idempotent-Replayed: {reply.headers.get('Idempotent-Replayed')}")
-    assert reply.status == 201 and reply.body["id"] == lb_id
-
-    step(4, "Bad input gets a clear error naming each field, and changes nothing")
+    step(3, "Bad input gets a clear error naming each field, and changes nothing")
     broken = json.loads(json.dumps(spec))
     broken["name"] = "Web_Front"
     broken["listeners"][0]["port"] = 70000
-    broken["capacity"] = {"min": "2", "max": 4}
     broken["colour"] = "blue"
-    reply = http("POST", "/v1/load-balancers", broken)
-    show_problem(reply)
-    assert reply.status == 400
-    say("Well-formed fields that contradict each other are reported together too:")
-    contradictory = json.loads(json.dumps(spec))
-    contradictory["listeners"][0]["port"] = 443
-    contradictory["listeners"][1]["rules"][0]["backend"] = "payments"
-    contradictory["capacity"] = {"min": 8, "max": 4}
-    reply = http("POST", "/v1/load-balancers", contradictory)
-    show_problem(reply)
-    assert reply.status == 400
-    impossible = dict(spec, name="web-elsewhere", subnetIds=[account.subnet_ids[0], account.other_vpc_subnet_id])
-    say("Well-formed but impossible: a subnet from another VPC.")
-    reply = http("POST", "/v1/load-balancers", impossible)
-    show_problem(reply)
-    assert reply.status == 422
+    show_problem(http("POST", "/v1/load-balancers", broken))
+    impossible = json.loads(json.dumps(spec))
+    impossible["name"] = "web-elsewhere"
+    impossible["subnetIds"] = [account.subnet_ids[0], account.other_vpc_subnet_id]
+    impossible["listeners"][1]["certificateArn"] = account.imported_certificate_arn
+    show_problem(http("POST", "/v1/load-balancers", impossible))
 
-    step(5, "Read it back, by name or by id")
-    reply = http("GET", "/v1/load-balancers/web")
-    show_lb(reply)
-    say("Phase Pending: the reconciler has not acted on it yet (observedGeneration 0).")
+    watch = Watcher(http, lb_id)
+    lifecycle = frozenset(
+        {"EnsuringEntry", "Launching", "Pending", "Routable", "Draining", "Terminated", "Unroutable", "Recovered"}
+    )
+    step(4, "Watch it converge: entry built, LBVMs launched, first heartbeats, registered")
+    current, took = watch.until(_active, 120, lifecycle)
+    zones = Counter(lbvm["availabilityZone"] for lbvm in current["status"]["lbvms"])
+    say(f"Active in {took:.1f} s: {dict(zones)} per Availability Zone, entry {current['status']['entry']['dnsName']}.")
 
-    step(6, "Change it: JSON Merge Patch with If-Match (optimistic concurrency)")
+    step(5, "Kill an LBVM's instance behind the control plane's back")
+    victim = current["status"]["lbvms"][0]["instanceId"]
+    ec2 = boto3.client("ec2")
+    ec2.terminate_instances(InstanceIds=[victim])
+    say(f"terminated {victim} directly in EC2; its agent dies with it.")
+
+    def replaced(now: dict[str, Any]) -> bool:
+        return _active(now) and victim not in {lbvm["instanceId"] for lbvm in now["status"]["lbvms"]}
+
+    _, took = watch.until(replaced, 120, lifecycle)
+    say(f"Detected, taken out of the entry and replaced: Active again {took:.1f} s after the kill.")
+
+    step(6, "Change the spec: at least 4 LBVMs (JSON Merge Patch with If-Match)")
     reply = http(
         "PATCH",
-        "/v1/load-balancers/web",
-        {"capacity": {"max": 10}, "waf": None, "drain": {"timeoutSeconds": 120}},
-        {"If-Match": '"1"', "Content-Type": "application/merge-patch+json"},
+        f"/v1/load-balancers/{lb_id}",
+        {"capacity": {"min": 4}},
+        {"If-Match": f'"{current["generation"]}"', "Content-Type": "application/merge-patch+json"},
     )
     show_lb(reply)
-    assert reply.status == 200
-
-    step(7, "A writer holding the old generation is refused instead of overwriting")
-    reply = http(
+    stale = http(
         "PATCH",
-        "/v1/load-balancers/web",
-        {"capacity": {"max": 3}},
-        {"If-Match": '"1"', "Content-Type": "application/merge-patch+json"},
+        f"/v1/load-balancers/{lb_id}",
+        {"capacity": {"min": 5}},
+        {"If-Match": f'"{current["generation"]}"', "Content-Type": "application/merge-patch+json"},
     )
-    show_problem(reply)
-    assert reply.status == 412
+    show_problem(stale)
+    watch.until(lambda now: _active(now) and len(now["status"]["lbvms"]) == 4, 120, lifecycle)
 
-    step(8, "A second load balancer: classic TCP/TLS in one subnet, DNS entry")
-    classic = {
-        "name": "db-proxy",
-        "type": "classic",
-        "vpcId": account.vpc_id,
-        "subnetIds": [account.subnet_ids[1]],
-        "listeners": [
-            {"protocol": "TCP", "port": 5432, "defaultBackend": "postgres"},
-            {
-                "protocol": "TLS",
-                "port": 5433,
-                "defaultBackend": "postgres",
-                "certificateArn": account.certificate_arn,
-            },
-        ],
-        "backends": [
-            {
-                "name": "postgres",
-                "targets": [{"host": "10.20.2.30", "port": 5432}],
-                "healthCheck": {"protocol": "TCP"},
-            }
-        ],
-        "capacity": {"min": 1, "max": 3},
-        "entry": {"mode": "dns", "dnsTtlSeconds": 15},
-    }
-    show_lb(http("POST", "/v1/load-balancers", classic))
+    step(7, "Traffic ramps up: the scaler adds LBVMs, then removes them when it falls")
+    say("The simulated agents now report 92% CPU and 1800 connections each (the targets are 70% and 1500).")
+    agents.set_load(lb_id, 1800, 92.0)
+    scaling = frozenset({"ScaledOut", "ScaledIn", "ScalingHeld"}) | lifecycle
+    watch.until(lambda now: _active(now) and now["status"]["desiredCapacity"] >= 6, 180, scaling)
+    say("Traffic falls back to 8% CPU and 100 connections.")
+    agents.set_load(lb_id, 100, 8.0)
+    watch.until(lambda now: _active(now) and now["status"]["desiredCapacity"] == 4, 180, scaling)
 
-    step(9, "List them")
-    reply = http("GET", "/v1/load-balancers?limit=10")
-    print()
-    for item in reply.body["items"]:
-        phase = item["status"]["phase"]
-        print(f"     {item['name']:<10} {item['id']}  {item['type']:<12} {phase:<9} gen {item['generation']}")
-
-    step(10, "Delete the first one")
+    step(8, "Delete it: ordered teardown, then 404, and nothing left behind")
     reply = http("DELETE", f"/v1/load-balancers/{lb_id}")
     show_lb(reply)
-    assert reply.status == 202 and reply.body["status"]["phase"] == "Deleting"
+    teardown = lifecycle | {"TearingDownEntry", "Deleted"}
+    _, took = watch.until(lambda now: now.get("httpStatus") == 404, 120, teardown)
+    instances = [
+        instance["InstanceId"]
+        for reservation in ec2.describe_instances()["Reservations"]
+        for instance in reservation["Instances"]
+        if instance["State"]["Name"] != "terminated"
+    ]
+    interfaces = ec2.describe_network_interfaces(Filters=[{"Name": "tag:lbcp:product", "Values": ["lbcp"]}])
+    elbv2 = boto3.client("elbv2")
     say(
-        "202 Accepted: the load balancer shows phase Deleting until its ordered teardown (drain, terminate, "
-        "ENIs, DNS, entry) has finished; the reconciler runs that teardown and then removes the record."
+        f"Gone {took:.1f} s after the request. Left in the account: {len(instances)} running instances, "
+        f"{len(interfaces['NetworkInterfaces'])} of our network interfaces, "
+        f"{len(elbv2.describe_load_balancers()['LoadBalancers'])} NLBs, "
+        f"{len(elbv2.describe_target_groups()['TargetGroups'])} target groups."
     )
+    assert not instances and not interfaces["NetworkInterfaces"]
 
-    step(11, "Its events tell the story, newest first")
-    reply = http("GET", f"/v1/load-balancers/{lb_id}/events")
+    step(9, "Its events tell the whole story, newest first (they outlive the load balancer)")
+    reply = http("GET", f"/v1/load-balancers/{lb_id}/events?limit=12")
     print()
     for event in reply.body["items"]:
-        print(f"     {event['time'][11:23]}  {event['reason']:<18} {event['message']}")
+        print(f"     {event['time'][11:23]}  {event['reason']:<18} {event['message'][:150]}")
 
     print(
         f"\n{BOLD}Done in {time.monotonic() - started:.1f} s.{RESET} "
@@ -216,6 +273,10 @@ def run(runtime: LocalRuntime) -> None:
 
 
 def main() -> int:
+    import logging
+
+    # The agents' own warnings (a drain deadline passing, say) are events the story already tells.
+    logging.getLogger("lbcp.agent").setLevel(logging.ERROR)
     state_dir = Path(".local") / "demo"
     state_dir.parent.mkdir(exist_ok=True)
     # Free ports, so the demo runs beside a `make local` that is already up.

@@ -5,18 +5,24 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
 import boto3
 
 from lbcp.dal.schema import create_table
-from lbcp.settings import ENV_TABLE_NAME
+from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT, ENV_DNS_DOMAIN, ENV_HOSTED_ZONE_ID, ENV_TABLE_NAME
+from lbcp_local.agents import SimulatedAgents
 from lbcp_local.aws import LOCAL_REGION, EmbeddedAws, point_boto3_at
 from lbcp_local.http_adapter import LocalApiServer
 from lbcp_local.seed import LocalAccount, example_spec, seed_account
+from lbcp_local.ticker import Ticker
 
 LOCAL_TABLE = "lbcp-local"
+
+
+LOCAL_DNS_DOMAIN = "lb.lbcp.local"
 
 
 @dataclass
@@ -26,9 +32,16 @@ class LocalRuntime:
     aws_port: int = int(os.environ.get("LOCAL_AWS_PORT", "4566"))
     state_dir: Path | None = Path(".local")
     quiet: bool = False
+    # The fleet machinery: state machines, reconciler and scaler ticks, simulated agents.
+    fleet: bool = True
+    reconcile_seconds: float = 1.0
+    scale_seconds: float = 5.0
+    metrics_period_seconds: int = 10
     account: LocalAccount | None = field(default=None, init=False)
+    agents: SimulatedAgents | None = field(default=None, init=False)
     _aws: EmbeddedAws | None = field(default=None, init=False)
     _api: LocalApiServer | None = field(default=None, init=False)
+    _tickers: list[Ticker] = field(default_factory=list, init=False)
 
     @property
     def api_url(self) -> str:
@@ -49,16 +62,85 @@ class LocalRuntime:
         os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lbcp-api")
         create_table(boto3.client("dynamodb"), LOCAL_TABLE)
         self.account = seed_account(boto3.client("ec2"), boto3.client("acm"), LOCAL_REGION, boto3.client("acm-pca"))
+        if self.fleet:
+            self._deploy_fleet()
         self._reset_handler_caches()
         self._api = LocalApiServer(self.host, self.api_port, quiet=self.quiet)
         self._api.start()
+        if self.fleet:
+            self._start_fleet()
         if self.state_dir is not None:
             self.state_dir.mkdir(exist_ok=True)
             (self.state_dir / "account.json").write_text(self.account.to_json() + "\n")
             (self.state_dir / "example-spec.json").write_text(json.dumps(example_spec(self.account), indent=2) + "\n")
         return self
 
+    def _deploy_fleet(self) -> None:
+        """What the stack deploys besides the API: hosted zone, state machines, tasks function, profile."""
+        from lbcp_local import lambda_bridge
+        from lbcp_local.machinery import deploy_fleet_machinery
+
+        lambda_bridge.install()
+        zone = boto3.client("route53").create_hosted_zone(Name=LOCAL_DNS_DOMAIN, CallerReference=LOCAL_DNS_DOMAIN)
+        os.environ[ENV_HOSTED_ZONE_ID] = zone["HostedZone"]["Id"].split("/")[-1]
+        os.environ[ENV_DNS_DOMAIN] = LOCAL_DNS_DOMAIN
+        machinery = deploy_fleet_machinery(
+            iam=boto3.client("iam"), lambda_client=boto3.client("lambda"), sfn=boto3.client("stepfunctions")
+        )
+        os.environ.update(machinery.environment())
+        # Simulated agents start without downloading anything; the URL only has to be a valid one
+        # for the user data the reconciler renders (the stack points it at the agent's S3 asset).
+        os.environ[ENV_AGENT_ARTIFACT_URL] = "https://artifacts.lbcp.local/lbcp-agent.tar.gz"
+
+    def _start_fleet(self) -> None:
+        from lbcp.reconcile.wiring import build_reconciler
+        from lbcp.settings import settings
+
+        os.environ[ENV_API_ENDPOINT] = self.api_url
+        self._reset_handler_caches()
+        session = boto3.session.Session()
+        reconciler = build_reconciler(
+            settings(), session.client, tick_period=timedelta(seconds=self.reconcile_seconds), owner="local"
+        )
+
+        from lbcp.adapters.metrics import CloudWatchMetricsReader
+        from lbcp.dal.repository import LoadBalancerRepository
+        from lbcp.scaling.run import run_scaler
+
+        # The scaler as deployed, but reading metrics in periods of a few seconds rather than
+        # minutes (the simulated agents publish that often), so scaling shows in seconds.
+        repository = LoadBalancerRepository(session.client("dynamodb"), settings().table_name)
+        reader = CloudWatchMetricsReader(
+            session.client("cloudwatch"),
+            lookback=timedelta(seconds=self.metrics_period_seconds * 5),
+            period_seconds=self.metrics_period_seconds,
+        )
+
+        def scale() -> None:
+            run_scaler(repository, reader, datetime.now(UTC))
+
+        self._tickers = [
+            Ticker("reconciler", self.reconcile_seconds, reconciler.tick),
+            Ticker("scaler", self.scale_seconds, scale),
+        ]
+        for ticker in self._tickers:
+            ticker.start()
+        self.agents = SimulatedAgents(
+            publish_seconds=self.metrics_period_seconds / 2,
+            api_url=self.api_url,
+            ec2=session.client("ec2"),
+            cloudwatch=session.client("cloudwatch"),
+            region=LOCAL_REGION,
+        )
+        self.agents.start()
+
     def stop(self) -> None:
+        if self.agents is not None:
+            self.agents.stop()
+            self.agents = None
+        for ticker in self._tickers:
+            ticker.stop()
+        self._tickers = []
         if self._api is not None:
             self._api.stop()
             self._api = None
@@ -83,3 +165,8 @@ class LocalRuntime:
 
         settings.cache_clear()
         app.dependencies.cache_clear()
+        from handlers import scaler
+        from lbcp.lifecycle import tasks
+
+        scaler.dependencies.cache_clear()
+        tasks.default_context.cache_clear()

@@ -98,9 +98,10 @@ class CloudWatchMetricsReader:
         batch = MetricsBatch()
         if not keys:
             return batch
-        # Whole minutes: aligned times are faster for CloudWatch, and the minute
-        # in progress is left out (its average would cover part of the fleet's reports).
-        end = now.astimezone(UTC).replace(second=0, microsecond=0)
+        # Whole periods (minutes, in AWS): aligned times are faster for CloudWatch, and the
+        # period in progress is left out (its average would cover part of the fleet's reports).
+        epoch = now.astimezone(UTC).timestamp()
+        end = datetime.fromtimestamp(epoch - epoch % self._period, tz=UTC)
         start = end - self._lookback
         size = queries_per_call(self._lookback, self._period)
         unique = sorted(set(keys))

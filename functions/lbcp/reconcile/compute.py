@@ -23,6 +23,7 @@ class Ec2Compute:
 
     def __init__(self, ec2: Any) -> None:
         self._ec2 = ec2
+        self._zones: dict[str, str | None] = {}  # subnets never move between zones
 
     def observe(self) -> tuple[list[ObservedInstance], list[ObservedNetworkInterface]]:
         instances: list[ObservedInstance] = []
@@ -63,6 +64,12 @@ class Ec2Compute:
                     )
                 )
         return instances, interfaces
+
+    def availability_zone(self, subnet_id: str) -> str | None:
+        if subnet_id not in self._zones:
+            subnets = self._ec2.describe_subnets(SubnetIds=[subnet_id]).get("Subnets", [])
+            self._zones[subnet_id] = subnets[0]["AvailabilityZone"] if subnets else None
+        return self._zones[subnet_id]
 
     def terminate_instance(self, load_balancer_id: str, instance_id: str) -> None:
         # Nothing is deleted that does not carry our owner tag: check it at the moment of deletion.

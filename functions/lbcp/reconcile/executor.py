@@ -145,7 +145,7 @@ class Executor:
             lbvm_id=new_lbvm_id(),
             load_balancer_id=record.id,
             subnet_id=job.subnet_id,
-            availability_zone=job.availability_zone,
+            availability_zone=job.availability_zone or self._compute.availability_zone(job.subnet_id),
             state="Launching",
             state_since=now,
             version=1,

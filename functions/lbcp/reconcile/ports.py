@@ -27,6 +27,10 @@ class ComputePort(Protocol):
 
     def delete_network_interface(self, load_balancer_id: str, network_interface_id: str) -> None: ...
 
+    def availability_zone(self, subnet_id: str) -> str | None:
+        """The subnet's Availability Zone (for status and events)."""
+        ...
+
 
 class EntryPort(Protocol):
     def observe(self, records: Sequence[LoadBalancerRecord], verify: Iterable[str]) -> dict[str, EntryView]:

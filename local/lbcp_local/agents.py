@@ -1,0 +1,162 @@
+"""Simulated LBVM agents: the real agent code, over a simulated data plane, one per booted instance.
+
+In AWS, every LBVM instance boots with user data that starts the agent. Here
+no instance really boots, so this watches the emulated EC2 for running
+instances that carry our tags and starts, for each, the real agent loop
+(``agent.loop.Agent``) with a ``SimulatedDataPlane`` (no proxy process), the
+real HTTP control-plane client talking to the local API, and a CloudWatch
+sink writing to the emulator. The agent presents its instance's role session
+as its principal (the local adapter's stand-in for SigV4). When the instance
+stops or is terminated, its agent stops: exactly what a dead VM does.
+
+``set_load`` changes the simulated traffic (connections, CPU) of a load
+balancer's agents, which the demo uses to make the fleet scale.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.clock import SystemClock
+from agent.control import HttpControlPlaneClient
+from agent.identity import Identity
+from agent.loop import Agent, AgentSettings
+from agent.metrics import CloudWatchSink, FixedSampler
+from agent.simulated import SimulatedDataPlane
+from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
+from lbcp_local.events import LOCAL_ACCOUNT_ID
+from lbcp_local.http_adapter import LOCAL_PRINCIPAL_HEADER
+
+log = logging.getLogger("lbcp.local.agents")
+LBVM_ROLE_NAME = "lbcp-local-lbvm"
+
+
+@dataclass
+class _Running:
+    agent: Agent
+    dataplane: SimulatedDataPlane
+    sampler: FixedSampler
+    stop: threading.Event
+    thread: threading.Thread
+
+
+@dataclass
+class SimulatedAgents:
+    api_url: str
+    ec2: Any
+    cloudwatch: Any
+    region: str
+    poll_seconds: float = 0.5
+    # Agents publish metrics this often here (a minute in AWS), so the scaler sees load soon.
+    publish_seconds: float = 10.0
+    _agents: dict[str, _Running] = field(default_factory=dict)
+    _loads: dict[str, tuple[int, float]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._watch, name="lbcp-local-agents", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            for running in self._agents.values():
+                running.stop.set()
+            for running in self._agents.values():
+                running.thread.join(timeout=5)
+            self._agents.clear()
+
+    def running_instances(self) -> set[str]:
+        with self._lock:
+            return set(self._agents)
+
+    def set_load(self, load_balancer_id: str, connections_per_lbvm: int, cpu_percent: float) -> None:
+        """Simulated traffic for every agent of a load balancer (now and for agents that start later)."""
+        with self._lock:
+            self._loads[load_balancer_id] = (connections_per_lbvm, cpu_percent)
+            for running in self._agents.values():
+                if running.agent.identity.load_balancer_id == load_balancer_id:
+                    self._apply_load(running, connections_per_lbvm, cpu_percent)
+
+    @staticmethod
+    def _apply_load(running: _Running, connections: int, cpu: float) -> None:
+        running.dataplane.set_connections(connections)
+        running.sampler.cpu = cpu
+        running.sampler.memory = 30.0 + 0.2 * cpu
+
+    # --- the watch loop ---------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._sync()
+            except Exception:  # the emulator may be busy: look again next round
+                log.exception("could not list instances")
+            self._stop.wait(self.poll_seconds)
+
+    def _sync(self) -> None:
+        running: dict[str, dict[str, Any]] = {}
+        paginator = self.ec2.get_paginator("describe_instances")
+        filters = [
+            {"Name": f"tag:{PRODUCT_TAG_KEY}", "Values": [PRODUCT_TAG_VALUE]},
+            {"Name": "instance-state-name", "Values": ["running"]},
+        ]
+        for page in paginator.paginate(Filters=filters):
+            for reservation in page.get("Reservations", []):
+                for instance in reservation.get("Instances", []):
+                    running[instance["InstanceId"]] = instance
+        with self._lock:
+            for instance_id in set(self._agents) - set(running):
+                gone = self._agents.pop(instance_id)
+                gone.stop.set()  # the VM is gone: so is its agent
+            for instance_id, instance in running.items():
+                if instance_id not in self._agents:
+                    started = self._boot(instance)
+                    if started is not None:
+                        self._agents[instance_id] = started
+
+    def _boot(self, instance: dict[str, Any]) -> _Running | None:
+        tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags") or []}
+        if LB_ID_TAG_KEY not in tags or LBVM_ID_TAG_KEY not in tags:
+            return None
+        identity = Identity(
+            load_balancer_id=tags[LB_ID_TAG_KEY],
+            lbvm_id=tags[LBVM_ID_TAG_KEY],
+            instance_id=instance["InstanceId"],
+            subnet_id=instance.get("SubnetId", ""),
+        )
+        principal = f"arn:aws:sts::{LOCAL_ACCOUNT_ID}:assumed-role/{LBVM_ROLE_NAME}/{identity.instance_id}"
+        control = HttpControlPlaneClient(
+            self.api_url, self.region, None, timeout=10, headers={LOCAL_PRINCIPAL_HEADER: principal}
+        )
+        # While draining, clients finish and leave: 25 connections fewer per heartbeat.
+        dataplane = SimulatedDataPlane("haproxy", drain_step=25)
+        sampler = FixedSampler(cpu=5.0, memory=31.0)
+        stop = threading.Event()
+        agent = Agent(
+            identity,
+            control,
+            dataplane,
+            clock=SystemClock(wake=stop),
+            rng=random.Random(identity.instance_id),
+            metrics=CloudWatchSink(self.cloudwatch),
+            sampler=sampler,
+            settings=AgentSettings(heartbeat_interval_seconds=1.0, publish_period_seconds=self.publish_seconds),
+        )
+        running = _Running(agent, dataplane, sampler, stop, threading.Thread())
+        if identity.load_balancer_id in self._loads:
+            self._apply_load(running, *self._loads[identity.load_balancer_id])
+        running.thread = threading.Thread(
+            target=agent.run, args=(stop.is_set,), name=f"agent-{identity.instance_id}", daemon=True
+        )
+        running.thread.start()
+        log.info("agent started on %s (%s of %s)", identity.instance_id, identity.lbvm_id, identity.load_balancer_id)
+        return running
