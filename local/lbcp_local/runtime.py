@@ -62,6 +62,11 @@ class LocalRuntime:
         os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lbcp-api")
         create_table(boto3.client("dynamodb"), LOCAL_TABLE)
         self.account = seed_account(boto3.client("ec2"), boto3.client("acm"), LOCAL_REGION, boto3.client("acm-pca"))
+        if self.state_dir is not None:
+            # Written before the API answers: whoever waits for the API may read them at once.
+            self.state_dir.mkdir(exist_ok=True)
+            (self.state_dir / "account.json").write_text(self.account.to_json() + "\n")
+            (self.state_dir / "example-spec.json").write_text(json.dumps(example_spec(self.account), indent=2) + "\n")
         if self.fleet:
             self._deploy_fleet()
         self._reset_handler_caches()
@@ -69,10 +74,6 @@ class LocalRuntime:
         self._api.start()
         if self.fleet:
             self._start_fleet()
-        if self.state_dir is not None:
-            self.state_dir.mkdir(exist_ok=True)
-            (self.state_dir / "account.json").write_text(self.account.to_json() + "\n")
-            (self.state_dir / "example-spec.json").write_text(json.dumps(example_spec(self.account), indent=2) + "\n")
         return self
 
     def _deploy_fleet(self) -> None:

@@ -1,0 +1,129 @@
+"""End to end over HTTP: a declared load balancer comes into existence, heals itself and goes away cleanly.
+
+Against the real local runtime in a subprocess (`make local`): the API, the
+reconciler and scaler ticks, the state machines in moto, simulated agents.
+The test reaches the runtime's emulated AWS over HTTP to kill an instance
+behind the control plane's back and to check that nothing is left.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+
+from lbcp_local.seed import example_spec
+from tests.conftest import LocalRuntimeProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def call(runtime: LocalRuntimeProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(runtime.api_url + path, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def wait_for(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"not reached within {timeout} s; last: {value}"
+        time.sleep(0.5)
+
+
+def aws(runtime: LocalRuntimeProcess, service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=runtime.aws_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def test_create_heal_and_delete(local_runtime: LocalRuntimeProcess) -> None:
+    spec = example_spec(local_runtime.account, name="e2e-fleet")
+    spec["capacity"] = {"min": 3, "max": 4}
+    spec["lifecycle"] = {
+        "pendingTimeoutSeconds": 60,
+        "unhealthyTimeoutSeconds": 3,
+        "heartbeatIntervalSeconds": 1,
+        "recoveryTimeoutSeconds": 10,
+    }
+    spec["drain"] = {"timeoutSeconds": 5}
+    status, created = call(local_runtime, "POST", "/v1/load-balancers", spec)
+    assert status == 201
+    lb_id = created["id"]
+
+    def read() -> dict[str, Any]:
+        body: dict[str, Any] = call(local_runtime, "GET", f"/v1/load-balancers/{lb_id}")[1]
+        return body
+
+    # create -> 3 Routable LBVMs over both zones, registered with the entry
+    active = wait_for(read, lambda lb: lb["status"]["phase"] == "Active", 90)
+    lbvms = active["status"]["lbvms"]
+    assert [lbvm["state"] for lbvm in lbvms] == ["Routable"] * 3
+    assert sorted(Counter(lbvm["availabilityZone"] for lbvm in lbvms).values()) == [1, 2]
+    assert active["status"]["observedGeneration"] == 1
+    instance_ids = {lbvm["instanceId"] for lbvm in lbvms}
+    elbv2 = aws(local_runtime, "elbv2")
+    groups = [g for g in elbv2.describe_target_groups()["TargetGroups"] if g["TargetGroupName"].startswith("lbcp-")]
+    assert groups
+    for group in groups:
+        health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
+        assert {target["Target"]["Id"] for target in health} == instance_ids
+
+    # external termination -> detected, deregistered, replaced
+    ec2 = aws(local_runtime, "ec2")
+    victim = lbvms[0]["instanceId"]
+    ec2.terminate_instances(InstanceIds=[victim])
+    healed = wait_for(
+        read,
+        lambda lb: lb["status"]["phase"] == "Active" and victim not in {v["instanceId"] for v in lb["status"]["lbvms"]},
+        60,
+    )
+    assert len(healed["status"]["lbvms"]) == 3
+    for group in groups:
+        health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
+        assert victim not in {target["Target"]["Id"] for target in health}
+    _, events = call(local_runtime, "GET", f"/v1/load-balancers/{lb_id}/events?limit=100")
+    reasons = [event["reason"] for event in events["items"]]
+    assert "Draining" in reasons and "Terminated" in reasons
+
+    # delete -> 404, and no live instance, interface, registration or entry left
+    status, _ = call(local_runtime, "DELETE", f"/v1/load-balancers/{lb_id}")
+    assert status == 202
+    wait_for(lambda: call(local_runtime, "GET", f"/v1/load-balancers/{lb_id}")[0], lambda code: code == 404, 90)
+    alive = [
+        instance["InstanceId"]
+        for reservation in ec2.describe_instances(Filters=[{"Name": "tag:lbcp:load-balancer-id", "Values": [lb_id]}])[
+            "Reservations"
+        ]
+        for instance in reservation["Instances"]
+        if instance["State"]["Name"] != "terminated"
+    ]
+    assert alive == []
+    interfaces = ec2.describe_network_interfaces(Filters=[{"Name": "tag:lbcp:load-balancer-id", "Values": [lb_id]}])[
+        "NetworkInterfaces"
+    ]
+    assert interfaces == []
+    remaining = {g["TargetGroupArn"] for g in elbv2.describe_target_groups()["TargetGroups"]}
+    assert not remaining & {g["TargetGroupArn"] for g in groups}
+    _, events = call(local_runtime, "GET", f"/v1/load-balancers/{lb_id}/events?limit=5")
+    assert events["items"][0]["reason"] == "Deleted"
