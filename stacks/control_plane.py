@@ -11,6 +11,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from stacks.agent_artifact import AgentArtifact
 from stacks.api import ApiFunction, HttpApiFrontend
 from stacks.bundling import DependenciesLayer
 from stacks.config import FUNCTIONS_DIR, ControlPlaneConfig
@@ -51,6 +52,8 @@ class ControlPlaneStack(Stack):
             api_id=self.api.http_api.api_id,
         )
         self.scaler = Scaler(self, "Scaler", table=self.table, code=self.code, layers=[self.layer], config=self.config)
+        self.agent_artifact = AgentArtifact(self, "AgentArtifact")
+        self.agent_artifact.grant_read(self.fleet.lbvm_role.role)
         self.reconciler = Reconciler(
             self,
             "Reconciler",
@@ -60,6 +63,7 @@ class ControlPlaneStack(Stack):
             config=self.config,
             fleet=self.fleet,
             api_endpoint=self.api.http_api.api_endpoint,
+            agent_artifact_url=self.agent_artifact.url,
         )
         # The agent routes complete and keep alive the lifecycle's callbacks.
         self.fleet.grant_callbacks(self.api_function.role)

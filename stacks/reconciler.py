@@ -22,7 +22,7 @@ from constructs import Construct
 
 from lbcp import LB_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
 from lbcp.dal.schema import GSI_BY_KIND
-from lbcp.settings import ENV_API_ENDPOINT, ENV_EVENT_RETENTION_DAYS, ENV_TABLE_NAME
+from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT, ENV_EVENT_RETENTION_DAYS, ENV_TABLE_NAME
 from stacks import nag
 from stacks.config import ControlPlaneConfig
 from stacks.fleet import FleetMachinery
@@ -62,6 +62,7 @@ class ReconcilerFunction(LbcpFunction):
         config: ControlPlaneConfig,
         fleet: FleetMachinery,
         api_endpoint: str,
+        agent_artifact_url: str,
     ) -> None:
         super().__init__(
             scope,
@@ -75,6 +76,7 @@ class ReconcilerFunction(LbcpFunction):
                 ENV_TABLE_NAME: table.table.table_name,
                 ENV_EVENT_RETENTION_DAYS: str(config.event_retention_days),
                 ENV_API_ENDPOINT: api_endpoint,
+                ENV_AGENT_ARTIFACT_URL: agent_artifact_url,
                 **fleet.environment(),
                 "POWERTOOLS_SERVICE_NAME": RECONCILER_SERVICE_NAME,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -148,6 +150,7 @@ class Reconciler(Construct):
         config: ControlPlaneConfig,
         fleet: FleetMachinery,
         api_endpoint: str,
+        agent_artifact_url: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = ReconcilerFunction(
@@ -159,6 +162,7 @@ class Reconciler(Construct):
             config=config,
             fleet=fleet,
             api_endpoint=api_endpoint,
+            agent_artifact_url=agent_artifact_url,
         )
         self.rule = events.Rule(
             self,

@@ -260,7 +260,14 @@ def test_lbvm_role_and_instance_profile(synthesized: Synthesized) -> None:
         "Service": "ec2.amazonaws.com"
     }
     statements = _role_statements(synthesized, role_ref["Ref"])
-    assert _actions(statements) == {"execute-api:Invoke", "cloudwatch:PutMetricData", "acm:ExportCertificate"}
+    assert _actions(statements) == {
+        "execute-api:Invoke",
+        "cloudwatch:PutMetricData",
+        "acm:ExportCertificate",
+        "s3:GetObject",  # the agent artifact, that one object (stacks/agent_artifact.py)
+    }
+    [download] = [s for s in statements if s["Action"] == "s3:GetObject"]
+    assert "*" not in json.dumps(download["Resource"])
     (metrics,) = _by_action(statements, "cloudwatch:PutMetricData")
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "lbcp"}}
     (invoke,) = _by_action(statements, "execute-api:Invoke")
