@@ -62,6 +62,9 @@ openapi: $(STAMP)
 bench: $(STAMP) $(SETUP_EXTRAS)
 	$(PY) bench/cold_import.py
 	$(PY) bench/scaling_policies.py
+	$(PY) bench/reconcile_calls.py
+	$(PY) bench/unroutable_latency.py
+	$(PY) bench/agent_bench.py
 
 # Regenerate the full lock from the top-level pins in requirements-dev.in.
 lock:
