@@ -13,10 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from agent.certs import self_signed
 
 
 @dataclass(frozen=True)
@@ -34,27 +31,6 @@ class LocalAccount:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
-
-
-def self_signed_certificate(common_name: str, not_before: datetime, not_after: datetime) -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    pem_certificate = certificate.public_bytes(serialization.Encoding.PEM)
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return pem_certificate, pem_key
 
 
 def _named(ec2: Any, resource_id: str, name: str) -> None:
@@ -93,10 +69,10 @@ def seed_account(ec2: Any, acm: Any, region: str, acm_pca: Any | None = None) ->
     issued = acm.request_certificate(DomainName="*.demo.lbcp.internal", CertificateAuthorityArn=authority)[
         "CertificateArn"
     ]
-    certificate, key = self_signed_certificate(
-        "imported.demo.lbcp.internal", now - timedelta(days=1), now + timedelta(days=365)
-    )
-    imported = acm.import_certificate(Certificate=certificate, PrivateKey=key)["CertificateArn"]
+    material = self_signed("imported.demo.lbcp.internal", now - timedelta(days=1), now + timedelta(days=365))
+    imported = acm.import_certificate(Certificate=material.certificate, PrivateKey=material.private_key)[
+        "CertificateArn"
+    ]
     pending = acm.request_certificate(DomainName="pending.demo.lbcp.internal", ValidationMethod="DNS")["CertificateArn"]
     return LocalAccount(
         region=region,

@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lbcp.entry.names import target_group_name
 from lbcp_local.seed import example_spec
 from tests.conftest import LocalRuntimeProcess
 
@@ -83,8 +84,10 @@ def test_create_heal_and_delete(local_runtime: LocalRuntimeProcess) -> None:
     assert active["status"]["observedGeneration"] == 1
     instance_ids = {lbvm["instanceId"] for lbvm in lbvms}
     elbv2 = aws(local_runtime, "elbv2")
-    groups = [g for g in elbv2.describe_target_groups()["TargetGroups"] if g["TargetGroupName"].startswith("lbcp-")]
-    assert groups
+    # This load balancer's target groups (the runtime is shared with other tests).
+    names = {target_group_name(lb_id, listener["port"]) for listener in spec["listeners"]}
+    groups = [g for g in elbv2.describe_target_groups()["TargetGroups"] if g["TargetGroupName"] in names]
+    assert len(groups) == len(names)
     for group in groups:
         health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
         assert {target["Target"]["Id"] for target in health} == instance_ids
