@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -132,8 +133,7 @@ class LocalRuntimeProcess:
     account: LocalAccount
 
 
-@pytest.fixture(scope="session")
-def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntimeProcess]:
+def _runtime_process(state_dir: Path, *, fleet: bool) -> Iterator[LocalRuntimeProcess]:
     import subprocess
     import sys
     import time
@@ -141,25 +141,15 @@ def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun
 
     from lbcp_local.aws import free_port
 
-    state_dir = tmp_path_factory.mktemp("local-runtime")
     api_port, aws_port = free_port(), free_port()
     log = (state_dir / "runtime.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lbcp_local.main",
-            "--quiet",
-            "--api-port",
-            str(api_port),
-            "--aws-port",
-            str(aws_port),
-            "--state-dir",
-            str(state_dir),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    command = [
+        sys.executable, "-m", "lbcp_local.main", "--quiet",
+        "--api-port", str(api_port), "--aws-port", str(aws_port), "--state-dir", str(state_dir),
+    ]  # fmt: skip
+    if not fleet:
+        command.append("--no-fleet")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     api_url = f"http://127.0.0.1:{api_port}"
     deadline = time.monotonic() + 60
     try:
@@ -183,3 +173,15 @@ def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntimeProcess]:
+    """``make local --no-fleet``: the API on moto, shared by the API-level end-to-end and CLI tests."""
+    yield from _runtime_process(tmp_path_factory.mktemp("local-runtime"), fleet=False)
+
+
+@pytest.fixture(scope="session")
+def fleet_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntimeProcess]:
+    """``make local``: everything, with simulated agents, for the tests of the fleet's life."""
+    yield from _runtime_process(tmp_path_factory.mktemp("fleet-runtime"), fleet=True)

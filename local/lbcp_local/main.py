@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aws-port", type=int, default=runtime_defaults["aws_port"].default)
     parser.add_argument("--quiet", action="store_true", help="no access log")
     parser.add_argument("--state-dir", type=Path, default=Path(".local"), help="where to write account.json")
+    parser.add_argument(
+        "--no-fleet", action="store_true", help="the API only: no state machines, reconciler, scaler or agents"
+    )
     args = parser.parse_args(argv)
 
     runtime = LocalRuntime(
@@ -26,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         aws_port=args.aws_port,
         quiet=args.quiet,
         state_dir=args.state_dir,
+        fleet=not args.no_fleet,
     )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -58,8 +58,8 @@ def aws(runtime: LocalRuntimeProcess, service: str) -> Any:
     )
 
 
-def test_create_heal_and_delete(local_runtime: LocalRuntimeProcess) -> None:
-    spec = example_spec(local_runtime.account, name="e2e-fleet")
+def test_create_heal_and_delete(fleet_runtime: LocalRuntimeProcess) -> None:
+    spec = example_spec(fleet_runtime.account, name="e2e-fleet")
     spec["capacity"] = {"min": 3, "max": 4}
     spec["lifecycle"] = {
         "pendingTimeoutSeconds": 60,
@@ -68,12 +68,12 @@ def test_create_heal_and_delete(local_runtime: LocalRuntimeProcess) -> None:
         "recoveryTimeoutSeconds": 10,
     }
     spec["drain"] = {"timeoutSeconds": 5}
-    status, created = call(local_runtime, "POST", "/v1/load-balancers", spec)
+    status, created = call(fleet_runtime, "POST", "/v1/load-balancers", spec)
     assert status == 201
     lb_id = created["id"]
 
     def read() -> dict[str, Any]:
-        body: dict[str, Any] = call(local_runtime, "GET", f"/v1/load-balancers/{lb_id}")[1]
+        body: dict[str, Any] = call(fleet_runtime, "GET", f"/v1/load-balancers/{lb_id}")[1]
         return body
 
     # create -> 3 Routable LBVMs over both zones, registered with the entry
@@ -83,7 +83,7 @@ def test_create_heal_and_delete(local_runtime: LocalRuntimeProcess) -> None:
     assert sorted(Counter(lbvm["availabilityZone"] for lbvm in lbvms).values()) == [1, 2]
     assert active["status"]["observedGeneration"] == 1
     instance_ids = {lbvm["instanceId"] for lbvm in lbvms}
-    elbv2 = aws(local_runtime, "elbv2")
+    elbv2 = aws(fleet_runtime, "elbv2")
     # This load balancer's target groups (the runtime is shared with other tests).
     names = {target_group_name(lb_id, listener["port"]) for listener in spec["listeners"]}
     groups = [g for g in elbv2.describe_target_groups()["TargetGroups"] if g["TargetGroupName"] in names]
@@ -93,7 +93,7 @@ def test_create_heal_and_delete(local_runtime: LocalRuntimeProcess) -> None:
         assert {target["Target"]["Id"] for target in health} == instance_ids
 
     # external termination -> detected, deregistered, replaced
-    ec2 = aws(local_runtime, "ec2")
+    ec2 = aws(fleet_runtime, "ec2")
     victim = lbvms[0]["instanceId"]
     ec2.terminate_instances(InstanceIds=[victim])
     healed = wait_for(
@@ -101,18 +101,18 @@ def test_create_heal_and_delete(local_runtime: LocalRuntimeProcess) -> None:
         lambda lb: lb["status"]["phase"] == "Active" and victim not in {v["instanceId"] for v in lb["status"]["lbvms"]},
         60,
     )
-    assert len(healed["status"]["lbvms"]) == 3
+    assert [lbvm["state"] for lbvm in healed["status"]["lbvms"]].count("Routable") == 3
     for group in groups:
         health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
         assert victim not in {target["Target"]["Id"] for target in health}
-    _, events = call(local_runtime, "GET", f"/v1/load-balancers/{lb_id}/events?limit=100")
+    _, events = call(fleet_runtime, "GET", f"/v1/load-balancers/{lb_id}/events?limit=100")
     reasons = [event["reason"] for event in events["items"]]
     assert "Draining" in reasons and "Terminated" in reasons
 
     # delete -> 404, and no live instance, interface, registration or entry left
-    status, _ = call(local_runtime, "DELETE", f"/v1/load-balancers/{lb_id}")
+    status, _ = call(fleet_runtime, "DELETE", f"/v1/load-balancers/{lb_id}")
     assert status == 202
-    wait_for(lambda: call(local_runtime, "GET", f"/v1/load-balancers/{lb_id}")[0], lambda code: code == 404, 90)
+    wait_for(lambda: call(fleet_runtime, "GET", f"/v1/load-balancers/{lb_id}")[0], lambda code: code == 404, 90)
     alive = [
         instance["InstanceId"]
         for reservation in ec2.describe_instances(Filters=[{"Name": "tag:lbcp:load-balancer-id", "Values": [lb_id]}])[
@@ -128,5 +128,5 @@ def test_create_heal_and_delete(local_runtime: LocalRuntimeProcess) -> None:
     assert interfaces == []
     remaining = {g["TargetGroupArn"] for g in elbv2.describe_target_groups()["TargetGroups"]}
     assert not remaining & {g["TargetGroupArn"] for g in groups}
-    _, events = call(local_runtime, "GET", f"/v1/load-balancers/{lb_id}/events?limit=5")
+    _, events = call(fleet_runtime, "GET", f"/v1/load-balancers/{lb_id}/events?limit=5")
     assert events["items"][0]["reason"] == "Deleted"
