@@ -20,10 +20,6 @@ Mode = Literal["http", "tcp"]
 WafMode = Literal["detect", "block"]
 
 CONNECT_TIMEOUT_SECONDS = 5
-# A long-lived L7 connection (WebSocket, HTTP/2) outlives a reload or a drain by
-# at most this much; clients of such protocols reconnect, so a bound keeps
-# drains short. Capped by the spec's drain timeout.
-DEFAULT_LONG_LIVED_LIFETIME_SECONDS = 120
 
 
 class RenderError(Exception):
@@ -41,7 +37,6 @@ class RenderOptions:
     stats_port: int = 8404
     proxy_user: str | None = None  # workers drop to this user when started as root
     platform: Platform = field(default_factory=Platform)
-    long_lived_lifetime_seconds: int = DEFAULT_LONG_LIVED_LIFETIME_SECONDS
     max_connections: int = 20000
     drained: bool = False  # render without the public listeners (drain mode)
 
@@ -188,7 +183,7 @@ def build_model(
     frontends = tuple(_frontend(listener, release_dir) for listener in spec.listeners)
     _check_ports(frontends, options)
     waf = _waf(spec, options)
-    max_lifetime = _max_connection_lifetime(spec, frontends, options)
+    max_lifetime = _max_connection_lifetime(spec, frontends)
     if options.drained:
         frontends = ()
     return ProxyModel(
@@ -272,7 +267,7 @@ def _waf(spec: LoadBalancerSpec, options: RenderOptions) -> WafModel | None:
     )
 
 
-def _max_connection_lifetime(spec: LoadBalancerSpec, frontends: tuple[Frontend, ...], options: RenderOptions) -> int:
+def _max_connection_lifetime(spec: LoadBalancerSpec, frontends: tuple[Frontend, ...]) -> int:
     # Both proxies bound the life of an old worker with one global setting
     # (HAProxy hard-stop-after, NGINX worker_shutdown_timeout). L4 connections
     # may run until the drain deadline, so any L4 listener sets it to the drain
@@ -280,7 +275,7 @@ def _max_connection_lifetime(spec: LoadBalancerSpec, frontends: tuple[Frontend, 
     drain_timeout = max(1, spec.drain.timeout_seconds)
     if any(frontend.mode == "tcp" for frontend in frontends):
         return drain_timeout
-    return max(1, min(options.long_lived_lifetime_seconds, drain_timeout))
+    return max(1, min(spec.drain.max_connection_lifetime_seconds, drain_timeout))
 
 
 def _backends(spec: LoadBalancerSpec, frontends: tuple[Frontend, ...]) -> tuple[BackendModel, ...]:
@@ -308,14 +303,17 @@ def _backend(backend: Backend, mode: Mode, identifier: str, idle_timeout: int) -
         # (health, and its address) across reloads by name, so a name must never
         # move to another target.
         servers=tuple(Server(f"{target.host}:{target.port}", target.host, target.port) for target in backend.targets),
-        health=_health(backend.health_check),
+        health=_health(backend.health_check, mode),
         idle_timeout=idle_timeout,
     )
 
 
-def _health(check: HealthCheck) -> HealthCheckModel:
+def _health(check: HealthCheck, mode: Mode) -> HealthCheckModel:
+    # An unset protocol follows the proxy mode the backend is used in (a path given
+    # alone still means HTTP): see HealthCheck.protocol.
+    protocol = check.protocol or ("HTTP" if mode == "http" or check.path is not None else "TCP")
     return HealthCheckModel(
-        protocol=check.protocol,
+        protocol=protocol,
         path=check.path or "/",
         interval=check.interval_seconds,
         timeout=check.timeout_seconds,

@@ -307,8 +307,9 @@ def _targets(targets: Any, shown: int = 4) -> str:
 def _health_check(check: Any) -> str:
     if not isinstance(check, dict):
         return NONE
-    protocol = check.get("protocol") or "HTTP"
-    path = f" {check.get('path') or '/'}" if protocol != "TCP" else ""
+    # Unset, the protocol follows the listener (HTTP at L7, TCP at L4); a path alone means HTTP.
+    protocol = check.get("protocol") or ("HTTP" if check.get("path") else "auto")
+    path = f" {check.get('path') or '/'}" if protocol in ("HTTP", "HTTPS") else ""
     return f"{protocol}{path} every {cell(check.get('intervalSeconds'))}s"
 
 

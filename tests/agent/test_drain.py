@@ -27,7 +27,7 @@ from tests.agent.helpers import (
 
 pytestmark = pytest.mark.proxies
 PROXIES: list[ProxyName] = ["haproxy", "nginx"]
-LONG_LIVED_BOUND = 3  # drain.timeoutSeconds below: bounds long-lived L7 connections too
+LONG_LIVED_BOUND = 3  # drain.maxConnectionLifetimeSeconds below, well inside the drain timeout
 
 
 class _Request(threading.Thread):
@@ -72,7 +72,7 @@ def test_l7_drain_finishes_requests_closes_keep_alive_and_bounds_long_lived_ones
         proxy=proxy,
         listeners=[{"protocol": "HTTP", "port": port, "defaultBackend": "app"}],
         backends=[backend("app", port_of(app))],
-        drain={"timeoutSeconds": LONG_LIVED_BOUND, "connectionThreshold": 0},
+        drain={"timeoutSeconds": 60, "maxConnectionLifetimeSeconds": LONG_LIVED_BOUND, "connectionThreshold": 0},
     )
     dataplane = make_dataplane(proxy)
     dataplane.apply(agent_config(document))

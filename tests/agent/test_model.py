@@ -84,6 +84,24 @@ def test_a_backend_used_at_l7_and_l4_appears_once_per_mode_and_unused_ones_not_a
     assert model.certificates[0].bundle == Path("/rel/v7/certs/11111111-2222-3333-4444-555555555555.pem")
 
 
+def test_an_unset_health_check_protocol_follows_the_listener_an_explicit_one_is_kept() -> None:
+    document = classic_mixed()
+    model = model_of(document)
+    assert [(b.id, b.health.protocol) for b in model.backends] == [
+        ("b_app_http", "HTTP"),
+        ("b_app_tcp", "TCP"),  # the same backend behind the TCP listener is not sent an HTTP request
+        ("b_db_tcp", "TCP"),
+    ]
+    document["backends"][0]["healthCheck"] = {"path": "/healthz"}  # a path alone means HTTP
+    document["backends"][1]["healthCheck"] = {"protocol": "HTTPS"}
+    model = model_of(document)
+    assert [(b.id, b.health.protocol, b.health.path) for b in model.backends] == [
+        ("b_app_http", "HTTP", "/healthz"),
+        ("b_app_tcp", "HTTP", "/healthz"),
+        ("b_db_tcp", "HTTPS", "/"),
+    ]
+
+
 def test_l4_listeners_may_keep_connections_until_the_drain_timeout_l7_only_ones_are_bounded_sooner() -> None:
     assert model_of(classic_mixed()).max_connection_lifetime == 240
     l7_only = spec_document(
@@ -92,7 +110,10 @@ def test_l4_listeners_may_keep_connections_until_the_drain_timeout_l7_only_ones_
         drain={"timeoutSeconds": 600},
     )
     assert model_of(l7_only).max_connection_lifetime == 120
-    assert model_of(l7_only, replace(OPTIONS, long_lived_lifetime_seconds=900)).max_connection_lifetime == 600
+    l7_only["drain"]["maxConnectionLifetimeSeconds"] = 900
+    assert model_of(l7_only).max_connection_lifetime == 600  # capped by the drain timeout
+    l7_only["drain"]["maxConnectionLifetimeSeconds"] = 45
+    assert model_of(l7_only).max_connection_lifetime == 45
 
 
 def test_the_drained_variant_keeps_nothing_public() -> None:

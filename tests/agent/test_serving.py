@@ -193,6 +193,45 @@ def test_haproxy_health_checks_take_a_failing_target_out(backends: Backends, mak
     assert {get(port, f"/{i}").body["backend"] for i in range(8)} == {"healthy"}
 
 
+def test_haproxy_checks_a_plain_tcp_target_with_a_connect_unless_told_otherwise(
+    backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    # The db target speaks first and no HTTP: an HTTP check would mark it DOWN.
+    db = backends.tcp("db")
+    port = free_port()
+    document: dict[str, Any] = {
+        "name": "legacy",
+        "type": "classic",
+        "vpcId": "vpc-0123456789abcdef0",
+        "subnetIds": ["subnet-0123456789abcdef0"],
+        "capacity": {"min": 1, "max": 2},
+        "listeners": [{"protocol": "TCP", "port": port, "defaultBackend": "db"}],
+        "backends": [backend("db", port_of(db), health={"intervalSeconds": 2, "timeoutSeconds": 1})],
+    }
+    dataplane = make_dataplane("haproxy")
+    dataplane.apply(agent_config(document))
+    driver = dataplane.driver
+    assert isinstance(driver, HaproxyDriver)
+
+    def check_of_db() -> tuple[str, str]:
+        table = driver.table()
+        lines = driver.cli.command(f"@!{table.current[0]} show stat b_db_tcp 4 -1").splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        row = next(line.split(",") for line in lines[1:] if line.startswith(f"b_db_tcp,127.0.0.1:{port_of(db)},"))
+        return row[header.index("status")], row[header.index("check_status")]
+
+    assert wait_until(lambda: check_of_db()[1] not in ("", "INI", "* INI"), timeout=6.0), check_of_db()
+    assert check_of_db() == ("UP", "L4OK")
+    with tcp_connection(port) as sock:
+        assert read_line(sock) == b"db\n"
+
+    # Told to check with HTTP, HAProxy does, and the target fails it.
+    document["backends"][0]["healthCheck"]["protocol"] = "HTTP"
+    document["backends"][0]["healthCheck"]["unhealthyThreshold"] = 1
+    dataplane.apply(agent_config(document, version=2))
+    assert wait_until(lambda: check_of_db()[0] == "DOWN", timeout=8.0), check_of_db()
+
+
 def _common_name(sock: ssl.SSLSocket) -> str:
     from cryptography import x509
     from cryptography.x509.oid import NameOID

@@ -350,6 +350,18 @@ CASES: list[Case] = [
     Case("capacity-min-over-max", post(put(("capacity", "min"), 7)), 400, "capacity.min"),
     Case("drain-timeout-negative", post(put(("drain",), {"timeoutSeconds": -1})), 400, "drain.timeoutSeconds"),
     Case(
+        "drain-lifetime-zero",
+        post(put(("drain",), {"maxConnectionLifetimeSeconds": 0})),
+        400,
+        "drain.maxConnectionLifetimeSeconds",
+    ),
+    Case(
+        "health-protocol-unknown",
+        post(put((*HEALTH, "protocol"), "UDP")),
+        400,
+        "backends[0].healthCheck.protocol",
+    ),
+    Case(
         "pending-timeout-negative",
         post(put(("lifecycle",), {"pendingTimeoutSeconds": -600})),
         400,

@@ -187,7 +187,14 @@ class Target(SpecModel):
 
 
 class HealthCheck(SpecModel):
-    protocol: HealthCheckProtocol = "HTTP"
+    # Unset, the check follows the traffic: a backend behind an HTTP or HTTPS listener
+    # is checked with HTTP, one behind a TCP or TLS listener with a TCP connect, since
+    # an HTTP request would mark a target that does not speak HTTP down.
+    protocol: HealthCheckProtocol | None = Field(
+        default=None,
+        description="Defaults to HTTP where an HTTP or HTTPS listener uses the backend (or when a path is "
+        "given) and to TCP where a TCP or TLS listener uses it.",
+    )
     path: PathPrefix | None = Field(default=None, description="HTTP(S) only; defaults to '/'.")
     interval_seconds: int = Field(default=10, ge=2, le=300)
     timeout_seconds: int = Field(default=5, ge=1, le=120)
@@ -255,6 +262,16 @@ class Drain(SpecModel):
         default=1, ge=0, le=1_000_000, description="Draining ends when active connections fall below this."
     )
     timeout_seconds: int = Field(default=300, ge=0, le=3600, description="Draining ends after this at the latest.")
+    # Clients of long-lived protocols reconnect, so closing them early keeps drains
+    # and the old proxy workers of a reload short; TCP has no such contract.
+    max_connection_lifetime_seconds: int = Field(
+        default=120,
+        ge=1,
+        le=3600,
+        description="How long an HTTP or HTTPS connection (keep-alive, WebSocket, HTTP/2) may outlive a drain "
+        "or a config reload before the proxy closes it; capped by timeoutSeconds. TCP and TLS connections may "
+        "run until timeoutSeconds.",
+    )
 
 
 class MetricThresholds(SpecModel):
