@@ -44,6 +44,7 @@ from tests.fleet.world import (
     AddSubnet,
     Behaviour,
     BreakNextBoot,
+    ChangeInstanceType,
     DamageEntry,
     DropRegistration,
     FailNextLaunch,
@@ -127,6 +128,7 @@ seed_lbvms = st.builds(
     registered=st.booleans() | st.just(True),
     execution=st.booleans() | st.just(True),
     agent_ready=st.booleans() | st.just(True),
+    outdated=st.booleans() | st.just(False),
 )
 seed_orphans = st.builds(
     SeedOrphan,
@@ -165,6 +167,7 @@ fault_kinds: st.SearchStrategy[Fault] = st.one_of(
     capacities(),
     st.builds(RemoveSubnet, picks),
     st.builds(AddSubnet, st.integers(0, 3)),
+    st.builds(ChangeInstanceType, picks),
     st.just(DamageEntry()),
     st.builds(DropRegistration, picks),
 )
@@ -316,7 +319,10 @@ def convergence_bound(world: World) -> int:
     2. replace: a replacement launches once there is room (at the latest when what it replaces
        is Terminated): 1 tick to decide, 1 to get an instance, boot ticks, 1 to register;
     3. trim: a surplus (an LBVM that recovered after its replacement launched) drains: drain + 3 ticks;
-    4. verify: drift is repaired at the next verified tick past the registration grace.
+    4. verify: drift is repaired at the next verified tick past the registration grace;
+    5. roll: an LBVM the spec no longer describes (a dropped subnet, another instance type)
+       leaves only once a replacement is routable, so at worst one at a time: replace + trim
+       for each of them.
 
     Orphans exist from the start and go orphan_grace after their launch (+2 ticks); 2 ticks of
     slack cover the tick whose only change is the status write.
@@ -335,7 +341,8 @@ def convergence_bound(world: World) -> int:
     replace = ticks(3 + world.behaviour.boot_ticks)
     trim = drain_timeout + ticks(3)
     verify = ticks(world.behaviour.verify_every) + PLANNER.registration_grace
-    total = max(settle + replace + trim + verify, PLANNER.orphan_grace + ticks(2)) + ticks(2)
+    roll = world.to_roll() * (replace + trim)
+    total = max(settle + replace + trim + verify + roll, PLANNER.orphan_grace + ticks(2)) + ticks(2)
     return math.ceil(total / TICK)
 
 
@@ -489,6 +496,47 @@ def check_deletion_completes(scenario: Scenario) -> None:
         run.show()
 
 
+def serving(world: World) -> int:
+    """LBVMs clients reach: Routable, not asked to drain, healthy, and in the entry."""
+    count = 0
+    for lbvm in world.lbvms.values():
+        if lbvm.state != "Routable" or lbvm.drain_requested_at is not None or not world.healthy(lbvm):
+            continue
+        if world.spec.entry.mode == "pool":
+            count += lbvm.instance_id in world.entry.pool
+        else:
+            count += lbvm.lbvm_id in world.entry.records
+    return count
+
+
+def check_rollout_keeps_serving(scenario: Scenario) -> None:
+    """A converged fleet is rolled (instance type, subnets) without faults: clients always reach
+    at least desired - maxUnavailable LBVMs, and the fleet converges on the new spec."""
+    run = Run(scenario.world(), random.Random(scenario.rng_seed))
+    world = run.world
+    try:
+        for _ in range(convergence_bound(world) + 1):
+            if run.step().noop and not world.convergence_gaps():
+                break
+        assert not world.convergence_gaps(), f"never converged before the rollout: {world.convergence_gaps()}"
+        floor = world.effective_desired - world.spec.rollout.max_unavailable
+        changes = [fault for _, fault in scenario.schedule]
+        tick = run.step(changes)
+        bound = convergence_bound(world)
+        # The PATCH may lower the floor (a subnet fewer changes nothing; maxUnavailable is not patched).
+        floor = min(floor, world.effective_desired - world.spec.rollout.max_unavailable)
+        for _ in range(bound + 1):
+            assert serving(world) >= floor, f"{serving(world)} LBVMs serving during the rollout, floor {floor}"
+            if tick.noop and not world.convergence_gaps():
+                break
+            tick = run.step()
+        assert not world.convergence_gaps(), (
+            f"rollout not done {bound} ticks after it began: {world.convergence_gaps()}"
+        )
+    finally:
+        run.show()
+
+
 # --- findings: the minimal counterexamples the properties found ----------------------------------------------------
 # Each is also an explicit example of its property test, so that a known failure fails
 # that test at once with the readable example instead of spending its budget shrinking
@@ -588,6 +636,30 @@ def test_deletion_completes(scenario: Scenario) -> None:
 
 for _scenario in DELETION_FINDINGS.values():
     test_deletion_completes = example(_scenario)(test_deletion_completes)
+
+
+rollout_changes = st.lists(
+    st.one_of(st.builds(ChangeInstanceType, st.integers(1, 2)), st.builds(RemoveSubnet, picks)), min_size=1, max_size=2
+)
+
+
+@st.composite
+def rollouts(draw: st.DrawFn) -> Scenario:
+    """A healthy fleet without faults, and the spec changes that roll it, all at once."""
+    shape = draw(shapes())
+    behaviour = Behaviour(
+        boot_ticks=draw(st.integers(1, shape.pending_ticks - 1)),
+        busy_connections=draw(st.integers(0, 4)),
+        drain_linger_ticks=draw(st.integers(0, 2)),
+    )
+    schedule: list[tuple[int, Fault]] = [(0, change) for change in draw(rollout_changes)]
+    return Scenario(shape, behaviour, draw(st.integers(0, shape.max + 2)), Seed(), schedule, 0)
+
+
+@EXAMPLES
+@given(rollouts())
+def test_a_rollout_keeps_desired_minus_max_unavailable_serving(scenario: Scenario) -> None:
+    check_rollout_keeps_serving(scenario)
 
 
 @pytest.mark.parametrize("name", sorted(CONVERGENCE_FINDINGS))

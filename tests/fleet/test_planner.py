@@ -23,6 +23,7 @@ from lbcp.reconcile.jobs import (
     TeardownEntry,
     TerminateInstance,
 )
+from lbcp.reconcile.launch import launch_template
 from lbcp.reconcile.observed import (
     EntryView,
     LoadBalancerView,
@@ -262,6 +263,66 @@ def test_a_subnet_removed_from_the_spec_is_vacated_after_its_replacement_is_up()
     replaced = [*vms, lbvm(3, subnet=SUBNET_B)]
     second = decide(rec, replaced, world(replaced))
     assert [(type(job), getattr(job, "lbvm_id", None)) for job in second.jobs] == [(RequestDrain, vms[1].lbvm_id)]
+
+
+BOOTING = timedelta(seconds=30)  # a Pending LBVM well inside its pending timeout
+
+
+def test_a_subnet_removed_from_the_spec_is_not_vacated_while_its_replacement_only_starts() -> None:
+    other = "subnet-0123456789abcdef2"
+    vms = [lbvm(1, subnet=SUBNET_A), lbvm(2, subnet=other), lbvm(3, "Pending", subnet=SUBNET_B, age=BOOTING)]
+    result = decide(record(desired=2, subnetIds=[SUBNET_A, SUBNET_B]), vms, world(vms))
+    assert result.jobs == ()  # lbvm 2 keeps serving until lbvm 3 is routable (maxUnavailable 0)
+    assert result.status.phase == "Updating" and "1 to replace" in (result.status.message or "")
+
+
+OLD_TEMPLATE = "c5.large from the latest Amazon Linux 2023 running haproxy"
+
+
+def test_a_new_instance_type_rolls_the_fleet_surge_first_and_says_why() -> None:
+    rec = record(desired=2, capacity={"min": 1, "max": 2}, instance={"type": "c6i.xlarge"})
+    new_template = launch_template(rec.spec)
+    assert new_template == "c6i.xlarge from the latest Amazon Linux 2023 running haproxy"
+    old = [lbvm(1, launch_template=OLD_TEMPLATE), lbvm(2, subnet=SUBNET_B, launch_template=OLD_TEMPLATE)]
+
+    first = decide(rec, old, world(old))  # room for one more instance: maxSurge 1
+    assert [type(job) for job in first.jobs] == [Launch]
+    assert first.status.phase == "Updating" and "2 to replace" in (first.status.message or "")
+
+    booting = [*old, lbvm(3, "Pending", age=BOOTING, launch_template=new_template)]
+    assert decide(rec, booting, world(booting)).jobs == ()  # nothing leaves before its replacement serves
+
+    up = [*old, lbvm(3, launch_template=new_template)]
+    [drain] = decide(rec, up, world(up)).jobs
+    assert isinstance(drain, RequestDrain) and drain.drain_reason == "rollout"
+    assert drain.lbvm_id == old[0].lbvm_id  # the oldest first
+    assert drain.reason == (
+        f"{old[0].lbvm_id}: launched as {OLD_TEMPLATE}; the spec now asks for {new_template}; replacing it: "
+        "1 of 2 LBVMs routable as the spec describes, 2 to replace (maxSurge 1, maxUnavailable 0)"
+    )
+
+    done = [lbvm(3, launch_template=new_template), lbvm(4, subnet=SUBNET_B, launch_template=new_template)]
+    finished = decide(rec, done, world(done))
+    assert finished.jobs == () and finished.status.phase == "Active"
+
+
+def test_max_unavailable_lets_a_full_fleet_roll_without_room_to_surge() -> None:
+    rec = record(desired=2, capacity={"min": 1, "max": 2}, rollout={"maxSurge": 0, "maxUnavailable": 1})
+    old = [lbvm(1, launch_template=OLD_TEMPLATE), lbvm(2, subnet=SUBNET_B, launch_template=OLD_TEMPLATE)]
+    [drain] = decide(rec, old, world(old)).jobs
+    assert isinstance(drain, RequestDrain) and drain.lbvm_id == old[0].lbvm_id and drain.drain_reason == "rollout"
+
+
+def test_an_lbvm_recorded_without_a_template_and_a_starting_outdated_one() -> None:
+    rec = record(desired=2, instance={"type": "c6i.xlarge"})
+    new_template = launch_template(rec.spec)
+    vms = [
+        lbvm(1),  # no template on record: never rolled for it
+        lbvm(2, subnet=SUBNET_B, launch_template=new_template),
+        lbvm(3, "Pending", age=BOOTING, launch_template=OLD_TEMPLATE),  # serves nobody yet: goes at once
+    ]
+    result = decide(rec, vms, world(vms))
+    assert [(type(job), getattr(job, "lbvm_id", None)) for job in result.jobs] == [(RequestDrain, vms[2].lbvm_id)]
 
 
 def test_the_entry_is_ensured_when_incomplete() -> None:

@@ -59,6 +59,7 @@ from lbcp.reconcile.jobs import (
     TeardownEntry,
     TerminateInstance,
 )
+from lbcp.reconcile.launch import launch_template
 from lbcp.reconcile.observed import (
     INSTANCE_ALIVE_STATES,
     EntryView,
@@ -94,6 +95,10 @@ EXPIRED_LBVM_ID: Final = "lbvm-0000000dead01"
 OTHER_LBVM_ID: Final = "lbvm-0000000beef01"
 
 OUR_TAGS: Final = {PRODUCT_TAG_KEY: PRODUCT_TAG_VALUE, LB_ID_TAG_KEY: LB_ID}
+# What a PATCH of instance.type may choose (the shapes' specs use the default, c6i.large).
+INSTANCE_TYPES: Final = ("c6i.large", "c6i.xlarge", "m6i.large")
+# A seeded LBVM launched before a change the spec has since had.
+OUTDATED_TEMPLATE: Final = "c5.large from the latest Amazon Linux 2023 running haproxy"
 
 
 def ticks(count: int) -> timedelta:
@@ -181,6 +186,7 @@ class SeedLbvm:
     registered: bool = True  # Routable only: whether the entry has it
     execution: bool = True  # Launching only: whether its lifecycle execution was started
     agent_ready: bool = True  # Pending only: False is a broken boot
+    outdated: bool = False  # launched from a template the spec no longer asks for (rolled)
 
 
 @dataclass(frozen=True)
@@ -274,6 +280,13 @@ class AddSubnet:
 
 
 @dataclass(frozen=True)
+class ChangeInstanceType:
+    """A PATCH of instance.type: every LBVM launched before it is rolled."""
+
+    pick: int
+
+
+@dataclass(frozen=True)
 class DamageEntry:
     """Part of the entry is deleted behind our back (pool: the NLB and target groups; dns: the records)."""
 
@@ -301,6 +314,7 @@ Fault = (
     | SetCapacity
     | RemoveSubnet
     | AddSubnet
+    | ChangeInstanceType
     | DamageEntry
     | DropRegistration
     | RequestDeletion
@@ -647,6 +661,7 @@ class World:
             state_since=self.now,
             version=1,
             launched_generation=self.generation,
+            launch_template=launch_template(self.spec),
             launch_reason=job.reason,
             created_at=self.now,
         )
@@ -1086,6 +1101,10 @@ class World:
                 if len(subnets) > 1:
                     del subnets[pick % len(subnets)]
                     self._patch({"subnetIds": subnets})
+            case ChangeInstanceType(pick=pick):
+                choice = INSTANCE_TYPES[pick % len(INSTANCE_TYPES)]
+                if choice != self.spec.instance.type:
+                    self._patch({"instance": {**self.spec.instance.model_dump(by_alias=True), "type": choice}})
             case AddSubnet(subnet=subnet):
                 candidate = SUBNET_IDS[subnet % len(SUBNET_IDS)]
                 if candidate not in self.spec.subnet_ids:
@@ -1153,6 +1172,7 @@ class World:
             state_since=since,
             version=1,
             launched_generation=1,
+            launch_template=OUTDATED_TEMPLATE if seed.outdated else launch_template(self.spec),
             launch_reason="seeded",
             created_at=since - boot - TICK,
         )
@@ -1261,6 +1281,16 @@ class World:
             and not agent.silent(self.now)
         )
 
+    def to_roll(self) -> int:
+        """Live LBVMs the spec no longer describes: each is replaced before it leaves."""
+        template = launch_template(self.spec)
+        return sum(
+            1
+            for lbvm in self.records()
+            if lbvm.state != "Terminated"
+            and (lbvm.subnet_id not in self.spec.subnet_ids or lbvm.launch_template != template)
+        )
+
     def convergence_gaps(self) -> list[str]:
         """Why the world is not (yet) what the spec asks for; empty when it is."""
         gaps: list[str] = []
@@ -1280,6 +1310,10 @@ class World:
                 per_subnet[lbvm.subnet_id] += 1
         if max(per_subnet.values()) - min(per_subnet.values()) > 1:
             gaps.append(f"unbalanced over the subnets: {dict(per_subnet)}")
+        template = launch_template(self.spec)
+        for lbvm in routable:
+            if lbvm.launch_template != template:
+                gaps.append(f"{lbvm.lbvm_id} runs {lbvm.launch_template}, the spec asks for {template}")
         for lbvm in routable:
             if not self.healthy(lbvm):
                 gaps.append(f"{lbvm.lbvm_id} is Routable but not serving (instance or agent down)")

@@ -26,9 +26,11 @@ from tests.conftest import LocalRuntimeProcess
 pytestmark = pytest.mark.e2e
 
 
-def call(runtime: LocalRuntimeProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def call(
+    runtime: LocalRuntimeProcess, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(runtime.api_url + path, data=data, method=method)
+    request = urllib.request.Request(runtime.api_url + path, data=data, method=method, headers=headers or {})
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
@@ -130,3 +132,52 @@ def test_create_heal_and_delete(fleet_runtime: LocalRuntimeProcess) -> None:
     assert not remaining & {g["TargetGroupArn"] for g in groups}
     _, events = call(fleet_runtime, "GET", f"/v1/load-balancers/{lb_id}/events?limit=5")
     assert events["items"][0]["reason"] == "Deleted"
+
+
+def test_a_new_instance_type_rolls_the_fleet_without_losing_capacity(fleet_runtime: LocalRuntimeProcess) -> None:
+    spec = example_spec(fleet_runtime.account, name="e2e-rollout")
+    spec["capacity"] = {"min": 2, "max": 2}
+    spec["instance"] = {"type": "c6i.large"}
+    spec["lifecycle"] = {"pendingTimeoutSeconds": 60, "unhealthyTimeoutSeconds": 3, "heartbeatIntervalSeconds": 1}
+    spec["drain"] = {"timeoutSeconds": 5}
+    status, created = call(fleet_runtime, "POST", "/v1/load-balancers", spec)
+    assert status == 201
+    lb_id = created["id"]
+
+    def read() -> dict[str, Any]:
+        body: dict[str, Any] = call(fleet_runtime, "GET", f"/v1/load-balancers/{lb_id}")[1]
+        return body
+
+    try:
+        active = wait_for(read, lambda lb: lb["status"]["phase"] == "Active", 90)
+        before = {lbvm["instanceId"] for lbvm in active["status"]["lbvms"]}
+        status, patched = call(
+            fleet_runtime,
+            "PATCH",
+            f"/v1/load-balancers/{lb_id}",
+            {"instance": {"type": "c6i.xlarge"}},
+            {"If-Match": f'"{active["generation"]}"'},
+        )
+        assert status == 200, patched
+
+        # Sampled every half second until the fleet is Active on the new generation:
+        # never fewer than 2 Routable LBVMs (maxSurge 1, maxUnavailable 0).
+        routable_seen: list[int] = []
+
+        def rolled(lb: dict[str, Any]) -> bool:
+            routable_seen.append(sum(1 for lbvm in lb["status"]["lbvms"] if lbvm["state"] == "Routable"))
+            now = {lbvm["instanceId"] for lbvm in lb["status"]["lbvms"]}
+            return lb["status"]["phase"] == "Active" and lb["status"]["observedGeneration"] == 2 and not now & before
+
+        done = wait_for(read, rolled, 120)
+        assert min(routable_seen) >= 2, routable_seen
+        after = [lbvm["instanceId"] for lbvm in done["status"]["lbvms"]]
+        ec2 = aws(fleet_runtime, "ec2")
+        described = ec2.describe_instances(InstanceIds=after)["Reservations"]
+        assert {i["InstanceType"] for r in described for i in r["Instances"]} == {"c6i.xlarge"}
+        _, events = call(fleet_runtime, "GET", f"/v1/load-balancers/{lb_id}/events?limit=100")
+        rollout = [e["message"] for e in events["items"] if "the spec now asks for c6i.xlarge" in e["message"]]
+        assert len(rollout) >= 2, [e["message"] for e in events["items"]]
+    finally:
+        call(fleet_runtime, "DELETE", f"/v1/load-balancers/{lb_id}")
+        wait_for(lambda: call(fleet_runtime, "GET", f"/v1/load-balancers/{lb_id}")[0], lambda code: code == 404, 90)

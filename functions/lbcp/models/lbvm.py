@@ -44,6 +44,10 @@ class Lbvm(StatusModel):
     state_since: datetime
     version: int = Field(ge=1, description="Incremented on every write; the condition of the next one.")
     launched_generation: int = Field(ge=1, description="The spec generation this LBVM was launched with.")
+    # What its instance was launched from (reconcile.launch.launch_template): a spec
+    # that now asks for something else rolls the LBVM. None on records written before
+    # the field existed, which are never rolled for it.
+    launch_template: str | None = None
     launch_reason: str
     created_at: datetime
 

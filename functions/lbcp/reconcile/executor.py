@@ -38,6 +38,7 @@ from lbcp.reconcile.jobs import (
     TeardownEntry,
     TerminateInstance,
 )
+from lbcp.reconcile.launch import launch_template
 from lbcp.reconcile.observed import EntryView
 from lbcp.reconcile.plan import ReconcilePlan
 from lbcp.reconcile.ports import ComputePort, EntryPort, LaunchSettingsPort, LifecyclePort
@@ -150,6 +151,7 @@ class Executor:
             state_since=now,
             version=1,
             launched_generation=record.generation,
+            launch_template=launch_template(record.spec),
             launch_reason=job.reason,
             created_at=now,
         )

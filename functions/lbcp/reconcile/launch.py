@@ -7,9 +7,21 @@ from typing import Any
 
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.spec import LoadBalancerSpec
 
 # Amazon Linux 2023, as AWS publishes it in SSM (public parameters).
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+
+
+def launch_template(spec: LoadBalancerSpec) -> str:
+    """The spec fields a running LBVM cannot take on, in words: changing any of them rolls the fleet.
+
+    Everything else (listeners, backends, WAF rules, timeouts) reaches running
+    agents as a new config version. The instance type and image are fixed at
+    launch, and the user data installs the proxy named here.
+    """
+    image = spec.instance.image_id or "the latest Amazon Linux 2023"
+    return f"{spec.instance.type} from {image} running {spec.proxy}"
 
 
 def architecture(instance_type: str) -> str:

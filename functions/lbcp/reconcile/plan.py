@@ -13,7 +13,10 @@ decides how many LBVMs there should be, where, and repairs what drifted:
 4. LBVMs whose lifecycle is stuck past its own timeouts get a backstop;
 5. capacity: launch to reach the desired number of routable-or-starting
    LBVMs (spread over the subnets), drain the excess (keeping AZs balanced),
-   never exceeding capacity.max + rollout.maxSurge instances;
+   never exceeding capacity.max + rollout.maxSurge instances; LBVMs the spec
+   no longer describes (a dropped subnet, another instance type, image or
+   proxy) are rolled: replaced surge-first, never taking the routable count
+   below desired - rollout.maxUnavailable;
 6. registrations and DNS records that drifted from the LBVM states are fixed;
 7. instances and interfaces that carry our tags but no live LBVM are removed.
 """
@@ -26,8 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from lbcp.heartbeats import PERSIST_INTERVAL as HEARTBEAT_PERSIST_INTERVAL
-from lbcp.models.lbvm import Lbvm
+from lbcp.models.lbvm import DrainReason, Lbvm
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import EntryStatus, LbvmStatus, LoadBalancerStatus, Phase
 from lbcp.reconcile.jobs import (
     DeleteNetworkInterface,
@@ -43,6 +47,7 @@ from lbcp.reconcile.jobs import (
     TeardownEntry,
     TerminateInstance,
 )
+from lbcp.reconcile.launch import launch_template
 from lbcp.reconcile.observed import LoadBalancerView, ObservedInstance
 from lbcp.reconcile.placement import subnets_for_launches
 from lbcp.scaling.victim import LbvmRef, choose_scale_in_victims
@@ -301,6 +306,28 @@ def _seconds(value: int) -> timedelta:
 # --- 5. capacity ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Replacement:
+    """Why a serving or starting LBVM must give way to a new one."""
+
+    why: str
+    drain_reason: DrainReason
+
+
+def _replacements(spec: LoadBalancerSpec, lbvms: Sequence[Lbvm]) -> dict[str, _Replacement]:
+    """LBVMs the spec no longer describes: in a subnet it dropped, or launched from another template."""
+    template = launch_template(spec)
+    result = {}
+    for lbvm in lbvms:
+        if lbvm.subnet_id not in spec.subnet_ids:
+            result[lbvm.lbvm_id] = _Replacement(f"subnet {lbvm.subnet_id} is no longer in the spec", "replace")
+        elif lbvm.launch_template is not None and lbvm.launch_template != template:
+            result[lbvm.lbvm_id] = _Replacement(
+                f"launched as {lbvm.launch_template}; the spec now asks for {template}", "rollout"
+            )
+    return result
+
+
 def _capacity(
     record: LoadBalancerRecord, fleet: _Fleet, observed: LoadBalancerView, handled: set[str], rng: random.Random
 ) -> list[Job]:
@@ -310,9 +337,10 @@ def _capacity(
     # ones do not: a replacement is launched at once, and if the sick one
     # recovers, the surplus is drained on a later tick.
     counted = [lbvm for lbvm in fleet.routable + fleet.starting if lbvm.lbvm_id not in handled]
-    # LBVMs in subnets the spec no longer lists still serve, but are replaced.
-    misplaced = [lbvm for lbvm in counted if lbvm.subnet_id not in spec.subnet_ids]
-    placed = [lbvm for lbvm in counted if lbvm.subnet_id in spec.subnet_ids]
+    # LBVMs the spec no longer describes still serve, but are replaced (a rolling update).
+    replacements = _replacements(spec, counted)
+    outgoing = [lbvm for lbvm in counted if lbvm.lbvm_id in replacements]
+    placed = [lbvm for lbvm in counted if lbvm.lbvm_id not in replacements]
     jobs: list[Job] = []
 
     # Every instance that exists or is about to: the surge bound applies to all of them.
@@ -322,19 +350,7 @@ def _capacity(
     ceiling = spec.capacity.max + spec.rollout.max_surge
     room = max(0, ceiling - instances_alive - markers_without_instance)
 
-    # Serving capacity above the desired count is drained, misplaced LBVMs first:
-    # that both trims the excess and frees room to launch their replacements.
-    excess = len(placed) + len(misplaced) - desired
-    leaving_misplaced = misplaced[: max(0, excess)]
-    for lbvm in leaving_misplaced:
-        jobs.append(
-            RequestDrain(
-                reason=f"{lbvm.lbvm_id}: subnet {lbvm.subnet_id} is no longer in the spec and "
-                f"{len(placed) + len(misplaced)} LBVMs serve for a desired capacity of {desired}",
-                lbvm_id=lbvm.lbvm_id,
-                drain_reason="replace",
-            )
-        )
+    jobs += _roll(spec, desired, placed, outgoing, replacements)
     excess_placed = len(placed) - desired
     if excess_placed > 0:
         refs = [LbvmRef(lbvm.lbvm_id, lbvm.subnet_id, lbvm.state) for lbvm in placed]
@@ -354,20 +370,6 @@ def _capacity(
     missing = desired - len(placed)
     zones = _zones(fleet)
     unavailable_allowed = spec.rollout.max_unavailable
-    if missing > 0 and room == 0 and misplaced and unavailable_allowed > 0:
-        # No room to launch first (maxSurge used up): give up to maxUnavailable
-        # misplaced LBVMs' capacity now; their replacements follow.
-        for lbvm in misplaced[:unavailable_allowed]:
-            jobs.append(
-                RequestDrain(
-                    reason=f"{lbvm.lbvm_id}: subnet {lbvm.subnet_id} is no longer in the spec and there is no room "
-                    f"to launch its replacement first (maxSurge {spec.rollout.max_surge}); draining it first "
-                    f"(maxUnavailable {unavailable_allowed})",
-                    lbvm_id=lbvm.lbvm_id,
-                    drain_reason="replace",
-                )
-            )
-        return jobs
     if missing > 0:
         launches = min(missing, room)
         routable = sum(1 for lbvm in placed if lbvm.state == "Routable")
@@ -382,18 +384,8 @@ def _capacity(
                 )
             )
         return jobs
-    # The count is right: the remaining misplaced LBVMs leave (their replacements are up).
-    for lbvm in misplaced:
-        if lbvm not in leaving_misplaced:
-            jobs.append(
-                RequestDrain(
-                    reason=f"{lbvm.lbvm_id}: subnet {lbvm.subnet_id} is no longer in the spec; its replacement is up",
-                    lbvm_id=lbvm.lbvm_id,
-                    drain_reason="replace",
-                )
-            )
-    if misplaced:
-        return jobs
+    if outgoing:
+        return jobs  # rebalancing waits for the rollout
     # Rebalance, as Auto Scaling does: when the zones differ by more than one
     # (a subnet was added, a zone lost LBVMs), launch one in the emptiest zone;
     # the surplus that follows is drained from the fullest zone on a later tick.
@@ -426,6 +418,44 @@ def _capacity(
             )
         )
     return jobs
+
+
+def _roll(
+    spec: LoadBalancerSpec,
+    desired: int,
+    placed: list[Lbvm],
+    outgoing: list[Lbvm],
+    replacements: dict[str, _Replacement],
+) -> list[Job]:
+    """Drain the LBVMs being replaced as fast as availability allows (a rolling update).
+
+    The rule is a Deployment's: routable LBVMs never fall below
+    ``desired - maxUnavailable``. A replacement counts only once it is
+    routable, so an outgoing LBVM keeps serving while the LBVM that takes its
+    place boots. Outgoing LBVMs that serve nothing yet go at once. Their
+    replacements are launched by the capacity rule, within maxSurge.
+    """
+    routable_placed = sum(1 for lbvm in placed if lbvm.state == "Routable")
+    serving_outgoing = [lbvm for lbvm in outgoing if lbvm.state == "Routable"]
+    floor = max(0, desired - spec.rollout.max_unavailable)
+    budget = max(0, routable_placed + len(serving_outgoing) - floor)
+    # Subnets the spec dropped go first, then the oldest LBVMs.
+    order = sorted(
+        serving_outgoing, key=lambda lbvm: (replacements[lbvm.lbvm_id].drain_reason != "replace", lbvm.created_at)
+    )
+    leaving = [lbvm for lbvm in outgoing if lbvm.state != "Routable"] + order[:budget]
+    progress = (
+        f"{routable_placed} of {desired} LBVMs routable as the spec describes, {len(outgoing)} to replace "
+        f"(maxSurge {spec.rollout.max_surge}, maxUnavailable {spec.rollout.max_unavailable})"
+    )
+    return [
+        RequestDrain(
+            reason=f"{lbvm.lbvm_id}: {replacements[lbvm.lbvm_id].why}; replacing it: {progress}",
+            lbvm_id=lbvm.lbvm_id,
+            drain_reason=replacements[lbvm.lbvm_id].drain_reason,
+        )
+        for lbvm in leaving
+    ]
 
 
 def _counts(per_subnet: dict[str, int]) -> str:
@@ -541,11 +571,13 @@ def _status(
         message = f"tearing down: {left} LBVM(s) left" if left else "tearing down the entry"
     else:
         outdated = [lbvm for lbvm in serving if (lbvm.applied_config_version or 0) < record.generation]
-        if routable >= desired and observed.entry.ready and not outdated:
+        staying = [lbvm for lbvm in fleet.routable + fleet.starting if lbvm.lbvm_id not in leaving]
+        to_replace = len(_replacements(record.spec, staying))
+        if routable >= desired and observed.entry.ready and not outdated and not to_replace:
             phase = "Active"
         elif routable == 0:
             phase = "Provisioning"
-        elif routable >= desired and outdated:
+        elif routable >= desired and (outdated or to_replace):
             phase = "Updating"
         else:
             phase = "Degraded"
@@ -560,6 +592,8 @@ def _status(
             message += f", {draining} draining"
         if outdated:
             message += f", {len(outdated)} on an older config"
+        if to_replace:
+            message += f", {to_replace} to replace"
     return LoadBalancerStatus(
         phase=phase,
         observed_generation=record.generation,
