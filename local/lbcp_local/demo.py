@@ -239,7 +239,38 @@ def run(runtime: LocalRuntime) -> None:
     agents.set_load(lb_id, 100, 8.0)
     watch.until(lambda now: _active(now) and now["status"]["desiredCapacity"] == 4, 180, scaling)
 
-    step(8, "Delete it: ordered teardown, then 404, and nothing left behind")
+    step(8, "Roll the fleet onto a bigger instance type: replacements first, capacity kept")
+    current = watch.status()
+    before = {lbvm["instanceId"] for lbvm in current["status"]["lbvms"]}
+    reply = http(
+        "PATCH",
+        f"/v1/load-balancers/{lb_id}",
+        {"instance": {"type": "c6i.xlarge"}},
+        {"If-Match": f'"{current["generation"]}"', "Content-Type": "application/merge-patch+json"},
+    )
+    show_lb(reply)
+    lowest = [len(before)]
+
+    def rolled(now: dict[str, Any]) -> bool:
+        lbvms = now["status"]["lbvms"]
+        lowest[0] = min(lowest[0], sum(1 for lbvm in lbvms if lbvm["state"] == "Routable"))
+        return _active(now) and not before & {lbvm["instanceId"] for lbvm in lbvms}
+
+    current, took = watch.until(rolled, 180, lifecycle)
+    types = Counter(
+        instance["InstanceType"]
+        for reservation in ec2.describe_instances(
+            InstanceIds=[lbvm["instanceId"] for lbvm in current["status"]["lbvms"]]
+        )["Reservations"]
+        for instance in reservation["Instances"]
+    )
+    say(
+        f"Rolled: {', '.join(f'{count} LBVMs on {kind}' for kind, count in types.items())} after {took:.1f} s; "
+        f"routable LBVMs never fell below {lowest[0]} (desired {current['status']['desiredCapacity']}, "
+        "maxUnavailable 0)."
+    )
+
+    step(9, "Delete it: ordered teardown, then 404, and nothing left behind")
     reply = http("DELETE", f"/v1/load-balancers/{lb_id}")
     show_lb(reply)
     teardown = lifecycle | {"TearingDownEntry", "Deleted"}
@@ -260,7 +291,7 @@ def run(runtime: LocalRuntime) -> None:
     )
     assert not instances and not interfaces["NetworkInterfaces"]
 
-    step(9, "Its events tell the whole story, newest first (they outlive the load balancer)")
+    step(10, "Its events tell the whole story, newest first (they outlive the load balancer)")
     reply = http("GET", f"/v1/load-balancers/{lb_id}/events?limit=12")
     print()
     for event in reply.body["items"]:

@@ -33,6 +33,8 @@ def test_the_demo_runs_to_the_end(tmp_path: Path) -> None:
         "412 The resource has changed",
         "ScaledOut: scaled out 4 -> ",
         "ScaledIn: scaled in ",
+        "Rolled: 4 LBVMs on c6i.xlarge",
+        "routable LBVMs never fell below 4 (desired 4",
         "HTTP 404",
         "Left in the account: 0 running instances, 0 of our network",
         "Done in",
