@@ -60,6 +60,21 @@ def aws(runtime: LocalRuntimeProcess, service: str) -> Any:
     )
 
 
+def create(runtime: LocalRuntimeProcess, spec: dict[str, Any]) -> str:
+    status, created = call(runtime, "POST", "/v1/load-balancers", spec)
+    assert status == 201, created
+    lb_id: str = created["id"]
+    return lb_id
+
+
+def reader(runtime: LocalRuntimeProcess, lb_id: str) -> Callable[[], dict[str, Any]]:
+    def read() -> dict[str, Any]:
+        body: dict[str, Any] = call(runtime, "GET", f"/v1/load-balancers/{lb_id}")[1]
+        return body
+
+    return read
+
+
 def test_create_heal_and_delete(fleet_runtime: LocalRuntimeProcess) -> None:
     spec = example_spec(fleet_runtime.account, name="e2e-fleet")
     spec["capacity"] = {"min": 3, "max": 4}
@@ -70,13 +85,8 @@ def test_create_heal_and_delete(fleet_runtime: LocalRuntimeProcess) -> None:
         "recoveryTimeoutSeconds": 10,
     }
     spec["drain"] = {"timeoutSeconds": 5}
-    status, created = call(fleet_runtime, "POST", "/v1/load-balancers", spec)
-    assert status == 201
-    lb_id = created["id"]
-
-    def read() -> dict[str, Any]:
-        body: dict[str, Any] = call(fleet_runtime, "GET", f"/v1/load-balancers/{lb_id}")[1]
-        return body
+    lb_id = create(fleet_runtime, spec)
+    read = reader(fleet_runtime, lb_id)
 
     # create -> 3 Routable LBVMs over both zones, registered with the entry
     active = wait_for(read, lambda lb: lb["status"]["phase"] == "Active", 90)
@@ -140,13 +150,8 @@ def test_a_new_instance_type_rolls_the_fleet_without_losing_capacity(fleet_runti
     spec["instance"] = {"type": "c6i.large"}
     spec["lifecycle"] = {"pendingTimeoutSeconds": 60, "unhealthyTimeoutSeconds": 3, "heartbeatIntervalSeconds": 1}
     spec["drain"] = {"timeoutSeconds": 5}
-    status, created = call(fleet_runtime, "POST", "/v1/load-balancers", spec)
-    assert status == 201
-    lb_id = created["id"]
-
-    def read() -> dict[str, Any]:
-        body: dict[str, Any] = call(fleet_runtime, "GET", f"/v1/load-balancers/{lb_id}")[1]
-        return body
+    lb_id = create(fleet_runtime, spec)
+    read = reader(fleet_runtime, lb_id)
 
     try:
         active = wait_for(read, lambda lb: lb["status"]["phase"] == "Active", 90)
