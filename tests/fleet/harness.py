@@ -37,7 +37,13 @@ T = TypeVar("T")
 ALIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
-def wait_until(check: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:
+# Liveness guards: they fail only when something never happens, and end as soon as it
+# does (a drain to its timeout takes about 3 s here). Generous, because moto's interpreter
+# threads slow down a lot on a loaded 2-core CI machine: a 20 s guard timed out once.
+LIVENESS_TIMEOUT = 60.0
+
+
+def wait_until(check: Callable[[], T | None], timeout: float = LIVENESS_TIMEOUT, what: str = "condition") -> T:
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -153,21 +159,21 @@ class Fleet:
         assert found is not None
         return found
 
-    def wait_for_state(self, lb_id: str, lbvm_id: str, state: str, timeout: float = 15.0) -> Lbvm:
+    def wait_for_state(self, lb_id: str, lbvm_id: str, state: str, timeout: float = LIVENESS_TIMEOUT) -> Lbvm:
         return wait_until(
             lambda: lbvm if (lbvm := self.lbvm(lb_id, lbvm_id)).state == state else None,
             timeout,
             f"{lbvm_id} to be {state} (it is {self.lbvm(lb_id, lbvm_id).state})",
         )
 
-    def wait_for_callback(self, lb_id: str, lbvm_id: str, kind: str, timeout: float = 15.0) -> Lbvm:
+    def wait_for_callback(self, lb_id: str, lbvm_id: str, kind: str, timeout: float = LIVENESS_TIMEOUT) -> Lbvm:
         return wait_until(
             lambda: lbvm if (lbvm := self.lbvm(lb_id, lbvm_id)).callback_kind == kind else None,
             timeout,
             f"{lbvm_id} to wait for callback {kind}",
         )
 
-    def wait_for_execution(self, arn: str, timeout: float = 20.0) -> dict[str, Any]:
+    def wait_for_execution(self, arn: str, timeout: float = LIVENESS_TIMEOUT) -> dict[str, Any]:
         def done() -> dict[str, Any] | None:
             described: dict[str, Any] = self.sfn.describe_execution(executionArn=arn)
             return described if described["status"] != "RUNNING" else None
