@@ -36,6 +36,7 @@ from functools import cached_property
 from typing import Any
 
 from lbctl import __version__
+from lbctl.argtypes import non_negative_int, positive_float
 from lbctl.client import ApiClient, Signer, is_loopback, lb_path, normalize_endpoint
 from lbctl.documents import leaf_paths, load_document, merge_patch_from_assignments
 from lbctl.errors import (
@@ -99,28 +100,8 @@ def _local_endpoint() -> str:
     return f"http://127.0.0.1:{os.environ.get('LOCAL_API_PORT') or '8080'}"
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
-
-
 def _limit(text: str) -> int:
-    value = _non_negative_int(text)
+    value = non_negative_int(text)
     if not 1 <= value <= 100:
         raise argparse.ArgumentTypeError(f"must be 1 to 100: {text!r}")
     return value
@@ -567,11 +548,11 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         help="SigV4-sign requests (default: sign unless the endpoint is loopback)",
     )
     group.add_argument(
-        "--timeout", type=_positive_float, metavar="SECONDS", default=default(30.0), help="per request (default 30)"
+        "--timeout", type=positive_float, metavar="SECONDS", default=default(30.0), help="per request (default 30)"
     )
     group.add_argument(
         "--retries",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="N",
         default=default(4),
         help="retries of a safe request after a connection error, 429 or 5xx (default 4)",
@@ -646,8 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("ref", metavar="REF")
     delete.add_argument("--if-match", type=_if_match, metavar="GEN", help="only if still at this generation")
     delete.add_argument("--wait", action="store_true", help="wait until teardown ends, printing progress")
-    delete.add_argument("--wait-timeout", type=_positive_float, default=600.0, metavar="SECONDS", help="(default 600)")
-    delete.add_argument("--poll-interval", type=_positive_float, default=2.0, metavar="SECONDS", help="(default 2)")
+    delete.add_argument("--wait-timeout", type=positive_float, default=600.0, metavar="SECONDS", help="(default 600)")
+    delete.add_argument("--poll-interval", type=positive_float, default=2.0, metavar="SECONDS", help="(default 2)")
 
     events = command("events", cmd_events, "Show a load balancer's events, newest first.")
     events.add_argument("ref", metavar="REF")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lbctl.argtypes import non_negative_int, positive_float, positive_int
 from lbctl.documents import load_document
 from lbctl.errors import EXIT_OK, UsageError
 from lbctl.output import fields
@@ -43,50 +44,20 @@ examples:
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number above 0: {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", required=True, metavar="TRACE.csv", help="load trace: CSV with header t,load")
     parser.add_argument("--policy", choices=POLICY_CHOICES, default="default", help="(default: default)")
     parser.add_argument(
-        "--capacity", type=_positive_float, default=1000.0, metavar="RPS", help="requests/s one LBVM serves (1000)"
+        "--capacity", type=positive_float, default=1000.0, metavar="RPS", help="requests/s one LBVM serves (1000)"
     )
     parser.add_argument("--spec", metavar="FILE", help="a spec, or its scaling section, whose settings to use")
-    parser.add_argument("--min", type=_positive_int, metavar="N", help="capacity.min (spec's, else 2)")
-    parser.add_argument("--max", type=_positive_int, metavar="N", help="capacity.max (spec's, else 40)")
-    parser.add_argument("--initial", type=_positive_int, metavar="N", help="LBVMs serving at the start")
-    parser.add_argument("--launch-latency", type=_non_negative_int, default=180, metavar="SECONDS", help="(180)")
-    parser.add_argument("--drain", type=_non_negative_int, default=60, metavar="SECONDS", help="(60)")
-    parser.add_argument("--metric-lag", type=_non_negative_int, default=1, metavar="PERIODS", help="(1)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="scale-in victim choice (0)")
+    parser.add_argument("--min", type=positive_int, metavar="N", help="capacity.min (spec's, else 2)")
+    parser.add_argument("--max", type=positive_int, metavar="N", help="capacity.max (spec's, else 40)")
+    parser.add_argument("--initial", type=positive_int, metavar="N", help="LBVMs serving at the start")
+    parser.add_argument("--launch-latency", type=non_negative_int, default=180, metavar="SECONDS", help="(180)")
+    parser.add_argument("--drain", type=non_negative_int, default=60, metavar="SECONDS", help="(60)")
+    parser.add_argument("--metric-lag", type=non_negative_int, default=1, metavar="PERIODS", help="(1)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="scale-in victim choice (0)")
     parser.add_argument("--actions", action="store_true", help="also list every scaling action and its explanation")
     parser.add_argument("--plot", metavar="OUT.png", help="draw load, capacity and decisions (needs matplotlib)")
 
