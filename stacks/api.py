@@ -155,7 +155,7 @@ class ApiFunction(LbcpFunction):
             statements=[
                 iam.PolicyStatement(
                     sid="DescribeNetwork",
-                    actions=["ec2:DescribeVpcs", "ec2:DescribeSubnets"],
+                    actions=["ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeImages"],
                     resources=["*"],
                 )
             ],

@@ -47,8 +47,8 @@ XRAY_WILDCARD: Final = Finding(
 )
 EC2_DESCRIBE_WILDCARD: Final = Finding(
     "AwsSolutions-IAM5[Resource::*]",
-    "ec2:DescribeVpcs and ec2:DescribeSubnets (the API checks that a spec's VPC and subnets "
-    "exist) do not support resource-level permissions: EC2 Describe actions accept only "
+    "ec2:DescribeVpcs, ec2:DescribeSubnets and ec2:DescribeImages (the API checks that a spec's VPC, "
+    "subnets and image exist) do not support resource-level permissions: EC2 Describe actions accept only "
     "Resource '*' (https://docs.aws.amazon.com/service-authorization/latest/reference/"
     "list_amazonec2.html). They are read-only and alone in this policy.",
 )

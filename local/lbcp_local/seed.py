@@ -28,6 +28,7 @@ class LocalAccount:
     certificate_arn: str  # ISSUED by a private CA: exportable, so agents can fetch its key
     imported_certificate_arn: str  # ISSUED but imported: ACM cannot export it to agents
     pending_certificate_arn: str
+    image_id: str  # an available x86_64 image this account may launch, for specs that name one
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -74,6 +75,12 @@ def seed_account(ec2: Any, acm: Any, region: str, acm_pca: Any | None = None) ->
         "CertificateArn"
     ]
     pending = acm.request_certificate(DomainName="pending.demo.lbcp.internal", ValidationMethod="DNS")["CertificateArn"]
+    # The emulator lists public images of its own; the same one every time.
+    images = ec2.describe_images(
+        Owners=["amazon"],
+        Filters=[{"Name": "architecture", "Values": ["x86_64"]}, {"Name": "state", "Values": ["available"]}],
+    )["Images"]
+    image_id = min(image["ImageId"] for image in images)
     return LocalAccount(
         region=region,
         vpc_id=vpc_id,
@@ -85,6 +92,7 @@ def seed_account(ec2: Any, acm: Any, region: str, acm_pca: Any | None = None) ->
         certificate_arn=issued,
         imported_certificate_arn=imported,
         pending_certificate_arn=pending,
+        image_id=image_id,
     )
 
 

@@ -606,6 +606,13 @@ CASES: list[Case] = [
         422,
         "listeners[1].certificateArn",
     ),
+    Case("unknown-image", post(put(("instance",), {"imageId": "ami-0123456789abcdef0"})), 422, "instance.imageId"),
+    Case(
+        "image-of-another-architecture",
+        post(put(("instance",), lambda a: {"type": "c7g.large", "imageId": a.image_id})),  # an x86_64 image
+        422,
+        "instance.imageId",
+    ),
     Case("name-in-use", post(), 409, "name", setup="lb"),
     # --- PATCH -------------------------------------------------------------------------
     Case("patch-without-if-match", patch({"capacity": {"max": 8}}, if_match=None), 428, "If-Match", setup="lb"),

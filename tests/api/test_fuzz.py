@@ -67,7 +67,7 @@ def full_spec(account: LocalAccount, name: str) -> dict[str, Any]:
     thresholds = {"scaleOutAbove": 80.0, "scaleInBelow": 40.0, "target": 60.0}
     spec.update(
         proxy="nginx",
-        instance={"type": "c6i.large", "imageId": "ami-0123456789abcdef0"},
+        instance={"type": "c6i.large", "imageId": account.image_id},
         entry={"mode": "dns", "scheme": "internal", "dnsTtlSeconds": 30},
         waf={"enabled": True, "mode": "block", "paranoiaLevel": 2},
         lifecycle={"pendingTimeoutSeconds": 600, "unhealthyTimeoutSeconds": 30, "heartbeatIntervalSeconds": 5},
@@ -109,6 +109,7 @@ ACCOUNT_VALUES = {
     "$spare-subnet": lambda a: a.spare_subnet_id,
     "$other-vpc-subnet": lambda a: a.other_vpc_subnet_id,
     "$certificate": lambda a: a.certificate_arn,
+    "$image": lambda a: a.image_id,
     "$pending-certificate": lambda a: a.pending_certificate_arn,
     "$imported-certificate": lambda a: a.imported_certificate_arn,
 }
@@ -268,6 +269,7 @@ _TEMPLATE_ACCOUNT = LocalAccount(
     certificate_arn="$certificate",
     imported_certificate_arn="$imported-certificate",
     pending_certificate_arn="$pending-certificate",
+    image_id="$image",
 )
 
 

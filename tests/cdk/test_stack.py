@@ -53,6 +53,7 @@ EXPECTED_API_ACTIONS = {
     "dynamodb:ConditionCheckItem",
     "ec2:DescribeVpcs",
     "ec2:DescribeSubnets",
+    "ec2:DescribeImages",
     "acm:DescribeCertificate",
     # The agent routes answer the LBVM lifecycle's callbacks.
     "states:SendTaskSuccess",

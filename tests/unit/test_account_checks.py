@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from lbcp.logic.account_checks import (
     AccountFacts,
     CertificateFacts,
+    ImageFacts,
     SubnetFacts,
     check_against_account,
     facts_needed,
@@ -89,3 +90,38 @@ def test_a_change_looks_up_only_what_it_touches() -> None:
 def test_a_certificate_agents_cannot_export_is_refused() -> None:
     imported = {CERT: CertificateFacts(CERT, "ISSUED", datetime(2027, 1, 1, tzinfo=UTC), exportable=False)}
     assert fields(facts(certificates=imported)) == {"listeners[1].certificateArn": "not_exportable"}
+
+
+IMAGE_X86, IMAGE_ARM = "ami-0123456789abcdef0", "ami-0fedcba9876543210"
+IMAGES = {
+    IMAGE_X86: ImageFacts(IMAGE_X86, "available", "x86_64"),
+    IMAGE_ARM: ImageFacts(IMAGE_ARM, "available", "arm64"),
+}
+
+
+def image_errors(instance: dict[str, str], images: dict[str, ImageFacts] = IMAGES) -> dict[str, str]:
+    spec = parse_spec({**valid(), "instance": instance})
+    return {e.field: e.code for e in check_against_account(spec, facts_needed(spec), facts(images=images), NOW)}
+
+
+def test_an_image_must_exist_be_available_and_fit_the_instance_type() -> None:
+    assert image_errors({"type": "c6i.large", "imageId": IMAGE_X86}) == {}
+    assert image_errors({"type": "c7g.large", "imageId": IMAGE_ARM}) == {}
+    assert image_errors({"type": "c7g.large", "imageId": IMAGE_X86}) == {"instance.imageId": "wrong_architecture"}
+    assert image_errors({"imageId": "ami-00000000000000001"}) == {"instance.imageId": "not_found"}
+    pending = {IMAGE_X86: ImageFacts(IMAGE_X86, "pending", "x86_64")}
+    assert image_errors({"imageId": IMAGE_X86}, pending) == {"instance.imageId": "not_available"}
+    assert image_errors({"type": "c7g.large"}) == {}  # no image named: the latest Amazon Linux for its architecture
+
+
+def test_a_change_of_instance_type_checks_the_image_again_other_changes_do_not() -> None:
+    before = parse_spec({**valid(), "instance": {"type": "c6i.large", "imageId": IMAGE_X86}})
+    to_graviton = parse_spec({**valid(), "instance": {"type": "c7g.large", "imageId": IMAGE_X86}})
+    needed = facts_needed(to_graviton, before)
+    assert needed.image_id == IMAGE_X86
+    errors = check_against_account(to_graviton, needed, facts(images=IMAGES), NOW)
+    assert [(e.field, e.code) for e in errors] == [("instance.imageId", "wrong_architecture")]
+    capacity_only = parse_spec(
+        {**valid(), "instance": {"type": "c6i.large", "imageId": IMAGE_X86}, "capacity": {"min": 3, "max": 4}}
+    )
+    assert facts_needed(capacity_only, before).image_id is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from lbcp.logic.account_checks import AccountFacts, CertificateFacts, FactsNeeded, SubnetFacts
+from lbcp.logic.account_checks import AccountFacts, CertificateFacts, FactsNeeded, ImageFacts, SubnetFacts
 
 
 class AccountInspector(Protocol):
@@ -40,7 +40,17 @@ class AwsAccountInspector:
             certificate = self._describe_certificate(arn)
             if certificate is not None:
                 certificates[arn] = certificate
-        return AccountFacts(region=self._region, vpc_ids=vpc_ids, subnets=subnets, certificates=certificates)
+        images = {}
+        if needed.image_id is not None:
+            # Images this account may launch (its own, shared with it, public), by id.
+            response = self._ec2.describe_images(Filters=[{"Name": "image-id", "Values": [needed.image_id]}])
+            for image in response.get("Images", []):
+                images[image["ImageId"]] = ImageFacts(
+                    image_id=image["ImageId"], state=image.get("State", "unknown"), architecture=image["Architecture"]
+                )
+        return AccountFacts(
+            region=self._region, vpc_ids=vpc_ids, subnets=subnets, certificates=certificates, images=images
+        )
 
     def _describe_certificate(self, arn: str) -> CertificateFacts | None:
         # A certificate from another region or account cannot be described from here,

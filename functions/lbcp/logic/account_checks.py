@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from lbcp.errors import FieldError
+from lbcp.instance_types import architecture
 from lbcp.models.spec import LoadBalancerSpec
 
 
@@ -34,11 +35,19 @@ class CertificateFacts:
 
 
 @dataclass(frozen=True)
+class ImageFacts:
+    image_id: str
+    state: str  # EC2: available, pending, failed, deregistered, ...
+    architecture: str  # x86_64, arm64, i386, ...
+
+
+@dataclass(frozen=True)
 class AccountFacts:
     region: str
     vpc_ids: frozenset[str] = frozenset()
     subnets: dict[str, SubnetFacts] = field(default_factory=dict)
     certificates: dict[str, CertificateFacts] = field(default_factory=dict)
+    images: dict[str, ImageFacts] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class FactsNeeded:
     vpc_id: str | None
     subnet_ids: tuple[str, ...]
     certificate_arns: tuple[str, ...]
+    image_id: str | None = None
 
 
 def facts_needed(spec: LoadBalancerSpec, previous: LoadBalancerSpec | None = None) -> FactsNeeded:
@@ -58,13 +68,17 @@ def facts_needed(spec: LoadBalancerSpec, previous: LoadBalancerSpec | None = Non
     """
     certificates = tuple(dict.fromkeys(ls.certificate_arn for ls in spec.listeners if ls.certificate_arn))
     if previous is None:
-        return FactsNeeded(spec.vpc_id, tuple(spec.subnet_ids), certificates)
+        return FactsNeeded(spec.vpc_id, tuple(spec.subnet_ids), certificates, spec.instance.image_id)
     old_certificates = {ls.certificate_arn for ls in previous.listeners}
     subnets_changed = spec.subnet_ids != previous.subnet_ids
+    # A new image, or a new instance type for the same image (its architecture must fit):
+    # either one rolls the fleet, and a launch that cannot succeed would never finish it.
+    image_changed = spec.instance != previous.instance
     return FactsNeeded(
         vpc_id=None,
         subnet_ids=tuple(spec.subnet_ids) if subnets_changed else (),
         certificate_arns=tuple(arn for arn in certificates if arn not in old_certificates),
+        image_id=spec.instance.image_id if image_changed else None,
     )
 
 
@@ -75,7 +89,30 @@ def check_against_account(
         *_vpc(spec, needed, facts),
         *_subnets(spec, needed, facts),
         *_certificates(spec, needed, facts, now),
+        *_image(spec, needed, facts),
     ]
+
+
+def _image(spec: LoadBalancerSpec, needed: FactsNeeded, facts: AccountFacts) -> Iterator[FieldError]:
+    if needed.image_id is None:
+        return
+    path = ("instance", "imageId")
+    image = facts.images.get(needed.image_id)
+    if image is None:
+        yield FieldError(
+            path,
+            f"image {needed.image_id} does not exist in {facts.region} or this account may not launch it",
+            "not_found",
+        )
+    elif image.state != "available":
+        yield FieldError(path, f"image is {image.state}; it must be available", "not_available")
+    elif image.architecture != (wanted := architecture(spec.instance.type)):
+        yield FieldError(
+            path,
+            f"image {image.image_id} is built for {image.architecture}; instance type {spec.instance.type} "
+            f"needs {wanted}",
+            "wrong_architecture",
+        )
 
 
 def _vpc(spec: LoadBalancerSpec, needed: FactsNeeded, facts: AccountFacts) -> Iterator[FieldError]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from lbcp.instance_types import architecture
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.spec import LoadBalancerSpec
@@ -22,12 +22,6 @@ def launch_template(spec: LoadBalancerSpec) -> str:
     """
     image = spec.instance.image_id or "the latest Amazon Linux 2023"
     return f"{spec.instance.type} from {image} running {spec.proxy}"
-
-
-def architecture(instance_type: str) -> str:
-    """Graviton families carry a "g" after the generation digit (c7g, m6gd, t4g): arm64."""
-    family = instance_type.split(".", 1)[0]
-    return "arm64" if re.fullmatch(r"[a-z]+\d+g[a-z]*", family) else "x86_64"
 
 
 class DefaultLaunchSettings:
