@@ -35,14 +35,14 @@ from typing import Any
 import boto3
 
 from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
-from lbcp.dal.lbvms import LbvmConflict, LbvmRepository
+from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.dal.schema import create_table
 from lbcp.entry import EntryAdapter
 from lbcp.entry.names import target_group_name
 from lbcp.lifecycle import callbacks
 from lbcp.lifecycle.executions import start_lifecycle
-from lbcp.models.lbvm import Lbvm
+from lbcp.models.lbvm import Lbvm, LbvmConflict
 from lbcp.models.lifecycle import DrainSettings, LaunchSettings, LifecycleInput, Tag, Timeouts
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp_local import lambda_bridge

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from lbcp.dal.lbvms import LbvmConflict, LbvmRepository
+from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply
-from lbcp.models.lbvm import Lbvm
+from lbcp.models.lbvm import Lbvm, LbvmConflict
 from lbcp.models.resource import LoadBalancerRecord
 
 PERSIST_INTERVAL = timedelta(seconds=30)

@@ -20,14 +20,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from lbcp import LB_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
-from lbcp.dal.lbvms import LbvmConflict, LbvmRepository
+from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.entry import EntryAdapter
 from lbcp.lifecycle import callbacks
 from lbcp.lifecycle.executions import start_lifecycle
 from lbcp.lifecycle.protocol import LBVM_ID_TAG_KEY, drain_output
 from lbcp.models.events import Event
-from lbcp.models.lbvm import DrainReason, Lbvm
+from lbcp.models.lbvm import DrainReason, Lbvm, LbvmConflict
 from lbcp.models.lifecycle import DrainSettings, LaunchSettings, LifecycleInput, Tag, Timeouts
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp_local.machinery import FleetMachinery

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lbcp.dal.lbvms import LbvmConflict, LbvmRepository, from_item, to_item
-from lbcp.models.lbvm import Lbvm
+from lbcp.dal.lbvms import LbvmRepository, from_item, to_item
+from lbcp.models.lbvm import Lbvm, LbvmConflict
 from tests.conftest import Cloud
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

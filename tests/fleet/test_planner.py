@@ -330,3 +330,17 @@ def test_the_entry_is_ensured_when_incomplete() -> None:
     result = decide(record(desired=2), vms, world(vms, EntryView(ready=False)))
     assert [type(job) for job in result.jobs] == [EnsureEntry]
     assert result.status.phase == "Degraded"  # routable, but the entry is not whole
+
+
+def test_launch_reasons_during_a_rollout_count_the_lbvms_that_still_serve() -> None:
+    # Four LBVMs on the old template serve while the first replacement is launched:
+    # the reason must not say that none of the desired LBVMs is routable.
+    rec = record(desired=4, capacity={"min": 1, "max": 4}, instance={"type": "c6i.xlarge"})
+    old = [lbvm(n, subnet=(SUBNET_A, SUBNET_B)[n % 2], launch_template=OLD_TEMPLATE) for n in range(1, 5)]
+    [launch] = decide(rec, old, world(old)).jobs
+    assert isinstance(launch, Launch)
+    assert "0 of 4 desired LBVMs are routable" not in launch.reason
+    assert launch.reason.endswith(
+        "replacing LBVMs the spec no longer describes: 4 of 4 desired LBVMs serve (0 as the spec describes, "
+        "4 awaiting replacement), 0 replacement(s) starting"
+    )

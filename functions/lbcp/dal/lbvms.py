@@ -26,7 +26,7 @@ from lbcp.dal.schema import (
     SORT_KEY,
     TTL_ATTRIBUTE,
 )
-from lbcp.models.lbvm import Lbvm
+from lbcp.models.lbvm import Lbvm, LbvmConflict
 
 KIND_LBVM = "LBVM"
 LBVM_PREFIX = "LBVM#"
@@ -35,10 +35,6 @@ TERMINATED_RETENTION = timedelta(days=7)
 _NUMBER_FIELDS = frozenset(
     {"version", "launchedGeneration", "activeConnections", "appliedConfigVersion", "heartbeatSequence"}
 )
-
-
-class LbvmConflict(Exception):
-    """The record changed since it was read (or does not exist)."""
 
 
 def lbvm_key(load_balancer_id: str, lbvm_id: str) -> dict[str, Any]:

@@ -23,13 +23,13 @@ from typing import Any, Final, get_args
 from botocore.exceptions import ClientError
 from pydantic import Field
 
-from lbcp.dal.lbvms import LbvmConflict, LbvmRepository
+from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.entry import EntryAdapter
 from lbcp.lifecycle import callbacks, messages
 from lbcp.lifecycle.protocol import TransientError, drain_output, first_heartbeat_output, recovered_output
 from lbcp.models.events import Event
-from lbcp.models.lbvm import CallbackKind, DrainReason, Lbvm
+from lbcp.models.lbvm import CallbackKind, DrainReason, Lbvm, LbvmConflict
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import StatusModel
 from lbcp.settings import Settings

@@ -14,7 +14,7 @@ parties never overwrite each other.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import Field
@@ -22,6 +22,10 @@ from pydantic import Field
 from lbcp.models.status import LbvmState, StatusModel
 
 LBVM_ID_PATTERN = r"^lbvm-[0-9a-f]{12}$"
+
+# An agent's report is stored when something changed, and at least this often
+# otherwise: a stored heartbeat may be this much older than the agent's last one.
+HEARTBEAT_PERSIST_INTERVAL = timedelta(seconds=30)
 
 # Which callback the lifecycle execution is waiting on (see statemachines/).
 #   first-heartbeat  Pending: the agent's first heartbeat completes it
@@ -33,6 +37,10 @@ CallbackKind = Literal["first-heartbeat", "heartbeats", "recovery"]
 DrainReason = Literal["scale-in", "replace", "rollout", "delete", "unhealthy", "pending-timeout", "orphan"]
 
 LIVE_STATES: frozenset[str] = frozenset({"Launching", "Pending", "Routable", "Unroutable"})
+
+
+class LbvmConflict(Exception):
+    """The record changed since it was read (or does not exist): every writer updates conditionally."""
 
 
 class Lbvm(StatusModel):

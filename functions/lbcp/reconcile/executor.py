@@ -18,10 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
-from lbcp.dal.lbvms import LbvmConflict, LbvmRepository
-from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.models.events import Event
-from lbcp.models.lbvm import Lbvm
+from lbcp.models.lbvm import Lbvm, LbvmConflict
 from lbcp.models.lifecycle import DrainSettings, LaunchSettings, LifecycleInput, Tag, Timeouts
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.reconcile.jobs import (
@@ -41,7 +39,14 @@ from lbcp.reconcile.jobs import (
 from lbcp.reconcile.launch import launch_template
 from lbcp.reconcile.observed import EntryView
 from lbcp.reconcile.plan import ReconcilePlan
-from lbcp.reconcile.ports import ComputePort, EntryPort, LaunchSettingsPort, LifecyclePort
+from lbcp.reconcile.ports import (
+    ComputePort,
+    EntryPort,
+    LaunchSettingsPort,
+    LbvmStore,
+    LifecyclePort,
+    LoadBalancerStore,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +74,8 @@ class Executor:
     def __init__(
         self,
         *,
-        load_balancers: LoadBalancerRepository,
-        lbvms: LbvmRepository,
+        load_balancers: LoadBalancerStore,
+        lbvms: LbvmStore,
         compute: ComputePort,
         entry: EntryPort,
         lifecycle: LifecyclePort,
@@ -121,7 +126,7 @@ class Executor:
             case RequestDrain():
                 return self._drain(record, lbvms[job.lbvm_id], job)
             case ForceTerminate(lbvm_id=lbvm_id):
-                return self._force_terminate(record, lbvms[lbvm_id])
+                return self._force_terminate(record, lbvms[lbvm_id], job)
             case TerminateInstance(instance_id=instance_id):
                 return self._compute.terminate_instance(record.id, instance_id)
             case DeleteNetworkInterface(network_interface_id=interface_id):
@@ -228,7 +233,7 @@ class Executor:
                 current.callback_token, {"action": "drain", "reason": job.drain_reason, "message": job.reason}
             )
 
-    def _force_terminate(self, record: LoadBalancerRecord, lbvm: Lbvm) -> None:
+    def _force_terminate(self, record: LoadBalancerRecord, lbvm: Lbvm, job: ForceTerminate) -> None:
         self._entry.deregister(record, lbvm_id=lbvm.lbvm_id, instance_id=lbvm.instance_id)
         if lbvm.instance_id:
             self._compute.terminate_instance(record.id, lbvm.instance_id)
@@ -239,11 +244,10 @@ class Executor:
             state="Terminated",
             state_since=now,
             terminated_at=now,
-            end_reason="forced: the lifecycle overran its drain timeout",
+            end_reason=job.end_reason,
             callback_token=None,
             callback_kind=None,
         )
-        # The interface is deleted as an orphan once the instance is gone (it cannot be while attached).
 
     def _event(self, record: LoadBalancerRecord, job: Job, message: str, warning: bool = False) -> Event:
         return Event(

@@ -60,9 +60,14 @@ class RequestDrain(Job):
 
 @dataclass(frozen=True)
 class ForceTerminate(Job):
-    """Backstop for an LBVM whose lifecycle is stuck: deregister, terminate, delete its ENI, mark Terminated."""
+    """Backstop for an LBVM whose lifecycle is stuck: deregister, terminate, mark Terminated.
+
+    Its interface is deleted as an orphan once the instance is gone (it cannot be while attached).
+    """
 
     lbvm_id: str
+    # What the LBVM's record keeps as the end of its life (``Lbvm.end_reason``).
+    end_reason: str
     event_reason: ClassVar[str] = "ForcedTermination"
     warning: ClassVar[bool] = True
 

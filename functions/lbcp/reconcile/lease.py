@@ -14,12 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lbcp.dal.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from lbcp.reconcile.ports import LeaseHeld
 
 LEASE_SORT_KEY = "LEASE"
-
-
-class LeaseHeld(Exception):
-    """Another run holds the lease."""
 
 
 class Leases:

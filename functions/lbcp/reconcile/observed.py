@@ -1,7 +1,7 @@
 """The observed world (the snapshot): what really exists, found by owner tags.
 
-Plain, immutable data: the observer adapter (``observer.py``) fills it from
-AWS once per tick for all load balancers; the planner only reads it.
+Plain, immutable data: the compute and entry adapters fill it from AWS
+once per tick for all load balancers; the planner only reads it.
 """
 
 from __future__ import annotations
@@ -59,12 +59,3 @@ class LoadBalancerView:
     instances: tuple[ObservedInstance, ...] = ()
     network_interfaces: tuple[ObservedNetworkInterface, ...] = ()
     entry: EntryView = field(default_factory=lambda: EntryView(ready=False))
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    taken_at: datetime
-    views: dict[str, LoadBalancerView] = field(default_factory=dict)
-
-    def view(self, load_balancer_id: str) -> LoadBalancerView:
-        return self.views.get(load_balancer_id, LoadBalancerView())

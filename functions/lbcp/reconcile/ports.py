@@ -1,19 +1,83 @@
 """What the reconciler needs from the outside world, as small interfaces.
 
-The AWS implementations live in adapters (EC2 in ``observer.py``, the entry in
-``lbcp.entry``, Step Functions in ``lifecycle_port.py``); tests and the
-simulated world of the property tests provide their own.
+The AWS implementations live in adapters: EC2 in ``compute.py``, the entry in
+``lbcp.entry``, Step Functions in ``lifecycle_port.py``, the lease in
+``lease.py``, the records in ``lbcp.dal``. The simulated world of the property
+tests implements every one of them in memory, so that those tests run the
+real reconciler and executor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, Protocol
 
+from lbcp.models.events import Event
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.lifecycle import LifecycleInput
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.status import LoadBalancerStatus
 from lbcp.reconcile.observed import EntryView, ObservedInstance, ObservedNetworkInterface
+
+
+class LeaseHeld(Exception):
+    """Another run holds the lease."""
+
+
+class RecordPage(Protocol):
+    @property
+    def items(self) -> list[LoadBalancerRecord]: ...
+
+    @property
+    def next_token(self) -> str | None: ...
+
+
+class LoadBalancerStore(Protocol):
+    """The load balancer records, as the reconciler reads and writes them."""
+
+    def get(self, lb_id: str) -> LoadBalancerRecord | None:
+        """Strongly consistent."""
+        ...
+
+    def list(self, limit: int, token: str | None) -> RecordPage: ...
+
+    def write_status(self, lb_id: str, status: LoadBalancerStatus, events: Sequence[Event]) -> None:
+        """The status and the events that explain it, together (a deleting record stays Deleting)."""
+        ...
+
+    def remove(self, lb_id: str, event: Event) -> None:
+        """The last finalizer step: the record goes, its events stay until they expire."""
+        ...
+
+
+class LbvmStore(Protocol):
+    """The LBVM records; every update is conditional on the version read (``LbvmConflict``)."""
+
+    def list_all(self) -> Iterator[Lbvm]:
+        """Every LBVM of every load balancer (eventually consistent)."""
+        ...
+
+    def list_for(self, load_balancer_id: str) -> list[Lbvm]:
+        """One load balancer's LBVMs, strongly consistent."""
+        ...
+
+    def get(self, load_balancer_id: str, lbvm_id: str) -> Lbvm | None: ...
+
+    def create(self, lbvm: Lbvm) -> None:
+        """The pending marker; ``LbvmConflict`` if the id exists."""
+        ...
+
+    def update(self, current: Lbvm, **changes: Any) -> Lbvm: ...
+
+    def delete(self, lbvm: Lbvm) -> None: ...
+
+
+class LeasePort(Protocol):
+    def held(self, load_balancer_id: str, now: datetime) -> AbstractContextManager[None]:
+        """Hold the load balancer's lease for the block; ``LeaseHeld`` if another run holds it."""
+        ...
 
 
 class ComputePort(Protocol):

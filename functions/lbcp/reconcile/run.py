@@ -18,16 +18,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from lbcp.dal.lbvms import LbvmRepository
-from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.reconcile.executor import Executor
 from lbcp.reconcile.jobs import RemoveLoadBalancer
-from lbcp.reconcile.lease import LeaseHeld, Leases
 from lbcp.reconcile.observed import EntryView, LoadBalancerView
 from lbcp.reconcile.plan import PlannerSettings, plan
-from lbcp.reconcile.ports import ComputePort, EntryPort
+from lbcp.reconcile.ports import ComputePort, EntryPort, LbvmStore, LeaseHeld, LeasePort, LoadBalancerStore
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +57,12 @@ class Reconciler:
     def __init__(
         self,
         *,
-        load_balancers: LoadBalancerRepository,
-        lbvms: LbvmRepository,
+        load_balancers: LoadBalancerStore,
+        lbvms: LbvmStore,
         compute: ComputePort,
         entry: EntryPort,
         executor: Executor,
-        leases: Leases,
+        leases: LeasePort,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
         planner_settings: PlannerSettings | None = None,

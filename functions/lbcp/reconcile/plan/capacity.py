@@ -1,0 +1,151 @@
+"""Capacity: as many LBVMs as desired, spread over the subnets, within capacity.max + rollout.maxSurge.
+
+Routable and starting LBVMs count towards the desired capacity; Unroutable ones
+do not: a replacement is launched at once, and if the sick one recovers, the
+surplus is drained on a later tick. LBVMs the spec no longer describes still
+serve, but are replaced (``roll``). In one tick the rule does one of: drain an
+excess, launch what is missing, or rebalance the zones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lbcp.models.lbvm import Lbvm
+from lbcp.reconcile.jobs import Job, Launch, RequestDrain
+from lbcp.reconcile.placement import subnets_for_launches
+from lbcp.reconcile.plan.context import PlanContext
+from lbcp.reconcile.plan.roll import drain_replaced, replacements
+from lbcp.scaling.victim import LbvmRef, choose_scale_in_victims
+
+
+def capacity(ctx: PlanContext) -> list[Job]:
+    spec = ctx.spec
+    desired = ctx.record.status.desired_capacity
+    leaving = ctx.leaving
+    counted = [lbvm for lbvm in ctx.fleet.routable + ctx.fleet.starting if lbvm.lbvm_id not in leaving]
+    why = replacements(spec, counted)
+    outgoing = [lbvm for lbvm in counted if lbvm.lbvm_id in why]
+    placed = [lbvm for lbvm in counted if lbvm.lbvm_id not in why]
+
+    jobs = drain_replaced(spec, desired, placed, outgoing, why)
+    excess = len(placed) - desired
+    if excess > 0:
+        return jobs + _scale_in(ctx, placed, excess, desired)
+    missing = desired - len(placed)
+    if missing > 0:
+        return jobs + _launch(ctx, placed, outgoing, min(missing, launch_room(ctx)), desired)
+    if outgoing:
+        return jobs  # rebalancing waits for the rollout
+    return jobs + _rebalance(ctx, placed)
+
+
+def launch_room(ctx: PlanContext) -> int:
+    """How many launches fit under the ceiling: capacity.max + rollout.maxSurge instances in all.
+
+    Every instance that exists or is about to counts: alive instances, the
+    instances of records not yet terminated (they may not be listed yet), and
+    markers still waiting for their instance.
+    """
+    spec = ctx.spec
+    not_terminated = ctx.fleet.not_terminated
+    in_flight = {lbvm.instance_id for lbvm in not_terminated if lbvm.instance_id}
+    instances = len({i.instance_id for i in ctx.observed.instances if i.alive} | in_flight)
+    markers_without_instance = sum(1 for lbvm in not_terminated if lbvm.instance_id is None)
+    ceiling = spec.capacity.max + spec.rollout.max_surge
+    return max(0, ceiling - instances - markers_without_instance)
+
+
+def _scale_in(ctx: PlanContext, placed: Sequence[Lbvm], excess: int, desired: int) -> list[Job]:
+    refs = [LbvmRef(lbvm.lbvm_id, lbvm.subnet_id, lbvm.state) for lbvm in placed]
+    by_id = {lbvm.lbvm_id: lbvm for lbvm in placed}
+    jobs: list[Job] = []
+    for ref in choose_scale_in_victims(refs, excess, ctx.rng):
+        victim = by_id[ref.lbvm_id]
+        jobs.append(
+            RequestDrain(
+                reason=f"{victim.lbvm_id} in {victim.subnet_id}: {len(placed)} LBVMs for a desired capacity of "
+                f"{desired}; draining the excess (keeping Availability Zones balanced)",
+                lbvm_id=victim.lbvm_id,
+                drain_reason="scale-in",
+            )
+        )
+    return jobs
+
+
+def _launch(
+    ctx: PlanContext, placed: Sequence[Lbvm], outgoing: Sequence[Lbvm], launches: int, desired: int
+) -> list[Job]:
+    zones = _zones(ctx)
+    why = _launch_why(placed, outgoing, desired)
+    return [
+        Launch(
+            reason=f"launching an LBVM in {subnet_id}{_zone_text(zones.get(subnet_id))}: {why}",
+            subnet_id=subnet_id,
+            availability_zone=zones.get(subnet_id),
+        )
+        for subnet_id in subnets_for_launches(ctx.spec.subnet_ids, placed, launches)
+    ]
+
+
+def _launch_why(placed: Sequence[Lbvm], outgoing: Sequence[Lbvm], desired: int) -> str:
+    """Count what serves: during a rollout the LBVMs being replaced still carry the traffic."""
+    routable = sum(1 for lbvm in placed if lbvm.state == "Routable")
+    starting = len(placed) - routable
+    if not outgoing:
+        return f"{len(placed)} of {desired} desired LBVMs are routable ({routable}) or starting ({starting})"
+    serving_old = sum(1 for lbvm in outgoing if lbvm.state == "Routable")
+    return (
+        f"replacing LBVMs the spec no longer describes: {routable + serving_old} of {desired} desired LBVMs serve "
+        f"({routable} as the spec describes, {serving_old} awaiting replacement), {starting} replacement(s) starting"
+    )
+
+
+def _rebalance(ctx: PlanContext, placed: Sequence[Lbvm]) -> list[Job]:
+    """Rebalance, as Auto Scaling does: when the zones differ by more than one
+    (a subnet was added, a zone lost LBVMs), launch one in the emptiest zone;
+    the surplus that follows is drained from the fullest zone on a later tick.
+    """
+    spec = ctx.spec
+    per_subnet = {subnet_id: 0 for subnet_id in spec.subnet_ids}
+    for lbvm in placed:
+        per_subnet[lbvm.subnet_id] += 1
+    if max(per_subnet.values()) - min(per_subnet.values()) <= 1:
+        return []
+    if launch_room(ctx) > 0:
+        zones = _zones(ctx)
+        [subnet_id] = subnets_for_launches(spec.subnet_ids, placed, 1)
+        return [
+            Launch(
+                reason=f"rebalancing Availability Zones: {_counts(per_subnet)}; launching one in {subnet_id}"
+                f"{_zone_text(zones.get(subnet_id))}, then draining one from the fullest zone",
+                subnet_id=subnet_id,
+                availability_zone=zones.get(subnet_id),
+            )
+        ]
+    if spec.rollout.max_unavailable > 0:
+        # No room to surge: drain from the fullest zone first; the launch into the
+        # emptiest follows once it is gone (within maxUnavailable).
+        refs = [LbvmRef(lbvm.lbvm_id, lbvm.subnet_id, lbvm.state) for lbvm in placed]
+        [chosen] = choose_scale_in_victims(refs, 1, ctx.rng)
+        return [
+            RequestDrain(
+                reason=f"rebalancing Availability Zones: {_counts(per_subnet)}; no room to launch first "
+                f"(maxSurge {spec.rollout.max_surge}), so draining {chosen.lbvm_id} from the fullest zone first",
+                lbvm_id=chosen.lbvm_id,
+                drain_reason="scale-in",
+            )
+        ]
+    return []
+
+
+def _counts(per_subnet: dict[str, int]) -> str:
+    return ", ".join(f"{count} in {subnet_id}" for subnet_id, count in per_subnet.items())
+
+
+def _zones(ctx: PlanContext) -> dict[str, str]:
+    return {lbvm.subnet_id: lbvm.availability_zone for lbvm in ctx.fleet.records if lbvm.availability_zone}
+
+
+def _zone_text(zone: str | None) -> str:
+    return f" ({zone})" if zone else ""
