@@ -16,18 +16,23 @@ one load balancer:
   first heartbeat within the pending timeout, heartbeat watch, recovery,
   drain with its dual threshold), and one agent per instance.
 
-``reconcile`` observes the world exactly as the observer does (only resources
-carrying the lbcp product tag and this load balancer's id; registrations only
-on verified ticks), runs the real planner, and carries the plan out with the
-executor's semantics (``lbcp.reconcile.executor``). Every action anyone takes
-(reconciler, lifecycle, faults) is recorded in ``actions``; anything that
-breaks a rule the world can judge by itself (touching a resource that is not
-ours, a second instance for one LBVM) is recorded in ``violations``.
+``reconcile`` runs one invocation of the real reconciler (``Reconciler`` and
+``Executor`` from ``lbcp.reconcile``) over the world's implementations of its
+ports (``world_ports.py``): it observes the world as the adapters do (only
+resources carrying the lbcp product tag; registrations only on verified
+ticks), plans with the real planner and acts through the ports. Every action
+anyone takes (reconciler, lifecycle, faults) is recorded in ``actions``;
+anything that breaks a rule the world can judge by itself (touching a resource
+that is not ours, a second instance for one LBVM) is recorded in
+``violations``.
 
 Faults (``inject``) are what happens between ticks behind the control
 plane's back: instances killed, agents silenced, launches that fail, boots
 that never become healthy, executions that stop progressing, foreign
-instances, scaler and spec changes, a damaged entry, a deletion request.
+instances, scaler and spec changes, a damaged entry, a deletion request; and
+what happens to the reconciler itself in the next tick: an AWS call that
+fails (throttled, a 5xx), the process dying between two calls, a second
+reconciler ticking at the same time.
 """
 
 from __future__ import annotations
@@ -41,35 +46,44 @@ from typing import Any, Final, Literal
 from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
 from lbcp.lifecycle.tasks import NO_WAIT_REASONS
 from lbcp.logic.capacity import effective_desired_capacity
+from lbcp.models.events import Event
 from lbcp.models.lbvm import DrainReason, Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import LbvmState, LoadBalancerStatus
+from lbcp.reconcile.executor import Executor, ExecutorSettings
 from lbcp.reconcile.jobs import (
     DeleteNetworkInterface,
-    DeregisterTarget,
-    EnsureEntry,
     ForceTerminate,
     Job,
-    Launch,
     RegisterTarget,
-    RemoveLoadBalancer,
     RequestDrain,
     StartLifecycle,
-    TeardownEntry,
     TerminateInstance,
 )
 from lbcp.reconcile.launch import launch_template
-from lbcp.reconcile.observed import (
-    INSTANCE_ALIVE_STATES,
-    EntryView,
-    LoadBalancerView,
-    ObservedInstance,
-    ObservedNetworkInterface,
-)
-from lbcp.reconcile.plan import PlannerSettings, ReconcilePlan, plan
+from lbcp.reconcile.observed import INSTANCE_ALIVE_STATES, EntryView
+from lbcp.reconcile.plan import PlannerSettings, ReconcilePlan
+from lbcp.reconcile.run import Reconciler, TickReport
 from lbcp.service import initial_status
 from lbcp.validation import parse_spec
+from tests.fleet.world_ports import (
+    OPERATIONS,
+    AwsError,
+    AwsErrorKind,
+    CallFaults,
+    LeaseTable,
+    ReconcilerDied,
+    RecordBeingDeleted,
+    RecordGone,
+    WorldCompute,
+    WorldEntry,
+    WorldLaunchSettings,
+    WorldLbvms,
+    WorldLeases,
+    WorldLifecycle,
+    WorldLoadBalancers,
+)
 
 # The reconciler's schedule (``Reconciler``'s default ``tick_period``): one tick of the world.
 TICK: Final = timedelta(minutes=1)
@@ -93,6 +107,13 @@ TERMINATED_LISTED_FOR: Final = timedelta(hours=1)
 EXPIRED_LBVM_ID: Final = "lbvm-0000000dead01"
 # An LBVM of another load balancer (its instance is not ours).
 OTHER_LBVM_ID: Final = "lbvm-0000000beef01"
+
+EXECUTOR_SETTINGS: Final = ExecutorSettings(
+    table_name="lbcp",
+    tasks_function_arn="arn:aws:lambda:us-east-1:123456789012:function:lbcp-lifecycle-tasks",
+    drain_state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:lbcp-lbvm-drain",
+    instance_profile_arn=None,
+)
 
 OUR_TAGS: Final = {PRODUCT_TAG_KEY: PRODUCT_TAG_VALUE, LB_ID_TAG_KEY: LB_ID}
 # What a PATCH of instance.type may choose (the shapes' specs use the default, c6i.large).
@@ -303,6 +324,28 @@ class RequestDeletion:
     """DELETE /load-balancers/{id}."""
 
 
+@dataclass(frozen=True)
+class FailCall:
+    """The reconciler's next call of ``operation`` fails once botocore's own retries are spent."""
+
+    operation: str  # one of world_ports.OPERATIONS
+    kind: AwsErrorKind
+
+
+@dataclass(frozen=True)
+class KillReconciler:
+    """The reconciler's process dies at its ``at_call``-th call of the next tick (its lease is left held)."""
+
+    at_call: int
+
+
+@dataclass(frozen=True)
+class RivalReconciler:
+    """A second reconciler ticks the same load balancer right before the ``at_call``-th call of the next tick."""
+
+    at_call: int
+
+
 Fault = (
     KillInstance
     | SilenceAgent
@@ -318,6 +361,9 @@ Fault = (
     | DamageEntry
     | DropRegistration
     | RequestDeletion
+    | FailCall
+    | KillReconciler
+    | RivalReconciler
 )
 
 
@@ -403,13 +449,31 @@ class Action:
 
 
 class JobFailed(Exception):
-    """A job the executor would record as failed (the next tick retries it)."""
+    """An AWS call that fails for a reason of the world (an entry not built, an interface still attached)."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What one reconciler invocation did: its report, or why it failed as a whole."""
+
+    report: TickReport | None
+    failed: str | None = None
+
+    @property
+    def plan(self) -> ReconcilePlan | None:
+        return self.report.plans.get(LB_ID) if self.report is not None else None
+
+    @property
+    def locked(self) -> bool:
+        return self.report is not None and LB_ID in self.report.locked
 
 
 # --- the world -----------------------------------------------------------------------------------------
 
 
 class World:
+    lb_id: Final = LB_ID
+
     def __init__(self, shape: FleetShape, desired: int, behaviour: Behaviour | None = None, seed: Seed | None = None):
         self.behaviour = behaviour or Behaviour()
         self.now = BASE_TIME
@@ -430,6 +494,14 @@ class World:
         self.broken_boots_armed = 0
         self.actions: list[Action] = []
         self.violations: list[str] = []
+        self.events: list[Event] = []  # what the reconciler wrote with its status writes
+        self.left_at_removal: list[str] | None = None  # what was left when the record was removed
+        self.lbvm_ids_ever: set[str] = set()  # every LBVM id this load balancer has had
+        # Launches decided on a read that missed another reconciler's marker (what the lease prevents).
+        self.stale_launches: list[str] = []
+        self.call_faults = CallFaults()
+        self.leases = LeaseTable()
+        self.invocations = 0
         self.instances_per_lbvm: Counter[str] = Counter()
         self.markers_created: Counter[str] = Counter()
         self.executions_started: Counter[str] = Counter()
@@ -482,43 +554,9 @@ class World:
     def verified(self) -> bool:
         return self.tick % self.behaviour.verify_every == 0
 
-    # --- observation ----------------------------------------------------------------------------------
+    # --- the entry as the adapter observes it ---------------------------------------------------------------
 
-    def observe(self, verified: bool | None = None) -> LoadBalancerView:
-        """The view ``Reconciler.tick`` builds: ``Ec2Compute.observe`` and ``EntryAdapter.observe_entries``."""
-        verified = self.verified() if verified is None else verified
-        instances = tuple(
-            ObservedInstance(
-                instance_id=i.instance_id,
-                load_balancer_id=i.tags[LB_ID_TAG_KEY],
-                lbvm_id=i.tags.get(LBVM_ID_TAG_KEY),
-                state=i.state,
-                subnet_id=i.subnet_id,
-                private_ip=i.private_ip,
-                launched_at=i.launched_at,
-            )
-            for i in sorted(self.instances.values(), key=lambda i: i.instance_id)
-            if self._listed(i.tags) and i.tags[LB_ID_TAG_KEY] == LB_ID and self.now >= i.listed_from
-        )
-        interfaces = tuple(
-            ObservedNetworkInterface(
-                network_interface_id=n.interface_id,
-                load_balancer_id=n.tags[LB_ID_TAG_KEY],
-                lbvm_id=n.tags.get(LBVM_ID_TAG_KEY),
-                status=n.status,
-                attached_instance_id=n.attached_to,
-            )
-            for n in sorted(self.interfaces.values(), key=lambda n: n.interface_id)
-            if self._listed(n.tags) and n.tags[LB_ID_TAG_KEY] == LB_ID
-        )
-        return LoadBalancerView(instances=instances, network_interfaces=interfaces, entry=self._entry_view(verified))
-
-    @staticmethod
-    def _listed(tags: dict[str, str]) -> bool:
-        # Filters=[tag:lbcp:product=lbcp], then skipped unless it has a load balancer id tag.
-        return tags.get(PRODUCT_TAG_KEY) == PRODUCT_TAG_VALUE and LB_ID_TAG_KEY in tags
-
-    def _entry_view(self, verified: bool) -> EntryView:
+    def entry_view(self, verified: bool) -> EntryView:
         entry = self.entry
         pool_mode = self.spec.entry.mode == "pool"
         ready = entry.built if pool_mode else entry.security_group_id is not None
@@ -539,207 +577,126 @@ class World:
             resources_left=left,
         )
 
-    # --- one reconciler tick ------------------------------------------------------------------------------
+    # --- one reconciler invocation (the real ``Reconciler`` and ``Executor`` over the world's ports) ---------------
 
-    def plan(
-        self, view: LoadBalancerView, rng: random.Random, settings: PlannerSettings | None = None
-    ) -> ReconcilePlan:
-        record = self.record()
-        assert record is not None, "the load balancer was removed"
-        return plan(record, self.records(), view, self.now, rng=rng, settings=settings)
-
-    def reconcile(
-        self, rng: random.Random, settings: PlannerSettings | None = None, verified: bool | None = None
-    ) -> ReconcilePlan:
-        """Observe, plan and act, as ``Reconciler.tick`` does for one load balancer."""
-        view = self.observe(verified)
-        decided = self.plan(view, rng, settings)
-        self.apply(decided, view)
-        return decided
-
-    def apply(self, decided: ReconcilePlan, view: LoadBalancerView) -> None:
-        """Carry out a plan with the executor's semantics; a no-op plan writes nothing at all."""
-        record = self.record()
-        assert record is not None
-        if decided.is_noop(record.status):
-            return
-        self._check_targets(decided.jobs)
-        listing = {lbvm.lbvm_id: lbvm for lbvm in self.records()}  # what the executor was given
-        entry = view.entry
-        removed = False
-        for job in decided.jobs:
-            try:
-                outcome = self._run(job, listing, entry)
-            except JobFailed as failure:
-                self._act("reconciler", "failed", type(job).__name__, str(failure))
-                continue
-            if isinstance(job, EnsureEntry):
-                assert isinstance(outcome, EntryView)
-                entry = outcome
-            if isinstance(job, RemoveLoadBalancer):
-                removed = True
-        if removed:
-            self.removed = True
-        else:
-            self.stored_status = decided.status
-
-    def _check_targets(self, jobs: tuple[Job, ...]) -> None:
-        """Whether the plan aims at anything that is not ours (before anything is carried out)."""
-        for job in jobs:
-            if isinstance(job, TerminateInstance):
-                instance = self.instances.get(job.instance_id)
-                if instance is not None and not is_ours(instance.tags):
-                    self.violations.append(f"planned TerminateInstance of {job.instance_id}, tags {instance.tags}")
-            elif isinstance(job, DeleteNetworkInterface):
-                interface = self.interfaces.get(job.network_interface_id)
-                if interface is not None and not is_ours(interface.tags):
-                    self.violations.append(
-                        f"planned DeleteNetworkInterface of {job.network_interface_id}, tags {interface.tags}"
-                    )
-            elif (
-                isinstance(job, (RequestDrain, ForceTerminate, RegisterTarget, StartLifecycle))
-                and job.lbvm_id not in self.lbvms
-            ):
-                self.violations.append(f"planned {type(job).__name__} of {job.lbvm_id}, not an LBVM of {LB_ID}")
-
-    def _run(self, job: Job, listing: dict[str, Lbvm], entry: EntryView) -> object:
-        match job:
-            case EnsureEntry():
-                self._ensure_entry()
-                return self._entry_view(verified=False)
-            case Launch():
-                self._launch_job(job, entry)
-            case StartLifecycle(lbvm_id=lbvm_id):
-                self._start(self._listed_lbvm(listing, lbvm_id), entry)
-            case RequestDrain():
-                drained = self._listed_lbvm(listing, job.lbvm_id)
-                self._request_drain(drained, job)
-                if job.deregister_now:  # as the executor: out of the entry at once
-                    self._deregister("reconciler", lbvm_id=drained.lbvm_id, instance_id=drained.instance_id)
-            case ForceTerminate(lbvm_id=lbvm_id):
-                self._force_terminate(self._listed_lbvm(listing, lbvm_id))
-            case TerminateInstance(instance_id=instance_id):
-                self._terminate("reconciler", instance_id, check_owner=True)
-            case DeleteNetworkInterface(network_interface_id=interface_id):
-                self._delete_interface("reconciler", interface_id, check_owner=True)
-            case RegisterTarget(lbvm_id=lbvm_id):
-                self._register("reconciler", self._listed_lbvm(listing, lbvm_id))
-            case DeregisterTarget(lbvm_id=lbvm_id, instance_id=instance_id):
-                # As the executor: the id goes to the adapter even when its record is gone
-                # (a DNS record is keyed by it); the instance comes from the record if known.
-                lbvm = listing.get(lbvm_id or "")
-                self._deregister(
-                    "reconciler",
-                    lbvm_id=lbvm_id,
-                    instance_id=instance_id or (lbvm.instance_id if lbvm is not None else None),
-                )
-            case TeardownEntry():
-                self._teardown_entry()
-            case RemoveLoadBalancer(lbvm_ids=lbvm_ids):
-                for lbvm_id in lbvm_ids:
-                    self._listed_lbvm(listing, lbvm_id)
-                    self.lbvms.pop(lbvm_id, None)
-                self._act("reconciler", "remove", LB_ID, f"{len(lbvm_ids)} LBVM record(s)")
-            case _:
-                raise TypeError(f"unknown job {job!r}")
-        return None
-
-    @staticmethod
-    def _listed_lbvm(listing: dict[str, Lbvm], lbvm_id: str) -> Lbvm:
-        if lbvm_id not in listing:
-            raise JobFailed(f"KeyError: {lbvm_id}")
-        return listing[lbvm_id]
-
-    def _launch_job(self, job: Launch, entry: EntryView) -> None:
-        lbvm_id = self._new_lbvm_id()
-        marker = Lbvm(
-            lbvm_id=lbvm_id,
-            load_balancer_id=LB_ID,
-            subnet_id=job.subnet_id,
-            availability_zone=job.availability_zone,
-            state="Launching",
-            state_since=self.now,
-            version=1,
-            launched_generation=self.generation,
-            launch_template=launch_template(self.spec),
-            launch_reason=job.reason,
-            created_at=self.now,
+    def reconciler(self, rng: random.Random, settings: PlannerSettings | None, owner: str) -> Reconciler:
+        """A reconciler process: the real one, built on the world's ports (as ``build_reconciler`` does on AWS's)."""
+        load_balancers, lbvms = WorldLoadBalancers(self), WorldLbvms(self, owner)
+        compute, entry = WorldCompute(self), WorldEntry(self)
+        clock = lambda: self.now  # noqa: E731
+        executor = Executor(
+            load_balancers=load_balancers,
+            lbvms=lbvms,
+            compute=compute,
+            entry=entry,
+            lifecycle=WorldLifecycle(self),
+            launch_settings=WorldLaunchSettings(self),
+            settings=EXECUTOR_SETTINGS,
+            clock=clock,
+            lbvm_ids=self._new_lbvm_id,
         )
-        self.lbvms[lbvm_id] = marker  # the pending marker comes first
-        self.markers_created[lbvm_id] += 1
-        self._act("reconciler", "launch", lbvm_id, job.subnet_id)
-        self._start(marker, entry)
+        return Reconciler(
+            load_balancers=load_balancers,
+            lbvms=lbvms,
+            compute=compute,
+            entry=entry,
+            executor=executor,
+            leases=WorldLeases(self, owner),
+            clock=clock,
+            rng=rng,
+            planner_settings=settings,
+            tick_period=TICK,
+        )
 
-    def _start(self, lbvm: Lbvm, entry: EntryView) -> None:
-        if entry.security_group_id is None:
-            raise JobFailed("RuntimeError: the entry's security group does not exist yet")
-        if lbvm.lbvm_id in self.executions:
-            # Named after the LBVM: ExecutionAlreadyExists, which the port treats as started.
-            self._act("reconciler", "start-execution (exists)", lbvm.lbvm_id)
-            return
-        execution = Execution(lbvm.lbvm_id, started_at=self.now)
+    def reconcile(self, rng: random.Random, settings: PlannerSettings | None = None) -> Invocation:
+        """One scheduled invocation of the reconciler, as a new process (a Lambda invocation).
+
+        It may fail as a whole (a throttled or failing read, a failed status
+        write: the invocation errors and the next tick retries) or die in the
+        middle (its lease is left to expire); either is recorded, not raised.
+        """
+        self.invocations += 1
+        self.call_faults.new_tick()
+        self.call_faults.rival = lambda: self._rival_tick(rng, settings)
+        reconciler = self.reconciler(rng, settings, owner=f"reconciler-{self.invocations}")
+        try:
+            report = reconciler.tick()
+        except (AwsError, ReconcilerDied, RecordGone, RecordBeingDeleted) as failure:
+            self.act("reconciler", "invocation-failed", LB_ID, f"{type(failure).__name__}: {failure}")
+            return Invocation(None, failed=f"{type(failure).__name__}: {failure}")
+        finally:
+            self.call_faults.rival = None
+        self._check_plans(report)
+        return Invocation(report)
+
+    def _rival_tick(self, rng: random.Random, settings: PlannerSettings | None) -> None:
+        """A second reconciler (the schedule and a spec change overlapping) ticks the same load balancer."""
+        rival = self.reconciler(random.Random(rng.random()), settings, owner=f"rival-{self.invocations}")
+        report = rival.tick()
+        self.act("rival", "tick", LB_ID, f"acted {report.acted}, locked {report.locked}")
+        self._check_plans(report)
+
+    def _check_plans(self, report: TickReport) -> None:
+        """Whether a plan aimed at anything that is not ours (the ports check what is carried out)."""
+        for decided in report.plans.values():
+            for job in decided.jobs:
+                if isinstance(job, TerminateInstance):
+                    instance = self.instances.get(job.instance_id)
+                    if instance is not None and not is_ours(instance.tags):
+                        self.violations.append(f"planned TerminateInstance of {job.instance_id}, tags {instance.tags}")
+                elif isinstance(job, DeleteNetworkInterface):
+                    interface = self.interfaces.get(job.network_interface_id)
+                    if interface is not None and not is_ours(interface.tags):
+                        self.violations.append(
+                            f"planned DeleteNetworkInterface of {job.network_interface_id}, tags {interface.tags}"
+                        )
+                elif (
+                    isinstance(job, (RequestDrain, ForceTerminate, RegisterTarget, StartLifecycle))
+                    and job.lbvm_id not in self.lbvm_ids_ever
+                ):
+                    self.violations.append(f"planned {type(job).__name__} of {job.lbvm_id}, not an LBVM of {LB_ID}")
+
+    def start_execution(self, lbvm_id: str) -> str:
+        """``StartExecution`` named after the LBVM: a second start finds it (ExecutionAlreadyExists)."""
+        arn = EXECUTION_ARN_PREFIX + lbvm_id
+        if lbvm_id in self.executions:
+            self.act("reconciler", "start-execution (exists)", lbvm_id)
+            return arn
+        execution = Execution(lbvm_id, started_at=self.now)
         if self.launch_failures_armed:
             self.launch_failures_armed -= 1
             execution.fail_launch = True
         if self.broken_boots_armed:
             self.broken_boots_armed -= 1
             execution.broken_boot = True
-        self.executions[lbvm.lbvm_id] = execution
-        self.executions_started[lbvm.lbvm_id] += 1
-        self._act("reconciler", "start-execution", lbvm.lbvm_id)
-
-    def _request_drain(self, lbvm: Lbvm, job: RequestDrain) -> None:
-        current = self.lbvms.get(lbvm.lbvm_id)
-        if current is None or current.state == "Terminated":
-            return
-        changes: dict[str, Any] = {"drain_requested_at": self.now, "drain_reason": job.drain_reason}
-        if job.instance_lost:
-            changes["active_connections"] = 0
-        self._update(lbvm.lbvm_id, **changes)
-        self._act("reconciler", "request-drain", lbvm.lbvm_id, job.drain_reason)
-        # Completing the stored callback wakes the lifecycle; here it acts on its next step.
-
-    def _force_terminate(self, lbvm: Lbvm) -> None:
-        self._deregister("reconciler", lbvm_id=lbvm.lbvm_id, instance_id=lbvm.instance_id)
-        if lbvm.instance_id:
-            self._terminate("reconciler", lbvm.instance_id, check_owner=True)
-        self._update(
-            lbvm.lbvm_id,
-            state="Terminated",
-            state_since=self.now,
-            terminated_at=self.now,
-            end_reason="forced: the lifecycle overran its drain timeout",
-            callback_token=None,
-            callback_kind=None,
-        )
-        self._act("reconciler", "force-terminate", lbvm.lbvm_id)
+        self.executions[lbvm_id] = execution
+        self.executions_started[lbvm_id] += 1
+        self.act("reconciler", "start-execution", lbvm_id)
+        return arn
 
     # --- EC2 ----------------------------------------------------------------------------------------------
 
-    def _terminate(self, actor: str, instance_id: str, *, check_owner: bool) -> None:
+    def terminate(self, actor: str, instance_id: str) -> None:
+        """Whoever terminates something that is not ours breaks the rule (the ports refuse before calling)."""
         instance = self.instances.get(instance_id)
         if instance is None:
             return  # describe finds nothing: nothing to do
         if not is_ours(instance.tags):
-            self.violations.append(f"{actor} tried to terminate {instance_id}, tags {instance.tags}")
-            if check_owner:
-                raise JobFailed(f"NotOurs: {instance_id}")
+            self.violations.append(f"{actor} terminated {instance_id}, tags {instance.tags}")
         if instance.state not in ("shutting-down", "terminated"):
             instance.state = "shutting-down"
-            self._act(actor, "terminate", instance_id)
+            self.act(actor, "terminate", instance_id)
 
-    def _delete_interface(self, actor: str, interface_id: str, *, check_owner: bool) -> None:
+    def delete_interface(self, actor: str, interface_id: str) -> None:
         interface = self.interfaces.get(interface_id)
         if interface is None:
             return
         if not is_ours(interface.tags):
-            self.violations.append(f"{actor} tried to delete {interface_id}, tags {interface.tags}")
-            if check_owner:
-                raise JobFailed(f"NotOurs: {interface_id}")
+            self.violations.append(f"{actor} deleted {interface_id}, tags {interface.tags}")
         if interface.attached_to is not None:
             raise JobFailed(f"InvalidNetworkInterface.InUse: {interface_id}")
         del self.interfaces[interface_id]
-        self._act(actor, "delete-interface", interface_id)
+        self.act(actor, "delete-interface", interface_id)
 
     def _create_interface(self, subnet_id: str, tags: dict[str, str]) -> Interface:
         serial = self._next()
@@ -793,14 +750,14 @@ class World:
 
     # --- the entry (``EntryAdapter``) ----------------------------------------------------------------------
 
-    def _ensure_entry(self) -> None:
+    def ensure_entry(self) -> None:
         if self.entry.security_group_id is None:
             self.entry.security_group_id = f"sg-{self._next():017x}"
         self.entry.built = True
         self.entry.nlb_deleting = False
-        self._act("reconciler", "ensure-entry", LB_ID)
+        self.act("reconciler", "ensure-entry", LB_ID)
 
-    def _teardown_entry(self) -> None:
+    def teardown_entry(self) -> None:
         entry = self.entry
         entry.records.clear()
         if entry.built:
@@ -812,7 +769,7 @@ class World:
         # The security group stays while an interface of ours still uses it.
         if not any(is_ours(n.tags) for n in self.interfaces.values()):
             entry.security_group_id = None
-        self._act("reconciler", "teardown-entry", LB_ID)
+        self.act("reconciler", "teardown-entry", LB_ID)
 
     def _address(self, lbvm: Lbvm) -> str:
         """``EntryAdapter._address``: internet-facing dns entries publish the public address if there is one."""
@@ -823,7 +780,7 @@ class World:
             raise JobFailed(f"EntryNotReady: {lbvm.instance_id} has no address yet")
         return lbvm.private_ip
 
-    def _register(self, actor: str, lbvm: Lbvm) -> None:
+    def register(self, actor: str, lbvm: Lbvm) -> None:
         if lbvm.instance_id is None:
             raise JobFailed(f"EntryNotReady: {lbvm.lbvm_id} has no instance yet")
         if self.spec.entry.mode == "dns":
@@ -835,15 +792,15 @@ class World:
             if instance is None or instance.state != "running":
                 raise JobFailed(f"InvalidTarget: {lbvm.instance_id} is not running")
             self.entry.pool.add(lbvm.instance_id)
-        self._act(actor, "register", lbvm.lbvm_id)
+        self.act(actor, "register", lbvm.lbvm_id)
 
-    def _deregister(self, actor: str, *, lbvm_id: str | None, instance_id: str | None) -> None:
+    def deregister(self, actor: str, *, lbvm_id: str | None, instance_id: str | None) -> None:
         if lbvm_id is not None and lbvm_id in self.entry.records:
             del self.entry.records[lbvm_id]
-            self._act(actor, "deregister", lbvm_id, "dns record")
+            self.act(actor, "deregister", lbvm_id, "dns record")
         if instance_id is not None and self.spec.entry.mode == "pool" and instance_id in self.entry.pool:
             self.entry.pool.discard(instance_id)
-            self._act(actor, "deregister", instance_id, "pool")
+            self.act(actor, "deregister", instance_id, "pool")
 
     # --- time ---------------------------------------------------------------------------------------------
 
@@ -919,7 +876,7 @@ class World:
                 if agent is not None and agent.last_beat is not None:
                     last = max(last, agent.last_beat)
                 if self.now - last >= timedelta(seconds=spec.lifecycle.unhealthy_timeout_seconds):
-                    self._deregister("lifecycle", lbvm_id=lbvm.lbvm_id, instance_id=lbvm.instance_id)
+                    self.deregister("lifecycle", lbvm_id=lbvm.lbvm_id, instance_id=lbvm.instance_id)
                     self._set_state(lbvm.lbvm_id, "Unroutable")
                     return True
                 return False
@@ -946,7 +903,7 @@ class World:
         self._update(lbvm.lbvm_id, network_interface_id=interface.interface_id, private_ip=interface.private_ip)
         if execution.fail_launch:
             # Five RunInstances attempts fail: "Record failure" -> "Replace after failure" -> Drain.
-            self._act("lifecycle", "launch-failed", lbvm.lbvm_id)
+            self.act("lifecycle", "launch-failed", lbvm.lbvm_id)
             current = self.lbvms[lbvm.lbvm_id]
             return self._begin_drain(execution, current, "replace")
         # Only a launch can be missing from the listing: its record already names it (in flight).
@@ -955,15 +912,15 @@ class World:
         boot = None if execution.broken_boot else self.now + ticks(self.behaviour.boot_ticks)
         self.agents[lbvm.lbvm_id] = Agent(lbvm.lbvm_id, instance.instance_id, ready_at=boot)
         self._update(lbvm.lbvm_id, instance_id=instance.instance_id, state="Pending", state_since=self.now)
-        self._act("lifecycle", "run-instance", instance.instance_id, lbvm.lbvm_id)
+        self.act("lifecycle", "run-instance", instance.instance_id, lbvm.lbvm_id)
         return True
 
     def _become_routable(self, execution: Execution, lbvm: Lbvm) -> bool:
         try:
-            self._register("lifecycle", lbvm)
+            self.register("lifecycle", lbvm)
         except JobFailed as failure:
             # "Register with entry" failed: "Record failure" -> "Replace after failure" -> Drain.
-            self._act("lifecycle", "register-failed", lbvm.lbvm_id, str(failure))
+            self.act("lifecycle", "register-failed", lbvm.lbvm_id, str(failure))
             return self._begin_drain(execution, lbvm, "replace")
         self._set_state(lbvm.lbvm_id, "Routable")
         execution.watch_since = self.now
@@ -984,8 +941,8 @@ class World:
         )
         execution.drain_wait = effective not in NO_WAIT_REASONS
         execution.drain_clock = self.now
-        self._act("lifecycle", "begin-drain", lbvm.lbvm_id, effective)
-        self._deregister("lifecycle", lbvm_id=lbvm.lbvm_id, instance_id=lbvm.instance_id)
+        self.act("lifecycle", "begin-drain", lbvm.lbvm_id, effective)
+        self.deregister("lifecycle", lbvm_id=lbvm.lbvm_id, instance_id=lbvm.instance_id)
         return True
 
     def _drain_step(self, execution: Execution, lbvm: Lbvm) -> bool:
@@ -1007,10 +964,10 @@ class World:
         ]
         if left:
             for instance in left:
-                self._terminate("lifecycle", instance.instance_id, check_owner=False)
+                self.terminate("lifecycle", instance.instance_id)
             return False  # "Wait for termination"
         for interface in [n for n in self.interfaces.values() if n.tags.get(LBVM_ID_TAG_KEY) == lbvm.lbvm_id]:
-            self._delete_interface("lifecycle", interface.interface_id, check_owner=False)
+            self.delete_interface("lifecycle", interface.interface_id)
         self._update(
             lbvm.lbvm_id,
             state="Terminated",
@@ -1020,7 +977,7 @@ class World:
             callback_kind=None,
             callback_token=None,
         )
-        self._act("lifecycle", "terminated", lbvm.lbvm_id)
+        self.act("lifecycle", "terminated", lbvm.lbvm_id)
         execution.finished = True
         return False
 
@@ -1032,9 +989,9 @@ class World:
 
     def _set_state(self, lbvm_id: str, state: LbvmState) -> None:
         self._update(lbvm_id, state=state, state_since=self.now)
-        self._act("lifecycle", state.lower(), lbvm_id)
+        self.act("lifecycle", state.lower(), lbvm_id)
 
-    def _act(self, actor: str, verb: str, target: str, detail: str = "") -> None:
+    def act(self, actor: str, verb: str, target: str, detail: str = "") -> None:
         self.actions.append(Action(self.now, actor, verb, target, detail))
 
     # --- faults -------------------------------------------------------------------------------------------------
@@ -1046,7 +1003,7 @@ class World:
                 if alive:
                     victim = alive[pick % len(alive)]
                     self.instances[victim].state = "shutting-down"
-                    self._act("fault", "kill-instance", victim)
+                    self.act("fault", "kill-instance", victim)
             case SilenceAgent(pick=pick, for_ticks=for_ticks):
                 agents = sorted(self.agents)
                 if agents:
@@ -1055,7 +1012,7 @@ class World:
                         agent.silent_forever = True
                     else:
                         agent.silent_until = self.now + ticks(for_ticks)
-                    self._act("fault", "silence-agent", agent.lbvm_id, f"for {for_ticks} tick(s)")
+                    self.act("fault", "silence-agent", agent.lbvm_id, f"for {for_ticks} tick(s)")
             case FailNextLaunch():
                 self.launch_failures_armed += 1
             case BreakNextBoot():
@@ -1065,7 +1022,7 @@ class World:
                 if running:
                     victim = running[pick % len(running)]
                     self.executions[victim].stuck = True
-                    self._act("fault", "stick-execution", victim, self.lbvms[victim].state)
+                    self.act("fault", "stick-execution", victim, self.lbvms[victim].state)
             case AddForeignInstance(kind=kind, subnet=subnet):
                 self._add_foreign(kind, SUBNET_IDS[subnet % len(SUBNET_IDS)])
             case DamageEntry():
@@ -1074,16 +1031,16 @@ class World:
                     self.entry.pool.clear()
                 else:
                     self.entry.records.clear()
-                self._act("fault", "damage-entry", LB_ID)
+                self.act("fault", "damage-entry", LB_ID)
             case DropRegistration(pick=pick):
                 if self.spec.entry.mode == "pool" and self.entry.pool:
                     victim = sorted(self.entry.pool)[pick % len(self.entry.pool)]
                     self.entry.pool.discard(victim)
-                    self._act("fault", "drop-registration", victim)
+                    self.act("fault", "drop-registration", victim)
                 elif self.entry.records:
                     victim = sorted(self.entry.records)[pick % len(self.entry.records)]
                     del self.entry.records[victim]
-                    self._act("fault", "drop-registration", victim)
+                    self.act("fault", "drop-registration", victim)
             case _:
                 self._change(fault)
 
@@ -1093,7 +1050,7 @@ class World:
             case SetDesired(desired=desired):
                 if self.deletion_requested_at is None:  # the scaler's write is conditional on that
                     self.desired = desired
-                    self._act("fault", "set-desired", str(desired))
+                    self.act("fault", "set-desired", str(desired))
             case SetCapacity(min=low, max=high):
                 self._patch({"capacity": {"min": low, "max": high}})
             case RemoveSubnet(pick=pick):
@@ -1112,12 +1069,20 @@ class World:
             case RequestDeletion():
                 if self.deletion_requested_at is None:
                     self.deletion_requested_at = self.now
-                    self._act("fault", "request-deletion", LB_ID)
+                    self.act("fault", "request-deletion", LB_ID)
+            case FailCall(operation=operation, kind=kind):
+                assert operation in OPERATIONS, operation
+                self.call_faults.failing[operation] = kind
+            case KillReconciler(at_call=at_call):
+                self.call_faults.die_at = at_call
+            case RivalReconciler(at_call=at_call):
+                self.call_faults.rival_at = at_call
 
     def disarm(self) -> None:
-        """Faults stop: one-shot faults armed for the next launch are dropped."""
+        """Faults stop: one-shot faults armed for the next launch or the next tick are dropped."""
         self.launch_failures_armed = 0
         self.broken_boots_armed = 0
+        self.call_faults.disarm()
 
     def _patch(self, changes: dict[str, Any]) -> None:
         """A PATCH through the API: refused while deleting and when the result is invalid."""
@@ -1132,7 +1097,7 @@ class World:
             self.ceiling_lowered = True
         self.spec = spec
         self.generation += 1
-        self._act("fault", "patch", LB_ID, str(changes))
+        self.act("fault", "patch", LB_ID, str(changes))
 
     def _add_foreign(self, kind: ForeignKind, subnet_id: str) -> None:
         tags: dict[str, str]
@@ -1145,13 +1110,13 @@ class World:
         interface = self._create_interface(subnet_id, tags)
         instance = self._create_instance(interface, tags, launched_at=self.now - timedelta(days=1))
         instance.state = "running"
-        self._act("fault", "foreign-instance", instance.instance_id, kind)
+        self.act("fault", "foreign-instance", instance.instance_id, kind)
 
     # --- the initial state -------------------------------------------------------------------------------------
 
     def _build(self, seed: Seed) -> None:
         if seed.entry_built:
-            self._ensure_entry()
+            self.ensure_entry()
         for index, seed_lbvm in enumerate(seed.lbvms):
             self._seed_lbvm(index, seed_lbvm)
         for orphan in seed.orphans:
@@ -1163,6 +1128,7 @@ class World:
         subnet_id = SUBNET_IDS[seed.subnet % len(SUBNET_IDS)]
         since = self.now - ticks(seed.age_ticks)
         boot = ticks(self.behaviour.boot_ticks)
+        self.lbvm_ids_ever.add(lbvm_id)
         self.lbvms[lbvm_id] = Lbvm(
             lbvm_id=lbvm_id,
             load_balancer_id=LB_ID,
@@ -1217,7 +1183,7 @@ class World:
         if seed.state == "Routable":
             execution.watch_since = since
             if seed.registered and seed.instance_alive and (self.entry.built or self.spec.entry.mode == "dns"):
-                self._register("seed", self.lbvms[lbvm_id])
+                self.register("seed", self.lbvms[lbvm_id])
         elif seed.state == "Unroutable":
             agent.silent_until = self.now + ticks(max(1, seed.age_ticks % 4))  # it may come back
         elif seed.state == "Draining":
@@ -1338,9 +1304,27 @@ class World:
             gaps.append(
                 f"interfaces {sorted(interfaces)} != routable LBVMs' {sorted(i or '' for i in wanted_interfaces)}"
             )
-        if not self._entry_view(verified=False).ready:
+        if not self.entry_view(verified=False).ready:
             gaps.append("the entry is not ready")
         return gaps
+
+    def unrecorded(self) -> list[str]:
+        """What we created that no LBVM record (not Terminated) accounts for: instances, interfaces, registrations."""
+        live = {lbvm.lbvm_id: lbvm for lbvm in self.lbvms.values() if lbvm.state != "Terminated"}
+        live_instances = {lbvm.instance_id for lbvm in live.values() if lbvm.instance_id}
+        found = [
+            f"instance {i.instance_id}"
+            for i in self.our_instances()
+            if i.alive and (i.tags.get(LBVM_ID_TAG_KEY) not in live or i.instance_id not in live_instances)
+        ]
+        found += [
+            f"interface {n.interface_id}"
+            for n in self.interfaces.values()
+            if is_ours(n.tags) and n.tags.get(LBVM_ID_TAG_KEY) not in live
+        ]
+        found += [f"registration {instance_id}" for instance_id in sorted(self.entry.pool - live_instances)]
+        found += [f"DNS record of {lbvm_id}" for lbvm_id in sorted(set(self.entry.records) - set(live))]
+        return found
 
     def leftovers(self) -> list[str]:
         """What is left of the load balancer after a deletion; empty when nothing is."""

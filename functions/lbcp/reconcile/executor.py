@@ -82,6 +82,7 @@ class Executor:
         launch_settings: LaunchSettingsPort,
         settings: ExecutorSettings,
         clock: Callable[[], datetime],
+        lbvm_ids: Callable[[], str] = new_lbvm_id,
     ) -> None:
         self._load_balancers = load_balancers
         self._lbvms = lbvms
@@ -91,6 +92,7 @@ class Executor:
         self._launch_settings = launch_settings
         self._settings = settings
         self._clock = clock
+        self._new_lbvm_id = lbvm_ids
 
     def execute(
         self, record: LoadBalancerRecord, lbvms: list[Lbvm], plan: ReconcilePlan, entry: EntryView
@@ -148,7 +150,7 @@ class Executor:
     def _launch(self, record: LoadBalancerRecord, job: Launch, entry: EntryView) -> Lbvm:
         now = self._clock()
         marker = Lbvm(
-            lbvm_id=new_lbvm_id(),
+            lbvm_id=self._new_lbvm_id(),
             load_balancer_id=record.id,
             subnet_id=job.subnet_id,
             availability_zone=job.availability_zone or self._compute.availability_zone(job.subnet_id),

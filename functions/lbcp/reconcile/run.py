@@ -23,7 +23,7 @@ from lbcp.models.resource import LoadBalancerRecord
 from lbcp.reconcile.executor import Executor
 from lbcp.reconcile.jobs import RemoveLoadBalancer
 from lbcp.reconcile.observed import EntryView, LoadBalancerView
-from lbcp.reconcile.plan import PlannerSettings, plan
+from lbcp.reconcile.plan import PlannerSettings, ReconcilePlan, plan
 from lbcp.reconcile.ports import ComputePort, EntryPort, LbvmStore, LeaseHeld, LeasePort, LoadBalancerStore
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ class TickReport:
     locked: list[str] = field(default_factory=list)
     jobs: int = 0
     failed: int = 0
+    # The plan each load balancer was decided with: under the lease where it was
+    # acted on, otherwise the one from the listing (a no-op, or one left to the lease holder).
+    plans: dict[str, ReconcilePlan] = field(default_factory=dict)
 
 
 def verification_batch(ids: Iterable[str], now: datetime, budget: int, period: timedelta) -> set[str]:
@@ -101,6 +104,7 @@ class Reconciler:
                 entry=entries.get(record.id, EntryView(ready=False)),
             )
             first = plan(record, by_lb[record.id], view, now, rng=self._rng, settings=self._planner_settings)
+            report.plans[record.id] = first
             if first.is_noop(record.status):
                 continue
             try:
@@ -117,6 +121,7 @@ class Reconciler:
             return
         lbvms = self._lbvms.list_for(load_balancer_id)
         decided = plan(record, lbvms, view, now, rng=self._rng, settings=self._planner_settings)
+        report.plans[load_balancer_id] = decided
         if decided.is_noop(record.status):
             return
         outcome = self._executor.execute(record, lbvms, decided, view.entry)
