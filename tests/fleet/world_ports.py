@@ -16,7 +16,7 @@ one load balancer at once).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -364,7 +364,7 @@ class WorldLifecycle(_Port):
         self._call("lifecycle.start")
         return self._world.start_execution(lifecycle_input.lbvm_id)
 
-    def complete(self, token: str, output: dict[str, Any]) -> bool:
+    def complete(self, token: str, output: Mapping[str, Any]) -> bool:
         """The world's executions notice a drain request at their next step; no callback waits on a token."""
         self._call("lifecycle.complete")
         return False

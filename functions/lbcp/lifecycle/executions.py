@@ -1,4 +1,4 @@
-"""Starting an LBVM's lifecycle execution (the reconciler's ``LifecyclePort``).
+"""Starting an LBVM's lifecycle execution (behind the reconciler's ``LifecyclePort``).
 
 The execution is named after the LBVM, so starting it twice is harmless:
 Step Functions answers a repeated StartExecution of a running execution with
@@ -9,12 +9,10 @@ otherwise, which ``start`` treats as "already started".
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lbcp.lifecycle import callbacks
 from lbcp.lifecycle.protocol import LBVM_ID_TAG_KEY, lifecycle_execution_name
 from lbcp.models.lifecycle import LifecycleInput
 
@@ -46,17 +44,3 @@ def start_lifecycle(sfn: Any, state_machine_arn: str, lifecycle_input: Lifecycle
             raise
         return execution_arn(state_machine_arn, name)
     return str(response["executionArn"])
-
-
-class StepFunctionsLifecycle:
-    """``LifecyclePort`` over Step Functions."""
-
-    def __init__(self, sfn: Any, state_machine_arn: str) -> None:
-        self._sfn = sfn
-        self._arn = state_machine_arn
-
-    def start(self, lifecycle_input: LifecycleInput) -> str:
-        return start_lifecycle(self._sfn, self._arn, lifecycle_input)
-
-    def complete(self, token: str, output: Mapping[str, Any]) -> bool:
-        return callbacks.complete(self._sfn, token, output)

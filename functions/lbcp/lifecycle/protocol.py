@@ -39,19 +39,9 @@ ACTIONS: Final[frozenset[str]] = frozenset(
 
 CALLBACK_KINDS: Final[frozenset[CallbackKind]] = frozenset({"first-heartbeat", "heartbeats", "recovery"})
 
-# ``action`` of a callback's output (SendTaskSuccess), which the ASL's Choice states read.
-CompletionAction = Literal["first-heartbeat", "recovered", "drain"]
-
-# How a drain ended (``finish-drain``'s ``outcome``).
-DrainOutcome = Literal["drained", "timeout", "skipped"]
-
 
 def lifecycle_execution_name(lbvm_id: str) -> str:
     return lbvm_id
-
-
-def drain_execution_name(lbvm_id: str) -> str:
-    return f"drain-{lbvm_id}"
 
 
 def first_heartbeat_output(agent_state: str | None = None) -> dict[str, Any]:

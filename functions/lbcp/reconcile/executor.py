@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
+from lbcp.lifecycle.protocol import drain_output
 from lbcp.models.events import Event
 from lbcp.models.lbvm import Lbvm, LbvmConflict
 from lbcp.models.lifecycle import DrainSettings, LaunchSettings, LifecycleInput, Tag, Timeouts
@@ -231,9 +232,7 @@ class Executor:
         if job.deregister_now:
             self._entry.deregister(record, lbvm_id=current.lbvm_id, instance_id=current.instance_id)
         if current.callback_token:
-            self._lifecycle.complete(
-                current.callback_token, {"action": "drain", "reason": job.drain_reason, "message": job.reason}
-            )
+            self._lifecycle.complete(current.callback_token, drain_output(job.drain_reason, job.reason))
 
     def _force_terminate(self, record: LoadBalancerRecord, lbvm: Lbvm, job: ForceTerminate) -> None:
         self._entry.deregister(record, lbvm_id=lbvm.lbvm_id, instance_id=lbvm.instance_id)

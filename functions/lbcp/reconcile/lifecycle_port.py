@@ -1,10 +1,17 @@
-"""Step Functions as the control plane uses it: start an LBVM's lifecycle, answer its callbacks."""
+"""Step Functions as the control plane uses it: start an LBVM's lifecycle, answer its callbacks.
+
+The calls themselves live with the lifecycle (``lbcp.lifecycle.executions`` and
+``callbacks``), which the lifecycle tasks function uses too; these classes are
+the ports the reconciler and the heartbeat service are given.
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any
 
+from lbcp.lifecycle import callbacks
+from lbcp.lifecycle.executions import start_lifecycle
 from lbcp.models.lifecycle import LifecycleInput
 
 
@@ -13,23 +20,12 @@ class StepFunctionsCallbacks:
 
     def __init__(self, sfn: Any) -> None:
         self._sfn = sfn
-        errors = sfn.exceptions
-        # A token nobody waits on any more: the execution moved on (or timed out) meanwhile.
-        self._gone = (errors.TaskTimedOut, errors.InvalidToken, errors.TaskDoesNotExist)
 
-    def complete(self, token: str, output: dict[str, Any]) -> bool:
-        try:
-            self._sfn.send_task_success(taskToken=token, output=json.dumps(output))
-        except self._gone:
-            return False
-        return True
+    def complete(self, token: str, output: Mapping[str, Any]) -> bool:
+        return callbacks.complete(self._sfn, token, output)
 
     def heartbeat(self, token: str) -> bool:
-        try:
-            self._sfn.send_task_heartbeat(taskToken=token)
-        except self._gone:
-            return False
-        return True
+        return callbacks.heartbeat(self._sfn, token)
 
 
 class StepFunctionsLifecycle(StepFunctionsCallbacks):
@@ -38,14 +34,4 @@ class StepFunctionsLifecycle(StepFunctionsCallbacks):
         self._state_machine_arn = state_machine_arn
 
     def start(self, lifecycle_input: LifecycleInput) -> str:
-        # Named after the LBVM: a second start of the same LBVM cannot create a second execution.
-        name = lifecycle_input.lbvm_id
-        try:
-            response = self._sfn.start_execution(
-                stateMachineArn=self._state_machine_arn,
-                name=name,
-                input=lifecycle_input.model_dump_json(by_alias=True),
-            )
-        except self._sfn.exceptions.ExecutionAlreadyExists:
-            return self._state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
-        return str(response["executionArn"])
+        return start_lifecycle(self._sfn, self._state_machine_arn, lifecycle_input)

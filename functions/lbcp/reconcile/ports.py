@@ -9,7 +9,7 @@ real reconciler and executor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -119,7 +119,7 @@ class LifecyclePort(Protocol):
         """Start the LBVM's lifecycle execution, named after it (idempotent); returns its ARN."""
         ...
 
-    def complete(self, token: str, output: dict[str, Any]) -> bool:
+    def complete(self, token: str, output: Mapping[str, Any]) -> bool:
         """Complete a waiting callback; False when the token is no longer waited on."""
         ...
 
