@@ -194,7 +194,18 @@ def run(runtime: LocalRuntime) -> None:
 
     watch = Watcher(http, lb_id)
     lifecycle = frozenset(
-        {"EnsuringEntry", "Launching", "Pending", "Routable", "Draining", "Terminated", "Unroutable", "Recovered"}
+        {
+            "EnsuringEntry",
+            "Launching",
+            "LaunchFailed",
+            "Pending",
+            "Routable",
+            "DrainRequested",
+            "Draining",
+            "Terminated",
+            "Unroutable",
+            "Recovered",
+        }
     )
     step(4, "Watch it converge: entry built, LBVMs launched, first heartbeats, registered")
     current, took = watch.until(_active, 120, lifecycle)

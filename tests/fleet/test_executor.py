@@ -5,7 +5,17 @@ from __future__ import annotations
 import random
 
 from tests.fleet.scenarios import PLANNER
-from tests.fleet.world import Behaviour, FleetShape, RequestDeletion, Seed, SeedLbvm, StickExecution, World, ticks
+from tests.fleet.world import (
+    Behaviour,
+    FailCall,
+    FleetShape,
+    RequestDeletion,
+    Seed,
+    SeedLbvm,
+    StickExecution,
+    World,
+    ticks,
+)
 
 SHAPE = FleetShape(subnets=(0,), min=1, max=1, drain_ticks=1)
 
@@ -44,3 +54,14 @@ def test_a_marker_never_launched_is_removed_on_deletion_with_its_own_end_reason(
     )
     assert "overran" not in (removed.end_reason or "")
     assert world.now - removed.state_since < ticks(1)
+
+
+def test_a_failed_job_is_recorded_with_a_failure_reason_of_its_own() -> None:
+    world = World(SHAPE, 1, Behaviour(), Seed(entry_built=True))
+    world.inject(FailCall("lifecycle.start", "throttle"))
+    world.reconcile(random.Random(0), PLANNER)
+    [failed] = [event for event in world.events if event.type == "Warning"]
+    assert failed.reason == "LaunchFailed"
+    assert failed.message.startswith("failed: launching an LBVM in ")
+    assert "ThrottlingException" in failed.message
+    assert "Launching" not in {event.reason for event in world.events}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from lbcp.models.events import Event, EventType
+from lbcp.models.events import Event, EventType, LifecycleReason
 from lbcp.models.lbvm import Lbvm
 
 ACTOR: Final = "lifecycle"
@@ -24,7 +24,7 @@ def _at(moment: datetime) -> str:
     return moment.strftime("%H:%M:%SZ")
 
 
-def event(lbvm: Lbvm, now: datetime, reason: str, message: str, type_: EventType = "Normal") -> Event:
+def event(lbvm: Lbvm, now: datetime, reason: LifecycleReason, message: str, type_: EventType = "Normal") -> Event:
     return Event(
         time=now,
         type=type_,
@@ -109,6 +109,7 @@ def failure(lbvm: Lbvm, now: datetime, phase: str, error: dict[str, Any] | None)
     if len(cause) > MAX_CAUSE_CHARS:
         cause = cause[: MAX_CAUSE_CHARS - 3] + "..."
     detail = f"{name}: {cause}" if cause else name
+    reason: LifecycleReason
     if phase == "drain":
         consequence = "it stays Draining; the reconciler's backstop finishes it"
         reason = "DrainFailed"

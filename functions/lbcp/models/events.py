@@ -9,6 +9,57 @@ from lbcp.models.status import StatusModel
 
 EventType = Literal["Normal", "Warning"]
 
+# The vocabulary of event reasons: one word per kind of decision or transition, by
+# who decides it. A failure has a word of its own (LaunchFailed, not Launching with
+# type Warning), so that a reader (or an alarm's filter) can tell them apart by
+# reason alone. Words are added, never renamed or removed: stored events are read
+# back through this type until they expire.
+
+# The API: what a user asked for.
+ApiReason = Literal["Created", "SpecUpdated", "DeletionRequested", "WarmRequested"]
+
+# The reconciler: one pair per kind of job (``lbcp.reconcile.jobs``).
+ReconcilerReason = Literal[
+    "EnsuringEntry",
+    "EntryFailed",
+    "Launching",
+    "LaunchFailed",
+    "StartingLifecycle",
+    "LifecycleStartFailed",
+    "DrainRequested",
+    "DrainRequestFailed",
+    "ForcedTermination",
+    "ForcedTerminationFailed",
+    "TerminatingOrphan",
+    "OrphanTerminationFailed",
+    "DeletingOrphanInterface",
+    "OrphanInterfaceDeletionFailed",
+    "RegistrationRepaired",
+    "RegistrationRepairFailed",
+    "TearingDownEntry",
+    "EntryTeardownFailed",
+    "Deleted",
+    "DeletionFailed",
+]
+
+# An LBVM's lifecycle execution: its transitions, and the steps that failed.
+LifecycleReason = Literal[
+    "Pending",
+    "Routable",
+    "Recovered",
+    "Unroutable",
+    "Draining",
+    "Terminated",
+    "LaunchRefused",
+    "DrainFailed",
+    "LifecycleFailed",
+]
+
+# The scaler: a change of desired capacity, a hold worth telling, a warm floor's end.
+ScalingReason = Literal["ScaledOut", "ScaledIn", "ScalingHeld", "WarmExpired"]
+
+EventReason = Literal[ApiReason, ReconcilerReason, LifecycleReason, ScalingReason]
+
 
 class Event(StatusModel):
     """One decision or transition.
@@ -20,7 +71,7 @@ class Event(StatusModel):
 
     time: datetime
     type: EventType
-    reason: str
+    reason: EventReason
     message: str
     generation: int | None = None
     actor: str | None = None

@@ -109,11 +109,11 @@ class Executor:
                 logger.exception("job failed", extra={"job": type(job).__name__, "lb": record.id})
                 report.failed.append((job, f"{type(exc).__name__}: {exc}"))
                 report.events.append(
-                    self._event(record, job, f"failed: {job.reason} ({type(exc).__name__}: {exc})", warning=True)
+                    self._event(record, job, f"failed: {job.reason} ({type(exc).__name__}: {exc})", failed=True)
                 )
             else:
                 report.done.append(job)
-                report.events.append(self._event(record, job, job.reason, warning=job.warning))
+                report.events.append(self._event(record, job, job.reason))
         return report
 
     # --- jobs -----------------------------------------------------------------------
@@ -250,11 +250,11 @@ class Executor:
             callback_kind=None,
         )
 
-    def _event(self, record: LoadBalancerRecord, job: Job, message: str, warning: bool = False) -> Event:
+    def _event(self, record: LoadBalancerRecord, job: Job, message: str, failed: bool = False) -> Event:
         return Event(
             time=self._clock(),
-            type="Warning" if warning else "Normal",
-            reason=job.event_reason,
+            type="Warning" if failed or job.warning else "Normal",
+            reason=job.failure_reason if failed else job.event_reason,
             message=message,
             generation=record.generation,
             actor="reconciler",

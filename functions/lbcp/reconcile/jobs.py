@@ -2,7 +2,8 @@
 
 ``reason`` is the sentence a person reads in the events API ("launching an
 LBVM in us-east-1b: 2 of 3 desired LBVMs are routable or starting");
-``event_reason`` is the machine-readable word for it.
+``event_reason`` is the machine-readable word for it, and ``failure_reason``
+the word for the job having failed (``lbcp.models.events``).
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from lbcp.models.events import ReconcilerReason
 from lbcp.models.lbvm import DrainReason
 
 
 @dataclass(frozen=True)
 class Job:
     reason: str
-    event_reason: ClassVar[str] = "Reconciled"
+    event_reason: ClassVar[ReconcilerReason]
+    failure_reason: ClassVar[ReconcilerReason]
     warning: ClassVar[bool] = False
 
 
@@ -24,7 +27,8 @@ class Job:
 class EnsureEntry(Job):
     """Create whatever part of the entry is missing (security group, NLB, target groups, DNS)."""
 
-    event_reason: ClassVar[str] = "EnsuringEntry"
+    event_reason: ClassVar[ReconcilerReason] = "EnsuringEntry"
+    failure_reason: ClassVar[ReconcilerReason] = "EntryFailed"
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,8 @@ class Launch(Job):
 
     subnet_id: str
     availability_zone: str | None
-    event_reason: ClassVar[str] = "Launching"
+    event_reason: ClassVar[ReconcilerReason] = "Launching"
+    failure_reason: ClassVar[ReconcilerReason] = "LaunchFailed"
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,8 @@ class StartLifecycle(Job):
     """(Re)start the named lifecycle execution of an LBVM whose marker has none yet."""
 
     lbvm_id: str
-    event_reason: ClassVar[str] = "StartingLifecycle"
+    event_reason: ClassVar[ReconcilerReason] = "StartingLifecycle"
+    failure_reason: ClassVar[ReconcilerReason] = "LifecycleStartFailed"
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,8 @@ class RequestDrain(Job):
     # Take it out of the entry now, not when its lifecycle gets to it: it is not serving
     # (lost, silent, never healthy), and its lifecycle may be the thing that is stuck.
     deregister_now: bool = False
-    event_reason: ClassVar[str] = "Draining"
+    event_reason: ClassVar[ReconcilerReason] = "DrainRequested"
+    failure_reason: ClassVar[ReconcilerReason] = "DrainRequestFailed"
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,8 @@ class ForceTerminate(Job):
     lbvm_id: str
     # What the LBVM's record keeps as the end of its life (``Lbvm.end_reason``).
     end_reason: str
-    event_reason: ClassVar[str] = "ForcedTermination"
+    event_reason: ClassVar[ReconcilerReason] = "ForcedTermination"
+    failure_reason: ClassVar[ReconcilerReason] = "ForcedTerminationFailed"
     warning: ClassVar[bool] = True
 
 
@@ -77,20 +85,23 @@ class TerminateInstance(Job):
     """An instance carrying our owner tags with no live LBVM record behind it."""
 
     instance_id: str
-    event_reason: ClassVar[str] = "TerminatingOrphan"
+    event_reason: ClassVar[ReconcilerReason] = "TerminatingOrphan"
+    failure_reason: ClassVar[ReconcilerReason] = "OrphanTerminationFailed"
     warning: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
 class DeleteNetworkInterface(Job):
     network_interface_id: str
-    event_reason: ClassVar[str] = "DeletingOrphanInterface"
+    event_reason: ClassVar[ReconcilerReason] = "DeletingOrphanInterface"
+    failure_reason: ClassVar[ReconcilerReason] = "OrphanInterfaceDeletionFailed"
 
 
 @dataclass(frozen=True)
 class RegisterTarget(Job):
     lbvm_id: str
-    event_reason: ClassVar[str] = "RegistrationRepaired"
+    event_reason: ClassVar[ReconcilerReason] = "RegistrationRepaired"
+    failure_reason: ClassVar[ReconcilerReason] = "RegistrationRepairFailed"
     warning: ClassVar[bool] = True
 
 
@@ -100,13 +111,15 @@ class DeregisterTarget(Job):
 
     instance_id: str | None = None
     lbvm_id: str | None = None
-    event_reason: ClassVar[str] = "RegistrationRepaired"
+    event_reason: ClassVar[ReconcilerReason] = "RegistrationRepaired"
+    failure_reason: ClassVar[ReconcilerReason] = "RegistrationRepairFailed"
     warning: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
 class TeardownEntry(Job):
-    event_reason: ClassVar[str] = "TearingDownEntry"
+    event_reason: ClassVar[ReconcilerReason] = "TearingDownEntry"
+    failure_reason: ClassVar[ReconcilerReason] = "EntryTeardownFailed"
 
 
 @dataclass(frozen=True)
@@ -114,4 +127,5 @@ class RemoveLoadBalancer(Job):
     """The last finalizer step: nothing of the load balancer is left but its records."""
 
     lbvm_ids: tuple[str, ...] = ()
-    event_reason: ClassVar[str] = "Deleted"
+    event_reason: ClassVar[ReconcilerReason] = "Deleted"
+    failure_reason: ClassVar[ReconcilerReason] = "DeletionFailed"

@@ -15,7 +15,9 @@ Guards, in order (each says in the decision's notes when it acted):
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
+from lbcp.models.events import ScalingReason
 from lbcp.models.scaling import ScalingState
 from lbcp.scaling.explain import finding_text
 from lbcp.scaling.model import Current, Decision, MetricsWindow, Proposal, Reading
@@ -110,7 +112,9 @@ def apply_guards(
     )
 
 
-def _reason(previous: int, desired: int, hold: str | None, previous_hold: str | None, warm_expired: bool) -> str:
+def _reason(
+    previous: int, desired: int, hold: str | None, previous_hold: str | None, warm_expired: bool
+) -> ScalingReason | Literal["Unchanged"]:
     if desired > previous:
         return "ScaledOut"
     if desired < previous:

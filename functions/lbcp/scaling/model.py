@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from lbcp.models.events import ScalingReason
 from lbcp.models.scaling import ScalingState
 
 Datapoint = tuple[datetime, float]
@@ -128,7 +129,7 @@ class Decision:
     findings: tuple[Finding, ...]
     notes: tuple[str, ...]
     state: ScalingState
-    reason: str  # event reason: ScaledOut, ScaledIn, ScalingHeld, Unchanged, WarmApplied, WarmExpired
+    reason: ScalingReason | Literal["Unchanged"]  # Unchanged: no event
     message: str
     hold: str | None = None
 
