@@ -144,7 +144,9 @@ def test_load_balancers_being_deleted_are_skipped(
 ) -> None:
     record = create(repository, spec, 1)
     publish(cloudwatch, record, SEED)
-    repository.request_deletion(record.id, None, NOW, Event(time=NOW, type="Normal", reason="DeletionRequested", message="x"))
+    repository.request_deletion(
+        record.id, None, NOW, Event(time=NOW, type="Normal", reason="DeletionRequested", message="x")
+    )
     report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
     assert [o.result for o in report.outcomes] == ["skipped-deleting"]
     assert report.metric_calls == 0
