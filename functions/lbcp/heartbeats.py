@@ -8,7 +8,7 @@ A heartbeat does three things:
    clock (missing them past the unhealthy timeout takes the LBVM out of
    rotation), and one after an outage completes the ``recovery`` callback;
 2. it stores what the agent reports, when something changed or at most every
-   ``PERSIST_INTERVAL`` otherwise (DynamoDB writes are the cost of heartbeats;
+   ``HEARTBEAT_PERSIST_INTERVAL`` otherwise (DynamoDB writes are the cost of heartbeats;
    liveness itself is tracked by Step Functions, not by these writes);
 3. its reply tells the agent which config version to run and whether to drain.
 
@@ -21,16 +21,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply
-from lbcp.models.lbvm import Lbvm, LbvmConflict
+from lbcp.models.lbvm import HEARTBEAT_PERSIST_INTERVAL, Lbvm, LbvmConflict
 from lbcp.models.resource import LoadBalancerRecord
 
-PERSIST_INTERVAL = timedelta(seconds=30)
 # EC2 instance profiles sign as the role session named after the instance.
 _INSTANCE_SESSION = re.compile(r"^arn:aws[a-z-]*:sts::\d{12}:assumed-role/[\w+=,.@-]+/(i-[0-9a-f]{8,17})$")
 
@@ -127,7 +126,7 @@ class HeartbeatService:
         draining = lbvm.drain_requested_at is not None or lbvm.state == "Draining"
         # While draining, the connection count is what the drain machine waits on: keep it fresh.
         connections_matter = draining and beat.active_connections != lbvm.active_connections
-        stale = lbvm.last_heartbeat_at is None or now - lbvm.last_heartbeat_at >= PERSIST_INTERVAL
+        stale = lbvm.last_heartbeat_at is None or now - lbvm.last_heartbeat_at >= HEARTBEAT_PERSIST_INTERVAL
         if not (changed or connections_matter or stale):
             return lbvm
         current = lbvm

@@ -1,4 +1,4 @@
-"""The API's use cases: create, read, change and delete load balancers.
+"""The API's use cases: create, read, change, warm and delete load balancers.
 
 Independent of HTTP: the API module maps these results and exceptions onto
 status codes. Each use case validates fully before it writes, writes once
@@ -33,11 +33,19 @@ from lbcp.logic.patching import (
 )
 from lbcp.models.events import Event
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.scaling import WarmRequest
 from lbcp.models.spec import LB_ID_PATTERN, LoadBalancerSpec
 from lbcp.models.status import EntryStatus, LoadBalancerStatus
+from lbcp.scaling.warming import WarmResult, plan_warm
 from lbcp.validation import check_rules, parse_spec
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# A warm write lost to a concurrent scaler decision is retried on the fresh record this often.
+_WARM_ATTEMPTS = 3
+
+
+class WarmContended(Exception):
+    """The scaling state changed under every attempt (a 409; retrying later succeeds)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,6 @@ class LoadBalancerService:
         clock: Callable[[], datetime],
     ) -> None:
         self._repository = repository
-        self.repository = repository
         self._inspector = inspector
         self._clock = clock
 
@@ -175,6 +182,27 @@ class LoadBalancerService:
             return self._repository.request_deletion(record.id, expected_generation, now, event)
         except BeingDeleted as raced:
             return raced.current
+
+    def warm(self, ref: str, request: WarmRequest, actor: str | None) -> WarmResult:
+        """Store a warm floor and raise desired capacity to it now.
+
+        Raises ``NotFound``, ``BeingDeleted``, ``SpecRejected`` (malformed, or more
+        than the load balancer can take) and ``WarmContended`` (three concurrent
+        scaler decisions in a row; rare).
+        """
+        record = self.resolve(ref)
+        now = self._clock()
+        for _ in range(_WARM_ATTEMPTS):
+            plan = plan_warm(record, request, actor, now)
+            try:
+                self._repository.set_desired_capacity(
+                    record.id, record.scaling_version, plan.desired, plan.scaling, plan.event
+                )
+            except GenerationMismatch as raced:
+                record = raced.current
+                continue
+            return WarmResult(record.id, plan.warm, plan.previous, plan.desired)
+        raise WarmContended(f"{record.id}: the scaling state kept changing; try again")
 
     # --- helpers -----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lbcp.adapters.account import AccountInspector
 from lbcp.adapters.metrics import CloudWatchMetricsReader
 from lbcp.dal.repository import LoadBalancerRepository, new_load_balancer_id
 from lbcp.models.events import Event
@@ -15,8 +16,8 @@ from lbcp.models.metrics import NAMESPACE, SPEC_METRIC_NAMES, dimensions
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.scaling import ScalingState, WarmRequest
 from lbcp.scaling.run import run_scaler
-from lbcp.scaling.warming import warm_load_balancer
-from lbcp.service import initial_status
+from lbcp.scaling.warming import WarmResult
+from lbcp.service import LoadBalancerService, initial_status
 from lbcp.validation import parse_spec
 from tests.conftest import REGION, Cloud
 
@@ -65,6 +66,15 @@ def publish(cloudwatch: Any, record: LoadBalancerRecord, values: dict[str, float
             for m, v in values.items()
         ],
     )
+
+
+def warm(repository: LoadBalancerRepository, lb_id: str, request: WarmRequest, actor: str | None) -> WarmResult:
+    """The API's warm use case, at NOW."""
+
+    def no_account() -> AccountInspector:
+        raise AssertionError("warming looks nothing up in the account")
+
+    return LoadBalancerService(repository, no_account, lambda: NOW).warm(lb_id, request, actor)
 
 
 def events(repository: LoadBalancerRepository, lb_id: str) -> list[Event]:
@@ -211,7 +221,7 @@ def test_a_warm_floor_scales_out_at_once_holds_and_expires_with_an_event(
 ) -> None:
     record = create(repository, spec, 1)
     request = WarmRequest.model_validate({"extra": 3, "durationSeconds": 600, "reason": "product launch"})
-    result = warm_load_balancer(repository, record.id, request, "arn:aws:iam::123456789012:user/alice", NOW)
+    result = warm(repository, record.id, request, "arn:aws:iam::123456789012:user/alice")
     assert result.to_json() == {
         "loadBalancerId": record.id,
         "warm": {
@@ -248,7 +258,7 @@ def test_a_warm_request_counts_as_a_scale_out_for_the_cooldown(
 ) -> None:
     record = create(repository, spec, 1)
     request = WarmRequest.model_validate({"floor": 3, "durationSeconds": 60})
-    warm_load_balancer(repository, record.id, request, None, NOW)
+    warm(repository, record.id, request, None)
     publish(cloudwatch, record, LOW, NOW + timedelta(minutes=1))
     report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW + timedelta(minutes=3))
     assert (report.outcomes[0].result, report.outcomes[0].desired) == ("held", 3)  # expired, but cooling down

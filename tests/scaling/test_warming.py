@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from lbcp.errors import SpecRejected
-from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.resource import LoadBalancerRecord, scaling_status
 from lbcp.models.scaling import WarmRequest
-from lbcp.scaling.warming import plan_warm, scaling_status
+from lbcp.scaling.warming import plan_warm
 from lbcp.service import initial_status
 from lbcp.validation import parse_spec
 

@@ -38,8 +38,7 @@ from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply
 from lbcp.models.resource import EventList, LoadBalancer, LoadBalancerList, LoadBalancerRecord, representation
 from lbcp.models.scaling import WarmRequest, WarmResponse
 from lbcp.models.spec import LoadBalancerSpec
-from lbcp.scaling.warming import WarmContended
-from lbcp.service import LoadBalancerService
+from lbcp.service import LoadBalancerService, WarmContended
 from lbcp.settings import settings
 from lbcp.validation import errors_from_pydantic
 
@@ -92,11 +91,11 @@ class Dependencies:
         self._session = get_session()
         self.settings = settings()
         self.dynamodb = self._session.create_client("dynamodb", config=self._config)
-        repository = LoadBalancerRepository(
+        self.load_balancers = LoadBalancerRepository(
             self.dynamodb, self.settings.table_name, timedelta(days=self.settings.event_retention_days)
         )
         self._account_inspector: AccountInspector | None = None
-        self.service = LoadBalancerService(repository, self._inspector, self.clock)
+        self.service = LoadBalancerService(self.load_balancers, self._inspector, self.clock)
         self._idempotency: IdempotentCreates | None = None
         self._heartbeats: HeartbeatService | None = None
         self._lambda_context: Any = None
@@ -122,7 +121,7 @@ class Dependencies:
             from lbcp.reconcile.lifecycle_port import StepFunctionsCallbacks
 
             self._heartbeats = HeartbeatService(
-                load_balancers=self.service.repository,
+                load_balancers=self.load_balancers,
                 lbvms=LbvmRepository(self.dynamodb, self.settings.table_name),
                 callbacks=StepFunctionsCallbacks(self._session.create_client("stepfunctions", config=self._config)),
                 clock=self.clock,
@@ -392,11 +391,7 @@ def list_events(
     tags=["load balancers"],
 )
 def warm(id: LbRef, request: Annotated[WarmRequest, Body()]) -> Response[Any]:
-    from lbcp.scaling.warming import warm_load_balancer
-
-    deps = dependencies()
-    record = deps.service.resolve(id)
-    result = warm_load_balancer(deps.service.repository, record.id, request, _principal(), deps.clock())
+    result = dependencies().service.warm(id, request, _principal())
     return _json_response(200, result.to_json())
 
 

@@ -14,7 +14,7 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from lbcp.dal.schema import (
@@ -31,6 +31,7 @@ from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.scaling import ScalingState
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import LoadBalancerStatus
+from lbcp.models.times import utc_iso
 
 LB_SORT_KEY = "LB"
 NAME_SORT_KEY = "NAME"
@@ -87,7 +88,8 @@ def new_load_balancer_id() -> str:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    # Fixed width, so that event sort keys order as their times do.
+    return utc_iso(moment, "microseconds")
 
 
 class LoadBalancerRepository:

@@ -11,6 +11,7 @@ from lbcp.models.events import Event
 from lbcp.models.scaling import ScalingState, WarmFloor
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import LoadBalancerStatus, StatusModel
+from lbcp.models.times import utc_iso
 
 
 class LoadBalancerRecord(StatusModel):
@@ -63,10 +64,29 @@ class LoadBalancer(LoadBalancerSpec):
     status: LoadBalancerStatusView
 
 
+def scaling_status(record: LoadBalancerRecord, now: datetime) -> dict[str, object]:
+    """The scaler's side of a load balancer for ``status.scaling`` (the shape of ``ScalingStatus``).
+
+    ``warm`` is the floor in force (None once expired, even before the scaler's
+    next run has dropped it), ``lastDecision`` the explanation of the last change.
+    """
+    state = record.scaling
+    warm = state.warm if state.warm is not None and state.warm.expires_at > now else None
+    return {
+        "policy": record.spec.scaling.policy,
+        "warm": warm.model_dump(mode="json", by_alias=True, exclude_none=True) if warm else None,
+        "lastDecision": state.last_decision,
+        "lastScaleOutAt": _utc_iso_or_none(state.last_scale_out_at),
+        "lastScaleInAt": _utc_iso_or_none(state.last_scale_in_at),
+    }
+
+
+def _utc_iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else utc_iso(moment)
+
+
 def representation(record: LoadBalancerRecord, now: datetime) -> dict[str, Any]:
     """The JSON the API returns for a load balancer (the shape of ``LoadBalancer``)."""
-    from lbcp.scaling.warming import scaling_status
-
     return {
         **record.spec.model_dump(mode="json", by_alias=True),
         **record.model_dump(
