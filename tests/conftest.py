@@ -75,16 +75,16 @@ def emulated_account() -> Iterator[Cloud]:
 @pytest.fixture
 def cloud(emulated_account: Cloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     """The module's account with a fresh, empty table for this test, and handlers that use it."""
-    from lbcp.api import app as api_app
+    from lbcp.api.dependencies import dependencies
     from lbcp.settings import settings
 
     table = f"{TABLE}-{uuid.uuid4().hex[:8]}"
     create_table(emulated_account.dynamodb, table)
     monkeypatch.setenv("LBCP_TABLE_NAME", table)
     settings.cache_clear()
-    api_app.dependencies.cache_clear()
+    dependencies.cache_clear()
     yield dataclasses.replace(emulated_account, table=table)
-    api_app.dependencies.cache_clear()
+    dependencies.cache_clear()
     settings.cache_clear()
     emulated_account.dynamodb.delete_table(TableName=table)
 

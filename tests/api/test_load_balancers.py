@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from lbcp.api import app as api_app
+from lbcp.api.dependencies import Dependencies, dependencies
+from lbcp.models.scaling import ScalingState
 from tests.conftest import Api, Cloud
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -130,8 +131,8 @@ def test_an_expired_certificate_is_422_at_the_time_of_the_request(
 ) -> None:
     # Time is an input: run the API with a clock past the seeded certificate's expiry (one year).
     later = datetime.now(UTC) + timedelta(days=400)
-    monkeypatch.setattr(api_app.Dependencies, "clock", staticmethod(lambda: later))
-    api_app.dependencies.cache_clear()
+    monkeypatch.setattr(Dependencies, "clock", staticmethod(lambda: later))
+    dependencies.cache_clear()
     response = api.create(spec)
     assert response.status == 422
     [error] = response.json()["errors"]
@@ -247,7 +248,7 @@ def test_patch_checks_only_what_it_changes_against_the_account(api: Api, spec: d
 def test_concurrent_patches_one_wins_the_other_gets_412(api: Api, spec: dict[str, Any]) -> None:
     # Both read generation 1; the repository's conditional write lets only one through.
     lb = create(api, spec)
-    service = api_app.dependencies().service
+    service = dependencies().service
     from lbcp.dal.repository import GenerationMismatch
 
     first = service.patch(lb["id"], 1, {"capacity": {"max": 7}}, actor="a")
@@ -374,7 +375,7 @@ def test_a_failed_create_does_not_burn_the_key(api: Api, spec: dict[str, Any]) -
 def test_a_repeat_while_the_first_is_running_is_409(api: Api, spec: dict[str, Any]) -> None:
     from lbcp_local.events import LocalLambdaContext
 
-    deps = api_app.dependencies()
+    deps = dependencies()
     deps.register_lambda_context(LocalLambdaContext())
     seen: list[int] = []
 
@@ -421,6 +422,49 @@ def test_warming_raises_the_desired_capacity_and_shows_in_status(api: Api, spec:
     assert too_big.json()["errors"][0]["field"] == "floor"
     both = api.request("POST", "/v1/load-balancers/web/warm", {"floor": 3, "extra": 1, "durationSeconds": 3600})
     assert both.status == 400
+
+
+def scaler_deciding_before_each_warm_write(monkeypatch: pytest.MonkeyPatch, races: int) -> list[int]:
+    """Before each of the first ``races`` warm writes, a real scaler write lands first (desired 3)."""
+    repository = dependencies().load_balancers
+    write = repository.set_desired_capacity
+    seen: list[int] = []
+
+    def scaler_first(lb_id: str, expected: int, desired: int, scaling: ScalingState, event: Any) -> None:
+        if len(seen) < races:
+            current = repository.get(lb_id)
+            assert current is not None
+            write(lb_id, current.scaling_version, 3, current.scaling.model_copy(update={"last_decision": "hot"}), None)
+            seen.append(expected)
+        write(lb_id, expected, desired, scaling, event)
+
+    monkeypatch.setattr(repository, "set_desired_capacity", scaler_first)
+    return seen
+
+
+def test_a_warm_request_that_lost_to_the_scaler_is_planned_again_on_its_decision(
+    api: Api, spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lb = create(api, spec)
+    raced = scaler_deciding_before_each_warm_write(monkeypatch, races=1)
+    response = api.request("POST", "/v1/load-balancers/web/warm", {"floor": 5, "durationSeconds": 600})
+    assert response.status == 200, response.body
+    assert raced == [0]
+    assert (response.json()["previousDesiredCapacity"], response.json()["desiredCapacity"]) == (3, 5)
+    stored = dependencies().load_balancers.get(lb["id"])
+    assert stored is not None and stored.scaling.last_decision == "hot" and stored.scaling.warm is not None
+
+
+def test_a_warm_request_that_loses_three_times_is_409_and_writes_no_floor(
+    api: Api, spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create(api, spec)
+    raced = scaler_deciding_before_each_warm_write(monkeypatch, races=3)
+    response = api.request("POST", "/v1/load-balancers/web/warm", {"floor": 5, "durationSeconds": 600})
+    assert (response.status, response.header("Retry-After")) == (409, "1")
+    assert response.json()["type"] == "urn:lbcp:problem:scaling-contended"
+    assert raced == [0, 1, 2]
+    assert api.request("GET", "/v1/load-balancers/web").json()["status"]["scaling"]["warm"] is None
 
 
 def test_an_imported_certificate_is_422_because_agents_cannot_export_it(

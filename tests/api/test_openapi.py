@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from openapi_spec_validator import validate
 
-from lbcp.api.app import ROUTE_TABLE
 from lbcp.api.openapi import openapi_document
+from lbcp.api.operations import OPENAPI_DOCUMENT, OPERATIONS, RESOURCES
 from tests.conftest import Api
 
 COMMITTED = Path(__file__).parents[2] / "docs" / "openapi.json"
@@ -24,15 +23,42 @@ def test_the_document_is_valid_openapi() -> None:
     validate(openapi_document())
 
 
-def test_the_route_table_matches_the_documented_routes() -> None:
-    documented = {
-        (path, method.upper()) for path, operations in openapi_document()["paths"].items() for method in operations
-    } | {("/v1/openapi.json", "GET")}
-    in_table = set()
-    for pattern, methods in ROUTE_TABLE:
-        sample = re.sub(r"\[\^/\]\+", "{id}", pattern.pattern.strip("^$")).replace("\\.", ".")
-        in_table |= {(sample, method) for method in methods}
-    assert in_table == documented
+def documented_operations() -> dict[tuple[str, str], dict[str, object]]:
+    return {
+        (path, method.upper()): operation
+        for path, operations in openapi_document()["paths"].items()
+        for method, operation in operations.items()
+    }
+
+
+def test_the_declared_operations_are_the_documented_ones() -> None:
+    declared = {(operation.openapi_path, operation.method) for operation in OPERATIONS}
+    # The document describes everything but itself.
+    assert declared == set(documented_operations()) | {(OPENAPI_DOCUMENT.openapi_path, OPENAPI_DOCUMENT.method)}
+
+
+def test_the_operations_declared_to_read_a_body_are_those_documented_with_one() -> None:
+    documented = documented_operations()
+    for operation in OPERATIONS:
+        if operation != OPENAPI_DOCUMENT:
+            key = (operation.openapi_path, operation.method)
+            assert ("requestBody" in documented[key]) == operation.reads_body, key
+
+
+def test_each_declared_path_refuses_other_methods_with_the_declared_ones_in_allow(api: Api) -> None:
+    for resource in RESOURCES:
+        path = resource.path.replace("<id>", "lb-0123456789abcdef0")
+        response = api.request("PUT", path)
+        assert (response.status, response.header("Allow")) == (405, ", ".join(resource.methods)), path
+        assert response.json()["type"] == "urn:lbcp:problem:method-not-allowed"
+
+
+def test_exactly_the_operations_that_read_a_body_check_it_before_routing(api: Api) -> None:
+    for operation in OPERATIONS:
+        path = operation.path.replace("<id>", "lb-0123456789abcdef0")
+        response = api.request(operation.method, path, raw=b"<xml/>", headers={"content-type": "text/xml"})
+        refused = response.status == 415 and response.json()["type"] == "urn:lbcp:problem:unsupported-media-type"
+        assert refused == operation.reads_body, (operation, response.status)
 
 
 def test_every_operation_documents_problem_details_for_400() -> None:

@@ -1,0 +1,93 @@
+"""The clients and services a request needs, each built on first use (replaceable in tests)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from lbcp.adapters.account import AccountInspector
+from lbcp.dal.repository import LoadBalancerRepository
+from lbcp.service import LoadBalancerService
+from lbcp.settings import settings
+
+if TYPE_CHECKING:
+    from lbcp.api.idempotency import IdempotentCreates
+    from lbcp.heartbeats import HeartbeatService
+
+
+class Dependencies:
+    """Cold starts pay only for what their first request uses.
+
+    botocore (not boto3, which drags in s3transfer) for every request; EC2 and
+    ACM clients only for validating a create or a change; Powertools'
+    idempotency layer (which imports boto3) only for a create with an
+    Idempotency-Key; Step Functions only for the agent's routes.
+    """
+
+    def __init__(self) -> None:
+        from botocore.config import Config
+        from botocore.session import get_session
+
+        self._config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=5)
+        self._session = get_session()
+        self.settings = settings()
+        self.dynamodb = self._session.create_client("dynamodb", config=self._config)
+        self.load_balancers = LoadBalancerRepository(
+            self.dynamodb, self.settings.table_name, timedelta(days=self.settings.event_retention_days)
+        )
+        self._account_inspector: AccountInspector | None = None
+        self.service = LoadBalancerService(self.load_balancers, self._inspector, self.clock)
+        self._idempotency: IdempotentCreates | None = None
+        self._heartbeats: HeartbeatService | None = None
+        self._lambda_context: Any = None
+
+    @staticmethod
+    def clock() -> datetime:
+        return datetime.now(UTC)
+
+    def _inspector(self) -> AccountInspector:
+        if self._account_inspector is None:
+            from lbcp.adapters.account import AwsAccountInspector
+
+            ec2 = self._session.create_client("ec2", config=self._config)
+            acm = self._session.create_client("acm", config=self._config)
+            self._account_inspector = AwsAccountInspector(ec2, acm, ec2.meta.region_name)
+        return self._account_inspector
+
+    @property
+    def heartbeats(self) -> HeartbeatService:
+        if self._heartbeats is None:
+            from lbcp.dal.lbvms import LbvmRepository
+            from lbcp.heartbeats import HeartbeatService
+            from lbcp.reconcile.lifecycle_port import StepFunctionsCallbacks
+
+            self._heartbeats = HeartbeatService(
+                load_balancers=self.load_balancers,
+                lbvms=LbvmRepository(self.dynamodb, self.settings.table_name),
+                callbacks=StepFunctionsCallbacks(self._session.create_client("stepfunctions", config=self._config)),
+                clock=self.clock,
+            )
+        return self._heartbeats
+
+    def register_lambda_context(self, context: Any) -> None:
+        self._lambda_context = context
+        if self._idempotency is not None:
+            self._idempotency.config.register_lambda_context(context)
+
+    @property
+    def idempotency(self) -> IdempotentCreates:
+        if self._idempotency is None:
+            from lbcp.api.idempotency import IdempotentCreates
+
+            self._idempotency = IdempotentCreates(
+                self.dynamodb, self.settings.table_name, self.settings.idempotency_ttl_seconds
+            )
+            if self._lambda_context is not None:
+                self._idempotency.config.register_lambda_context(self._lambda_context)
+        return self._idempotency
+
+
+@lru_cache(maxsize=1)
+def dependencies() -> Dependencies:
+    return Dependencies()

@@ -1,0 +1,45 @@
+"""The LBVM agent's calls: fetch the configuration to run, report a heartbeat."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from lbcp.api.dependencies import dependencies
+from lbcp.api.operations import AGENT_CONFIG, AGENT_HEARTBEAT
+from lbcp.api.resolver import principal, route
+from lbcp.api.responses import json_response
+from lbcp.api.routes.openapi_parts import ok, problem
+from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply
+from lbcp.models.lbvm import LBVM_ID_PATTERN
+from lbcp.models.spec import LB_ID_PATTERN
+
+LbvmId = Annotated[str, Query(alias="lbvmId", pattern=LBVM_ID_PATTERN, description="The LBVM asking.")]
+LoadBalancerId = Annotated[str, Query(alias="loadBalancerId", pattern=LB_ID_PATTERN)]
+_NOT_ITS_INSTANCE = problem("Not this LBVM's instance")
+
+
+@route(
+    AGENT_CONFIG,
+    summary="An LBVM agent fetches the configuration it should run",
+    description="Called by the agent with its instance role; an instance may ask only for its own LBVM.",
+    responses={200: ok("The spec and its version", AgentConfig), 403: _NOT_ITS_INSTANCE},
+    tags=["agent"],
+)
+def agent_config(lbvm_id: LbvmId, load_balancer_id: LoadBalancerId) -> Response[Any]:
+    config = dependencies().heartbeats.config(principal(), load_balancer_id, lbvm_id)
+    return json_response(200, config.model_dump(mode="json", by_alias=True))
+
+
+@route(
+    AGENT_HEARTBEAT,
+    summary="An LBVM agent reports that it is alive, and what it runs",
+    description="Every heartbeatIntervalSeconds; the reply says which config version to run and whether to drain.",
+    responses={200: ok("What the agent should do", HeartbeatReply), 403: _NOT_ITS_INSTANCE},
+    tags=["agent"],
+)
+def agent_heartbeat(beat: Annotated[Heartbeat, Body()]) -> Response[Any]:
+    reply = dependencies().heartbeats.heartbeat(principal(), beat)
+    return json_response(200, reply.model_dump(mode="json", by_alias=True))
