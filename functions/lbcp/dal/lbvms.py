@@ -15,7 +15,7 @@ attributes with plain DynamoDB tasks:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from lbcp.dal.schema import (
@@ -39,10 +39,6 @@ _NUMBER_FIELDS = frozenset(
 
 def lbvm_key(load_balancer_id: str, lbvm_id: str) -> dict[str, Any]:
     return {PARTITION_KEY: {"S": f"LB#{load_balancer_id}"}, SORT_KEY: {"S": f"{LBVM_PREFIX}{lbvm_id}"}}
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_item(lbvm: Lbvm) -> dict[str, Any]:
@@ -84,13 +80,7 @@ class LbvmRepository:
             "ExpressionAttributeNames": {"#kind": GSI_BY_KIND_PARTITION_KEY},
             "ExpressionAttributeValues": {":kind": {"S": KIND_LBVM}},
         }
-        while True:
-            response = self._client.query(**request)
-            for item in response.get("Items", []):
-                yield from_item(item)
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return self._query_all(request)
 
     def list_for(self, load_balancer_id: str) -> list[Lbvm]:
         """The LBVMs of one load balancer, strongly consistent (for decisions under a lease)."""
@@ -101,13 +91,16 @@ class LbvmRepository:
             "ExpressionAttributeValues": {":pk": {"S": f"LB#{load_balancer_id}"}, ":prefix": {"S": LBVM_PREFIX}},
             "ConsistentRead": True,
         }
-        result: list[Lbvm] = []
+        return list(self._query_all(request))
+
+    def _query_all(self, request: dict[str, Any]) -> Iterator[Lbvm]:
+        """Every record a query matches, page after page."""
         while True:
             response = self._client.query(**request)
-            result.extend(from_item(item) for item in response.get("Items", []))
+            yield from (from_item(item) for item in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
-                return result
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+                return
+            request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
     def get(self, load_balancer_id: str, lbvm_id: str) -> Lbvm | None:
         item = self._client.get_item(

@@ -180,7 +180,7 @@ class LoadBalancerRepository:
                             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                         }
                     },
-                    {"Put": {"TableName": self._table, "Item": self._event_item(record.id, event)}},
+                    self._put_event(record.id, event),
                 ]
             )
         except self._client.exceptions.TransactionCanceledException as exc:
@@ -220,7 +220,7 @@ class LoadBalancerRepository:
                             },
                         }
                     },
-                    {"Put": {"TableName": self._table, "Item": self._event_item(lb_id, event)}},
+                    self._put_event(lb_id, event),
                 ]
             )
         except self._client.exceptions.TransactionCanceledException as exc:
@@ -258,7 +258,7 @@ class LoadBalancerRepository:
                             "ExpressionAttributeValues": values,
                         }
                     },
-                    {"Put": {"TableName": self._table, "Item": self._event_item(lb_id, event)}},
+                    self._put_event(lb_id, event),
                 ]
             )
         except self._client.exceptions.TransactionCanceledException as exc:
@@ -303,7 +303,7 @@ class LoadBalancerRepository:
             }
         ]
         if event is not None:
-            items.append({"Put": {"TableName": self._table, "Item": self._event_item(lb_id, event)}})
+            items.append(self._put_event(lb_id, event))
         try:
             self._client.transact_write_items(TransactItems=items)
         except self._client.exceptions.TransactionCanceledException as exc:
@@ -334,7 +334,7 @@ class LoadBalancerRepository:
             },
         }
         items: list[dict[str, Any]] = [{"Update": update}]
-        items += [{"Put": {"TableName": self._table, "Item": self._event_item(lb_id, e)}} for e in events[:98]]
+        items += [self._put_event(lb_id, e) for e in events[:98]]
         try:
             self._client.transact_write_items(TransactItems=items)
         except self._client.exceptions.TransactionCanceledException as exc:
@@ -366,7 +366,7 @@ class LoadBalancerRepository:
                         "ExpressionAttributeValues": {":id": {"S": lb_id}},
                     }
                 },
-                {"Put": {"TableName": self._table, "Item": self._event_item(lb_id, event)}},
+                self._put_event(lb_id, event),
             ]
         )
 
@@ -386,6 +386,10 @@ class LoadBalancerRepository:
         if current.deletion_requested_at is not None:
             raise BeingDeleted(current) from None
         raise GenerationMismatch(current) from None
+
+    def _put_event(self, lb_id: str, event: Event) -> dict[str, Any]:
+        """The transaction item that records ``event``."""
+        return {"Put": {"TableName": self._table, "Item": self._event_item(lb_id, event)}}
 
     def _event_item(self, lb_id: str, event: Event) -> dict[str, Any]:
         # Sortable time first, then randomness so two events in one microsecond both survive.
