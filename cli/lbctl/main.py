@@ -588,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
         "create",
         cmd_create,
         "Declare a load balancer from a spec file.",
-        "The spec is YAML or JSON (DESIGN section 3). A create is sent with an Idempotency-Key\n"
+        "The spec is YAML or JSON (see docs/openapi.json). A create is sent with an Idempotency-Key\n"
         "(a new UUID unless given) and retried with the same key, so it never creates two.",
     )
     create.add_argument("-f", "--file", required=True, metavar="FILE", help="spec file, YAML or JSON; - for stdin")

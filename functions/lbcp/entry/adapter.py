@@ -1,4 +1,4 @@
-"""The entry adapter: how clients reach a load balancer's LBVMs (DESIGN section 1, "Entry").
+"""The entry adapter: how clients reach a load balancer's LBVMs.
 
 One object for the reconciler (``ensure``, ``observe``, ``register``,
 ``deregister``, ``teardown``: the ``EntryPort`` of ``lbcp.reconcile.ports``) and

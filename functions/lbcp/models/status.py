@@ -1,4 +1,4 @@
-"""Observed state as the API reports it (DESIGN section 3)."""
+"""Observed state as the API reports it (`status` of a load balancer)."""
 
 from __future__ import annotations
 
