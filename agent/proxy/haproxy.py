@@ -114,7 +114,8 @@ class HaproxyDriver:
         self.state_file = options.run_dir / "haproxy-server-state"  # the config's server-state-file
 
     def validate(self, config: Path) -> None:
-        run_check([self.binary, "-c", "-q", "-f", str(config)], "haproxy -c")
+        # Not -q: it silences the alert that says what is wrong, too.
+        run_check([self.binary, "-c", "-f", str(config)], "haproxy -c")
 
     def start(self, config: Path) -> ProxyProcess:
         self.options.run_dir.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import signal
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -75,15 +76,21 @@ DataPlaneFactory = Callable[..., ProxyDataPlane]
 
 @pytest.fixture
 def make_dataplane(tmp_path: Path, platform: Platform, certificates: CertificateSource) -> Iterator[DataPlaneFactory]:
-    """Data planes on loopback in this test's directory; every proxy they start dies at teardown."""
+    """Data planes on loopback in this test's directory; every proxy they start dies at teardown.
+
+    Run directories (the proxies' sockets) are short ones of their own: HAProxy takes
+    socket paths of at most 97 characters, and a test's directory can be longer.
+    """
     made: list[ProxyDataPlane] = []
+    run_dirs: list[Path] = []
 
     def make(
         proxy: ProxyName, *, name: str = "lbvm", source: CertificateSource | None = None, **overrides: Any
     ) -> ProxyDataPlane:
         root = tmp_path / f"{name}-{proxy}"
+        run_dirs.append(Path(tempfile.mkdtemp(prefix="lbcp-run-")))
         options: dict[str, Any] = {
-            "run_dir": root / "run",
+            "run_dir": run_dirs[-1],
             "log_dir": root / "log",
             "bind_address": "127.0.0.1",
             "stats_port": free_port(),
@@ -104,3 +111,5 @@ def make_dataplane(tmp_path: Path, platform: Platform, certificates: Certificate
         if process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
+    for run_dir in run_dirs:
+        shutil.rmtree(run_dir, ignore_errors=True)
