@@ -38,8 +38,11 @@ $(STAMP): requirements.txt pyproject.toml package.json package-lock.json
 node_modules:
 	$(NPM) ci --no-audit --no-fund --loglevel=error
 
+# Workers: one per core (pytest-xdist); tests/conftest.py keeps what shares a process together.
+TEST_WORKERS ?= auto
+
 test: $(STAMP) $(SETUP_EXTRAS)
-	$(WITH_NODE) $(PY) -m pytest -q
+	$(WITH_NODE) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -185,3 +185,20 @@ def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun
 def fleet_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntimeProcess]:
     """``make local``: everything, with simulated agents, for the tests of the fleet's life."""
     yield from _runtime_process(tmp_path_factory.mktemp("fleet-runtime"), fleet=True)
+
+
+# --- running in parallel ---------------------------------------------------------------------
+# `make test` runs the suite on pytest-xdist workers (--dist loadgroup). Tests that share an
+# expensive process go to one worker together: the CDK tests (one node kernel and one synth),
+# and the tests of the local runtimes (one runtime process each, not one per worker). Long
+# end-to-end runs go first, so that they overlap the rest of the suite instead of trailing it.
+_RUNTIME_FIXTURES = frozenset({"local_runtime", "fleet_runtime"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("cdk"):
+            item.add_marker(pytest.mark.xdist_group("cdk"))
+        elif _RUNTIME_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("runtimes"))
+    items.sort(key=lambda item: 0 if item.get_closest_marker("e2e") else 1)
