@@ -529,7 +529,8 @@ CASES: list[Case] = [
         "subnetIds[0]",
     ),
     Case("waf-on-classic", post(classic_without_rules, put(("waf",), {"enabled": True})), 400, "waf.enabled"),
-    Case("waf-with-haproxy", post(put(("waf",), {"enabled": True})), 400, "waf.enabled"),
+    # Without a proxy, enabling the WAF picks NGINX; asking for HAProxy with it is refused.
+    Case("waf-with-haproxy", post(put(("proxy",), "haproxy"), put(("waf",), {"enabled": True})), 400, "waf.enabled"),
     Case("waf-unknown-mode", post(put(("waf",), {"enabled": False, "mode": "deny"})), 400, "waf.mode"),
     Case("entry-unknown-mode", post(put(("entry",), {"mode": "anycast"})), 400, "entry.mode"),
     Case(

@@ -204,6 +204,33 @@ def test_patch_null_resets_a_section_to_its_defaults(api: Api, spec: dict[str, A
     assert body["drain"] == {"connectionThreshold": 1, "timeoutSeconds": 300, "maxConnectionLifetimeSeconds": 120}
 
 
+def test_a_create_gets_defaults_that_fit_what_it_set(api: Api, spec: dict[str, Any]) -> None:
+    document = copy.deepcopy(spec)
+    document["backends"][0]["healthCheck"] = {"protocol": "HTTP", "path": "/healthz", "intervalSeconds": 5}
+    document["lifecycle"] = {"heartbeatIntervalSeconds": 20}
+    document["waf"] = {"enabled": True}
+    response = api.create(document)
+    assert response.status == 201, response.body
+    body = response.json()
+    assert body["backends"][0]["healthCheck"]["timeoutSeconds"] == 4
+    assert body["lifecycle"]["unhealthyTimeoutSeconds"] == 40
+    assert body["proxy"] == "nginx"
+
+
+def test_a_patch_names_the_stored_field_it_conflicts_with_and_null_derives_it_again(
+    api: Api, spec: dict[str, Any]
+) -> None:
+    create(api, spec)
+    refused = patch(api, "web", {"lifecycle": {"heartbeatIntervalSeconds": 20}}, 1)
+    assert refused.status == 400
+    [error] = refused.json()["errors"]
+    assert error["field"] == "lifecycle.unhealthyTimeoutSeconds"
+    assert error["message"] == "30 must be at least twice heartbeatIntervalSeconds (20)"
+    body = patch(api, "web", {"lifecycle": {"heartbeatIntervalSeconds": 20, "unhealthyTimeoutSeconds": None}}, 1).json()
+    assert body["lifecycle"]["unhealthyTimeoutSeconds"] == 40
+    assert body["generation"] == 2
+
+
 def test_a_patch_that_changes_nothing_keeps_the_generation_and_records_nothing(api: Api, spec: dict[str, Any]) -> None:
     create(api, spec)
     response = patch(api, "web", {"capacity": {"max": 6}}, 1)

@@ -123,7 +123,7 @@ def test_a_stored_spec_reads_back_identically() -> None:
         (lambda d: d["capacity"].update(min=5), "capacity.min", "out_of_range"),
         (lambda d: d.update(subnetIds=["subnet-0123456789abcdef0"]), "subnetIds", "too_few_zones"),
         (lambda d: d.update(subnetIds=["subnet-0123456789abcdef0"] * 2), "subnetIds[1]", "duplicate"),
-        (lambda d: d.update(waf={"enabled": True}), "waf.enabled", "not_allowed"),
+        (lambda d: d.update(proxy="haproxy", waf={"enabled": True}), "waf.enabled", "not_allowed"),
         (lambda d: d.update(entry={"dnsTtlSeconds": 30}), "entry.dnsTtlSeconds", "not_allowed"),
         (
             lambda d: d.update(lifecycle={"unhealthyTimeoutSeconds": 9}),
@@ -157,6 +157,58 @@ def test_each_violation_names_its_field(change: Any, field: str, code: str) -> N
     document = copy.deepcopy(valid())
     change(document)
     assert errors_of(document).get(field) == code, errors_of(document)
+
+
+@pytest.mark.parametrize(
+    ("change", "derived"),
+    [
+        # A health check every 5 s (or 2 s) cannot wait 5 s for an answer: the timeout's
+        # default shortens to fit inside the interval the user chose.
+        (lambda d: d["backends"][0].update(healthCheck={"intervalSeconds": 5}), ("timeout", 4)),
+        (lambda d: d["backends"][0].update(healthCheck={"intervalSeconds": 2}), ("timeout", 1)),
+        (lambda d: d["backends"][0].update(healthCheck={"intervalSeconds": 30}), ("timeout", 5)),
+        # A slow heartbeat needs a longer silence before an LBVM counts as unhealthy.
+        (lambda d: d.update(lifecycle={"heartbeatIntervalSeconds": 20}), ("unhealthy", 40)),
+        (lambda d: d.update(lifecycle={"heartbeatIntervalSeconds": 15}), ("unhealthy", 30)),
+        # The WAF runs on NGINX: enabling it picks the proxy that can run it.
+        (lambda d: d.update(waf={"enabled": True}), ("proxy", "nginx")),
+        (lambda d: d.update(waf={"enabled": False}), ("proxy", "haproxy")),
+    ],
+)
+def test_a_default_follows_what_the_user_set_on_the_other_side_of_a_rule(
+    change: Any, derived: tuple[str, object]
+) -> None:
+    document = copy.deepcopy(valid())
+    change(document)
+    spec = parse_spec(document)
+    values = {
+        "timeout": spec.backends[0].health_check.timeout_seconds,
+        "unhealthy": spec.lifecycle.unhealthy_timeout_seconds,
+        "proxy": spec.proxy,
+    }
+    assert values[derived[0]] == derived[1]
+
+
+def test_a_value_the_user_set_is_never_replaced_by_a_derived_default() -> None:
+    document = valid()
+    document["backends"][0]["healthCheck"] = {"intervalSeconds": 5, "timeoutSeconds": 2}
+    document["lifecycle"] = {"heartbeatIntervalSeconds": 20, "unhealthyTimeoutSeconds": 100}
+    spec = parse_spec(document)
+    assert spec.backends[0].health_check.timeout_seconds == 2
+    assert spec.lifecycle.unhealthy_timeout_seconds == 100
+    # And a value set against the rule is still refused, naming the field the user sent.
+    document["backends"][0]["healthCheck"] = {"intervalSeconds": 5, "timeoutSeconds": 5}
+    assert errors_of(document) == {"backends[0].healthCheck.timeoutSeconds": "out_of_range"}
+
+
+def test_a_derived_default_never_hides_the_error_of_a_bad_value_it_depends_on() -> None:
+    document = valid()
+    document["backends"][0]["healthCheck"] = {"intervalSeconds": "5"}
+    document["lifecycle"] = {"heartbeatIntervalSeconds": 0}
+    assert errors_of(document) == {
+        "backends[0].healthCheck.intervalSeconds": "int_type",
+        "lifecycle.heartbeatIntervalSeconds": "greater_than_equal",
+    }
 
 
 def test_all_violations_are_reported_at_once() -> None:

@@ -135,7 +135,7 @@ def _backends(spec: LoadBalancerSpec) -> Iterator[FieldError]:
         if check.timeout_seconds >= check.interval_seconds:
             yield _error(
                 (*here, "healthCheck", "timeoutSeconds"),
-                f"must be shorter than intervalSeconds ({check.interval_seconds})",
+                f"{check.timeout_seconds} must be shorter than intervalSeconds ({check.interval_seconds})",
                 "out_of_range",
             )
         if check.protocol == "TCP" and check.path is not None:
@@ -175,7 +175,8 @@ def _lifecycle(spec: LoadBalancerSpec) -> Iterator[FieldError]:
     if lifecycle.unhealthy_timeout_seconds < 2 * lifecycle.heartbeat_interval_seconds:
         yield _error(
             ("lifecycle", "unhealthyTimeoutSeconds"),
-            f"must be at least twice heartbeatIntervalSeconds ({lifecycle.heartbeat_interval_seconds})",
+            f"{lifecycle.unhealthy_timeout_seconds} must be at least twice heartbeatIntervalSeconds "
+            f"({lifecycle.heartbeat_interval_seconds})",
             "out_of_range",
         )
     if lifecycle.pending_timeout_seconds < 2 * lifecycle.heartbeat_interval_seconds:

@@ -1,4 +1,4 @@
-"""The load balancer spec: what a user declares (DESIGN section 3).
+"""The load balancer spec: what a user declares.
 
 Shape and per-field rules live here, in the types; rules that relate several
 fields (a listener naming a backend, unique ports, min <= max) live in
@@ -7,7 +7,9 @@ fields (a listener naming a backend, unique ports, min <= max) live in
 Every model forbids unknown fields and validates strictly (no "80" for 80, no
 "true" for true): a spec is a contract and silent coercion hides mistakes.
 Optional sections carry production defaults, so a stored spec is always the
-complete, explicit configuration the control plane acts on.
+complete, explicit configuration the control plane acts on. A default on one
+side of a cross-field rule follows the user's side of it instead
+(``derive_default``): a 5 s health-check interval gets a 4 s timeout.
 
 Strings that reach a proxy configuration (names, hosts, paths) are restricted
 to characters that cannot break out of a HAProxy or NGINX directive.
@@ -17,9 +19,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 MAX_LBVMS_PER_LOAD_BALANCER = 100
@@ -47,6 +49,20 @@ class SpecModel(BaseModel):
         # The default (Rust) engine: its `$` matches only at the very end, while
         # Python's also matches before a final newline ("web\n" would pass).
     )
+
+
+def derive_default(model: BaseModel, field: str, value: object) -> None:
+    """Give ``field`` of a just-validated ``model`` the default ``value`` derived from the user's fields.
+
+    Only when the user left the field out (it is not in ``model_fields_set``): a
+    value the user sent is never replaced, and one that breaks a rule is refused
+    by ``lbcp.logic.spec_rules``, naming that field. Without this, a fixed default
+    on one side of a cross-field rule would refuse a spec for a field its user
+    never sent. A stored spec is explicit, so it reads back unchanged.
+    """
+    if field not in model.model_fields_set:
+        # Models are frozen; this runs inside validation, before anyone holds the model.
+        object.__setattr__(model, field, value)
 
 
 # --- scalar types -----------------------------------------------------------
@@ -186,6 +202,10 @@ class Target(SpecModel):
     port: Port
 
 
+# AWS's default for HTTP target groups.
+HEALTH_CHECK_TIMEOUT_SECONDS: Final = 5
+
+
 class HealthCheck(SpecModel):
     # Unset, the check follows the traffic: a backend behind an HTTP or HTTPS listener
     # is checked with HTTP, one behind a TCP or TLS listener with a TCP connect, since
@@ -197,9 +217,21 @@ class HealthCheck(SpecModel):
     )
     path: PathPrefix | None = Field(default=None, description="HTTP(S) only; defaults to '/'.")
     interval_seconds: int = Field(default=10, ge=2, le=300)
-    timeout_seconds: int = Field(default=5, ge=1, le=120)
+    timeout_seconds: int = Field(
+        default=HEALTH_CHECK_TIMEOUT_SECONDS,
+        ge=1,
+        le=120,
+        description=f"Shorter than intervalSeconds. Defaults to {HEALTH_CHECK_TIMEOUT_SECONDS}, "
+        "or to intervalSeconds - 1 when that is shorter.",
+    )
     healthy_threshold: int = Field(default=3, ge=1, le=10)
     unhealthy_threshold: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _timeout_fits_the_interval(self) -> Self:
+        # An answer must be due before the next check starts.
+        derive_default(self, "timeout_seconds", min(HEALTH_CHECK_TIMEOUT_SECONDS, self.interval_seconds - 1))
+        return self
 
 
 class Backend(SpecModel):
@@ -237,15 +269,20 @@ class Waf(SpecModel):
     paranoia_level: int = Field(default=1, ge=1, le=4, description="OWASP CRS paranoia level.")
 
 
+UNHEALTHY_TIMEOUT_SECONDS: Final = 30
+
+
 class Lifecycle(SpecModel):
     pending_timeout_seconds: int = Field(
         default=600, ge=5, le=7200, description="How long a new LBVM may take to send its first heartbeat."
     )
     unhealthy_timeout_seconds: int = Field(
-        default=30,
+        default=UNHEALTHY_TIMEOUT_SECONDS,
         ge=2,
         le=3600,
-        description="Heartbeat silence after which an LBVM is taken out of rotation.",
+        description="Heartbeat silence after which an LBVM is taken out of rotation; at least twice "
+        f"heartbeatIntervalSeconds. Defaults to {UNHEALTHY_TIMEOUT_SECONDS}, or to twice "
+        "heartbeatIntervalSeconds when that is longer.",
     )
     heartbeat_interval_seconds: int = Field(default=5, ge=1, le=60)
     recovery_timeout_seconds: int = Field(
@@ -255,6 +292,14 @@ class Lifecycle(SpecModel):
         description="How long an Unroutable LBVM may take to come back before it is terminated "
         "(a replacement is launched at once either way).",
     )
+
+    @model_validator(mode="after")
+    def _silence_spans_two_heartbeats(self) -> Self:
+        # One late heartbeat must not take an LBVM out of rotation.
+        derive_default(
+            self, "unhealthy_timeout_seconds", max(UNHEALTHY_TIMEOUT_SECONDS, 2 * self.heartbeat_interval_seconds)
+        )
+        return self
 
 
 class Drain(SpecModel):
@@ -373,7 +418,7 @@ class LoadBalancerSpec(SpecModel):
     listeners: list[Listener] = Field(min_length=1, max_length=MAX_LISTENERS)
     backends: list[Backend] = Field(min_length=1, max_length=MAX_BACKENDS)
     capacity: Capacity
-    proxy: ProxyEngine = "haproxy"
+    proxy: ProxyEngine = Field(default="haproxy", description="Defaults to nginx when the WAF is enabled.")
     instance: Instance = Field(default_factory=Instance)
     entry: Entry = Field(default_factory=Entry)
     waf: Waf = Field(default_factory=Waf)
@@ -382,6 +427,13 @@ class LoadBalancerSpec(SpecModel):
     scaling: Scaling = Field(default_factory=Scaling)
     rollout: Rollout = Field(default_factory=Rollout)
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
+
+    @model_validator(mode="after")
+    def _waf_picks_its_proxy(self) -> Self:
+        # ModSecurity runs on NGINX only: enabling the WAF says which proxy to run.
+        if self.waf.enabled:
+            derive_default(self, "proxy", "nginx")
+        return self
 
 
 # Fields fixed at creation: the name is the DNS identity, the type decides the
