@@ -9,7 +9,7 @@ the drain timeout (plus margins) is carried out by the reconciler itself.
 
 from __future__ import annotations
 
-from lbcp.models.lbvm import HEARTBEAT_PERSIST_INTERVAL
+from lbcp.models.lbvm import HEARTBEAT_PERSIST_INTERVAL, Lbvm
 from lbcp.reconcile.jobs import ForceTerminate, Job, RequestDrain, StartLifecycle
 from lbcp.reconcile.plan.context import PlanContext, age_text, seconds
 
@@ -83,39 +83,36 @@ def _silent_routable(ctx: PlanContext) -> list[Job]:
     """
     lifecycle = ctx.spec.lifecycle
     bound = seconds(lifecycle.unhealthy_timeout_seconds) + HEARTBEAT_PERSIST_INTERVAL + ctx.settings.stuck_margin
-    jobs: list[Job] = []
-    for lbvm in ctx.fleet.routable:
-        silence = ctx.now - (lbvm.last_heartbeat_at or lbvm.state_since)
-        if silence > bound:
-            jobs.append(
-                RequestDrain(
-                    reason=f"{lbvm.lbvm_id}: Routable but no heartbeat for {age_text(silence)} "
-                    f"(unhealthy timeout {lifecycle.unhealthy_timeout_seconds} s); taking it out",
-                    lbvm_id=lbvm.lbvm_id,
-                    drain_reason="unhealthy",
-                    deregister_now=True,
-                )
-            )
-    return jobs
+    silences = ((lbvm, ctx.now - (lbvm.last_heartbeat_at or lbvm.state_since)) for lbvm in ctx.fleet.routable)
+    return [
+        _take_out_unhealthy(
+            lbvm,
+            f"Routable but no heartbeat for {age_text(silence)} "
+            f"(unhealthy timeout {lifecycle.unhealthy_timeout_seconds} s); taking it out",
+        )
+        for lbvm, silence in silences
+        if silence > bound
+    ]
 
 
 def _unrecovered(ctx: PlanContext) -> list[Job]:
     lifecycle = ctx.spec.lifecycle
     bound = seconds(lifecycle.recovery_timeout_seconds) + ctx.settings.stuck_margin
-    jobs: list[Job] = []
-    for lbvm in ctx.fleet.unroutable:
-        age = ctx.now - lbvm.state_since
-        if age > bound:
-            jobs.append(
-                RequestDrain(
-                    reason=f"{lbvm.lbvm_id}: unroutable for {age_text(age)} (recovery timeout "
-                    f"{lifecycle.recovery_timeout_seconds} s)",
-                    lbvm_id=lbvm.lbvm_id,
-                    drain_reason="unhealthy",
-                    deregister_now=True,
-                )
-            )
-    return jobs
+    ages = ((lbvm, ctx.now - lbvm.state_since) for lbvm in ctx.fleet.unroutable)
+    return [
+        _take_out_unhealthy(
+            lbvm, f"unroutable for {age_text(age)} (recovery timeout {lifecycle.recovery_timeout_seconds} s)"
+        )
+        for lbvm, age in ages
+        if age > bound
+    ]
+
+
+def _take_out_unhealthy(lbvm: Lbvm, why: str) -> Job:
+    # Out of the entry before any drain wait: an LBVM that does not report cannot be trusted with new clients.
+    return RequestDrain(
+        reason=f"{lbvm.lbvm_id}: {why}", lbvm_id=lbvm.lbvm_id, drain_reason="unhealthy", deregister_now=True
+    )
 
 
 def _overrunning_drains(ctx: PlanContext) -> list[Job]:
