@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
         help="'self-signed' (placeholders: the default), 'acm' (export from ACM with your credentials)",
     )
     render.add_argument("--check", action="store_true", help="have the proxy check the result (haproxy -c, nginx -t)")
-    _machine_options(render)
+    # Under --out by default, so that what is written passes `haproxy -c -f` and
+    # `nginx -t -c` by itself; an LBVM's own paths are the run command's defaults.
+    _machine_options(render, run_dir=None, log_dir=None)
     render.set_defaults(handler=_render)
 
     run = commands.add_parser("run", help="run as the LBVM's agent service")
@@ -99,9 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _machine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
-    parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR)
+def _machine_options(
+    parser: argparse.ArgumentParser, run_dir: Path | None = DEFAULT_RUN_DIR, log_dir: Path | None = DEFAULT_LOG_DIR
+) -> None:
+    parser.add_argument("--run-dir", type=Path, default=run_dir, help=f"default: {run_dir or 'OUT/run'}")
+    parser.add_argument("--log-dir", type=Path, default=log_dir, help=f"default: {log_dir or 'OUT/log'}")
     parser.add_argument("--bind-address", help="listen on this address only (default: every IPv4 address)")
     parser.add_argument("--stats-port", type=int, default=8404, help="the loopback stats endpoint's port")
     parser.add_argument("--proxy-user", help="the user the proxy's workers run as")
@@ -147,13 +151,20 @@ def _render(args: argparse.Namespace) -> int:
         document = _load_document(args.spec)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         return _fail(f"cannot read {args.spec}: {exc}")
+    if args.proxy and isinstance(document, dict):
+        # The flag says which proxy to render for: the spec's rules (the WAF needs
+        # NGINX) must judge the spec with it, not with the proxy it names itself.
+        document = {**document, "proxy": args.proxy}
     try:
         spec = parse_spec(document)
     except SpecRejected as exc:
         lines = [f"  {error.field}: {error.message}" for error in exc.errors]
         return _fail(f"{args.spec} is not a valid spec:\n" + "\n".join(lines))
-    proxy = args.proxy or spec.proxy
+    proxy = spec.proxy
     config = AgentConfig(load_balancer_id=args.lb_id, lbvm_id="render", config_version=args.config_version, spec=spec)
+    out = args.out.resolve()
+    args.run_dir = args.run_dir or out / "run"
+    args.log_dir = args.log_dir or out / "log"
     options = _options(args)
     try:
         prepared = release.prepare(config, proxy, options, _certificate_source(args), directory=args.out)
@@ -161,13 +172,15 @@ def _render(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     # Only now, with everything rendered and every certificate in hand, is anything written.
     release.write(prepared, atomic=False)
+    driver = driver_for(proxy, options)
+    driver.prepare_paths()
     for name in sorted(prepared.files):
         print(args.out / name)
     if args.certificates == "self-signed" and prepared.certificates:
         print("note: certificates are self-signed placeholders (--certificates acm exports the real ones)")
     if args.check:
         try:
-            driver_for(proxy, options).validate(prepared.main_file)
+            driver.validate(prepared.main_file)
         except ProxyFailed as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_REFUSED

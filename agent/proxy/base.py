@@ -18,6 +18,10 @@ RELOAD_TIMEOUT_SECONDS = 15.0
 class ProxyDriver(Protocol):
     name: ProxyName
 
+    def prepare_paths(self) -> None:
+        """Create the directories and files a rendered config has the proxy write to or read at start."""
+        ...
+
     def validate(self, config: Path) -> None:
         """Let the proxy itself check a rendered config; ProxyFailed with its words if it refuses."""
         ...

@@ -117,10 +117,14 @@ class HaproxyDriver:
         # Not -q: it silences the alert that says what is wrong, too.
         run_check([self.binary, "-c", "-f", str(config)], "haproxy -c")
 
-    def start(self, config: Path) -> ProxyProcess:
-        self.options.run_dir.mkdir(parents=True, exist_ok=True)
+    def prepare_paths(self) -> None:
+        for directory in (self.options.run_dir, self.options.log_dir):
+            directory.mkdir(parents=True, exist_ok=True)
         if not self.state_file.exists():
             self.state_file.write_text("1\n")  # version 1, no servers yet: no warning at start
+
+    def start(self, config: Path) -> ProxyProcess:
+        self.prepare_paths()
         command = [self.binary, "-W", "-db", "-f", str(config), "-S", f"{self.cli.path},mode,600"]
         process = ProxyProcess.start(command, name="haproxy", pid_file=self.pid_file, log_file=self.log_file)
 

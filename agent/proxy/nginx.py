@@ -51,11 +51,14 @@ class NginxDriver:
         self.pid_file = options.run_dir / "nginx.agent-pid"
         self.status_url = f"http://{host_port(options.stats_address, options.stats_port)}/status"
 
+    def prepare_paths(self) -> None:
+        for directory in (self.options.run_dir / "nginx", self.options.run_dir / "modsecurity", self.options.log_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
     def _common(self, config: Path) -> list[str]:
         # -p: relative paths resolve under the run directory; -e: the error log used
         # before the config is read (the compiled-in default may not be writable).
-        for directory in (self.options.run_dir / "nginx", self.options.run_dir / "modsecurity", self.options.log_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+        self.prepare_paths()
         return ["-c", str(config), "-p", f"{self.options.run_dir}/", "-e", str(self.error_log)]
 
     def validate(self, config: Path) -> None:

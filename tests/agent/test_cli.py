@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.platform import Platform
 from tests.agent.helpers import CERT_ARN, backend, spec_document
 
 
@@ -66,6 +67,46 @@ def test_render_takes_yaml_and_writes_nginx_with_its_waf_rules(tmp_path: Path) -
     assert "SecRuleEngine On" in (out / "modsecurity.conf").read_text()
 
 
+@pytest.mark.proxies
+@pytest.mark.parametrize("spec_proxy", ["haproxy", None])
+def test_the_proxy_flag_applies_before_the_spec_rules(spec_proxy: str | None, tmp_path: Path) -> None:
+    # The WAF runs on NGINX: --proxy nginx makes a WAF spec whole, whatever its own proxy says.
+    document = _https_spec(proxy=spec_proxy, waf={"enabled": True, "mode": "block"})
+    if spec_proxy is None:
+        del document["proxy"]
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(document))
+    out = tmp_path / "out"
+    result = _agent(
+        "render", "--spec", str(spec), "--proxy", "nginx", "--out", str(out), "--check", *_machine(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "SecRuleEngine On" in (out / "modsecurity.conf").read_text()
+    assert "nginx accepts" in result.stdout
+
+
+@pytest.mark.proxies
+@pytest.mark.parametrize(
+    ("document", "main_file", "check"),
+    [
+        (_https_spec(proxy="haproxy"), "haproxy.cfg", [Platform.detect().haproxy, "-c", "-f"]),
+        (_https_spec(proxy="nginx", waf={"enabled": True}), "nginx.conf", [Platform.detect().nginx, "-t", "-c"]),
+    ],
+    ids=["haproxy", "nginx-waf"],
+)
+def test_what_render_writes_passes_the_proxys_own_check_by_itself(
+    document: dict[str, Any], main_file: str, check: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No machine options and a relative --out: the run and log directories go under it.
+    monkeypatch.chdir(tmp_path)
+    Path("spec.json").write_text(json.dumps(document))
+    result = _agent("render", "--spec", "spec.json", "--out", "out")
+    assert result.returncode == 0, result.stderr
+    checked = subprocess.run([*check, str(tmp_path / "out" / main_file)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert str(tmp_path / "out" / "run") in Path("out", main_file).read_text()
+
+
 def test_an_invalid_spec_exits_2_names_every_bad_field_and_writes_nothing(tmp_path: Path) -> None:
     document = _https_spec()
     document["listeners"][1]["port"] = 8080
@@ -85,7 +126,7 @@ def test_an_invalid_spec_exits_2_names_every_bad_field_and_writes_nothing(tmp_pa
     [
         # The spec refuses the WAF on HAProxy (lbcp.logic.spec_rules)...
         (
-            _https_spec(waf={"enabled": True}),
+            _https_spec(proxy="haproxy", waf={"enabled": True}),
             [],
             "waf.enabled: the WAF (ModSecurity v3 with the OWASP Core Rule Set) runs on NGINX",
         ),
