@@ -3,7 +3,7 @@
 It does what API Gateway does for a ``$default`` route with a Lambda proxy
 integration (payload 2.0), minus SigV4: requests are accepted unsigned and
 attributed to a local developer principal, or to the principal named in the
-``X-Lbcp-Local-Principal`` header (how simulated agents present their
+``X-Lbcp-Local-Principal`` header (how local agents present their
 instance role session). Like a Lambda instance, the handler serves one
 request at a time.
 """
@@ -36,7 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else None
         headers = {name: value for name, value in self.headers.items() if name.lower() != LOCAL_PRINCIPAL_HEADER}
-        # Local stand-in for SigV4 identity: simulated agents say which instance they are.
+        # Local stand-in for SigV4 identity: local agents say which instance they are.
         principal = self.headers.get(LOCAL_PRINCIPAL_HEADER)
         with self.lock:
             response = invoke_api(self.command, path, query=query, headers=headers, body=body, principal_arn=principal)
@@ -52,7 +52,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _serve
+    def __getattr__(self, name: str) -> Any:
+        # Every method goes to the API, which answers the ones it has no route for with 405 and
+        # Allow, as API Gateway passes any method to a $default route: no request goes unanswered
+        # (BaseHTTPRequestHandler would answer an unknown method with an HTML 501).
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:
         if not self.quiet:
