@@ -260,6 +260,13 @@ class ProxyDataPlane:
                 self._process.stop()
             self._process = None
 
+    def process_ids(self) -> set[int]:
+        """The proxy's master and workers (old workers still finishing after a reload included)."""
+        process = self._process
+        if process is None or not process.alive():
+            return set()
+        return {process.pid, *process.children()}
+
     # --- files ---------------------------------------------------------------
 
     def _target(self, link: Path) -> Path | None:

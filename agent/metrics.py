@@ -9,7 +9,9 @@ a short spike between two publications is neither missed nor exaggerated.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -121,6 +123,65 @@ class SystemSampler:
         # MemAvailable counts reclaimable cache as free: what the kernel could hand out now.
         available = info.get("MemAvailable", info.get("MemFree", 0) + info.get("Cached", 0))
         return round(100.0 * (total - available) / total, 2) if total else 0.0
+
+
+class ProcessSampler:
+    """Utilisation caused by some processes (a proxy's master and workers), as a share of a machine's size.
+
+    Where several LBVMs share one host (the local runtime), the machine's own
+    CPU says nothing about one LBVM: what its proxy spends is its load. CPU is
+    the processes' CPU time since the previous call over the wall time, divided
+    by ``cores``; memory is their resident set over ``memory_bytes``. A process
+    first seen counts all its CPU time (it started since the previous call: new
+    workers after a reload); one that ends between two calls takes its last
+    interval with it, which only under-counts a proxy that is restarting.
+    """
+
+    def __init__(
+        self,
+        pids: Callable[[], Iterable[int]],
+        *,
+        cores: float = 1.0,
+        memory_bytes: int = 2 * 1024**3,
+        root: Path = Path("/proc"),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._pids = pids
+        self._cores = cores
+        self._memory_bytes = memory_bytes
+        self._root = root
+        self._monotonic = monotonic
+        self._ticks_per_second = os.sysconf("SC_CLK_TCK")
+        self._page_size = os.sysconf("SC_PAGE_SIZE")
+        self._seen: dict[int, int] = {}  # pid -> CPU ticks at the previous call
+        self._last = monotonic()
+        self._seen = {pid: ticks for pid, (ticks, _) in self._read().items()}
+
+    def _read(self) -> dict[int, tuple[int, int]]:
+        """pid -> (user + system CPU ticks, resident pages), for the processes that still run."""
+        found: dict[int, tuple[int, int]] = {}
+        for pid in self._pids():
+            try:
+                text = (self._root / str(pid) / "stat").read_text()
+            except OSError:
+                continue
+            # After the parenthesised command name: state is field 3, utime 14, stime 15, rss 24.
+            fields = text[text.rindex(")") + 2 :].split()
+            found[pid] = (int(fields[11]) + int(fields[12]), int(fields[21]))
+        return found
+
+    def cpu_percent(self) -> float:
+        now, current = self._monotonic(), self._read()
+        elapsed, self._last = now - self._last, now
+        spent = sum(ticks - self._seen.get(pid, 0) for pid, (ticks, _) in current.items())
+        self._seen = {pid: ticks for pid, (ticks, _) in current.items()}
+        if elapsed <= 0:
+            return 0.0
+        return round(min(100.0, 100.0 * spent / self._ticks_per_second / elapsed / self._cores), 2)
+
+    def memory_percent(self) -> float:
+        resident = sum(pages for _, pages in self._read().values()) * self._page_size
+        return round(min(100.0, 100.0 * resident / self._memory_bytes), 2)
 
 
 def collect(sampler: Sampler, active_connections: int, timestamp: datetime) -> list[Datum]:

@@ -8,6 +8,7 @@ only *how* to say it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -39,6 +40,13 @@ class RenderOptions:
     platform: Platform = field(default_factory=Platform)
     max_connections: int = 20000
     drained: bool = False  # render without the public listeners (drain mode)
+    # Where a listener's port is bound on this machine, when not on the port itself: LBVMs that share
+    # one host (the local runtime) each bind the spec's ports elsewhere. Clients still see the spec's
+    # port (X-Forwarded-Port), as they do behind the entry.
+    listen_ports: Mapping[int, int] = field(default_factory=dict)
+
+    def bind_port(self, listener_port: int) -> int:
+        return self.listen_ports.get(listener_port, listener_port)
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,8 @@ class Route:
 @dataclass(frozen=True)
 class Frontend:
     id: str
-    port: int
+    port: int  # the spec's listener port: what clients connect to through the entry
+    bind_port: int  # where this LBVM listens for it
     protocol: str  # the spec's listener protocol
     mode: Mode
     tls: TlsFiles | None
@@ -180,7 +189,7 @@ def build_model(
     options: RenderOptions,
 ) -> ProxyModel:
     """The model of one config version; raises RenderError when this LBVM cannot serve the spec."""
-    frontends = tuple(_frontend(listener, release_dir) for listener in spec.listeners)
+    frontends = tuple(_frontend(listener, release_dir, options) for listener in spec.listeners)
     _check_ports(frontends, options)
     waf = _waf(spec, options)
     max_lifetime = _max_connection_lifetime(spec, frontends)
@@ -200,7 +209,7 @@ def build_model(
     )
 
 
-def _frontend(listener: Listener, release_dir: Path) -> Frontend:
+def _frontend(listener: Listener, release_dir: Path, options: RenderOptions) -> Frontend:
     mode: Mode = "http" if listener.protocol in L7_PROTOCOLS else "tcp"
     tls = None
     if listener.protocol in TLS_PROTOCOLS:
@@ -218,6 +227,7 @@ def _frontend(listener: Listener, release_dir: Path) -> Frontend:
     return Frontend(
         id=frontend_id(listener.port),
         port=listener.port,
+        bind_port=options.bind_port(listener.port),
         protocol=listener.protocol,
         mode=mode,
         tls=tls,
@@ -236,11 +246,14 @@ def _host_match(pattern: str) -> HostMatch:
 
 def _check_ports(frontends: tuple[Frontend, ...], options: RenderOptions) -> None:
     for frontend in frontends:
-        if frontend.port == options.stats_port:
+        if frontend.bind_port == options.stats_port:
             raise RenderError(
-                f"listener port {frontend.port} is the agent's stats port on this LBVM; "
-                "choose another listener port (or run the agent with another --stats-port)"
+                f"listener port {frontend.port} would listen on {frontend.bind_port}, the agent's stats port on "
+                "this LBVM; choose another listener port (or run the agent with another --stats-port)"
             )
+    bound = [frontend.bind_port for frontend in frontends]
+    if len(set(bound)) != len(bound):
+        raise RenderError(f"two listeners would listen on the same port of this LBVM: {sorted(bound)}")
 
 
 def _waf(spec: LoadBalancerSpec, options: RenderOptions) -> WafModel | None:

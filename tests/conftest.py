@@ -131,6 +131,7 @@ class LocalRuntimeProcess:
     api_url: str
     aws_url: str
     account: LocalAccount
+    state_dir: Path
 
 
 def _runtime_process(state_dir: Path, *, fleet: bool) -> Iterator[LocalRuntimeProcess]:
@@ -165,7 +166,7 @@ def _runtime_process(state_dir: Path, *, fleet: bool) -> Iterator[LocalRuntimePr
                     raise
                 time.sleep(0.2)
         account = LocalAccount(**json.loads((state_dir / "account.json").read_text()))
-        yield LocalRuntimeProcess(api_url, f"http://127.0.0.1:{aws_port}", account)
+        yield LocalRuntimeProcess(api_url, f"http://127.0.0.1:{aws_port}", account, state_dir)
     finally:
         process.terminate()
         try:
@@ -183,7 +184,7 @@ def local_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun
 
 @pytest.fixture(scope="session")
 def fleet_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntimeProcess]:
-    """``make local``: everything, with simulated agents, for the tests of the fleet's life."""
+    """``make local``: everything, each LBVM a real HAProxy or NGINX, for the tests of the fleet's life."""
     yield from _runtime_process(tmp_path_factory.mktemp("fleet-runtime"), fleet=True)
 
 

@@ -112,6 +112,14 @@ class ProxyProcess:
     def children(self) -> set[int]:
         return children_of(self.pid)
 
+    def kill(self) -> None:
+        """What a VM's power-off does: master and workers end at once, every connection with them."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        if self._popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(5.0)
+
     def stop(self, timeout: float = 5.0) -> None:
         """Hard stop: SIGTERM to the master (both proxies then stop their workers), SIGKILL to what is left."""
         group = self.pid

@@ -1,20 +1,23 @@
-"""Simulated LBVM agents: the real agent code, over a simulated data plane, one per booted instance.
+"""LBVM agents: the real agent code, one per booted instance, over a real proxy or a simulated one.
 
 In AWS, every LBVM instance boots with user data that starts the agent. Here
 no instance really boots, so this watches the emulated EC2 for running
-instances that carry our tags and starts, for each, the real agent loop
-(``agent.loop.Agent``) with a ``SimulatedDataPlane`` (no proxy process), the
-real HTTP control-plane client talking to the local API, and a CloudWatch
-sink writing to the emulator. The agent presents its instance's role session
-as its principal (the local adapter's stand-in for SigV4). When the instance
-stops or is terminated, its agent stops: exactly what a dead VM does.
+instances that carry our tags and starts, for each, a machine
+(``lbcp_local.machines``: the real proxy on loopback ports of its own, or a
+simulated data plane) and the real agent loop (``agent.loop.Agent``) with the
+real HTTP control-plane client talking to the local API and a CloudWatch sink
+writing to the emulator. The agent presents its instance's role session as
+its principal (the local adapter's stand-in for SigV4). When the instance
+stops or is terminated, its machine powers off: the proxy dies at once, and
+the agent with it, exactly what a dead VM does.
 
 ``set_load`` changes the simulated traffic (connections, CPU) of a load
-balancer's agents, which the demo uses to make the fleet scale.
+balancer's simulated LBVMs, which the demo uses to make the fleet scale.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import threading
@@ -25,11 +28,11 @@ from agent.clock import SystemClock
 from agent.control import HttpControlPlaneClient
 from agent.identity import Identity
 from agent.loop import Agent, AgentSettings
-from agent.metrics import CloudWatchSink, FixedSampler
-from agent.simulated import SimulatedDataPlane
+from agent.metrics import CloudWatchSink
 from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
 from lbcp_local.events import LOCAL_ACCOUNT_ID
 from lbcp_local.http_adapter import LOCAL_PRINCIPAL_HEADER
+from lbcp_local.machines import DataPlaneKind, Machine, MachineFactory, SimulatedMachine
 
 log = logging.getLogger("lbcp.local.agents")
 LBVM_ROLE_NAME = "lbcp-local-lbvm"
@@ -38,18 +41,22 @@ LBVM_ROLE_NAME = "lbcp-local-lbvm"
 @dataclass
 class _Running:
     agent: Agent
-    dataplane: SimulatedDataPlane
-    sampler: FixedSampler
+    machine: Machine
     stop: threading.Event
     thread: threading.Thread
 
+    def power_off(self) -> None:
+        self.stop.set()  # the agent goes with its machine
+        self.machine.power_off()
+
 
 @dataclass
-class SimulatedAgents:
+class LocalAgents:
     api_url: str
     ec2: Any
     cloudwatch: Any
     region: str
+    machines: MachineFactory
     poll_seconds: float = 0.5
     # Agents publish metrics this often here (a minute in AWS), so the scaler sees load soon.
     publish_seconds: float = 10.0
@@ -69,14 +76,24 @@ class SimulatedAgents:
             self._thread.join(timeout=5)
         with self._lock:
             for running in self._agents.values():
-                running.stop.set()
+                running.power_off()
             for running in self._agents.values():
                 running.thread.join(timeout=5)
             self._agents.clear()
 
+    @property
+    def kind(self) -> DataPlaneKind:
+        return self.machines.kind
+
     def running_instances(self) -> set[str]:
         with self._lock:
             return set(self._agents)
+
+    def listen_addresses(self, instance_id: str) -> dict[int, str]:
+        """Where the LBVM on this instance listens for each of its spec's ports ({} if none or simulated)."""
+        with self._lock:
+            running = self._agents.get(instance_id)
+        return running.machine.listen_addresses() if running is not None else {}
 
     def set_load(self, load_balancer_id: str, connections_per_lbvm: int, cpu_percent: float) -> None:
         """Simulated traffic for every agent of a load balancer (now and for agents that start later)."""
@@ -88,9 +105,8 @@ class SimulatedAgents:
 
     @staticmethod
     def _apply_load(running: _Running, connections: int, cpu: float) -> None:
-        running.dataplane.set_connections(connections)
-        running.sampler.cpu = cpu
-        running.sampler.memory = 30.0 + 0.2 * cpu
+        if isinstance(running.machine, SimulatedMachine):
+            running.machine.set_load(connections, cpu)
 
     # --- the watch loop ---------------------------------------------------------------
 
@@ -115,8 +131,7 @@ class SimulatedAgents:
                     running[instance["InstanceId"]] = instance
         with self._lock:
             for instance_id in set(self._agents) - set(running):
-                gone = self._agents.pop(instance_id)
-                gone.stop.set()  # the VM is gone: so is its agent
+                self._agents.pop(instance_id).power_off()
             for instance_id, instance in running.items():
                 if instance_id not in self._agents:
                     started = self._boot(instance)
@@ -137,21 +152,24 @@ class SimulatedAgents:
         control = HttpControlPlaneClient(
             self.api_url, self.region, None, timeout=10, headers={LOCAL_PRINCIPAL_HEADER: principal}
         )
-        # While draining, clients finish and leave: 25 connections fewer per heartbeat.
-        dataplane = SimulatedDataPlane("haproxy", drain_step=25)
-        sampler = FixedSampler(cpu=5.0, memory=31.0)
+        try:
+            machine = self.machines.boot(identity.instance_id, self._user_data(identity.instance_id))
+        except (ValueError, OSError) as exc:
+            # As an instance whose agent never starts: no heartbeat, and the lifecycle's pending timeout replaces it.
+            log.error("instance %s cannot boot an LBVM: %s", identity.instance_id, exc)
+            return None
         stop = threading.Event()
         agent = Agent(
             identity,
             control,
-            dataplane,
+            machine.dataplane,
             clock=SystemClock(wake=stop),
             rng=random.Random(identity.instance_id),
             metrics=CloudWatchSink(self.cloudwatch),
-            sampler=sampler,
+            sampler=machine.sampler,
             settings=AgentSettings(heartbeat_interval_seconds=1.0, publish_period_seconds=self.publish_seconds),
         )
-        running = _Running(agent, dataplane, sampler, stop, threading.Thread())
+        running = _Running(agent, machine, stop, threading.Thread())
         if identity.load_balancer_id in self._loads:
             self._apply_load(running, *self._loads[identity.load_balancer_id])
         running.thread = threading.Thread(
@@ -160,3 +178,8 @@ class SimulatedAgents:
         running.thread.start()
         log.info("agent started on %s (%s of %s)", identity.instance_id, identity.lbvm_id, identity.load_balancer_id)
         return running
+
+    def _user_data(self, instance_id: str) -> str:
+        attribute = self.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+        encoded = attribute.get("UserData", {}).get("Value", "")
+        return base64.b64decode(encoded).decode(errors="replace") if encoded else ""

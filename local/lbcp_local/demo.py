@@ -22,7 +22,6 @@ import boto3
 
 from lbcp_local.aws import free_port
 from lbcp_local.runtime import LocalRuntime
-from lbcp_local.seed import example_spec
 
 BOLD, DIM, GREEN, RED, RESET = (
     ("\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m") if sys.stdout.isatty() else ("",) * 5
@@ -156,12 +155,13 @@ def run(runtime: LocalRuntime) -> None:
         f"moto serves the AWS APIs on {runtime.aws_url}; the API handler (the same code as the Lambda "
         f"function) answers on {runtime.api_url}; the lifecycle and drain state machines run in moto's "
         "Step Functions interpreter, the reconciler and the scaler tick as the schedules would, and every "
-        "instance that boots gets a simulated agent (the real agent code over a simulated proxy). The account "
+        "instance that boots gets a simulated LBVM (the real agent code over a simulated proxy; `make local` runs "
+        "real proxies). The account "
         f"has VPC {account.vpc_id} with subnets in {' and '.join(account.availability_zones)}."
     )
 
     step(2, "Declare an application load balancer: 3 LBVMs over two Availability Zones")
-    spec = example_spec(account)
+    spec = runtime.example_spec()
     spec["capacity"] = {"min": 3, "max": 6}
     # Seconds here where production uses minutes: timeouts come from the spec.
     spec["lifecycle"] = {
@@ -322,7 +322,10 @@ def main() -> int:
     state_dir = Path(".local") / "demo"
     state_dir.parent.mkdir(exist_ok=True)
     # Free ports, so the demo runs beside a `make local` that is already up.
-    with LocalRuntime(api_port=free_port(), aws_port=free_port(), state_dir=state_dir, quiet=True) as runtime:
+    # Simulated LBVMs until the demo drives real traffic: its scaling step sets their load.
+    with LocalRuntime(
+        api_port=free_port(), aws_port=free_port(), state_dir=state_dir, quiet=True, dataplane="simulated"
+    ) as runtime:
         run(runtime)
     return 0
 

@@ -21,6 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-fleet", action="store_true", help="the API only: no state machines, reconciler, scaler or agents"
     )
+    parser.add_argument(
+        "--dataplane",
+        choices=["proxy", "simulated"],
+        default=runtime_defaults["dataplane"].default,
+        help="what each LBVM runs: the real proxy (HAProxy, or NGINX with ModSecurity) on loopback ports of its "
+        "own, or a simulated one (no processes; for machines without the proxies)",
+    )
     args = parser.parse_args(argv)
 
     runtime = LocalRuntime(
@@ -30,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet=args.quiet,
         state_dir=args.state_dir,
         fleet=not args.no_fleet,
+        dataplane=args.dataplane,
     )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -55,6 +63,8 @@ Try:
        -H 'Content-Type: application/json' -d @{args.state_dir}/example-spec.json
   .venv/bin/lbctl list
   .venv/bin/lbctl events web
+  cat {args.state_dir}/lbvms/*/listen.json     # where each LBVM's real proxy listens, e.g. {{"80": "127.0.0.1:41234"}}
+  curl -s http://127.0.0.1:41234/             # through that LBVM to the example's backend server
 
 Ctrl-C stops (state lives in memory).
 """,

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import boto3
 
 from lbcp.dal.schema import create_table
 from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT, ENV_DNS_DOMAIN, ENV_HOSTED_ZONE_ID, ENV_TABLE_NAME
-from lbcp_local.agents import SimulatedAgents
+from lbcp_local.agents import LocalAgents
 from lbcp_local.aws import LOCAL_REGION, EmbeddedAws, point_boto3_at
+from lbcp_local.backends import LocalBackends
 from lbcp_local.http_adapter import LocalApiServer
+from lbcp_local.machines import DataPlaneKind, MachineFactory
 from lbcp_local.seed import LocalAccount, example_spec, seed_account
 from lbcp_local.ticker import Ticker
 
@@ -32,13 +37,18 @@ class LocalRuntime:
     aws_port: int = int(os.environ.get("LOCAL_AWS_PORT", "4566"))
     state_dir: Path | None = Path(".local")
     quiet: bool = False
-    # The fleet machinery: state machines, reconciler and scaler ticks, simulated agents.
+    # The fleet machinery: state machines, reconciler and scaler ticks, an agent per instance.
     fleet: bool = True
+    # What runs on each instance: the real proxy on loopback ports of its own, or a simulated one.
+    dataplane: DataPlaneKind = "proxy"
     reconcile_seconds: float = 1.0
     scale_seconds: float = 5.0
     metrics_period_seconds: int = 10
     account: LocalAccount | None = field(default=None, init=False)
-    agents: SimulatedAgents | None = field(default=None, init=False)
+    agents: LocalAgents | None = field(default=None, init=False)
+    # Real HTTP servers on loopback that the example spec's backends point at.
+    backends: LocalBackends | None = field(default=None, init=False)
+    _machines_dir: Path | None = field(default=None, init=False)
     _aws: EmbeddedAws | None = field(default=None, init=False)
     _api: LocalApiServer | None = field(default=None, init=False)
     _tickers: list[Ticker] = field(default_factory=list, init=False)
@@ -61,12 +71,13 @@ class LocalRuntime:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lbcp-api")
         create_table(boto3.client("dynamodb"), LOCAL_TABLE)
+        self.backends = LocalBackends(("app", "api")).start()
         self.account = seed_account(boto3.client("ec2"), boto3.client("acm"), LOCAL_REGION, boto3.client("acm-pca"))
         if self.state_dir is not None:
             # Written before the API answers: whoever waits for the API may read them at once.
             self.state_dir.mkdir(exist_ok=True)
             (self.state_dir / "account.json").write_text(self.account.to_json() + "\n")
-            (self.state_dir / "example-spec.json").write_text(json.dumps(example_spec(self.account), indent=2) + "\n")
+            (self.state_dir / "example-spec.json").write_text(json.dumps(self.example_spec(), indent=2) + "\n")
         if self.fleet:
             self._deploy_fleet()
         self._reset_handler_caches()
@@ -75,6 +86,13 @@ class LocalRuntime:
         if self.fleet:
             self._start_fleet()
         return self
+
+    def example_spec(self, name: str = "web") -> dict[str, Any]:
+        """The seeded example, its backends this runtime's own servers (a request through an LBVM reaches one)."""
+        assert self.account is not None and self.backends is not None, "not started"
+        backends = self.backends
+        targets = {backend: [{"host": "127.0.0.1", "port": backends.port(backend)}] for backend in ("app", "api")}
+        return example_spec(self.account, name, targets)
 
     def _deploy_fleet(self) -> None:
         """What the stack deploys besides the API: hosted zone, state machines, tasks function, profile."""
@@ -89,7 +107,7 @@ class LocalRuntime:
             iam=boto3.client("iam"), lambda_client=boto3.client("lambda"), sfn=boto3.client("stepfunctions")
         )
         os.environ.update(machinery.environment())
-        # Simulated agents start without downloading anything; the URL only has to be a valid one
+        # Local agents start without downloading anything; the URL only has to be a valid one
         # for the user data the reconciler renders (the stack points it at the agent's S3 asset).
         os.environ[ENV_AGENT_ARTIFACT_URL] = "https://artifacts.lbcp.local/lbcp-agent.tar.gz"
 
@@ -109,7 +127,7 @@ class LocalRuntime:
         from lbcp.scaling.run import run_scaler
 
         # The scaler as deployed, but reading metrics in periods of a few seconds rather than
-        # minutes (the simulated agents publish that often), so scaling shows in seconds.
+        # minutes (the local agents publish that often), so scaling shows in seconds.
         repository = LoadBalancerRepository(session.client("dynamodb"), settings().table_name)
         reader = CloudWatchMetricsReader(
             session.client("cloudwatch"),
@@ -126,12 +144,20 @@ class LocalRuntime:
         ]
         for ticker in self._tickers:
             ticker.start()
-        self.agents = SimulatedAgents(
+        if self.state_dir is not None:
+            # Each LBVM's proxy state lives here while it runs; none outlives the runtime that made it.
+            self._machines_dir = self.state_dir / "lbvms"
+            shutil.rmtree(self._machines_dir, ignore_errors=True)
+            self._machines_dir.mkdir(parents=True)
+        else:
+            self._machines_dir = Path(tempfile.mkdtemp(prefix="lbcp-local-lbvms-"))
+        self.agents = LocalAgents(
             publish_seconds=self.metrics_period_seconds / 2,
             api_url=self.api_url,
             ec2=session.client("ec2"),
             cloudwatch=session.client("cloudwatch"),
             region=LOCAL_REGION,
+            machines=MachineFactory(self.dataplane, self._machines_dir),
         )
         self.agents.start()
 
@@ -148,6 +174,12 @@ class LocalRuntime:
         if self._aws is not None:
             self._aws.stop()
             self._aws = None
+        if self.backends is not None:
+            self.backends.stop()
+            self.backends = None
+        if self._machines_dir is not None and self.state_dir is None:
+            shutil.rmtree(self._machines_dir, ignore_errors=True)
+        self._machines_dir = None
 
     def __enter__(self) -> LocalRuntime:
         return self.start()

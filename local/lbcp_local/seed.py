@@ -8,6 +8,7 @@ can be shown and tested against real lookups.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -96,8 +97,20 @@ def seed_account(ec2: Any, acm: Any, region: str, acm_pca: Any | None = None) ->
     )
 
 
-def example_spec(account: LocalAccount, name: str = "web") -> dict[str, Any]:
-    """A small but complete application load balancer for this account."""
+# Private addresses in the seeded VPC's subnets: where backends would be in AWS.
+EXAMPLE_TARGETS: dict[str, list[dict[str, Any]]] = {
+    "app": [{"host": "10.20.1.10", "port": 8080}, {"host": "10.20.2.10", "port": 8080}],
+    "api": [{"host": "10.20.1.20", "port": 9000}],
+}
+
+
+def example_spec(
+    account: LocalAccount, name: str = "web", targets: dict[str, list[dict[str, Any]]] | None = None
+) -> dict[str, Any]:
+    """A small but complete application load balancer for this account (backends ``app`` and ``api``)."""
+    # A copy: callers edit the document they get (the bad-input table does), and
+    # must not edit the next caller's.
+    targets = copy.deepcopy(targets or EXAMPLE_TARGETS)
     return {
         "name": name,
         "type": "application",
@@ -116,10 +129,10 @@ def example_spec(account: LocalAccount, name: str = "web") -> dict[str, Any]:
         "backends": [
             {
                 "name": "app",
-                "targets": [{"host": "10.20.1.10", "port": 8080}, {"host": "10.20.2.10", "port": 8080}],
+                "targets": targets["app"],
                 "healthCheck": {"protocol": "HTTP", "path": "/healthz"},
             },
-            {"name": "api", "targets": [{"host": "10.20.1.20", "port": 9000}]},
+            {"name": "api", "targets": targets["api"]},
         ],
         "capacity": {"min": 2, "max": 6},
     }

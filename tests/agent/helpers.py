@@ -93,6 +93,7 @@ class _EchoHandler(BaseHTTPRequestHandler):
                 "host": self.headers.get("Host"),
                 "forwardedProto": self.headers.get("X-Forwarded-Proto"),
                 "forwardedFor": self.headers.get("X-Forwarded-For"),
+                "forwardedPort": self.headers.get("X-Forwarded-Port"),
             }
         ).encode()
         self.send_response(status)

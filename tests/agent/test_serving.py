@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agent.dataplane import ApplyError
 from agent.proxy.haproxy import HaproxyDriver
 from agent.render import ProxyName
 from tests.agent.conftest import DataPlaneFactory
@@ -240,3 +241,52 @@ def _common_name(sock: ssl.SSLSocket) -> str:
     assert der is not None
     name = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     return str(name)
+
+
+@pytest.mark.parametrize("proxy", PROXIES)
+def test_two_lbvms_on_one_host_each_listen_where_their_options_say(
+    proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    """The local runtime runs every LBVM on one machine: the spec's ports are remapped per LBVM."""
+    app = backends.http("app")
+    document = {
+        "name": "web",
+        "type": "application",
+        "vpcId": "vpc-0123456789abcdef0",
+        "subnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+        "proxy": proxy,
+        "capacity": {"min": 1, "max": 2},
+        "listeners": [
+            {"protocol": "HTTP", "port": 80, "defaultBackend": "app"},
+            {"protocol": "HTTPS", "port": 443, "certificateArn": CERT_ARN, "defaultBackend": "app"},
+        ],
+        "backends": [backend("app", port_of(app))],
+    }
+    ports = {name: {80: free_port(), 443: free_port()} for name in ("one", "two")}
+    for name, listen_ports in ports.items():
+        make_dataplane(proxy, name=name, listen_ports=listen_ports).apply(agent_config(document))
+    for listen_ports in ports.values():
+        plain = get(listen_ports[80], "/")
+        assert plain.status == 200 and plain.body["backend"] == "app"
+        assert plain.body["forwardedPort"] == "80"  # the spec's port, as a client of the entry sees it
+        secure = get(listen_ports[443], "/", tls=True)
+        assert secure.status == 200 and secure.body["forwardedPort"] == "443"
+
+
+def test_listeners_that_would_share_a_port_are_refused(make_dataplane: DataPlaneFactory) -> None:
+    document = {
+        "name": "web",
+        "type": "application",
+        "vpcId": "vpc-0123456789abcdef0",
+        "subnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+        "capacity": {"min": 1, "max": 2},
+        "listeners": [
+            {"protocol": "HTTP", "port": 80, "defaultBackend": "app"},
+            {"protocol": "HTTP", "port": 81, "defaultBackend": "app"},
+        ],
+        "backends": [backend("app", 8080)],
+    }
+    port = free_port()
+    dataplane = make_dataplane("haproxy", listen_ports={80: port, 81: port})
+    with pytest.raises(ApplyError, match="same port"):
+        dataplane.apply(agent_config(document))

@@ -1,9 +1,11 @@
 """End to end over HTTP: a declared load balancer comes into existence, heals itself and goes away cleanly.
 
 Against the real local runtime in a subprocess (`make local`): the API, the
-reconciler and scaler ticks, the state machines in moto, simulated agents.
-The test reaches the runtime's emulated AWS over HTTP to kill an instance
-behind the control plane's back and to check that nothing is left.
+reconciler and scaler ticks, the state machines in moto, and on every
+instance the real agent with a real HAProxy, which forwards requests to a
+backend server that the test runs on loopback. The test reaches the
+runtime's emulated AWS over HTTP to kill an instance behind the control
+plane's back and to check that nothing is left.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 
 from lbcp.entry.names import target_group_name
 from lbcp_local.seed import example_spec
+from tests.agent.helpers import Backends, get, port_of
 from tests.conftest import LocalRuntimeProcess
 
 pytestmark = pytest.mark.e2e
@@ -75,8 +78,35 @@ def reader(runtime: LocalRuntimeProcess, lb_id: str) -> Callable[[], dict[str, A
     return read
 
 
+def lbvm_address(runtime: LocalRuntimeProcess, instance_id: str, listener_port: int) -> int:
+    """The loopback port where the LBVM on ``instance_id`` listens for ``listener_port`` (the runtime writes it)."""
+    path = runtime.state_dir / "lbvms" / instance_id / "listen.json"
+    host, _, port = json.loads(path.read_text())[str(listener_port)].rpartition(":")
+    assert host == "127.0.0.1"
+    return int(port)
+
+
+def refuses(port: int) -> bool:
+    try:
+        get(port, "/", timeout=2)
+    except OSError:
+        return True
+    return False
+
+
 def test_create_heal_and_delete(fleet_runtime: LocalRuntimeProcess) -> None:
+    backends = Backends()
+    app = backends.http("app")
+    try:
+        _create_heal_and_delete(fleet_runtime, port_of(app))
+    finally:
+        backends.close()
+
+
+def _create_heal_and_delete(fleet_runtime: LocalRuntimeProcess, app_port: int) -> None:
     spec = example_spec(fleet_runtime.account, name="e2e-fleet")
+    for backend in spec["backends"]:  # every backend is the test's server, dialed as declared
+        backend["targets"] = [{"host": "127.0.0.1", "port": app_port}]
     spec["capacity"] = {"min": 3, "max": 4}
     spec["lifecycle"] = {
         "pendingTimeoutSeconds": 60,
@@ -95,6 +125,12 @@ def test_create_heal_and_delete(fleet_runtime: LocalRuntimeProcess) -> None:
     assert sorted(Counter(lbvm["availabilityZone"] for lbvm in lbvms).values()) == [1, 2]
     assert active["status"]["observedGeneration"] == 1
     instance_ids = {lbvm["instanceId"] for lbvm in lbvms}
+    # Each LBVM's real proxy carries a request to the real backend, on HTTP and on HTTPS.
+    for instance_id in instance_ids:
+        plain = get(lbvm_address(fleet_runtime, instance_id, 80), "/hello")
+        assert plain.status == 200 and plain.body["backend"] == "app" and plain.body["path"] == "/hello"
+        secure = get(lbvm_address(fleet_runtime, instance_id, 443), "/api/x", tls=True)
+        assert secure.status == 200 and secure.body["forwardedProto"] == "https"
     elbv2 = aws(fleet_runtime, "elbv2")
     # This load balancer's target groups (the runtime is shared with other tests).
     names = {target_group_name(lb_id, listener["port"]) for listener in spec["listeners"]}
@@ -107,13 +143,18 @@ def test_create_heal_and_delete(fleet_runtime: LocalRuntimeProcess) -> None:
     # external termination -> detected, deregistered, replaced
     ec2 = aws(fleet_runtime, "ec2")
     victim = lbvms[0]["instanceId"]
+    victim_port = lbvm_address(fleet_runtime, victim, 80)
     ec2.terminate_instances(InstanceIds=[victim])
+    # Its proxy dies with it, as a dead VM's would.
+    wait_for(lambda: refuses(victim_port), bool, 10)
     healed = wait_for(
         read,
         lambda lb: lb["status"]["phase"] == "Active" and victim not in {v["instanceId"] for v in lb["status"]["lbvms"]},
         60,
     )
     assert [lbvm["state"] for lbvm in healed["status"]["lbvms"]].count("Routable") == 3
+    for replacement in {lbvm["instanceId"] for lbvm in healed["status"]["lbvms"]} - instance_ids:
+        assert get(lbvm_address(fleet_runtime, replacement, 80), "/").status == 200
     for group in groups:
         health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
         assert victim not in {target["Target"]["Id"] for target in health}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import urllib.error
 import urllib.request
 from typing import Any
@@ -82,3 +84,33 @@ def test_the_runtime_serves_its_openapi_document(local_runtime: LocalRuntimeProc
     assert status == 200
     assert document["openapi"].startswith("3.")
     assert "/v1/load-balancers/{id}" in document["paths"]
+
+
+def test_the_example_spec_points_at_real_backends_the_runtime_serves(local_runtime: LocalRuntimeProcess) -> None:
+    document = json.loads((local_runtime.state_dir / "example-spec.json").read_text())
+    targets = {backend["name"]: backend["targets"] for backend in document["backends"]}
+    for name in ("app", "api"):
+        [target] = targets[name]
+        assert target["host"] == "127.0.0.1"
+        with urllib.request.urlopen(f"http://127.0.0.1:{target['port']}/healthz", timeout=5) as response:
+            assert json.loads(response.read())["backend"] == name
+    status, _, created = call(local_runtime, "POST", "/v1/load-balancers", {**document, "name": "e2e-example"})
+    assert status == 201, created  # loopback targets are accepted
+    call(local_runtime, "DELETE", f"/v1/load-balancers/{created['id']}")
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "FOO"])
+def test_every_method_gets_an_answer_naming_the_allowed_ones(local_runtime: LocalRuntimeProcess, method: str) -> None:
+    """As API Gateway does: no request goes unanswered, whatever its method."""
+    host, _, port = local_runtime.api_url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            f"{method} /v1/load-balancers HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        body = json.loads(response.read())
+    assert response.status == 405
+    assert response.getheader("Allow") == "GET, POST"
+    assert response.getheader("Content-Type") == "application/problem+json"
+    assert body["status"] == 405 and method in body["detail"]

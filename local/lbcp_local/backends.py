@@ -1,0 +1,78 @@
+"""Small real HTTP servers on loopback: the backends the seeded example spec points at.
+
+Each answers every GET with a JSON line naming itself, the path and the
+headers a load balancer adds, so a request sent through an LBVM shows where
+it went; ``/healthz`` answers 200 for the proxies' health checks.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in one go: no delayed-ACK pause on a reused upstream connection.
+    disable_nagle_algorithm = True
+    server: _BackendServer
+
+    def do_GET(self) -> None:
+        body = (
+            json.dumps(
+                {
+                    "backend": self.server.name,
+                    "path": self.path,
+                    "host": self.headers.get("Host"),
+                    "forwardedFor": self.headers.get("X-Forwarded-For"),
+                    "forwardedProto": self.headers.get("X-Forwarded-Proto"),
+                }
+            )
+            + "\n"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the runtime's output is the control plane's story, not every request
+
+
+class _BackendServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__((LOOPBACK, 0), _Handler)
+        self.name = name
+
+
+@dataclass
+class LocalBackends:
+    """One server per name, each on a free loopback port, until ``stop``."""
+
+    names: tuple[str, ...]
+    _servers: dict[str, _BackendServer] = field(default_factory=dict, init=False)
+
+    def start(self) -> LocalBackends:
+        for name in self.names:
+            server = _BackendServer(name)
+            self._servers[name] = server
+            threading.Thread(target=server.serve_forever, name=f"backend-{name}", daemon=True).start()
+        return self
+
+    def port(self, name: str) -> int:
+        port: int = self._servers[name].server_address[1]
+        return port
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.shutdown()
+            server.server_close()
+        self._servers.clear()
