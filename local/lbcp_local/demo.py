@@ -166,7 +166,8 @@ def run(runtime: LocalRuntime) -> None:
     # Seconds here where production uses minutes: timeouts come from the spec.
     spec["lifecycle"] = {
         "pendingTimeoutSeconds": 60,
-        "unhealthyTimeoutSeconds": 3,
+        # Six missed heartbeats: a busy machine can delay a few, and must not empty the fleet.
+        "unhealthyTimeoutSeconds": 6,
         "heartbeatIntervalSeconds": 1,
         "recoveryTimeoutSeconds": 10,
     }

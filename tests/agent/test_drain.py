@@ -57,7 +57,9 @@ class _Request(threading.Thread):
 def _refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # Reset: the connection reached the listen queue of a worker that was closing its
+        # listener (NGINX's old workers close theirs as they quit); not served either way.
         return True
     return False
 
