@@ -2,13 +2,17 @@
 
 Each answers every GET with a JSON line naming itself, the path and the
 headers a load balancer adds, so a request sent through an LBVM shows where
-it went; ``/healthz`` answers 200 for the proxies' health checks.
+it went; ``/healthz`` answers 200 for the proxies' health checks. Two paths
+make the requests a drain must not cut: ``/slow?ms=N`` answers after N ms,
+``/stream?seconds=N`` streams a chunk every 100 ms for N seconds.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,6 +27,13 @@ class _Handler(BaseHTTPRequestHandler):
     server: _BackendServer
 
     def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        arguments = dict(part.partition("=")[::2] for part in query.split("&") if part)
+        if path == "/slow":
+            time.sleep(min(60_000, int(arguments.get("ms", "1000") or 0)) / 1000)
+        if path == "/stream":
+            self._stream(min(600.0, float(arguments.get("seconds", "5") or 0)))
+            return
         body = (
             json.dumps(
                 {
@@ -41,6 +52,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _stream(self, seconds: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        deadline = time.monotonic() + seconds
+        count = 0
+        while time.monotonic() < deadline:
+            chunk = f"{self.server.name} {count}\n".encode()
+            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            self.wfile.flush()
+            count += 1
+            time.sleep(0.1)
+        self.wfile.write(b"0\r\n\r\n")
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the runtime's output is the control plane's story, not every request
 
@@ -51,6 +77,11 @@ class _BackendServer(ThreadingHTTPServer):
     def __init__(self, name: str) -> None:
         super().__init__((LOOPBACK, 0), _Handler)
         self.name = name
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Proxies close health-check connections with a reset: routine, not worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 @dataclass

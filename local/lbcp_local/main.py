@@ -7,6 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
+from lbcp_local.entry_routing import EntryDelays
 from lbcp_local.runtime import LocalRuntime
 
 
@@ -28,6 +29,23 @@ def main(argv: list[str] | None = None) -> int:
         help="what each LBVM runs: the real proxy (HAProxy, or NGINX with ModSecurity) on loopback ports of its "
         "own, or a simulated one (no processes; for machines without the proxies)",
     )
+    delays = EntryDelays()
+    parser.add_argument(
+        "--entry-registration-delay",
+        type=float,
+        default=delays.registration_seconds,
+        metavar="SECONDS",
+        help="how long the local entry takes to send new connections to a registered LBVM "
+        f"(default {delays.registration_seconds:g}; a real NLB takes tens of seconds)",
+    )
+    parser.add_argument(
+        "--entry-deregistration-delay",
+        type=float,
+        default=delays.deregistration_seconds,
+        metavar="SECONDS",
+        help="how long the local entry still sends new connections to a deregistered LBVM "
+        f"(default {delays.deregistration_seconds:g})",
+    )
     args = parser.parse_args(argv)
 
     runtime = LocalRuntime(
@@ -38,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=args.state_dir,
         fleet=not args.no_fleet,
         dataplane=args.dataplane,
+        entry_delays=EntryDelays(args.entry_registration_delay, args.entry_deregistration_delay),
     )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -15,10 +15,19 @@ from typing import Any
 import boto3
 
 from lbcp.dal.schema import create_table
-from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT, ENV_DNS_DOMAIN, ENV_HOSTED_ZONE_ID, ENV_TABLE_NAME
+from lbcp.settings import (
+    ENV_AGENT_ARTIFACT_URL,
+    ENV_API_ENDPOINT,
+    ENV_DNS_DOMAIN,
+    ENV_HOSTED_ZONE_ID,
+    ENV_LOCAL_ENTRY_ENDPOINTS,
+    ENV_TABLE_NAME,
+)
 from lbcp_local.agents import LocalAgents
 from lbcp_local.aws import LOCAL_REGION, EmbeddedAws, point_boto3_at
 from lbcp_local.backends import LocalBackends
+from lbcp_local.entry import ENDPOINTS_FILE, LocalEntry
+from lbcp_local.entry_routing import EntryDelays
 from lbcp_local.http_adapter import LocalApiServer
 from lbcp_local.machines import DataPlaneKind, MachineFactory
 from lbcp_local.seed import LocalAccount, example_spec, seed_account
@@ -41,6 +50,8 @@ class LocalRuntime:
     fleet: bool = True
     # What runs on each instance: the real proxy on loopback ports of its own, or a simulated one.
     dataplane: DataPlaneKind = "proxy"
+    # With real proxies, a real TCP load balancer stands in for each NLB, acting on registrations this late.
+    entry_delays: EntryDelays = field(default_factory=EntryDelays)
     reconcile_seconds: float = 1.0
     scale_seconds: float = 5.0
     metrics_period_seconds: int = 10
@@ -48,7 +59,8 @@ class LocalRuntime:
     agents: LocalAgents | None = field(default=None, init=False)
     # Real HTTP servers on loopback that the example spec's backends point at.
     backends: LocalBackends | None = field(default=None, init=False)
-    _machines_dir: Path | None = field(default=None, init=False)
+    entry: LocalEntry | None = field(default=None, init=False)
+    _fleet_dir: Path | None = field(default=None, init=False)
     _aws: EmbeddedAws | None = field(default=None, init=False)
     _api: LocalApiServer | None = field(default=None, init=False)
     _tickers: list[Ticker] = field(default_factory=list, init=False)
@@ -80,6 +92,7 @@ class LocalRuntime:
             (self.state_dir / "example-spec.json").write_text(json.dumps(self.example_spec(), indent=2) + "\n")
         if self.fleet:
             self._deploy_fleet()
+            self._prepare_fleet_dir()
         self._reset_handler_caches()
         self._api = LocalApiServer(self.host, self.api_port, quiet=self.quiet)
         self._api.start()
@@ -93,6 +106,25 @@ class LocalRuntime:
         backends = self.backends
         targets = {backend: [{"host": "127.0.0.1", "port": backends.port(backend)}] for backend in ("app", "api")}
         return example_spec(self.account, name, targets)
+
+    @property
+    def _serves_traffic(self) -> bool:
+        return self.fleet and self.dataplane == "proxy"
+
+    def _prepare_fleet_dir(self) -> None:
+        # Each LBVM's proxy state and the entry's live here while they run; none outlives the runtime.
+        if self.state_dir is not None:
+            self._fleet_dir = self.state_dir
+            for part in ("lbvms", "entry"):
+                shutil.rmtree(self._fleet_dir / part, ignore_errors=True)
+        else:
+            self._fleet_dir = Path(tempfile.mkdtemp(prefix="lbcp-local-fleet-"))
+        (self._fleet_dir / "lbvms").mkdir(parents=True)
+        if self._serves_traffic:
+            # Read by the API for status.entry.localEndpoints.
+            os.environ[ENV_LOCAL_ENTRY_ENDPOINTS] = str(self._fleet_dir / "entry" / ENDPOINTS_FILE)
+        else:
+            os.environ.pop(ENV_LOCAL_ENTRY_ENDPOINTS, None)
 
     def _deploy_fleet(self) -> None:
         """What the stack deploys besides the API: hosted zone, state machines, tasks function, profile."""
@@ -144,24 +176,25 @@ class LocalRuntime:
         ]
         for ticker in self._tickers:
             ticker.start()
-        if self.state_dir is not None:
-            # Each LBVM's proxy state lives here while it runs; none outlives the runtime that made it.
-            self._machines_dir = self.state_dir / "lbvms"
-            shutil.rmtree(self._machines_dir, ignore_errors=True)
-            self._machines_dir.mkdir(parents=True)
-        else:
-            self._machines_dir = Path(tempfile.mkdtemp(prefix="lbcp-local-lbvms-"))
+        assert self._fleet_dir is not None
         self.agents = LocalAgents(
             publish_seconds=self.metrics_period_seconds / 2,
             api_url=self.api_url,
             ec2=session.client("ec2"),
             cloudwatch=session.client("cloudwatch"),
             region=LOCAL_REGION,
-            machines=MachineFactory(self.dataplane, self._machines_dir),
+            machines=MachineFactory(self.dataplane, self._fleet_dir / "lbvms"),
         )
         self.agents.start()
+        if self._serves_traffic:
+            self.entry = LocalEntry(
+                session.client("elbv2"), self.agents.listen_addresses, self._fleet_dir / "entry", self.entry_delays
+            ).start()
 
     def stop(self) -> None:
+        if self.entry is not None:
+            self.entry.stop()
+            self.entry = None
         if self.agents is not None:
             self.agents.stop()
             self.agents = None
@@ -177,9 +210,9 @@ class LocalRuntime:
         if self.backends is not None:
             self.backends.stop()
             self.backends = None
-        if self._machines_dir is not None and self.state_dir is None:
-            shutil.rmtree(self._machines_dir, ignore_errors=True)
-        self._machines_dir = None
+        if self._fleet_dir is not None and self.state_dir is None:
+            shutil.rmtree(self._fleet_dir, ignore_errors=True)
+        self._fleet_dir = None
 
     def __enter__(self) -> LocalRuntime:
         return self.start()

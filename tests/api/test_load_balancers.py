@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -503,3 +505,24 @@ def test_an_imported_certificate_is_422_because_agents_cannot_export_it(
     assert response.status == 422
     [error] = response.json()["errors"]
     assert (error["field"], error["code"]) == ("listeners[1].certificateArn", "not_exportable")
+
+
+def test_local_endpoints_show_where_the_local_entry_listens_and_are_absent_in_aws(
+    api: Api, spec: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lbcp.settings import ENV_LOCAL_ENTRY_ENDPOINTS, settings
+
+    lb_id = create(api, spec)["id"]
+    assert "localEndpoints" not in api.request("GET", f"/v1/load-balancers/{lb_id}").json()["status"]["entry"]
+
+    endpoints = tmp_path / "endpoints.json"
+    monkeypatch.setenv(ENV_LOCAL_ENTRY_ENDPOINTS, str(endpoints))
+    settings.cache_clear()
+    dependencies.cache_clear()
+    # Before the local entry has written anything: none yet.
+    assert api.request("GET", f"/v1/load-balancers/{lb_id}").json()["status"]["entry"]["localEndpoints"] == []
+    where = [{"listenerPort": 80, "address": "127.0.0.1:41080"}, {"listenerPort": 443, "address": "127.0.0.1:41443"}]
+    endpoints.write_text(json.dumps({lb_id: where, "lb-00000000000000000": []}))
+    assert api.request("GET", f"/v1/load-balancers/{lb_id}").json()["status"]["entry"]["localEndpoints"] == where
+    [listed] = api.request("GET", "/v1/load-balancers").json()["items"]
+    assert listed["status"]["entry"]["localEndpoints"] == where

@@ -86,6 +86,13 @@ def lbvm_address(runtime: LocalRuntimeProcess, instance_id: str, listener_port: 
     return int(port)
 
 
+def answers(port: int) -> Any:
+    try:
+        return get(port, "/", timeout=2)
+    except OSError:
+        return None
+
+
 def refuses(port: int) -> bool:
     try:
         get(port, "/", timeout=2)
@@ -101,6 +108,25 @@ def test_create_heal_and_delete(fleet_runtime: LocalRuntimeProcess) -> None:
         _create_heal_and_delete(fleet_runtime, port_of(app))
     finally:
         backends.close()
+
+
+def _assert_served(fleet_runtime: LocalRuntimeProcess, active: dict[str, Any], instance_ids: set[str]) -> None:
+    # Each LBVM's real proxy carries a request to the real backend, on HTTP and on HTTPS.
+    for instance_id in instance_ids:
+        plain = get(lbvm_address(fleet_runtime, instance_id, 80), "/hello")
+        assert plain.status == 200 and plain.body["backend"] == "app" and plain.body["path"] == "/hello"
+        secure = get(lbvm_address(fleet_runtime, instance_id, 443), "/api/x", tls=True)
+        assert secure.status == 200 and secure.body["forwardedProto"] == "https"
+    # And through the local entry, where the status says a client connects, once it routes (after
+    # its registration delay).
+    endpoints = {
+        endpoint["listenerPort"]: endpoint["address"] for endpoint in active["status"]["entry"]["localEndpoints"]
+    }
+    assert set(endpoints) == {80, 443}
+    host, _, entry_port = endpoints[80].rpartition(":")
+    assert host == "127.0.0.1"
+    through_entry = wait_for(lambda: answers(int(entry_port)), bool, 30)
+    assert through_entry.status == 200 and through_entry.body["backend"] == "app"
 
 
 def _create_heal_and_delete(fleet_runtime: LocalRuntimeProcess, app_port: int) -> None:
@@ -125,12 +151,7 @@ def _create_heal_and_delete(fleet_runtime: LocalRuntimeProcess, app_port: int) -
     assert sorted(Counter(lbvm["availabilityZone"] for lbvm in lbvms).values()) == [1, 2]
     assert active["status"]["observedGeneration"] == 1
     instance_ids = {lbvm["instanceId"] for lbvm in lbvms}
-    # Each LBVM's real proxy carries a request to the real backend, on HTTP and on HTTPS.
-    for instance_id in instance_ids:
-        plain = get(lbvm_address(fleet_runtime, instance_id, 80), "/hello")
-        assert plain.status == 200 and plain.body["backend"] == "app" and plain.body["path"] == "/hello"
-        secure = get(lbvm_address(fleet_runtime, instance_id, 443), "/api/x", tls=True)
-        assert secure.status == 200 and secure.body["forwardedProto"] == "https"
+    _assert_served(fleet_runtime, active, instance_ids)
     elbv2 = aws(fleet_runtime, "elbv2")
     # This load balancer's target groups (the runtime is shared with other tests).
     names = {target_group_name(lb_id, listener["port"]) for listener in spec["listeners"]}

@@ -46,6 +46,14 @@ class Dependencies:
     def clock() -> datetime:
         return datetime.now(UTC)
 
+    def local_endpoints(self, load_balancer_id: str) -> list[dict[str, Any]] | None:
+        """Where the local runtime's entry listens for this load balancer; None in AWS (no such file)."""
+        if self.settings.local_entry_endpoints is None:
+            return None
+        from lbcp.adapters.local_entry import read_local_endpoints
+
+        return read_local_endpoints(self.settings.local_entry_endpoints, load_balancer_id)
+
     def _inspector(self) -> AccountInspector:
         if self._account_inspector is None:
             from lbcp.adapters.account import AwsAccountInspector

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field
 from lbcp.models.events import Event
 from lbcp.models.scaling import ScalingState, WarmFloor
 from lbcp.models.spec import LoadBalancerSpec
-from lbcp.models.status import LoadBalancerStatus, StatusModel
+from lbcp.models.status import EntryStatusView, LoadBalancerStatus, StatusModel
 from lbcp.models.times import utc_iso
 
 
@@ -44,6 +44,7 @@ class ScalingStatus(StatusModel):
 class LoadBalancerStatusView(LoadBalancerStatus):
     """Status as the API serves it: what the reconciler observed, plus the scaler's side."""
 
+    entry: EntryStatusView
     scaling: ScalingStatus | None = None
 
 
@@ -85,8 +86,16 @@ def _utc_iso_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else utc_iso(moment)
 
 
-def representation(record: LoadBalancerRecord, now: datetime) -> dict[str, Any]:
-    """The JSON the API returns for a load balancer (the shape of ``LoadBalancer``)."""
+def representation(
+    record: LoadBalancerRecord, now: datetime, local_endpoints: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The JSON the API returns for a load balancer (the shape of ``LoadBalancer``).
+
+    ``local_endpoints`` is where the local runtime's entry listens for it (None in AWS).
+    """
+    status = record.status.model_dump(mode="json", by_alias=True)
+    if local_endpoints is not None:
+        status["entry"]["localEndpoints"] = local_endpoints
     return {
         **record.spec.model_dump(mode="json", by_alias=True),
         **record.model_dump(
@@ -94,7 +103,7 @@ def representation(record: LoadBalancerRecord, now: datetime) -> dict[str, Any]:
             by_alias=True,
             include={"id", "generation", "created_at", "updated_at", "created_by", "deletion_requested_at"},
         ),
-        "status": {**record.status.model_dump(mode="json", by_alias=True), "scaling": scaling_status(record, now)},
+        "status": {**status, "scaling": scaling_status(record, now)},
     }
 
 

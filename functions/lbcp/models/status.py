@@ -50,6 +50,21 @@ class EntryStatus(StatusModel):
     dns_name: str | None = None
 
 
+class LocalEndpoint(StatusModel):
+    listener_port: int = Field(description="The spec's listener port.")
+    address: str = Field(description="host:port on this machine where the local entry listens for it.")
+
+
+class EntryStatusView(EntryStatus):
+    """The entry as the API serves it."""
+
+    local_endpoints: list[LocalEndpoint] | None = Field(
+        default=None,
+        description="Local runtime only (make local): where a client connects, one per listener, through the "
+        "local stand-in for the NLB. Absent in AWS, where clients use dnsName.",
+    )
+
+
 class LoadBalancerStatus(StatusModel):
     phase: Phase
     observed_generation: int = Field(ge=0)

@@ -29,7 +29,8 @@ _TAGS = ["load balancers"]
 
 
 def _resource_response(status: int, record: LoadBalancerRecord) -> Response[Any]:
-    body = representation(record, dependencies().clock())
+    deps = dependencies()
+    body = representation(record, deps.clock(), deps.local_endpoints(record.id))
     return json_response(status, body, {"ETag": etag(record.generation)})
 
 
@@ -83,7 +84,8 @@ def create_load_balancer(
     caller = principal()
 
     def create() -> dict[str, Any]:
-        return representation(deps.service.create(spec, caller), deps.clock())
+        record = deps.service.create(spec, caller)
+        return representation(record, deps.clock(), deps.local_endpoints(record.id))
 
     if idempotency_key is None:
         body, replayed = create(), False
@@ -112,7 +114,7 @@ def list_load_balancers(
 ) -> Response[Any]:
     deps = dependencies()
     page = deps.service.list(limit, next_token)
-    items = [representation(record, deps.clock()) for record in page.items]
+    items = [representation(record, deps.clock(), deps.local_endpoints(record.id)) for record in page.items]
     return json_response(200, {"items": items, "nextToken": page.next_token})
 
 
