@@ -57,6 +57,27 @@ class Synthesized:
         assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
         return next(iter(found.items()))
 
+    @property
+    def nag_report(self) -> dict[str, Any]:
+        """The AWS Solutions pack's report (cdk-nag)."""
+        (report,) = (r for r in self.validation_report["pluginReports"] if r["pluginName"] == "AwsSolutions")
+        return dict(report)
+
+    def nag_violations(self, path_prefix: str) -> list[dict[str, Any]]:
+        """Unacknowledged cdk-nag findings on constructs under ``path_prefix`` (the synth raises on any)."""
+        return [
+            violation
+            for violation in self.nag_report["violations"]
+            if any(
+                location["constructPath"].startswith(path_prefix)
+                for location in violation.get("violatingConstructs", [])
+            )
+        ]
+
+    def nag_acknowledgments(self, path_prefix: str) -> list[dict[str, Any]]:
+        """The acknowledged findings on constructs under ``path_prefix``."""
+        return [s for s in self.nag_report["suppressedViolations"] if s["acknowledgedAt"].startswith(path_prefix)]
+
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
