@@ -78,6 +78,19 @@ class Synthesized:
         """The acknowledged findings on constructs under ``path_prefix``."""
         return [s for s in self.nag_report["suppressedViolations"] if s["acknowledgedAt"].startswith(path_prefix)]
 
+    def passes_nag(self, *path_prefixes: str) -> set[tuple[str, str]]:
+        """Check that cdk-nag passed with no finding under the prefixes; (id, where) of those acknowledged there.
+
+        Every acknowledgment must give its reason.
+        """
+        assert self.nag_report["conclusion"] == "success"
+        acknowledged = []
+        for prefix in path_prefixes:
+            assert self.nag_violations(prefix) == []
+            acknowledged += self.nag_acknowledgments(prefix)
+        assert all(len(s["reason"].strip()) > 80 for s in acknowledged)
+        return {(s["acknowledgedId"], s["acknowledgedAt"]) for s in acknowledged}
+
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:

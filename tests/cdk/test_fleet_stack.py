@@ -273,8 +273,4 @@ def test_lbvm_role_and_instance_profile(synthesized: Synthesized) -> None:
 
 
 def test_fleet_passes_cdk_nag_with_exactly_the_expected_acknowledgments(synthesized: Synthesized) -> None:
-    assert synthesized.nag_report["conclusion"] == "success"
-    assert synthesized.nag_violations("Lbcp/Fleet/") == []
-    fleet = synthesized.nag_acknowledgments("Lbcp/Fleet/")
-    assert {(s["acknowledgedId"], s["acknowledgedAt"]) for s in fleet} == EXPECTED_FLEET_ACKNOWLEDGMENTS
-    assert all(len(s["reason"].strip()) > 80 for s in fleet)
+    assert synthesized.passes_nag("Lbcp/Fleet/") == EXPECTED_FLEET_ACKNOWLEDGMENTS
