@@ -12,7 +12,7 @@ import json
 from typing import Final
 
 import jsii
-from aws_cdk import Aws, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -22,12 +22,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from lbcp.dal.schema import GSI_BY_KIND
-from lbcp.settings import ENV_EVENT_RETENTION_DAYS, ENV_IDEMPOTENCY_TTL_SECONDS, ENV_TABLE_NAME
-from stacks import nag
+from lbcp.models.metrics import NAMESPACE as METRICS_NAMESPACE
+from lbcp.settings import ENV_IDEMPOTENCY_TTL_SECONDS
+from stacks import arns, nag
 from stacks.config import ControlPlaneConfig
-from stacks.functions import LbcpFunction
-from stacks.storage import ControlPlaneTable
+from stacks.functions import FunctionContext, LbcpFunction
+from stacks.storage import ITEM_ACTIONS
 
 API_HANDLER: Final = "handlers.api.lambda_handler"
 API_SERVICE_NAME: Final = "lbcp-api"
@@ -68,99 +68,45 @@ ACCESS_LOG_FIELDS: Final = {
     "userAgent": "$context.identity.userAgent",
 }
 
-# Item-level actions TransactWriteItems and the repository need; no Scan, no
-# batch writes, no table management.
-TABLE_ITEM_ACTIONS: Final = (
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:Query",
-)
-
-
-def certificate_arn_pattern() -> str:
-    """``arn:${Partition}:acm:${Region}:${Account}:certificate/*``.
-
-    Always the pseudo parameters, never the stack's literal account or region:
-    the template stays the same in every environment, and so does the cdk-nag
-    finding this pattern raises (its id embeds the rendered ARN).
-    """
-    return f"arn:{Aws.PARTITION}:acm:{Aws.REGION}:{Aws.ACCOUNT_ID}:certificate/*"
-
 
 class ApiFunction(LbcpFunction):
     """The API function: validates specs (EC2, ACM) and writes them to the table."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        table: ControlPlaneTable,
-        code: lambda_.Code,
-        layers: list[lambda_.ILayerVersion],
-        config: ControlPlaneConfig,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, context: FunctionContext) -> None:
         super().__init__(
             scope,
             construct_id,
+            context=context,
             description="lbcp API: validates and stores load-balancer specs",
             handler=API_HANDLER,
-            code=code,
-            layers=layers,
-            log_retention=config.log_retention,
+            service_name=API_SERVICE_NAME,
             environment={
-                ENV_TABLE_NAME: table.table.table_name,
-                ENV_EVENT_RETENTION_DAYS: str(config.event_retention_days),
-                ENV_IDEMPOTENCY_TTL_SECONDS: str(config.idempotency_ttl_seconds),
-                "POWERTOOLS_SERVICE_NAME": API_SERVICE_NAME,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-                "POWERTOOLS_METRICS_NAMESPACE": "lbcp",
-                # We use no pydantic plugins; skipping their entry-point scan saves ~20 ms per cold start.
-                "PYDANTIC_DISABLE_PLUGINS": "__all__",
+                ENV_IDEMPOTENCY_TTL_SECONDS: str(context.config.idempotency_ttl_seconds),
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             },
-            memory_size=512,
         )
-        self.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="TableItems",
-                actions=list(TABLE_ITEM_ACTIONS),
-                resources=[table.table.table_arn],
-            )
-        )
-        self.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="TableIndexQuery",
-                actions=["dynamodb:Query"],
-                resources=[table.index_arn(GSI_BY_KIND)],
-            )
-        )
+        table = context.table
+        self.add_to_role_policy(table.items_statement(ITEM_ACTIONS))
+        self.add_to_role_policy(table.index_query_statement(sid="TableIndexQuery"))
         # ACM supports resource-level permissions, but the certificates are the
         # users' own, named in specs at run time: scope to this account and region.
         self.add_to_role_policy(
             iam.PolicyStatement(
                 sid="ReadCertificates",
                 actions=["acm:DescribeCertificate"],
-                resources=[certificate_arn_pattern()],
+                resources=[arns.certificates()],
             )
         )
         # A policy of its own, so that its Resource "*" is acknowledged apart
         # from X-Ray's: EC2 Describe actions have no resource-level permissions.
-        self.network_read_policy = iam.Policy(
-            self,
+        self.network_read_policy = self.add_policy(
             "DescribeNetworkPolicy",
-            roles=[self.role],
-            statements=[
-                iam.PolicyStatement(
-                    sid="DescribeNetwork",
-                    actions=["ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeImages"],
-                    resources=["*"],
-                )
-            ],
+            iam.PolicyStatement(
+                sid="DescribeNetwork",
+                actions=["ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeImages"],
+                resources=["*"],
+            ),
         )
-        self.function.node.add_dependency(self.network_read_policy)
         nag.acknowledge_api_function(self)
 
 

@@ -1,7 +1,7 @@
 """The control plane stack: table, dependency layer, API function and HTTP API.
 
-Later parts (state machines, reconciler, scaler, checker) attach to the
-constructs exposed here: ``table``, ``layer``, ``code``, ``api_function``.
+Every function is built from one ``FunctionContext`` (``functions``): the
+table, the settings, the code asset and the dependency layer they share.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from stacks.api import ApiFunction, HttpApiFrontend
 from stacks.bundling import DependenciesLayer
 from stacks.config import FUNCTIONS_DIR, ControlPlaneConfig
 from stacks.fleet import FleetMachinery
-from stacks.functions import functions_code
+from stacks.functions import FunctionContext, functions_code
 from stacks.reconciler import Reconciler
 from stacks.scaler import Scaler
 from stacks.storage import ControlPlaneTable
@@ -29,38 +29,22 @@ class ControlPlaneStack(Stack):
 
         self.table = ControlPlaneTable(self, "Storage")
         self.layer = DependenciesLayer(self, "Dependencies", requirements=FUNCTIONS_DIR / "requirements.txt").layer
-        # One asset for the code of every function.
-        self.code = functions_code()
-
-        self.api_function = ApiFunction(
-            self,
-            "ApiFunction",
-            table=self.table,
-            code=self.code,
-            layers=[self.layer],
-            config=self.config,
+        # What every function shares, with one asset for the code of all of them.
+        self.functions = FunctionContext(
+            table=self.table, config=self.config, code=functions_code(), layers=[self.layer]
         )
+
+        self.api_function = ApiFunction(self, "ApiFunction", context=self.functions)
         self.api = HttpApiFrontend(self, "Api", handler=self.api_function.function, config=self.config)
         # The LBVM lifecycle and drain state machines, their tasks function and the LBVM role.
-        self.fleet = FleetMachinery(
-            self,
-            "Fleet",
-            table=self.table,
-            code=self.code,
-            layers=[self.layer],
-            config=self.config,
-            api_id=self.api.http_api.api_id,
-        )
-        self.scaler = Scaler(self, "Scaler", table=self.table, code=self.code, layers=[self.layer], config=self.config)
+        self.fleet = FleetMachinery(self, "Fleet", context=self.functions, api_id=self.api.http_api.api_id)
+        self.scaler = Scaler(self, "Scaler", context=self.functions)
         self.agent_artifact = AgentArtifact(self, "AgentArtifact")
         self.agent_artifact.grant_read(self.fleet.lbvm_role.role)
         self.reconciler = Reconciler(
             self,
             "Reconciler",
-            table=self.table,
-            code=self.code,
-            layers=[self.layer],
-            config=self.config,
+            context=self.functions,
             fleet=self.fleet,
             api_endpoint=self.api.http_api.api_endpoint,
             agent_artifact_url=self.agent_artifact.url,

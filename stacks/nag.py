@@ -19,6 +19,8 @@ from aws_cdk import Acknowledgment, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+from lbcp.models.metrics import NAMESPACE as METRICS_NAMESPACE
+
 if TYPE_CHECKING:
     from stacks.api import ApiFunction
     from stacks.functions import LbcpFunction
@@ -176,7 +178,7 @@ LBVM_TARGET_GROUPS: Final = Finding(
 AGENT_METRICS: Final = Finding(
     "AwsSolutions-IAM5[Resource::*]",
     "cloudwatch:PutMetricData does not support resource-level permissions (Resource '*' only); the "
-    "statement is limited to the namespace lbcp by the cloudwatch:namespace condition. It is the "
+    f"statement is limited to the namespace {METRICS_NAMESPACE} by the cloudwatch:namespace condition. It is the "
     "agent's only statement with Resource '*'.",
 )
 AGENT_CERTIFICATES: Final = Finding(
@@ -211,6 +213,8 @@ def acknowledge_state_machine(default_policy: IConstruct, describe_policy: ICons
     acknowledge(default_policy, *findings)
     acknowledge(describe_policy, FLEET_DESCRIBE_WILDCARD)
 
+
+# --- the reconciler's entry permissions (stacks/entry_permissions.py) ---------------------
 
 ENTRY_SECURITY_GROUPS: Final = Finding(
     _ec2_pattern("security-group"),

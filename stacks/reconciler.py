@@ -10,44 +10,24 @@ from __future__ import annotations
 
 from typing import Final
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lbcp import LB_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
-from lbcp.dal.schema import GSI_BY_KIND
-from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT, ENV_EVENT_RETENTION_DAYS, ENV_TABLE_NAME
-from stacks import nag
-from stacks.config import ControlPlaneConfig
+from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT
+from stacks import arns, nag, owner_tags
+from stacks.entry_permissions import EntryPermissions
 from stacks.fleet import FleetMachinery
-from stacks.functions import LbcpFunction
-from stacks.storage import ControlPlaneTable
+from stacks.functions import FunctionContext, LbcpFunction
+from stacks.schedule import every_minute
+from stacks.storage import ITEM_ACTIONS
 
 RECONCILER_HANDLER: Final = "handlers.reconciler.lambda_handler"
 RECONCILER_SERVICE_NAME: Final = "lbcp-reconciler"
-SCHEDULE: Final = events.Schedule.rate(Duration.minutes(1))
-# The public SSM parameters the default image comes from.
-AL2023_PARAMETERS: Final = "parameter/aws/service/ami-amazon-linux-latest/*"
-
-# Reads, the lease, status and events, LBVM markers and drain requests, and the
-# finalizer's deletes: all item-level.
-RECONCILER_TABLE_ACTIONS: Final = (
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:Query",
-)
-
-
-ONLY_LOAD_BALANCERS: Final = lambda_.FilterRule.is_equal("LB")
 
 
 class ReconcilerFunction(LbcpFunction):
@@ -56,10 +36,7 @@ class ReconcilerFunction(LbcpFunction):
         scope: Construct,
         construct_id: str,
         *,
-        table: ControlPlaneTable,
-        code: lambda_.Code,
-        layers: list[lambda_.ILayerVersion],
-        config: ControlPlaneConfig,
+        context: FunctionContext,
         fleet: FleetMachinery,
         api_endpoint: str,
         agent_artifact_url: str,
@@ -67,38 +44,28 @@ class ReconcilerFunction(LbcpFunction):
         super().__init__(
             scope,
             construct_id,
+            context=context,
             description="lbcp reconciler: converges every load balancer's fleet to its spec",
             handler=RECONCILER_HANDLER,
-            code=code,
-            layers=layers,
-            log_retention=config.log_retention,
+            service_name=RECONCILER_SERVICE_NAME,
             environment={
-                ENV_TABLE_NAME: table.table.table_name,
-                ENV_EVENT_RETENTION_DAYS: str(config.event_retention_days),
                 ENV_API_ENDPOINT: api_endpoint,
                 ENV_AGENT_ARTIFACT_URL: agent_artifact_url,
                 **fleet.environment(),
-                "POWERTOOLS_SERVICE_NAME": RECONCILER_SERVICE_NAME,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-                "PYDANTIC_DISABLE_PLUGINS": "__all__",
             },
             memory_size=1024,
             # Under the per-LB lease's 90 s, so a crashed run's lease lapses before anyone waits long.
             timeout=Duration.seconds(60),
         )
-        self.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="TableItems", actions=list(RECONCILER_TABLE_ACTIONS), resources=[table.table.table_arn]
-            )
-        )
-        self.add_to_role_policy(
-            iam.PolicyStatement(sid="ListByKind", actions=["dynamodb:Query"], resources=[table.index_arn(GSI_BY_KIND)])
-        )
+        # Reads, the lease, status and events, LBVM markers and drain requests, and the
+        # finalizer's deletes: all item-level.
+        self.add_to_role_policy(context.table.items_statement(ITEM_ACTIONS))
+        self.add_to_role_policy(context.table.index_query_statement(sid="ListByKind"))
         self.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DefaultImage",
                 actions=["ssm:GetParameter"],
-                resources=[f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}::{AL2023_PARAMETERS}"],
+                resources=[arns.default_image_parameters()],
             )
         )
         # Terminations and interface deletions only of what carries our product tag
@@ -107,32 +74,23 @@ class ReconcilerFunction(LbcpFunction):
             iam.PolicyStatement(
                 sid="RemoveOwnOrphans",
                 actions=["ec2:TerminateInstances", "ec2:DeleteNetworkInterface"],
-                resources=[
-                    f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}:{Aws.ACCOUNT_ID}:instance/*",
-                    f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}:{Aws.ACCOUNT_ID}:network-interface/*",
-                ],
-                conditions={
-                    "StringEquals": {f"aws:ResourceTag/{PRODUCT_TAG_KEY}": PRODUCT_TAG_VALUE},
-                    "Null": {f"aws:ResourceTag/{LB_ID_TAG_KEY}": "false"},
-                },
+                resources=[arns.ec2("instance"), arns.ec2("network-interface")],
+                conditions=owner_tags.RESOURCE_TAGGED_FOR_A_LOAD_BALANCER,
             )
         )
-        self.observe_policy = iam.Policy(
-            self,
+        self.observe_policy = self.add_policy(
             "ObserveComputePolicy",
-            roles=[self.role],
-            statements=[
-                iam.PolicyStatement(
-                    sid="ObserveInstancesAndInterfaces",
-                    actions=["ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
-                    resources=["*"],
-                )
-            ],
+            iam.PolicyStatement(
+                sid="ObserveInstancesAndInterfaces",
+                actions=["ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+                resources=["*"],
+            ),
         )
-        self.function.node.add_dependency(self.observe_policy)
         fleet.grant_start_lifecycle(self.role)
-        self.entry_policy = fleet.grant_entry_management(self.role)
-        self.function.node.add_dependency(self.entry_policy)
+        self.entry_permissions = EntryPermissions(
+            self, "EntryPermissions", role=self.role, hosted_zone_id=fleet.fleet_config.hosted_zone_id
+        )
+        self.function.node.add_dependency(self.entry_permissions.management)
         nag.acknowledge_reconciler(self, self.observe_policy)
 
 
@@ -144,10 +102,7 @@ class Reconciler(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        table: ControlPlaneTable,
-        code: lambda_.Code,
-        layers: list[lambda_.ILayerVersion],
-        config: ControlPlaneConfig,
+        context: FunctionContext,
         fleet: FleetMachinery,
         api_endpoint: str,
         agent_artifact_url: str,
@@ -156,27 +111,13 @@ class Reconciler(Construct):
         self.function = ReconcilerFunction(
             self,
             "Function",
-            table=table,
-            code=code,
-            layers=layers,
-            config=config,
+            context=context,
             fleet=fleet,
             api_endpoint=api_endpoint,
             agent_artifact_url=agent_artifact_url,
         )
-        self.rule = events.Rule(
-            self,
-            "EveryMinute",
-            description="Run the lbcp reconciler",
-            schedule=SCHEDULE,
-            targets=[
-                targets.LambdaFunction(
-                    self.function.function,
-                    # A missed tick is healed by the next one: never run a stale one late.
-                    retry_attempts=0,
-                    max_event_age=Duration.minutes(1),
-                )
-            ],
+        self.rule = every_minute(
+            self, "EveryMinute", function=self.function.function, description="Run the lbcp reconciler"
         )
         self.dead_letters = sqs.Queue(
             self,
@@ -187,7 +128,7 @@ class Reconciler(Construct):
         )
         self.function.function.add_event_source(
             sources.DynamoEventSource(
-                table.table,
+                context.table.table,
                 starting_position=lambda_.StartingPosition.LATEST,
                 batch_size=100,
                 max_batching_window=Duration.seconds(1),

@@ -7,8 +7,12 @@ to create its table, and ``tests/cdk`` checks the synthesized table against
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Final
+
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from lbcp.dal.schema import (
@@ -19,6 +23,28 @@ from lbcp.dal.schema import (
     SORT_KEY,
     TTL_ATTRIBUTE,
 )
+
+# What the functions and state machines may do to the table: item-level actions
+# only (no Scan, no batch writes, no table management), granted by name.
+
+# The repository and TransactWriteItems (the API, the reconciler): reads, the
+# lease, status and events, LBVM markers and drain requests, the finalizer's deletes.
+ITEM_ACTIONS: Final = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+)
+# Read a record, update it under its version condition, put its event (the
+# scaler's ``set_desired_capacity`` transaction, the lifecycle tasks).
+RECORD_UPDATE_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem")
+# The drain machine reads the LBVM record; the lifecycle machine updates it.
+RECORD_READ_ACTIONS: Final = ("dynamodb:GetItem",)
+RECORD_WRITE_ACTIONS: Final = ("dynamodb:UpdateItem",)
+# Listing records by kind through the index.
+INDEX_QUERY_ACTIONS: Final = ("dynamodb:Query",)
 
 
 class ControlPlaneTable(Construct):
@@ -54,3 +80,11 @@ class ControlPlaneTable(Construct):
     def index_arn(self, index_name: str) -> str:
         """The ARN of one named index (scoped, unlike ``<table>/index/*``)."""
         return f"{self.table.table_arn}/index/{index_name}"
+
+    def items_statement(self, actions: Sequence[str], *, sid: str = "TableItems") -> iam.PolicyStatement:
+        """``actions`` (one of the ``*_ACTIONS`` above) on the table's items."""
+        return iam.PolicyStatement(sid=sid, actions=list(actions), resources=[self.table.table_arn])
+
+    def index_query_statement(self, *, sid: str, index_name: str = GSI_BY_KIND) -> iam.PolicyStatement:
+        """``Query`` on one index (by default ``byKind``: every record of a kind)."""
+        return iam.PolicyStatement(sid=sid, actions=list(INDEX_QUERY_ACTIONS), resources=[self.index_arn(index_name)])

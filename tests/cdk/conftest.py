@@ -57,6 +57,40 @@ class Synthesized:
         assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
         return next(iter(found.items()))
 
+    @property
+    def nag_report(self) -> dict[str, Any]:
+        """The AWS Solutions pack's report (cdk-nag)."""
+        (report,) = (r for r in self.validation_report["pluginReports"] if r["pluginName"] == "AwsSolutions")
+        return dict(report)
+
+    def nag_violations(self, path_prefix: str) -> list[dict[str, Any]]:
+        """Unacknowledged cdk-nag findings on constructs under ``path_prefix`` (the synth raises on any)."""
+        return [
+            violation
+            for violation in self.nag_report["violations"]
+            if any(
+                location["constructPath"].startswith(path_prefix)
+                for location in violation.get("violatingConstructs", [])
+            )
+        ]
+
+    def nag_acknowledgments(self, path_prefix: str) -> list[dict[str, Any]]:
+        """The acknowledged findings on constructs under ``path_prefix``."""
+        return [s for s in self.nag_report["suppressedViolations"] if s["acknowledgedAt"].startswith(path_prefix)]
+
+    def passes_nag(self, *path_prefixes: str) -> set[tuple[str, str]]:
+        """Check that cdk-nag passed with no finding under the prefixes; (id, where) of those acknowledged there.
+
+        Every acknowledgment must give its reason.
+        """
+        assert self.nag_report["conclusion"] == "success"
+        acknowledged = []
+        for prefix in path_prefixes:
+            assert self.nag_violations(prefix) == []
+            acknowledged += self.nag_acknowledgments(prefix)
+        assert all(len(s["reason"].strip()) > 80 for s in acknowledged)
+        return {(s["acknowledgedId"], s["acknowledgedAt"]) for s in acknowledged}
+
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:

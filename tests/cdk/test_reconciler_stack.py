@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import json
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
@@ -13,6 +14,7 @@ from lbcp.settings import (
     ENV_TABLE_NAME,
     ENV_TASKS_FUNCTION_ARN,
 )
+from tests.cdk.test_fleet_stack import IAM5, NAG_ARN, NAG_EC2
 
 if TYPE_CHECKING:
     from tests.cdk.conftest import Synthesized
@@ -20,6 +22,30 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.cdk
 
 HANDLER = "handlers.reconciler.lambda_handler"
+ENTRY = "Lbcp/Reconciler/Function/EntryPermissions"
+
+# (acknowledged finding, where) of every accepted cdk-nag finding of the reconciler.
+EXPECTED_RECONCILER_ACKNOWLEDGMENTS: Final = {
+    (f"{IAM5}*]", "Lbcp/Reconciler/Function/Role/DefaultPolicy"),
+    (f"{IAM5}*]", "Lbcp/Reconciler/Function/ObserveComputePolicy"),
+    ("AwsSolutions::AwsSolutions-L1", "Lbcp/Reconciler/Function/Function"),
+    *(
+        (f"{IAM5}{NAG_EC2.format(resource)}]", "Lbcp/Reconciler/Function/Role/DefaultPolicy")
+        for resource in ("instance", "network-interface")
+    ),
+    (
+        f"{IAM5}arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/ami-amazon-linux-latest/*]",
+        "Lbcp/Reconciler/Function/Role/DefaultPolicy",
+    ),
+    ("AwsSolutions::AwsSolutions-SQS3", "Lbcp/Reconciler/StreamDeadLetters"),
+    # What it may do to the entries (stacks/entry_permissions.py).
+    (f"{IAM5}*]", f"{ENTRY}/Describe"),
+    *((f"{IAM5}{NAG_EC2.format(resource)}]", f"{ENTRY}/Management") for resource in ("security-group", "vpc")),
+    *(
+        (f"{IAM5}{NAG_ARN.format(service='elasticloadbalancing', resource=pattern)}]", f"{ENTRY}/Management")
+        for pattern in ("loadbalancer/net/lbcp-*/*", "targetgroup/lbcp-*/*", "listener/net/lbcp-*/*/*")
+    ),
+}
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -111,3 +137,38 @@ def test_it_starts_lifecycles_and_answers_their_callbacks(synthesized: Synthesiz
     actions = {action for statement in _statements(synthesized) for action in _as_list(statement["Action"])}
     assert {"states:StartExecution", "states:SendTaskSuccess"} <= actions
     assert not any("*" in action for action in actions)
+
+
+def test_it_passes_cdk_nag_with_exactly_the_expected_acknowledgments(synthesized: Synthesized) -> None:
+    assert synthesized.passes_nag("Lbcp/Reconciler/") == EXPECTED_RECONCILER_ACKNOWLEDGMENTS
+
+
+def test_its_entry_permissions_are_fenced_by_tags_and_names(synthesized: Synthesized) -> None:
+    # (No construct paths in the tests' templates: the policies are found by their logical ids.)
+    policies = {
+        logical_id.removeprefix("ReconcilerFunctionEntryPermissions")[:-8]: (logical_id, resource)
+        for logical_id, resource in synthesized.resources("AWS::IAM::Policy").items()
+        if logical_id.startswith("ReconcilerFunctionEntryPermissions")
+    }
+    assert set(policies) == {"Management", "Describe"}
+    reconciler_id, reconciler = _reconciler(synthesized)
+    role = reconciler["Properties"]["Role"]["Fn::GetAtt"][0]
+    for _, policy in policies.values():
+        assert policy["Properties"]["Roles"] == [{"Ref": role}]
+    management_id, management = policies["Management"]
+    for statement in management["Properties"]["PolicyDocument"]["Statement"]:
+        operations = [action.split(":")[1] for action in _as_list(statement["Action"])]
+        if any(operation.startswith(("Create", "AddTags")) for operation in operations):
+            assert "Condition" in statement or statement["Sid"] == "SecurityGroupVpc", statement
+        if any(operation.startswith(("Delete", "Modify", "Set", "Register", "Deregister")) for operation in operations):
+            assert statement["Condition"] in (
+                {"StringEquals": {"aws:ResourceTag/lbcp:product": "lbcp"}},
+                {"StringEquals": {"ec2:ResourceTag/lbcp:product": "lbcp"}},
+            ), statement
+        if any(action.startswith("elasticloadbalancing:") for action in _as_list(statement["Action"])):
+            assert all("lbcp-*" in json.dumps(resource) for resource in _as_list(statement["Resource"])), statement
+    (describe,) = policies["Describe"][1]["Properties"]["PolicyDocument"]["Statement"]
+    assert describe["Resource"] == "*"
+    assert all(action.split(":")[1].startswith("Describe") for action in describe["Action"])
+    # The function waits for what it may do to the entries.
+    assert management_id in synthesized.template["Resources"][reconciler_id]["DependsOn"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.cdk
 
 HANDLER = "handlers.scaler.lambda_handler"
+# (acknowledged finding, where) of every accepted cdk-nag finding of the scaler.
+EXPECTED_SCALER_ACKNOWLEDGMENTS: Final = {
+    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Scaler/Function/Role/DefaultPolicy"),
+    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Scaler/Function/ReadMetricsPolicy"),
+    ("AwsSolutions::AwsSolutions-L1", "Lbcp/Scaler/Function/Function"),
+}
 # Everything the scaler may do. A change here is a security review.
 EXPECTED_SCALER_ACTIONS = {
     "logs:CreateLogStream",
@@ -160,11 +166,14 @@ def test_only_get_metric_data_and_xray_have_resource_star(synthesized: Synthesiz
     ]
 
 
+def test_scaler_passes_cdk_nag_with_exactly_the_expected_acknowledgments(synthesized: Synthesized) -> None:
+    assert synthesized.passes_nag("Lbcp/Scaler/") == EXPECTED_SCALER_ACKNOWLEDGMENTS
+
+
 def test_get_metric_data_wildcard_is_acknowledged_on_its_own_policy(synthesized: Synthesized) -> None:
-    (report,) = (r for r in synthesized.validation_report["pluginReports"] if r["pluginName"] == "AwsSolutions")
     suppressed = {
         s["acknowledgedAt"]: s["reason"]
-        for s in report["suppressedViolations"]
+        for s in synthesized.nag_acknowledgments("Lbcp/Scaler/")
         if s["acknowledgedId"] == "AwsSolutions::AwsSolutions-IAM5[Resource::*]"
     }
     assert "GetMetricData" in suppressed["Lbcp/Scaler/Function/ReadMetricsPolicy"]

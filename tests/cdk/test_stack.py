@@ -19,6 +19,8 @@ from stacks.config import (
     CTX_LOG_RETENTION_DAYS,
 )
 from tests.cdk.test_fleet_stack import EXPECTED_FLEET_ACKNOWLEDGMENTS
+from tests.cdk.test_reconciler_stack import EXPECTED_RECONCILER_ACKNOWLEDGMENTS
+from tests.cdk.test_scaler_stack import EXPECTED_SCALER_ACKNOWLEDGMENTS
 
 if TYPE_CHECKING:
     from tests.cdk.conftest import Synthesized
@@ -60,8 +62,8 @@ EXPECTED_API_ACTIONS = {
     "states:SendTaskHeartbeat",
 }
 
-# (acknowledged finding, construct it is acknowledged on) of every accepted cdk-nag finding.
-EXPECTED_ACKNOWLEDGMENTS = {
+# (acknowledged finding, construct it is acknowledged on) of the API function's accepted cdk-nag findings.
+EXPECTED_API_ACKNOWLEDGMENTS = {
     ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/ApiFunction/Role/DefaultPolicy"),
     ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/ApiFunction/DescribeNetworkPolicy"),
     (
@@ -70,31 +72,14 @@ EXPECTED_ACKNOWLEDGMENTS = {
         "Lbcp/ApiFunction/Role/DefaultPolicy",
     ),
     ("AwsSolutions::AwsSolutions-L1", "Lbcp/ApiFunction/Function"),
-    # The scaler's (tests/cdk/test_scaler_stack.py).
-    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Scaler/Function/Role/DefaultPolicy"),
-    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Scaler/Function/ReadMetricsPolicy"),
-    ("AwsSolutions::AwsSolutions-L1", "Lbcp/Scaler/Function/Function"),
-    # The fleet machinery's (tests/cdk/test_fleet_stack.py).
-    *EXPECTED_FLEET_ACKNOWLEDGMENTS,
-    # The reconciler's.
-    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Reconciler/Function/Role/DefaultPolicy"),
-    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Reconciler/Function/ObserveComputePolicy"),
-    ("AwsSolutions::AwsSolutions-L1", "Lbcp/Reconciler/Function/Function"),
-    *(
-        (
-            f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:"
-            f"{resource}/*]",
-            "Lbcp/Reconciler/Function/Role/DefaultPolicy",
-        )
-        for resource in ("instance", "network-interface")
-    ),
-    (
-        "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/"
-        "ami-amazon-linux-latest/*]",
-        "Lbcp/Reconciler/Function/Role/DefaultPolicy",
-    ),
-    ("AwsSolutions::AwsSolutions-SQS3", "Lbcp/Reconciler/StreamDeadLetters"),
 }
+# Every accepted finding of the stack: the API's and those of each part (each tested in its own module).
+EXPECTED_ACKNOWLEDGMENTS = (
+    EXPECTED_API_ACKNOWLEDGMENTS
+    | EXPECTED_SCALER_ACKNOWLEDGMENTS
+    | EXPECTED_FLEET_ACKNOWLEDGMENTS
+    | EXPECTED_RECONCILER_ACKNOWLEDGMENTS
+)
 
 CERTIFICATE_ARN = {
     "Fn::Join": [
@@ -434,9 +419,12 @@ def test_cdk_nag_ran_and_reports_no_unacknowledged_finding(synthesized: Synthesi
     assert reports["AwsSolutions"]["violations"] == []
 
 
+def test_api_passes_cdk_nag_with_exactly_the_expected_acknowledgments(synthesized: Synthesized) -> None:
+    assert synthesized.passes_nag("Lbcp/ApiFunction/", "Lbcp/Api/") == EXPECTED_API_ACKNOWLEDGMENTS
+
+
 def test_acknowledged_findings_are_exactly_the_expected_ones(synthesized: Synthesized) -> None:
-    (report,) = (r for r in synthesized.validation_report["pluginReports"] if r["pluginName"] == "AwsSolutions")
-    suppressed = report["suppressedViolations"]
+    suppressed = synthesized.nag_report["suppressedViolations"]
     assert {(s["acknowledgedId"], s["acknowledgedAt"]) for s in suppressed} == EXPECTED_ACKNOWLEDGMENTS
     assert len(suppressed) == len(EXPECTED_ACKNOWLEDGMENTS)
     assert all(len(s["reason"].strip()) > 40 for s in suppressed)
