@@ -246,9 +246,12 @@ def test_the_representation_is_a_valid_load_balancer_document() -> None:
         created_by="arn:aws:iam::123456789012:user/a",
         desired_capacity=2,
     )
-    document = representation(record, now)
-    # The documented model accepts it and serialises it back identically, key order included.
-    parsed = LoadBalancer.model_validate_json(json.dumps(document))
-    assert list(parsed.model_dump(mode="json", by_alias=True).items()) == list(document.items())
+    # The documented model accepts it and serialises it back identically, key order included,
+    # in AWS and in the local runtime (whose entry says where it listens).
+    local = [{"listenerPort": 80, "address": "127.0.0.1:41080"}]
+    for document in (representation(record, now), representation(record, now, local)):
+        parsed = LoadBalancer.model_validate_json(json.dumps(document))
+        assert list(parsed.model_dump(mode="json", by_alias=True).items()) == list(document.items())
+    assert document["status"]["entry"]["localEndpoints"] == local
     assert document["deletionRequestedAt"] is None
     assert document["status"]["phase"] == "Pending"

@@ -60,6 +60,7 @@ class EntryStatusView(EntryStatus):
 
     local_endpoints: list[LocalEndpoint] | None = Field(
         default=None,
+        exclude_if=lambda value: value is None,  # absent, not null, where there is no local entry
         description="Local runtime only (make local): where a client connects, one per listener, through the "
         "local stand-in for the NLB. Absent in AWS, where clients use dnsName.",
     )
