@@ -56,6 +56,20 @@ def instance_of_caller(principal_arn: str | None) -> str:
     return match.group(1)
 
 
+def _told_to_drain(lbvm: Lbvm, now: datetime) -> bool:
+    """Whether the agent should stop accepting new connections now.
+
+    Not at the drain request (the LBVM is still in the entry then) and not at
+    its deregistration either: the entry keeps sending some new connections for
+    a while after that, and an LBVM that stopped listening would refuse them.
+    """
+    if lbvm.state == "Terminated":
+        return True
+    if lbvm.state != "Draining":
+        return False
+    return lbvm.accepting_until is None or now >= lbvm.accepting_until
+
+
 @dataclass
 class HeartbeatService:
     load_balancers: LoadBalancerRepository
@@ -77,7 +91,7 @@ class HeartbeatService:
         if beat.state == "ready":
             self._prove_alive(lbvm, beat)
         lbvm = self._persist(lbvm, beat, now)
-        draining = lbvm.drain_requested_at is not None or lbvm.state in ("Draining", "Terminated")
+        draining = _told_to_drain(lbvm, now)
         return HeartbeatReply(
             desired_config_version=record.generation,
             drain=draining,

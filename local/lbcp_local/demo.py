@@ -171,7 +171,7 @@ def run(runtime: LocalRuntime) -> None:
         "heartbeatIntervalSeconds": 1,
         "recoveryTimeoutSeconds": 10,
     }
-    spec["drain"] = {"timeoutSeconds": 5}
+    spec["drain"] = {"timeoutSeconds": 5, "deregistrationGraceSeconds": 4}
     spec["scaling"] = {"cooldownSeconds": 15, "scaleInStabilizationSeconds": 15}
     reply = http("POST", "/v1/load-balancers", spec, {"Idempotency-Key": "demo-create-web"})
     show_lb(reply)

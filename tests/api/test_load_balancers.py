@@ -71,7 +71,12 @@ def test_create_returns_the_resource_with_location_etag_and_initial_status(api: 
         },
     }
     # Production defaults are filled in and returned, so the stored spec is explicit.
-    assert body["drain"] == {"connectionThreshold": 1, "timeoutSeconds": 300, "maxConnectionLifetimeSeconds": 120}
+    assert body["drain"] == {
+        "connectionThreshold": 1,
+        "timeoutSeconds": 300,
+        "deregistrationGraceSeconds": 30,
+        "maxConnectionLifetimeSeconds": 120,
+    }
     assert body["lifecycle"]["unhealthyTimeoutSeconds"] == 30
 
 
@@ -203,7 +208,12 @@ def test_patch_changes_the_spec_bumps_the_generation_and_explains(api: Api, spec
 def test_patch_null_resets_a_section_to_its_defaults(api: Api, spec: dict[str, Any]) -> None:
     create(api, dict(spec, drain={"connectionThreshold": 50, "timeoutSeconds": 30}))
     body = patch(api, "web", {"drain": None}, 1).json()
-    assert body["drain"] == {"connectionThreshold": 1, "timeoutSeconds": 300, "maxConnectionLifetimeSeconds": 120}
+    assert body["drain"] == {
+        "connectionThreshold": 1,
+        "timeoutSeconds": 300,
+        "deregistrationGraceSeconds": 30,
+        "maxConnectionLifetimeSeconds": 120,
+    }
 
 
 def test_a_create_gets_defaults_that_fit_what_it_set(api: Api, spec: dict[str, Any]) -> None:

@@ -105,6 +105,7 @@ class Fleet:
         drain_timeout: int = 30,
         threshold: int = 1,
         poll: int = 5,
+        grace: int = 0,
         instance_profile: bool = True,
         subnet_index: int = 0,
     ) -> LifecycleInput:
@@ -146,7 +147,9 @@ class Fleet:
                 ],
             ),
             timeouts=Timeouts(pending_seconds=pending, unhealthy_seconds=unhealthy, recovery_seconds=recovery),
-            drain=DrainSettings(connection_threshold=threshold, timeout_seconds=drain_timeout, poll_seconds=poll),
+            drain=DrainSettings(
+                connection_threshold=threshold, timeout_seconds=drain_timeout, poll_seconds=poll, grace_seconds=grace
+            ),
             tasks_function_arn=self.machinery.tasks_function_arn,
             drain_state_machine_arn=self.machinery.drain_state_machine_arn,
         )

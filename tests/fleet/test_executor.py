@@ -36,7 +36,8 @@ def test_a_drain_that_overruns_its_timeout_is_forced_and_the_record_says_so() ->
     assert forced.state == "Terminated"
     assert forced.end_reason is not None
     assert forced.end_reason.startswith("forced: still draining ")
-    assert forced.end_reason.endswith("after the drain request, past the drain timeout of 60 s")
+    # The spec's default deregistration grace (30 s) plus its drain timeout (60 s).
+    assert forced.end_reason.endswith("after the drain request, past its grace and drain timeout of 90 s")
     [event] = [event for event in world.events if event.reason == "ForcedTermination"]
     assert event.type == "Warning" and draining.lbvm_id in event.message
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -215,6 +215,24 @@ def test_a_draining_lbvm_is_told_to_drain_and_its_connections_are_tracked(cloud:
     send(beat(lb["id"], state="draining", sequence=2, activeConnections=0))
     stored = repository.get(lb["id"], LBVM_ID)
     assert stored is not None and stored.active_connections == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "told"),
+    [
+        # Asked to go, but still in the entry: it serves on.
+        ({"state": "Routable", "drain_requested_at": datetime.now(UTC)}, False),
+        # Out of the entry, but the entry is still sending it new connections for a while.
+        ({"state": "Draining", "accepting_until": datetime.now(UTC) + timedelta(minutes=5)}, False),
+        ({"state": "Draining", "accepting_until": datetime.now(UTC) - timedelta(seconds=1)}, True),
+    ],
+    ids=["requested", "in-grace", "grace-over"],
+)
+def test_an_lbvm_is_told_to_drain_only_once_the_entry_no_longer_sends_it_connections(
+    cloud: Cloud, lb: dict[str, Any], changes: dict[str, Any], told: bool
+) -> None:
+    lbvm_record(cloud, lb["id"], **changes)
+    assert send(beat(lb["id"], state="ready", activeConnections=4)).json()["drain"] is told
 
 
 def test_the_agent_fetches_the_current_spec_and_its_version(cloud: Cloud, api: Api, lb: dict[str, Any]) -> None:

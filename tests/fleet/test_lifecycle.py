@@ -183,6 +183,32 @@ def test_drain_deregisters_first_and_ends_when_connections_fall_below_the_thresh
     assert "connections fell to 2" in fleet.events(lb_id)[-1].message
 
 
+def test_a_drained_lbvm_keeps_accepting_for_the_deregistration_grace_before_it_drains(fleet: Fleet) -> None:
+    """The entry still sends new connections for a while after deregistration: the LBVM must take them."""
+    lb_id, spec = _pool(fleet)
+    # 100 s of grace, 1 s here (waits run at 1/100): no connections, yet no termination before it ends.
+    lifecycle_input = fleet.lifecycle_input(lb_id, spec, unhealthy=30, threshold=1, drain_timeout=600, grace=100)
+    lbvm_id = lifecycle_input.lbvm_id
+    arn = fleet.start(lifecycle_input)
+    _routable(fleet, lb_id, lbvm_id)
+
+    assert fleet.request_drain(lb_id, lbvm_id, "scale-in")
+    wait_until(lambda: fleet.registered(lb_id, spec) == frozenset(), what="deregistration")
+    draining = fleet.lbvm(lb_id, lbvm_id)
+    assert draining.state == "Draining" and draining.accepting_until is not None
+    assert draining.drain_deadline is not None
+    # The agent's deadline counts the grace and the drain timeout.
+    assert (draining.drain_deadline - draining.state_since).total_seconds() == pytest.approx(700, abs=1)
+    time.sleep(0.4)  # 40 s of the grace: still serving, still there
+    assert fleet.lbvm(lb_id, lbvm_id).state == "Draining"
+    assert len(fleet.instances(lbvm_id)) == 1
+    assert "still accepting new connections for 100 s" in next(
+        event.message for event in fleet.events(lb_id) if event.reason == "Draining"
+    )
+    assert fleet.wait_for_execution(arn)["status"] == "SUCCEEDED"
+    assert fleet.lbvm(lb_id, lbvm_id).end_reason == "scale-in: drained"
+
+
 def test_drain_ends_at_the_timeout_when_connections_stay(fleet: Fleet) -> None:
     lb_id, spec = _pool(fleet)
     lifecycle_input = fleet.lifecycle_input(lb_id, spec, unhealthy=30, threshold=1, drain_timeout=20, poll=5)

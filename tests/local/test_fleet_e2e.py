@@ -140,7 +140,7 @@ def _create_heal_and_delete(fleet_runtime: LocalRuntimeProcess, app_port: int) -
         "heartbeatIntervalSeconds": 1,
         "recoveryTimeoutSeconds": 10,
     }
-    spec["drain"] = {"timeoutSeconds": 5}
+    spec["drain"] = {"timeoutSeconds": 5, "deregistrationGraceSeconds": 4}
     lb_id = create(fleet_runtime, spec)
     read = reader(fleet_runtime, lb_id)
 
@@ -211,7 +211,7 @@ def test_a_new_instance_type_rolls_the_fleet_without_losing_capacity(fleet_runti
     spec["capacity"] = {"min": 2, "max": 2}
     spec["instance"] = {"type": "c6i.large"}
     spec["lifecycle"] = {"pendingTimeoutSeconds": 60, "unhealthyTimeoutSeconds": 3, "heartbeatIntervalSeconds": 1}
-    spec["drain"] = {"timeoutSeconds": 5}
+    spec["drain"] = {"timeoutSeconds": 5, "deregistrationGraceSeconds": 4}
     lb_id = create(fleet_runtime, spec)
     read = reader(fleet_runtime, lb_id)
 

@@ -74,12 +74,26 @@ def unroutable(lbvm: Lbvm, now: datetime, silence_seconds: int | None, registrat
     )
 
 
-def draining(lbvm: Lbvm, now: datetime, reason: str, *, wait: bool, threshold: int | None, deadline: datetime) -> Event:
+def draining(
+    lbvm: Lbvm,
+    now: datetime,
+    reason: str,
+    *,
+    wait: bool,
+    threshold: int | None,
+    deadline: datetime,
+    accepting_until: datetime | None = None,
+) -> Event:
     if wait:
         how = (
             f"waiting until active connections < {threshold} or {_seconds(now, deadline)} s pass "
             f"(until {_at(deadline)}), then terminating"
         )
+        if accepting_until is not None and accepting_until > now:
+            how = (
+                f"still accepting new connections for {_seconds(now, accepting_until)} s while the entry stops "
+                f"sending them, then {how}"
+            )
     else:
         how = "terminating without waiting for connections"
     return event(lbvm, now, "Draining", f"{_subject(lbvm)} Draining ({reason}): out of the entry; {how}")

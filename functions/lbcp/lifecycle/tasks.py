@@ -104,12 +104,14 @@ class RegisterTarget(_Payload):
 class DeregisterTarget(_Payload):
     transition: str = "heartbeat-lost"
     silence_seconds: int | None = None
+    grace_seconds: int = Field(default=0, ge=0)  # drain: how long it accepts new connections after this
 
 
 class BeginDrain(_Payload):
     reason: str
     timeout_seconds: int = Field(ge=0)
     connection_threshold: int | None = None
+    grace_seconds: int = Field(default=0, ge=0)
 
 
 class FinishDrain(_Payload):
@@ -233,22 +235,40 @@ def deregister_target(ctx: TaskContext, payload: DeregisterTarget) -> dict[str, 
             payload.load_balancer_id,
             messages.unroutable(lbvm, ctx.clock(), payload.silence_seconds, registration.describe()),
         )
+    if payload.transition == "drain" and lbvm.accepting_until is not None:
+        # The grace counts from the deregistration itself, however long it took to get here.
+        accepting_until = ctx.clock() + timedelta(seconds=payload.grace_seconds)
+
+        def later(current: Lbvm) -> dict[str, Any] | None:
+            if current.accepting_until is None or current.accepting_until >= accepting_until:
+                return None
+            return {"accepting_until": accepting_until}
+
+        _update(ctx, payload.load_balancer_id, payload.lbvm_id, later)
     return {"mode": registration.mode, "targetGroups": registration.target_groups}
 
 
 def begin_drain(ctx: TaskContext, payload: BeginDrain) -> dict[str, Any]:
-    """State Draining with a deadline; the first drain request's reason and deadline are kept."""
+    """State Draining with a deadline; the first drain request's reason and deadline are kept.
+
+    An LBVM that is waited for keeps accepting new connections for the grace
+    (``accepting_until``; the entry is still sending some), and the agent's drain
+    deadline counts the grace too.
+    """
     now = ctx.clock()
 
     def changes(current: Lbvm) -> dict[str, Any] | None:
         if current.state in ("Draining", "Terminated"):
             return None  # a retried or repeated drain: keep what the first one wrote
+        reason = current.drain_reason or _drain_reason(payload.reason)
+        grace = timedelta(seconds=payload.grace_seconds if reason not in NO_WAIT_REASONS else 0)
         return {
             "state": "Draining",
             "state_since": now,
             "drain_requested_at": current.drain_requested_at or now,
-            "drain_reason": current.drain_reason or _drain_reason(payload.reason),
-            "drain_deadline": current.drain_deadline or now + timedelta(seconds=payload.timeout_seconds),
+            "drain_reason": reason,
+            "drain_deadline": current.drain_deadline or now + grace + timedelta(seconds=payload.timeout_seconds),
+            "accepting_until": now + grace if grace else None,
             "callback_kind": None,
             "callback_token": None,
         }
@@ -263,7 +283,15 @@ def begin_drain(ctx: TaskContext, payload: BeginDrain) -> dict[str, Any]:
         _append(
             ctx,
             payload.load_balancer_id,
-            messages.draining(lbvm, now, reason, wait=wait, threshold=payload.connection_threshold, deadline=deadline),
+            messages.draining(
+                lbvm,
+                now,
+                reason,
+                wait=wait,
+                threshold=payload.connection_threshold,
+                deadline=deadline,
+                accepting_until=lbvm.accepting_until,
+            ),
         )
     return {"terminated": False, "reason": reason, "waitForConnections": wait, "deadline": deadline.isoformat()}
 

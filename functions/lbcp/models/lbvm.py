@@ -82,6 +82,8 @@ class Lbvm(StatusModel):
     drain_requested_at: datetime | None = None
     drain_reason: DrainReason | None = None
     drain_deadline: datetime | None = None
+    # Draining, it still accepts new connections until then (the entry's deregistration catching up).
+    accepting_until: datetime | None = None
     terminated_at: datetime | None = None
     end_reason: str | None = None
 

@@ -39,6 +39,7 @@ class DrainSettings(StatusModel):
     connection_threshold: int
     timeout_seconds: int
     poll_seconds: int = 5
+    grace_seconds: int = Field(default=0, description="The spec's drain.deregistrationGraceSeconds.")
 
 
 class LifecycleInput(StatusModel):

@@ -307,6 +307,17 @@ class Drain(SpecModel):
         default=1, ge=0, le=1_000_000, description="Draining ends when active connections fall below this."
     )
     timeout_seconds: int = Field(default=300, ge=0, le=3600, description="Draining ends after this at the latest.")
+    # An NLB keeps sending some new connections to a target for a while after
+    # DeregisterTargets returns: an LBVM that stopped listening at once would
+    # refuse them. So it serves as before for this long, then drains.
+    deregistration_grace_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=900,
+        description="How long an LBVM keeps accepting new connections after it leaves the entry, while the "
+        "entry stops sending them (an NLB takes a while); the drain (connections < connectionThreshold or "
+        "timeoutSeconds) starts after it.",
+    )
     # Clients of long-lived protocols reconnect, so closing them early keeps drains
     # and the old proxy workers of a reload short; TCP has no such contract.
     max_connection_lifetime_seconds: int = Field(

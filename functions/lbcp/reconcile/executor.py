@@ -201,6 +201,7 @@ class Executor:
                 connection_threshold=spec.drain.connection_threshold,
                 timeout_seconds=spec.drain.timeout_seconds,
                 poll_seconds=min(5, max(1, spec.lifecycle.heartbeat_interval_seconds)),
+                grace_seconds=spec.drain.deregistration_grace_seconds,
             ),
             tasks_function_arn=self._settings.tasks_function_arn,
             drain_state_machine_arn=self._settings.drain_state_machine_arn,

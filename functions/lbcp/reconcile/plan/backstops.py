@@ -117,8 +117,10 @@ def _take_out_unhealthy(lbvm: Lbvm, why: str) -> Job:
 
 def _overrunning_drains(ctx: PlanContext) -> list[Job]:
     drain = ctx.spec.drain
-    # Twice the margin: the drain's own wait is bounded by its timeout, then termination takes its time.
-    limit = seconds(drain.timeout_seconds) + ctx.settings.stuck_margin * 2
+    # Twice the margin: the drain's own wait is bounded by its grace and its timeout, then
+    # termination takes its time.
+    bound = drain.deregistration_grace_seconds + drain.timeout_seconds
+    limit = seconds(bound) + ctx.settings.stuck_margin * 2
     jobs: list[Job] = []
     for lbvm in ctx.fleet.draining:
         draining_for = ctx.now - (lbvm.drain_requested_at or lbvm.state_since)
@@ -126,10 +128,11 @@ def _overrunning_drains(ctx: PlanContext) -> list[Job]:
             jobs.append(
                 ForceTerminate(
                     reason=f"{lbvm.lbvm_id}: still draining {age_text(draining_for)} after the drain request "
-                    f"(drain timeout {drain.timeout_seconds} s); terminating it directly",
+                    f"(deregistration grace {drain.deregistration_grace_seconds} s + drain timeout "
+                    f"{drain.timeout_seconds} s); terminating it directly",
                     lbvm_id=lbvm.lbvm_id,
                     end_reason=f"forced: still draining {age_text(draining_for)} after the drain request, past "
-                    f"the drain timeout of {drain.timeout_seconds} s",
+                    f"its grace and drain timeout of {bound} s",
                 )
             )
     return jobs
