@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from lbcp.models.spec import Scaling
     from lbcp.scaling.sim import SimResult
 
-POLICY_CHOICES = ("default", "vote", "target-tracking", "step")
+POLICY_CHOICES = ("default", "vote", "target-tracking", "step", "noise-aware")
 
 EPILOG = """\
 The trace is a CSV file with the header t,load: t in seconds from the start,

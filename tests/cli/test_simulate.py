@@ -53,10 +53,10 @@ def test_json_is_exactly_the_four_numbers(capsys: pytest.CaptureFixture[str], sm
 def test_text_output_names_the_policy_and_the_model(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--trace", str(TRACES / "step-spike.csv"), "--actions")
     assert code == 0
-    assert "with the default (target-tracking) policy" in out
+    assert "with the default (noise-aware) policy" in out
     assert "Overload minutes:" in out and "Flaps:" in out
     assert "Fleet: 1000 requests/s per LBVM, 2-40 LBVMs, launch 180s, drain 60s" in out
-    assert "scaled out" in out and "[target-tracking]" in out
+    assert "scaled out" in out and "[noise-aware]" in out
 
 
 def test_capacity_changes_the_fleet(capsys: pytest.CaptureFixture[str], small_trace: Path) -> None:

@@ -43,3 +43,35 @@ def test_the_default_policy_meets_its_goal(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "ALL TRACES" in out
     assert "FAIL" not in out
+
+
+def test_access_logs_become_per_minute_traces(tmp_path: Path) -> None:
+    convert = _load(BENCH / "traces" / "from_access_log.py")
+    log = tmp_path / "access.log"
+    log.write_text(
+        '199.72.81.55 - - [01/Jul/1995:00:00:01 -0400] "GET /history/apollo/ HTTP/1.0" 200 6245\n'
+        'a.example - - [01/Jul/1995:00:00:59 -0400] "GET / HTTP/1.0" 200 1\n'
+        "a line without a time\n"
+        'b.example - - [01/Jul/1995:00:02:00 -0400] "GET / HTTP/1.0" 304 0\n'
+        'c.example - - [30/Jun/1995:23:59:59 -0400] "GET / HTTP/1.0" 200 1\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "trace.csv"
+    assert convert.main(["clf", str(log), "--start", "1995-07-01T00:00", "--days", "0.0021", "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == "t,load\n0,160.0\n60,0.0\n120,80.0\n"
+
+
+def test_a_per_second_series_is_summed_per_minute() -> None:
+    convert = _load(BENCH / "traces" / "from_access_log.py")
+    from datetime import datetime
+
+    # Numbers from 00:00:01: the first 59 fall in minute 0, the next 60 in minute 1.
+    totals = convert.series_per_minute([1] * 120, datetime(1995, 7, 1, 0, 0, 1), datetime(1995, 7, 1), 3)
+    assert totals == [59, 60, 1]
+
+
+def test_the_nasa_traces_are_two_weeks_of_minutes() -> None:
+    for name in ("nasa-jul95", "nasa-aug95"):
+        trace = parse_trace((BENCH / "traces" / f"{name}.csv").read_text(encoding="utf-8"))
+        assert trace.minutes == 14 * 24 * 60
+        assert len(trace.times) == trace.minutes  # one row a minute

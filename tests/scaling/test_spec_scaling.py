@@ -23,6 +23,9 @@ def test_defaults() -> None:
     assert (scaling.zone_evaluation, scaling.min_per_zone) == ("aggregate", 0)
     assert scaling.metrics.cpu is not None
     assert (scaling.metrics.cpu.target, scaling.metrics.cpu.weight) == (70.0, 1.0)
+    assert scaling.metrics.cpu.peak == 90.0
+    assert (scaling.noise_window_seconds, scaling.noise_sigmas, scaling.smoothing_minutes) == (1800, 2.25, 4)
+    assert (scaling.burst_percent, scaling.scale_out_tolerance, scaling.scale_out_headroom) == (30.0, 0.05, 0.05)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +60,22 @@ def test_defaults() -> None:
             },
             "scaling.metrics",
         ),
+        (
+            # "default" is noise-aware, which sizes under peaks: one metric must have one.
+            {
+                "metrics": {
+                    "cpu": {"scaleOutAbove": 80.0, "scaleInBelow": 40.0, "target": 70.0},
+                    "memory": None,
+                    "activeConnections": None,
+                },
+            },
+            "scaling.metrics",
+        ),
+        (
+            {"metrics": {"cpu": {"scaleOutAbove": 80.0, "scaleInBelow": 40.0, "peak": 120.0}}},
+            "scaling.metrics.cpu.peak",
+        ),
+        ({"noiseSigmas": 6}, "scaling.noiseSigmas"),
     ],
 )
 def test_bad_scaling_settings_name_their_field(scaling: dict[str, Any], field: str) -> None:

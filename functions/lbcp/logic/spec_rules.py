@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lbcp.errors import FieldError
-from lbcp.models.spec import LoadBalancerSpec, MetricThresholds
+from lbcp.models.spec import DEFAULT_SCALING_POLICY, LoadBalancerSpec, MetricThresholds
 
 PROTOCOLS_BY_TYPE: dict[str, frozenset[str]] = {
     # L7 only: routing rules and the WAF need the proxy to parse HTTP.
@@ -210,18 +210,23 @@ def _scaling(spec: LoadBalancerSpec) -> Iterator[FieldError]:
             for field, value in (
                 ("scaleOutAbove", thresholds.scale_out_above),
                 ("target", thresholds.target),
+                ("peak", thresholds.peak),
             ):
                 if value is not None and value > 100:
                     yield _error((*here, field), "is a percentage: at most 100", "out_of_range")
     enabled = [thresholds for thresholds, _ in by_name.values() if thresholds is not None]
-    if (
-        enabled
-        and spec.scaling.policy in ("target-tracking", "default")
-        and all(thresholds.target is None for thresholds in enabled)
-    ):
+    # What "default" selects decides which setting it needs (DEFAULT_SCALING_POLICY).
+    policy = DEFAULT_SCALING_POLICY if spec.scaling.policy == "default" else spec.scaling.policy
+    if enabled and policy == "target-tracking" and all(thresholds.target is None for thresholds in enabled):
         yield _error(
             ("scaling", "metrics"),
             f"the {spec.scaling.policy} policy needs a target on at least one metric",
+            "missing",
+        )
+    if enabled and policy == "noise-aware" and all(thresholds.peak is None for thresholds in enabled):
+        yield _error(
+            ("scaling", "metrics"),
+            f"the {spec.scaling.policy} policy needs a peak on at least one metric",
             "missing",
         )
     yield from _scaling_steps(spec)

@@ -30,6 +30,13 @@ class Recommendation(StatusModel):
     desired: int = Field(ge=0)
 
 
+class DemandSample(StatusModel):
+    """One period's demand, in LBVMs at the metrics' peaks (the noise-aware policy keeps a window of them)."""
+
+    time: datetime  # the start of the metrics' period
+    lbvms: float = Field(ge=0)
+
+
 class ScalingState(StatusModel):
     last_scale_out_at: datetime | None = None
     last_scale_in_at: datetime | None = None
@@ -38,6 +45,9 @@ class ScalingState(StatusModel):
     # Recommendations inside the scale-in stabilization window (newest last):
     # scale-in goes no lower than the highest of them.
     recommendations: list[Recommendation] = Field(default_factory=list)
+    # The noise-aware policy's memory: demand per period over its noise window
+    # (30 minutes by default, oldest first); scale-in judges its distribution.
+    demand: list[DemandSample] = Field(default_factory=list)
     # Why the last evaluation held capacity where the policy wanted to move it
     # (a short key such as "max" or "missing-metrics"); an event is recorded
     # when it changes, not on every evaluation.

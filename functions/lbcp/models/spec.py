@@ -162,10 +162,10 @@ ProxyEngine = Literal["haproxy", "nginx"]
 EntryMode = Literal["pool", "dns"]
 EntryScheme = Literal["internet-facing", "internal"]
 WafMode = Literal["detect", "block"]
-ScalingPolicyName = Literal["default", "vote", "target-tracking", "step"]
+ScalingPolicyName = Literal["default", "vote", "target-tracking", "step", "noise-aware"]
 # What ``default`` selects: chosen on the policy benchmark (bench/scaling_policies.py,
 # README "Scaling"). Changing it changes every load balancer that says ``default``.
-DEFAULT_SCALING_POLICY: Final = "target-tracking"
+DEFAULT_SCALING_POLICY: Final = "noise-aware"
 # aggregate: one LBVM-weighted average per metric over the subnets; per-zone: each
 # subnet (one per Availability Zone) is evaluated on its own and the hottest decides.
 ZoneEvaluation = Literal["aggregate", "per-zone"]
@@ -334,6 +334,12 @@ class MetricThresholds(SpecModel):
     scale_out_above: float = Field(gt=0)
     scale_in_below: float = Field(ge=0)
     target: float | None = Field(default=None, gt=0, description="Per-LBVM target for target tracking.")
+    peak: float | None = Field(
+        default=None,
+        gt=0,
+        description="Noise-aware policy: the most per LBVM, a hard ceiling it sizes the fleet under "
+        "(null leaves the metric out of its decisions).",
+    )
     weight: float = Field(
         default=1.0,
         ge=0,
@@ -346,18 +352,21 @@ class MetricThresholds(SpecModel):
 
 
 def _cpu_defaults() -> MetricThresholds:
-    # Target 70%: the default (target-tracking) policy sizes the fleet for it. On the
+    # Target 70%: the target-tracking policy (the default before noise-aware) sizes the fleet for it. On the
     # policy benchmark (README "Scaling") it leaves headroom for the ~5 minutes a
     # scale-out takes to serve, at fewer instance hours than the seed policy.
-    return MetricThresholds.model_validate({"scaleOutAbove": 80.0, "scaleInBelow": 40.0, "target": 70.0})
+    # Peak 90%: the noise-aware (default) policy keeps demand's high quantile under it.
+    return MetricThresholds.model_validate({"scaleOutAbove": 80.0, "scaleInBelow": 40.0, "target": 70.0, "peak": 90.0})
 
 
 def _memory_defaults() -> MetricThresholds:
-    return MetricThresholds.model_validate({"scaleOutAbove": 80.0, "scaleInBelow": 40.0, "target": 60.0})
+    return MetricThresholds.model_validate({"scaleOutAbove": 80.0, "scaleInBelow": 40.0, "target": 60.0, "peak": 80.0})
 
 
 def _connection_defaults() -> MetricThresholds:
-    return MetricThresholds.model_validate({"scaleOutAbove": 2000.0, "scaleInBelow": 500.0, "target": 1500.0})
+    return MetricThresholds.model_validate(
+        {"scaleOutAbove": 2000.0, "scaleInBelow": 500.0, "target": 1500.0, "peak": 1500.0}
+    )
 
 
 class ScalingMetrics(SpecModel):
@@ -400,6 +409,44 @@ class Scaling(SpecModel):
         min_length=1,
         max_length=10,
         description="Step scaling: the LBVMs each size of breach adds, by increasing aboveByPercent.",
+    )
+    noise_window_seconds: int = Field(
+        default=1800,
+        ge=300,
+        le=3600,
+        description="Noise-aware policy: scale-in judges the distribution of demand over this window.",
+    )
+    noise_sigmas: float = Field(
+        default=2.25,
+        ge=0,
+        le=5,
+        description="Noise-aware policy: scale in only when mean + noiseSigmas x standard deviation of demand "
+        "over the noise window fits in fewer LBVMs.",
+    )
+    smoothing_minutes: int = Field(
+        default=4,
+        ge=1,
+        le=15,
+        description="Noise-aware policy: scale-out judges the mean demand of this many latest minutes.",
+    )
+    burst_percent: float = Field(
+        default=30.0,
+        ge=0,
+        le=1000,
+        description="Noise-aware policy: the latest minute's demand this far above capacity scales out at once, "
+        "without smoothing.",
+    )
+    scale_out_tolerance: float = Field(
+        default=0.05,
+        ge=0,
+        le=0.5,
+        description="Noise-aware policy: no scale-out while smoothed demand is within this fraction above capacity.",
+    )
+    scale_out_headroom: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Noise-aware policy: a scale-out sizes for demand plus this fraction.",
     )
     zone_evaluation: ZoneEvaluation = "aggregate"
     min_per_zone: int = Field(

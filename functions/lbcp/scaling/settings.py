@@ -20,6 +20,7 @@ class MetricSettings:
     scale_in_below: float
     target: float | None
     weight: float
+    peak: float | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,13 @@ class PolicySettings:
     zone_evaluation: ZoneEvaluation = "aggregate"
     min_per_zone: int = 0
     stale_after: timedelta = DEFAULT_STALE_AFTER
+    # The noise-aware policy's (lbcp.scaling.policies.noise_aware explains each).
+    noise_window: timedelta = timedelta(minutes=30)
+    noise_sigmas: float = 2.25
+    smoothing_minutes: int = 4
+    burst_percent: float = 30.0
+    scale_out_tolerance: float = 0.05
+    scale_out_headroom: float = 0.05
 
     def metric(self, name: str) -> MetricSettings:
         return next(m for m in self.metrics if m.name == name)
@@ -55,6 +63,7 @@ def _metric(name: str, thresholds: MetricThresholds | None) -> list[MetricSettin
             scale_in_below=thresholds.scale_in_below,
             target=thresholds.target,
             weight=thresholds.weight,
+            peak=thresholds.peak,
         )
     ]
 
@@ -75,6 +84,12 @@ def settings_from_scaling(scaling: Scaling, capacity: Capacity) -> PolicySetting
         steps=tuple(Step(step.above_by_percent, step.add) for step in scaling.steps),
         zone_evaluation=scaling.zone_evaluation,
         min_per_zone=scaling.min_per_zone,
+        noise_window=timedelta(seconds=scaling.noise_window_seconds),
+        noise_sigmas=scaling.noise_sigmas,
+        smoothing_minutes=scaling.smoothing_minutes,
+        burst_percent=scaling.burst_percent,
+        scale_out_tolerance=scaling.scale_out_tolerance,
+        scale_out_headroom=scaling.scale_out_headroom,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Final, Protocol
 
 from lbcp.models.spec import DEFAULT_SCALING_POLICY
 from lbcp.scaling.model import Current, Proposal, Reading
+from lbcp.scaling.policies.noise_aware import NoiseAwarePolicy
 from lbcp.scaling.policies.step import StepPolicy
 from lbcp.scaling.policies.target_tracking import TargetTrackingPolicy
 from lbcp.scaling.policies.vote import VotePolicy
@@ -29,7 +30,7 @@ class Policy(Protocol):
 
 
 POLICIES: Final[dict[str, Policy]] = {
-    policy.name: policy for policy in (VotePolicy(), TargetTrackingPolicy(), StepPolicy())
+    policy.name: policy for policy in (VotePolicy(), TargetTrackingPolicy(), StepPolicy(), NoiseAwarePolicy())
 }
 DEFAULT_ALIAS: Final = "default"
 

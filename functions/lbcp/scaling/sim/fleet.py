@@ -113,6 +113,14 @@ class SimResult:
     actions: tuple[Action, ...] = ()
     timeline: tuple[MinuteRecord, ...] = field(default=(), repr=False)
 
+    @property
+    def flaps_per_day(self) -> float:
+        return self.flaps / (self.minutes / (24 * 60)) if self.minutes else 0.0
+
+    @property
+    def actions_per_hour(self) -> float:
+        return self.scaling_actions / (self.minutes / 60) if self.minutes else 0.0
+
     def to_json(self) -> dict[str, float | int]:
         return {
             "overloadMinutes": self.overload_minutes,
