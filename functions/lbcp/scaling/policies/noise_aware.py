@@ -60,6 +60,7 @@ from datetime import datetime, timedelta
 from lbcp.models.scaling import DemandSample
 from lbcp.scaling.explain import duration, number
 from lbcp.scaling.model import Current, Finding, Proposal, Reading, Vote
+from lbcp.scaling.policies.guards import scale_in_wait_after_scale_out
 from lbcp.scaling.readings import serving_for
 from lbcp.scaling.settings import MetricSettings, PolicySettings
 
@@ -176,16 +177,6 @@ def remember(history: Sequence[DemandSample], sample: DemandSample, window: time
     return [*kept, sample]
 
 
-def _settled_after_scale_out(last_out: datetime | None, settings: PolicySettings, now: datetime) -> str | None:
-    """Why a scale-in must still wait after a scale-out, or None (strictly after: at 15 minutes it is a flap)."""
-    if last_out is None:
-        return None
-    earliest = last_out + settings.cooldown + settings.scale_in_stabilization
-    if now > earliest:
-        return None
-    return f"no scale-in until {duration(earliest - now)} from now (a full stabilization after the last scale-out)"
-
-
 class NoiseAwarePolicy:
     name = NAME
 
@@ -247,7 +238,7 @@ class NoiseAwarePolicy:
             return Proposal(
                 desired, f"{level}; {high} fits in {fit}, waiting", findings, tuple(notes), remembered, "stabilizing"
             )
-        settled = _settled_after_scale_out(state.last_scale_out_at, settings, now)
+        settled = scale_in_wait_after_scale_out(state.last_scale_out_at, settings, now)
         if settled is not None:
             notes.append(settled)
             return Proposal(

@@ -24,6 +24,7 @@ from datetime import datetime
 from lbcp.models.scaling import Recommendation
 from lbcp.scaling.explain import cooldown_note, duration, last_action_at, number
 from lbcp.scaling.model import Current, Finding, Proposal, Reading, Vote
+from lbcp.scaling.policies.guards import scale_in_wait_after_scale_out
 from lbcp.scaling.readings import serving_for
 from lbcp.scaling.settings import MetricSettings, PolicySettings
 
@@ -82,22 +83,6 @@ def metric_need(
     return Finding(metric.name, value, target, _vote(need, current.desired), comparison, subnet, detail), need
 
 
-def _settled_after_scale_out(last_out: datetime | None, settings: PolicySettings, now: datetime) -> str | None:
-    """Why a scale-in must still wait after a scale-out, or None.
-
-    The LBVMs a scale-out adds take the cooldown to show in the metrics; only
-    then does the scale-in window start gathering evidence, so a scale-in
-    needs a full stabilization window of recommendations made after that. The
-    defaults (10m + 5m) keep a scale-in more than 15 minutes from a scale-out.
-    """
-    if last_out is None:
-        return None
-    earliest = last_out + settings.cooldown + settings.scale_in_stabilization
-    if now > earliest:  # strictly: at exactly 15 minutes it would still count as a flap
-        return None
-    return f"no scale-in until {duration(earliest - now)} from now (a full window after the last scale-out settles)"
-
-
 class TargetTrackingPolicy:
     name = NAME
 
@@ -139,7 +124,7 @@ class TargetTrackingPolicy:
             return Proposal(
                 current.desired, f"{rule}, but cooling down", findings, tuple(notes), remembered, "cooldown"
             )
-        settled = _settled_after_scale_out(state.last_scale_out_at, settings, now)
+        settled = scale_in_wait_after_scale_out(state.last_scale_out_at, settings, now)
         if settled is not None:
             notes.append(settled)
             return Proposal(current.desired, f"{rule}, stabilizing", findings, tuple(notes), remembered, "stabilizing")
