@@ -68,6 +68,7 @@ bench: $(STAMP) $(SETUP_EXTRAS)
 	$(PY) bench/reconcile_calls.py
 	$(PY) bench/unroutable_latency.py
 	$(PY) bench/agent_bench.py
+	$(PY) bench/traffic.py
 
 # Regenerate the full lock from the top-level pins in requirements-dev.in.
 lock:

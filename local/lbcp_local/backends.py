@@ -27,6 +27,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _BackendServer
 
     def do_GET(self) -> None:
+        self.server.count()
         path, _, query = self.path.partition("?")
         arguments = dict(part.partition("=")[::2] for part in query.split("&") if part)
         if path == "/slow":
@@ -77,6 +78,12 @@ class _BackendServer(ThreadingHTTPServer):
     def __init__(self, name: str) -> None:
         super().__init__((LOOPBACK, 0), _Handler)
         self.name = name
+        self.requests = 0
+        self._lock = threading.Lock()
+
+    def count(self) -> None:
+        with self._lock:
+            self.requests += 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Proxies close health-check connections with a reset: routine, not worth a traceback.
@@ -97,6 +104,10 @@ class LocalBackends:
             self._servers[name] = server
             threading.Thread(target=server.serve_forever, name=f"backend-{name}", daemon=True).start()
         return self
+
+    def requests(self, name: str) -> int:
+        """How many requests this server has answered (or begun to)."""
+        return self._servers[name].requests
 
     def port(self, name: str) -> int:
         port: int = self._servers[name].server_address[1]

@@ -9,8 +9,9 @@ LBVM listens for the listener's port on this machine (``listen.json``).
 Health checks are the target group's (TCP, its interval and thresholds).
 
 Where clients connect is written to ``endpoints.json`` ({load balancer id:
-[{"listenerPort": 80, "address": "127.0.0.1:PORT"}]}), which the API reads
-for ``status.entry.localEndpoints``. Deleting the NLB in the emulator stops
+[{"listenerPort": 80, "address": "127.0.0.1:PORT", "routedInstances": [...]}]}),
+which the API reads for ``status.entry.localEndpoints`` (without the routed
+instances, which are for tests and benchmarks watching from outside). Deleting the NLB in the emulator stops
 its stand-in at once, cutting its connections, as a deleted NLB does.
 """
 
@@ -118,9 +119,19 @@ class _StandIn:
                 raise ProxyFailed(f"{command!r}: {answer}")
         self.servers = after
 
+    def routed(self, listener_port: int) -> list[str]:
+        """The instances that get new connections on this listener now."""
+        return sorted(
+            target.instance_id
+            for target, server in self.servers.items()
+            if server.ready and target.listener_port == listener_port
+        )
+
     def endpoints(self) -> list[dict[str, Any]]:
+        # routedInstances is for whoever watches from outside (tests, benchmarks); the API shows the rest.
         return [
-            {"listenerPort": port, "address": f"{LOOPBACK}:{bound}"} for port, bound in sorted(self.bind_ports.items())
+            {"listenerPort": port, "address": f"{LOOPBACK}:{bound}", "routedInstances": self.routed(port)}
+            for port, bound in sorted(self.bind_ports.items())
         ]
 
     def stop(self) -> None:
@@ -178,11 +189,7 @@ class LocalEntry:
         with self._lock:
             for stand_in in self._stand_ins.values():
                 if stand_in.load_balancer_id == load_balancer_id:
-                    return {
-                        target.instance_id
-                        for target, server in stand_in.servers.items()
-                        if server.ready and target.listener_port == listener_port
-                    }
+                    return set(stand_in.routed(listener_port))
         return set()
 
     def _run(self) -> None:

@@ -1,0 +1,272 @@
+"""Requests lost while the control plane changes a fleet: real clients through the local entry.
+
+The local runtime with real proxies (``make local``'s default): every LBVM a
+real HAProxy or NGINX, the entry a real HAProxy standing in for the NLB (late
+as an NLB is), the backends real HTTP servers. Clients of four kinds
+(``lbcp_local.traffic``: new connection per request, keep-alive, slow
+requests, streams) run through the entry while the control plane, in turn:
+
+    converge   creates the load balancer (2 LBVMs) and starts routing
+    kill       loses an instance (terminated in EC2) and replaces it
+    scale-out  grows to 4 LBVMs
+    scale-in   shrinks to 2
+    rollout    replaces every LBVM (a new instance type)
+    config     a new routing rule, applied in place
+    waf        the WAF on (NGINX with ModSecurity: a rollout when the proxy changes)
+    delete     tears it down
+
+For each phase it prints requests sent, failed (and how), retried
+keep-alive requests, 5xx, and p50/p99 latency. Targets: no failure in
+scale-out, scale-in, rollout, config and waf; on a killed instance only
+requests in flight on it; no 5xx at any time. Exits 1 when one is missed.
+
+    .venv/bin/python bench/traffic.py [--proxy haproxy|nginx|both] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from lbcp_local.aws import free_port
+from lbcp_local.runtime import LocalRuntime
+from lbcp_local.traffic import PhaseStats, TrafficGenerator, summarize
+
+ZERO_LOSS_PHASES = ("scale-out", "scale-in", "rollout", "config", "waf")
+PHASE_TIMEOUT_SECONDS = 180.0
+
+
+class Api:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        request = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json" if method != "PATCH" else "application/merge-patch+json"}
+            | (headers or {}),
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else {}
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            return error.code, json.loads(raw) if raw else {}
+
+    def read(self, lb_id: str) -> dict[str, Any] | None:
+        status, body = self.call("GET", f"/v1/load-balancers/{lb_id}")
+        return body if status == 200 else None
+
+    def patch(self, lb_id: str, change: dict[str, Any]) -> dict[str, Any]:
+        current = self.read(lb_id)
+        assert current is not None
+        status, body = self.call(
+            "PATCH", f"/v1/load-balancers/{lb_id}", change, {"If-Match": str(current["generation"])}
+        )
+        assert status == 200, body
+        return dict(body)
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = PHASE_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.25)
+
+
+def settled(lb: dict[str, Any] | None, count: int, generation: int | None = None) -> bool:
+    """Active, ``count`` LBVMs all Routable on the current generation's config, nothing draining."""
+    if lb is None or lb["status"]["phase"] != "Active":
+        return False
+    lbvms = lb["status"]["lbvms"]
+    if generation is not None and lb["status"]["observedGeneration"] < generation:
+        return False
+    return len(lbvms) == count and all(lbvm["state"] == "Routable" for lbvm in lbvms)
+
+
+def entry_routes_to_all(runtime: LocalRuntime, lb: dict[str, Any]) -> bool:
+    """The local entry sends new connections to every Routable LBVM (its registration delay has passed)."""
+    entry = runtime.entry
+    assert entry is not None
+    routable = {lbvm["instanceId"] for lbvm in lb["status"]["lbvms"] if lbvm["state"] == "Routable"}
+    return routable <= entry.routed_instances(lb["id"], 80)
+
+
+class Scenario:
+    """One load balancer's life, phase by phase, with traffic through its entry all along."""
+
+    def __init__(self, runtime: LocalRuntime, proxy: str, log: Callable[[str], None]) -> None:
+        self.runtime = runtime
+        self.api = Api(runtime.api_url)
+        self.proxy = proxy
+        self.log = log
+        self.marks: list[tuple[str, float]] = []
+        self.lb_id = ""
+
+    def phase(self, name: str) -> None:
+        self.marks.append((name, time.monotonic()))
+        self.log(f"[{self.proxy}] {name}")
+
+    def current(self) -> dict[str, Any]:
+        lb = self.api.read(self.lb_id)
+        assert lb is not None, f"{self.lb_id} is gone"
+        return lb
+
+    def converged(self, count: int, generation: int | None = None) -> bool:
+        lb = self.api.read(self.lb_id)
+        return lb is not None and settled(lb, count, generation) and entry_routes_to_all(self.runtime, lb)
+
+    def change(self, what: str, change: dict[str, Any], count: int, *, config: bool = False) -> None:
+        generation = self.api.patch(self.lb_id, change)["generation"]
+        wait_until(what, lambda: self.converged(count, generation) and (not config or _config_applied(self.current())))
+
+    def create(self, spec: dict[str, Any]) -> TrafficGenerator:
+        self.phase("converge")
+        status, created = self.api.call("POST", "/v1/load-balancers", spec)
+        assert status == 201, created
+        self.lb_id = created["id"]
+        wait_until("endpoints", lambda: bool(self.current()["status"]["entry"].get("localEndpoints")))
+        endpoint = next(e for e in self.current()["status"]["entry"]["localEndpoints"] if e["listenerPort"] == 80)
+        host, _, port = endpoint["address"].rpartition(":")
+        traffic = TrafficGenerator(host, int(port)).start()
+        wait_until("converge", lambda: self.converged(2))
+        return traffic
+
+    def kill(self) -> None:
+        self.phase("kill")
+        victim = self.current()["status"]["lbvms"][0]["instanceId"]
+        boto3.client("ec2").terminate_instances(InstanceIds=[victim])
+        wait_until(
+            "replacement",
+            lambda: (
+                self.converged(2) and victim not in {lbvm["instanceId"] for lbvm in self.current()["status"]["lbvms"]}
+            ),
+        )
+
+    def delete(self) -> None:
+        self.phase("delete")
+        status, _ = self.api.call("DELETE", f"/v1/load-balancers/{self.lb_id}")
+        assert status == 202
+        wait_until("delete", lambda: self.api.read(self.lb_id) is None)
+
+
+def run(proxy: str, log: Callable[[str], None]) -> list[PhaseStats]:
+    state_dir = Path(tempfile.mkdtemp(prefix="lbcp-traffic-"))
+    with LocalRuntime(api_port=free_port(), aws_port=free_port(), state_dir=state_dir, quiet=True) as runtime:
+        spec = runtime.example_spec(name=f"traffic-{proxy}")
+        spec["proxy"] = proxy
+        spec["capacity"] = {"min": 2, "max": 2}
+        spec["lifecycle"] = {
+            "pendingTimeoutSeconds": 60,
+            "unhealthyTimeoutSeconds": 6,
+            "heartbeatIntervalSeconds": 1,
+            "recoveryTimeoutSeconds": 10,
+        }
+        # A grace above the local entry's deregistration delay (3 s), as 30 s is above an NLB's.
+        spec["drain"] = {"timeoutSeconds": 20, "maxConnectionLifetimeSeconds": 10, "deregistrationGraceSeconds": 5}
+        scenario = Scenario(runtime, proxy, log)
+        traffic = scenario.create(spec)
+        scenario.phase("steady")
+        time.sleep(5)
+        scenario.kill()
+        scenario.phase("scale-out")
+        scenario.change("scale-out", {"capacity": {"min": 4, "max": 4}}, 4)
+        scenario.phase("scale-in")
+        scenario.change("scale-in", {"capacity": {"min": 2, "max": 2}}, 2)
+        scenario.phase("rollout")
+        scenario.change("rollout", {"instance": {"type": "c6i.xlarge"}}, 2)
+        scenario.phase("config")
+        rules = [{"pathPrefix": "/v2", "backend": "api"}]
+        scenario.change("config", {"listeners": _with_rules(scenario.current(), rules)}, 2, config=True)
+        scenario.phase("waf")
+        scenario.change("waf", {"proxy": "nginx", "waf": {"enabled": True, "mode": "block"}}, 2, config=True)
+        time.sleep(3)
+        scenario.delete()
+        end = time.monotonic()
+        traffic.stop()
+    records = traffic.snapshot()
+    bounds = [*scenario.marks, ("", end)]
+    return [summarize(name, records, start, bounds[i + 1][1]) for i, (name, start) in enumerate(scenario.marks)]
+
+
+def _with_rules(lb: dict[str, Any] | None, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    assert lb is not None
+    listeners = [dict(listener) for listener in lb["listeners"]]
+    for listener in listeners:
+        if listener["protocol"] in ("HTTP", "HTTPS"):
+            listener["rules"] = [*listener.get("rules", []), *rules]
+    return listeners
+
+
+def _config_applied(lb: dict[str, Any] | None) -> bool:
+    if lb is None:
+        return False
+    versions = {lbvm.get("configVersion") for lbvm in lb["status"]["lbvms"]}
+    return len(versions) == 1 and None not in versions
+
+
+def verdicts(stats: list[PhaseStats]) -> list[str]:
+    misses = []
+    for phase in stats:
+        if phase.phase in ZERO_LOSS_PHASES and phase.failed:
+            misses.append(f"{phase.phase}: {phase.failed} failed requests {phase.failures}")
+        if phase.server_errors and phase.phase != "delete":
+            misses.append(f"{phase.phase}: {phase.server_errors} 5xx")
+        if phase.client_errors:
+            misses.append(f"{phase.phase}: {phase.client_errors} 4xx (the WAF blocking real traffic?)")
+    return misses
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--proxy", choices=["haproxy", "nginx", "both"], default="both")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    proxies = ["haproxy", "nginx"] if args.proxy == "both" else [args.proxy]
+    results: dict[str, list[PhaseStats]] = {}
+    for proxy in proxies:
+        results[proxy] = run(proxy, lambda line: print(line, file=sys.stderr))
+    if args.json:
+        print(json.dumps({proxy: [asdict(s) for s in stats] for proxy, stats in results.items()}, indent=2))
+    misses: list[str] = []
+    for proxy, stats in results.items():
+        if not args.json:
+            print(f"\n{proxy} LBVMs (through the local entry)")
+            print(
+                f"{'phase':<10} {'s':>6} {'sent':>6} {'failed':>6} {'retried':>7} {'5xx':>4} {'4xx':>4} {'p50 ms':>7} "
+                f"{'p99 ms':>7}  failures"
+            )
+            for s in stats:
+                print(
+                    f"{s.phase:<10} {s.seconds:>6.1f} {s.sent:>6} {s.failed:>6} {s.retried:>7} {s.server_errors:>4} "
+                    f"{s.client_errors:>4} "
+                    f"{s.p50_ms if s.p50_ms is not None else '-':>7} {s.p99_ms if s.p99_ms is not None else '-':>7}  "
+                    f"{s.failures or ''}"
+                )
+        misses += [f"{proxy} {miss}" for miss in verdicts(stats)]
+    for miss in misses:
+        print(f"MISSED {miss}")
+    if not misses:
+        print("\nall targets met: no failed request while scaling, rolling or changing config; no 5xx")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
