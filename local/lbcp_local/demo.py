@@ -1,7 +1,11 @@
 """``make demo``: the control plane on an embedded AWS, driven over HTTP, step by step.
 
 Every step is a real HTTP request to the local API, which runs the same
-Lambda handler as a deployment, against moto standing in for AWS.
+Lambda handler as a deployment, against moto standing in for AWS. Every LBVM
+is a real HAProxy, the entry a real HAProxy standing in for the NLB, and real
+clients send requests through it from the moment the fleet is up: each step
+says how many were served and how many failed, and the end draws them
+(``.local/demo/traffic.png``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import boto3
 
 from lbcp_local.aws import free_port
 from lbcp_local.runtime import LocalRuntime
+from lbcp_local.traffic import HeldConnections, PhaseStats, TrafficGenerator, summarize
 
 BOLD, DIM, GREEN, RED, RESET = (
     ("\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m") if sys.stdout.isatty() else ("",) * 5
@@ -91,6 +96,7 @@ class Watcher:
         self.lb_id = lb_id
         self.seen_events: set[tuple[str, str, str]] = set()
         self.last_line = ""
+        self.routable: list[tuple[float, int]] = []  # (monotonic time, routable LBVMs), for the picture
 
     def status(self) -> dict[str, Any]:
         request = urllib.request.Request(f"{self.http.base_url}/v1/load-balancers/{self.lb_id}")
@@ -124,6 +130,7 @@ class Watcher:
                 line = f"HTTP {current['httpStatus']}"
             else:
                 states = Counter(lbvm["state"] for lbvm in current["status"]["lbvms"])
+                self.routable.append((time.monotonic(), states.get("Routable", 0)))
                 summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
                 line = f"{current['status']['phase']}: {current['status']['message'] or ''} [{summary}]"
             if reasons:
@@ -143,10 +150,81 @@ def _active(current: dict[str, Any]) -> bool:
     return bool(current.get("status", {}).get("phase") == "Active")
 
 
+class TrafficStory:
+    """Real clients through the local entry; each step's requests, told when the step ends."""
+
+    def __init__(self, runtime: LocalRuntime, lb_id: str, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        self.runtime = runtime
+        self.lb_id = lb_id
+        self.host, self.port = host, int(port)
+        self.generator = TrafficGenerator(self.host, self.port).start()
+        self.started = time.monotonic()
+        self.phases: list[PhaseStats] = []
+        self._since = self.started
+
+    def told(self, what: str, label: str) -> PhaseStats:
+        """Say what the requests since the last step met; ``label`` names the step in the picture."""
+        now = time.monotonic()
+        stats = summarize(label, self.generator.snapshot(), self._since, now)
+        self._since = now
+        self.phases.append(stats)
+        failures = ", ".join(f"{count} {kind}" for kind, count in sorted(stats.failures.items()))
+        colour = GREEN if not stats.failed else RED
+        print(
+            f"   {colour}traffic during {what}: {stats.sent} requests, {stats.failed} failed"
+            f"{f' ({failures})' if failures else ''}, p99 {stats.p99_ms} ms{RESET}"
+        )
+        return stats
+
+    def stop(self) -> None:
+        self.generator.stop()
+
+    def draw(self, routable: list[tuple[float, int]], path: Path) -> None:
+        """Requests per second (served, failed) and routable LBVMs over time, as a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display needed
+        import matplotlib.pyplot as plt
+
+        records = self.generator.snapshot()
+        end = max((record.ended for record in records), default=self.started)
+        seconds = int(end - self.started) + 1
+        served, failed = [0] * seconds, [0] * seconds
+        for record in records:
+            second = int(record.started - self.started)
+            if 0 <= second < seconds:
+                (failed if record.failed else served)[second] += 1
+        figure, requests = plt.subplots(figsize=(11, 4.5))
+        requests.plot(range(seconds), served, color="tab:green", label="requests served / s")
+        requests.bar(range(seconds), failed, color="tab:red", label="failed / s")
+        requests.set_xlabel("seconds since traffic began")
+        requests.set_ylabel("requests per second")
+        lbvms = requests.twinx()
+        points = [(t - self.started, count) for t, count in routable if t >= self.started]
+        lbvms.step([t for t, _ in points], [c for _, c in points], where="post", color="tab:blue", label="routable")
+        lbvms.set_ylabel("routable LBVMs")
+        lbvms.set_ylim(0, max((c for _, c in points), default=1) + 1)
+        at = 0.0
+        for phase in self.phases:
+            requests.axvline(at, color="grey", linewidth=0.5)
+            requests.text(at + 0.5, max(served or [1]) * 1.02, phase.phase, fontsize=7, rotation=90, va="top")
+            at += phase.seconds
+        figure.legend(loc="upper right", fontsize=8)
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+
+
+def _entry_routes_to_all(runtime: LocalRuntime, lb_id: str, current: dict[str, Any]) -> bool:
+    assert runtime.entry is not None
+    routable = {lbvm["instanceId"] for lbvm in current["status"]["lbvms"] if lbvm["state"] == "Routable"}
+    return bool(routable) and routable <= runtime.entry.routed_instances(lb_id, 80)
+
+
 def run(runtime: LocalRuntime) -> None:
     account = runtime.account
-    agents = runtime.agents
-    assert account is not None and agents is not None
+    assert account is not None
     http = Http(runtime.api_url)
     started = time.monotonic()
 
@@ -155,8 +233,8 @@ def run(runtime: LocalRuntime) -> None:
         f"moto serves the AWS APIs on {runtime.aws_url}; the API handler (the same code as the Lambda "
         f"function) answers on {runtime.api_url}; the lifecycle and drain state machines run in moto's "
         "Step Functions interpreter, the reconciler and the scaler tick as the schedules would, and every "
-        "instance that boots gets a simulated LBVM (the real agent code over a simulated proxy; `make local` runs "
-        "real proxies). The account "
+        "instance that boots gets an LBVM: the real agent with a real HAProxy on loopback ports of its own. A "
+        "real HAProxy stands in for the NLB, and routes to what is registered as late as an NLB does. The account "
         f"has VPC {account.vpc_id} with subnets in {' and '.join(account.availability_zones)}."
     )
 
@@ -171,8 +249,20 @@ def run(runtime: LocalRuntime) -> None:
         "heartbeatIntervalSeconds": 1,
         "recoveryTimeoutSeconds": 10,
     }
-    spec["drain"] = {"timeoutSeconds": 5, "deregistrationGraceSeconds": 4}
-    spec["scaling"] = {"cooldownSeconds": 15, "scaleInStabilizationSeconds": 15}
+    # Longer than a stream of the demo's traffic (5 s), which a drain must let finish.
+    spec["drain"] = {"timeoutSeconds": 10, "deregistrationGraceSeconds": 4}
+    # Target tracking on real connections, in seconds: the default (noise-aware) policy judges
+    # demand over half an hour, too slow for a demo (README, "Scaling").
+    spec["scaling"] = {
+        "policy": "target-tracking",
+        "cooldownSeconds": 15,
+        "scaleInStabilizationSeconds": 15,
+        "metrics": {
+            "cpu": None,
+            "memory": None,
+            "activeConnections": {"scaleOutAbove": 40, "scaleInBelow": 10, "target": 30},
+        },
+    }
     reply = http("POST", "/v1/load-balancers", spec, {"Idempotency-Key": "demo-create-web"})
     show_lb(reply)
     assert reply.status == 201, reply.body
@@ -212,6 +302,15 @@ def run(runtime: LocalRuntime) -> None:
     current, took = watch.until(_active, 120, lifecycle)
     zones = Counter(lbvm["availabilityZone"] for lbvm in current["status"]["lbvms"])
     say(f"Active in {took:.1f} s: {dict(zones)} per Availability Zone, entry {current['status']['entry']['dnsName']}.")
+    current, took = watch.until(lambda now: _entry_routes_to_all(runtime, lb_id, now), 60)
+    [endpoint] = [e for e in current["status"]["entry"]["localEndpoints"] if e["listenerPort"] == 80]
+    say(
+        f"The entry routes to all {len(current['status']['lbvms'])} LBVMs {took:.1f} s later (its registration "
+        f"delay). Clients connect where status.entry.localEndpoints says: {endpoint['address']} for port 80. From "
+        "now on, real clients send requests through it without a pause: new connections, keep-alive, slow "
+        "requests and streams."
+    )
+    traffic = TrafficStory(runtime, lb_id, endpoint["address"])
 
     step(5, "Kill an LBVM's instance behind the control plane's back")
     victim = current["status"]["lbvms"][0]["instanceId"]
@@ -224,6 +323,7 @@ def run(runtime: LocalRuntime) -> None:
 
     _, took = watch.until(replaced, 120, lifecycle)
     say(f"Detected, taken out of the entry and replaced: Active again {took:.1f} s after the kill.")
+    traffic.told("the kill (requests on the dead LBVM, and new ones the entry sent it before it knew, fail)", "kill")
 
     step(6, "Change the spec: at least 4 LBVMs (JSON Merge Patch with If-Match)")
     reply = http(
@@ -241,15 +341,21 @@ def run(runtime: LocalRuntime) -> None:
     )
     show_problem(stale)
     watch.until(lambda now: _active(now) and len(now["status"]["lbvms"]) == 4, 120, lifecycle)
+    traffic.told("the scale-out to 4", "min 4")
 
     step(7, "Traffic ramps up: the scaler adds LBVMs, then removes them when it falls")
-    say("The simulated agents now report 92% CPU and 1800 connections each (the targets are 70% and 1500).")
-    agents.set_load(lb_id, 1800, 92.0)
+    held = HeldConnections(traffic.host, traffic.port, 240)
+    say(
+        f"{held.open} more clients open streams through the entry and keep them: about 60 connections per LBVM, "
+        "which each proxy reports (the target is 30)."
+    )
     scaling = frozenset({"ScaledOut", "ScaledIn", "ScalingHeld"}) | lifecycle
     watch.until(lambda now: _active(now) and now["status"]["desiredCapacity"] >= 6, 180, scaling)
-    say("Traffic falls back to 8% CPU and 100 connections.")
-    agents.set_load(lb_id, 100, 8.0)
+    say("They hang up.")
+    held.release()
     watch.until(lambda now: _active(now) and now["status"]["desiredCapacity"] == 4, 180, scaling)
+    watch.until(lambda now: _active(now) and len(now["status"]["lbvms"]) == 4, 120, lifecycle)
+    traffic.told("the scale-out to 6 and the scale-in to 4", "scaler 4-6-4")
 
     step(8, "Roll the fleet onto a bigger instance type: replacements first, capacity kept")
     current = watch.status()
@@ -281,6 +387,11 @@ def run(runtime: LocalRuntime) -> None:
         f"routable LBVMs never fell below {lowest[0]} (desired {current['status']['desiredCapacity']}, "
         "maxUnavailable 0)."
     )
+    traffic.told("the rollout", "rollout")
+    traffic.stop()
+    picture = Path(".local") / "demo" / "traffic.png"
+    traffic.draw(watch.routable, picture)
+    say(f"Traffic stops here (a deleted load balancer serves no one). The picture of it: {picture}")
 
     step(9, "Delete it: ordered teardown, then 404, and nothing left behind")
     reply = http("DELETE", f"/v1/load-balancers/{lb_id}")
@@ -323,10 +434,7 @@ def main() -> int:
     state_dir = Path(".local") / "demo"
     state_dir.parent.mkdir(exist_ok=True)
     # Free ports, so the demo runs beside a `make local` that is already up.
-    # Simulated LBVMs until the demo drives real traffic: its scaling step sets their load.
-    with LocalRuntime(
-        api_port=free_port(), aws_port=free_port(), state_dir=state_dir, quiet=True, dataplane="simulated"
-    ) as runtime:
+    with LocalRuntime(api_port=free_port(), aws_port=free_port(), state_dir=state_dir, quiet=True) as runtime:
         run(runtime)
     return 0
 

@@ -21,6 +21,9 @@ time window into the numbers a person reads: sent, failed and why, p50/p99.
 from __future__ import annotations
 
 import http.client
+import json
+import selectors
+import socket
 import statistics
 import threading
 import time
@@ -197,8 +200,6 @@ def _get(connection: http.client.HTTPConnection, path: str) -> tuple[str, str | 
     outcome = _status_outcome(response.status)
     backend = None
     if outcome == "ok" and body.startswith(b"{"):
-        import json
-
         backend = json.loads(body).get("backend")
     return outcome, backend
 
@@ -240,3 +241,49 @@ def summarize(phase: str, records: Sequence[RequestRecord], start: float, end: f
 def _quantile(ordered: Sequence[float], q: float) -> float:
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
+
+
+class HeldConnections:
+    """``count`` streaming requests held open through ``host:port``: load a scaler can see as connections.
+
+    One thread reads every stream (a selector), so holding hundreds costs the
+    client little; each stream lasts ``seconds`` unless ``release`` closes it.
+    """
+
+    def __init__(self, host: str, port: int, count: int, seconds: float = 600.0) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._stop = threading.Event()
+        for _ in range(count):
+            sock = socket.create_connection((host, port), timeout=10)
+            sock.sendall(f"GET /stream?seconds={seconds:g} HTTP/1.1\r\nHost: held.lbcp.local\r\n\r\n".encode())
+            sock.setblocking(False)
+            self._selector.register(sock, selectors.EVENT_READ)
+        self._thread = threading.Thread(target=self._drain, name="held-connections", daemon=True)
+        self._thread.start()
+
+    @property
+    def open(self) -> int:
+        return len(self._selector.get_map())
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            for key, _ in self._selector.select(timeout=0.2):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:  # the stream ended (or was cut)
+                    self._selector.unregister(sock)
+                    sock.close()
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for key in list(self._selector.get_map().values()):
+            self._selector.unregister(key.fileobj)
+            key.fileobj.close()  # type: ignore[union-attr]
+        self._selector.close()
