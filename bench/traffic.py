@@ -100,14 +100,6 @@ def settled(lb: dict[str, Any] | None, count: int, generation: int | None = None
     return len(lbvms) == count and all(lbvm["state"] == "Routable" for lbvm in lbvms)
 
 
-def entry_routes_to_all(runtime: LocalRuntime, lb: dict[str, Any]) -> bool:
-    """The local entry sends new connections to every Routable LBVM (its registration delay has passed)."""
-    entry = runtime.entry
-    assert entry is not None
-    routable = {lbvm["instanceId"] for lbvm in lb["status"]["lbvms"] if lbvm["state"] == "Routable"}
-    return routable <= entry.routed_instances(lb["id"], 80)
-
-
 class Scenario:
     """One load balancer's life, phase by phase, with traffic through its entry all along."""
 
@@ -130,7 +122,9 @@ class Scenario:
 
     def converged(self, count: int, generation: int | None = None) -> bool:
         lb = self.api.read(self.lb_id)
-        return lb is not None and settled(lb, count, generation) and entry_routes_to_all(self.runtime, lb)
+        entry = self.runtime.entry
+        assert entry is not None
+        return lb is not None and settled(lb, count, generation) and entry.routes_to_every_routable(lb)
 
     def change(self, what: str, change: dict[str, Any], count: int, *, config: bool = False) -> None:
         generation = self.api.patch(self.lb_id, change)["generation"]

@@ -216,12 +216,6 @@ class TrafficStory:
         plt.close(figure)
 
 
-def _entry_routes_to_all(runtime: LocalRuntime, lb_id: str, current: dict[str, Any]) -> bool:
-    assert runtime.entry is not None
-    routable = {lbvm["instanceId"] for lbvm in current["status"]["lbvms"] if lbvm["state"] == "Routable"}
-    return bool(routable) and routable <= runtime.entry.routed_instances(lb_id, 80)
-
-
 def run(runtime: LocalRuntime) -> None:
     account = runtime.account
     assert account is not None
@@ -302,7 +296,9 @@ def run(runtime: LocalRuntime) -> None:
     current, took = watch.until(_active, 120, lifecycle)
     zones = Counter(lbvm["availabilityZone"] for lbvm in current["status"]["lbvms"])
     say(f"Active in {took:.1f} s: {dict(zones)} per Availability Zone, entry {current['status']['entry']['dnsName']}.")
-    current, took = watch.until(lambda now: _entry_routes_to_all(runtime, lb_id, now), 60)
+    entry = runtime.entry
+    assert entry is not None
+    current, took = watch.until(lambda now: "status" in now and entry.routes_to_every_routable(now), 60)
     [endpoint] = [e for e in current["status"]["entry"]["localEndpoints"] if e["listenerPort"] == 80]
     say(
         f"The entry routes to all {len(current['status']['lbvms'])} LBVMs {took:.1f} s later (its registration "

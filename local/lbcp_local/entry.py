@@ -192,6 +192,11 @@ class LocalEntry:
                     return set(stand_in.routed(listener_port))
         return set()
 
+    def routes_to_every_routable(self, load_balancer: Mapping[str, Any], listener_port: int = 80) -> bool:
+        """Whether new connections reach every LBVM the API shows as Routable (at least one)."""
+        routable = {lbvm["instanceId"] for lbvm in load_balancer["status"]["lbvms"] if lbvm["state"] == "Routable"}
+        return bool(routable) and routable <= self.routed_instances(load_balancer["id"], listener_port)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
