@@ -16,9 +16,13 @@ requests, streams) run through the entry while the control plane, in turn:
     delete     tears it down
 
 For each phase it prints requests sent, failed (and how), retried
-keep-alive requests, 5xx, and p50/p99 latency. Targets: no failure in
-scale-out, scale-in, rollout, config and waf; on a killed instance only
-requests in flight on it; no 5xx at any time. Exits 1 when one is missed.
+keep-alive requests, 5xx, and p50/p99 latency, and for the killed instance
+the requests in flight on it and the new ones sent to it before the entry
+stopped routing there. Targets: no failure in scale-out, scale-in, rollout,
+config and waf; on a killed instance new requests fail only until the entry
+has had time to act (a reconcile tick, which in AWS is the EC2 state-change
+event, plus the entry's deregistration delay); no 5xx at any time. Exits 1
+when one is missed.
 
     .venv/bin/python bench/traffic.py [--proxy haproxy|nginx|both] [--json]
 """
@@ -42,9 +46,11 @@ import boto3
 
 from lbcp_local.aws import free_port
 from lbcp_local.runtime import LocalRuntime
-from lbcp_local.traffic import PhaseStats, TrafficGenerator, summarize
+from lbcp_local.traffic import LossAtKill, PhaseStats, TrafficGenerator, loss_at_kill, summarize
 
 ZERO_LOSS_PHASES = ("scale-out", "scale-in", "rollout", "config", "waf")
+# Scheduling slack on top of the kill window's bound (2 cores, many processes).
+KILL_WINDOW_SLACK_SECONDS = 2.0
 PHASE_TIMEOUT_SECONDS = 180.0
 
 
@@ -110,6 +116,7 @@ class Scenario:
         self.log = log
         self.marks: list[tuple[str, float]] = []
         self.lb_id = ""
+        self.killed_at: float | None = None
 
     def phase(self, name: str) -> None:
         self.marks.append((name, time.monotonic()))
@@ -145,6 +152,7 @@ class Scenario:
     def kill(self) -> None:
         self.phase("kill")
         victim = self.current()["status"]["lbvms"][0]["instanceId"]
+        self.killed_at = time.monotonic()
         boto3.client("ec2").terminate_instances(InstanceIds=[victim])
         wait_until(
             "replacement",
@@ -160,7 +168,13 @@ class Scenario:
         wait_until("delete", lambda: self.api.read(self.lb_id) is None)
 
 
-def run(proxy: str, log: Callable[[str], None]) -> list[PhaseStats]:
+def kill_window_bound(runtime: LocalRuntime) -> float:
+    """How long new connections may still reach a killed instance: the control plane notices it (a
+    reconcile tick; in AWS the EC2 state-change event), then the entry takes its deregistration delay."""
+    return runtime.reconcile_seconds + runtime.entry_delays.deregistration_seconds + KILL_WINDOW_SLACK_SECONDS
+
+
+def run(proxy: str, log: Callable[[str], None]) -> tuple[list[PhaseStats], LossAtKill, float]:
     state_dir = Path(tempfile.mkdtemp(prefix="lbcp-traffic-"))
     with LocalRuntime(api_port=free_port(), aws_port=free_port(), state_dir=state_dir, quiet=True) as runtime:
         spec = runtime.example_spec(name=f"traffic-{proxy}")
@@ -196,7 +210,10 @@ def run(proxy: str, log: Callable[[str], None]) -> list[PhaseStats]:
         traffic.stop()
     records = traffic.snapshot()
     bounds = [*scenario.marks, ("", end)]
-    return [summarize(name, records, start, bounds[i + 1][1]) for i, (name, start) in enumerate(scenario.marks)]
+    stats = [summarize(name, records, start, bounds[i + 1][1]) for i, (name, start) in enumerate(scenario.marks)]
+    assert scenario.killed_at is not None
+    kill_end = next(start for name, start in scenario.marks if name == "scale-out")
+    return stats, loss_at_kill(records, scenario.killed_at, kill_end), kill_window_bound(runtime)
 
 
 def _with_rules(lb: dict[str, Any] | None, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -215,8 +232,12 @@ def _config_applied(lb: dict[str, Any] | None) -> bool:
     return len(versions) == 1 and None not in versions
 
 
-def verdicts(stats: list[PhaseStats]) -> list[str]:
+def verdicts(stats: list[PhaseStats], kill: LossAtKill, kill_bound: float) -> list[str]:
     misses = []
+    if kill.window_seconds is not None and kill.window_seconds > kill_bound:
+        misses.append(
+            f"kill: new requests still failed {kill.window_seconds:.1f} s after the kill (bound {kill_bound:.1f} s)"
+        )
     for phase in stats:
         if phase.phase in ZERO_LOSS_PHASES and phase.failed:
             misses.append(f"{phase.phase}: {phase.failed} failed requests {phase.failures}")
@@ -234,13 +255,21 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     proxies = ["haproxy", "nginx"] if args.proxy == "both" else [args.proxy]
-    results: dict[str, list[PhaseStats]] = {}
+    results: dict[str, tuple[list[PhaseStats], LossAtKill, float]] = {}
     for proxy in proxies:
         results[proxy] = run(proxy, lambda line: print(line, file=sys.stderr))
     if args.json:
-        print(json.dumps({proxy: [asdict(s) for s in stats] for proxy, stats in results.items()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    proxy: {"phases": [asdict(s) for s in stats], "kill": asdict(kill), "killWindowBound": bound}
+                    for proxy, (stats, kill, bound) in results.items()
+                },
+                indent=2,
+            )
+        )
     misses: list[str] = []
-    for proxy, stats in results.items():
+    for proxy, (stats, kill, bound) in results.items():
         if not args.json:
             print(f"\n{proxy} LBVMs (through the local entry)")
             print(
@@ -254,7 +283,13 @@ def main() -> int:
                     f"{s.p50_ms if s.p50_ms is not None else '-':>7} {s.p99_ms if s.p99_ms is not None else '-':>7}  "
                     f"{s.failures or ''}"
                 )
-        misses += [f"{proxy} {miss}" for miss in verdicts(stats)]
+            window = f"{kill.window_seconds:.1f} s" if kill.window_seconds is not None else "-"
+            print(
+                f"kill: {kill.in_flight_failed} of {kill.in_flight} requests in flight at the kill failed; "
+                f"{kill.started_after_failed} of {kill.started_after} sent after it failed, the last {window} after "
+                f"the kill (bound {bound:.1f} s: a reconcile tick + the entry's deregistration delay)"
+            )
+        misses += [f"{proxy} {miss}" for miss in verdicts(stats, kill, bound)]
     for miss in misses:
         print(f"MISSED {miss}")
     if not misses:

@@ -29,6 +29,7 @@ RECORD_ACTIONS: Final = ("route53:ChangeResourceRecordSets", "route53:ListResour
 ENTRY_CHANGE_ACTIONS: Final = (
     f"{ELB}:SetSubnets",
     f"{ELB}:DeleteLoadBalancer",
+    f"{ELB}:ModifyTargetGroup",
     f"{ELB}:ModifyTargetGroupAttributes",
     f"{ELB}:DeleteTargetGroup",
     *TARGET_REGISTRATION_ACTIONS,

@@ -1,8 +1,10 @@
 """The reconciler: a function run every minute, and at once when a spec changes (DESIGN 2.2).
 
-Two triggers, one code path: an EventBridge rule ticks every minute (a full
-reconcile; a lost stream record or a crashed run is healed by it), and the
-table's stream invokes it for the load balancers whose record changed.
+Three triggers, one code path: an EventBridge rule ticks every minute (a full
+reconcile; a lost stream record or a crashed run is healed by it), the
+table's stream invokes it for the load balancers whose record changed, and
+EC2's state-change events invoke it for the load balancer of an instance that
+is stopping or going away (so a lost LBVM leaves the entry in seconds).
 Stream batches that keep failing go to a dead-letter queue with an alarm.
 """
 
@@ -12,12 +14,15 @@ from typing import Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lbcp.reconcile.compute import INSTANCE_LOST_STATES, INSTANCE_STATE_CHANGE
 from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT
 from stacks import arns, nag, owner_tags
 from stacks.entry_permissions import EntryPermissions
@@ -118,6 +123,21 @@ class Reconciler(Construct):
         )
         self.rule = every_minute(
             self, "EveryMinute", function=self.function.function, description="Run the lbcp reconciler"
+        )
+        # EC2 cannot filter these by tag: the function looks the instance's owner up, and ignores others.
+        self.instance_state_rule = events.Rule(
+            self,
+            "InstanceStateChanges",
+            description="Run the lbcp reconciler for the load balancer of an instance that stops serving",
+            event_pattern=events.EventPattern(
+                source=["aws.ec2"],
+                detail_type=[INSTANCE_STATE_CHANGE],
+                detail={"state": list(INSTANCE_LOST_STATES)},
+            ),
+            # A lost delivery is healed by the minute tick; a late one only repeats what it did.
+            targets=[
+                targets.LambdaFunction(self.function.function, retry_attempts=2, max_event_age=Duration.minutes(2))
+            ],
         )
         self.dead_letters = sqs.Queue(
             self,

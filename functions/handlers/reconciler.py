@@ -1,7 +1,10 @@
 """Lambda entry point of the reconciler.
 
-Invoked by the schedule (every minute: a full tick) and by the table's stream
-when a spec changes (a tick for just those load balancers, at once).
+Invoked by the schedule (every minute: a full tick), by the table's stream
+when a spec changes (a tick for just those load balancers, at once), and by
+EC2 when an instance is stopping or going away (a tick for its load balancer,
+at once: a dead LBVM is deregistered from the entry within seconds, not at the
+next minute).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from lbcp.reconcile.compute import INSTANCE_STATE_CHANGE
 from lbcp.reconcile.run import Reconciler, TickReport
 
 logger = Logger(service="lbcp-reconciler")
@@ -43,9 +47,19 @@ def changed_load_balancers(event: dict[str, Any]) -> set[str] | None:
     return ids
 
 
+def changed_instances(event: dict[str, Any]) -> list[str] | None:
+    """The instance of an EC2 state-change event; None for any other event."""
+    if event.get("source") != "aws.ec2" or event.get("detail-type") != INSTANCE_STATE_CHANGE:
+        return None
+    instance_id = (event.get("detail") or {}).get("instance-id")
+    return [instance_id] if isinstance(instance_id, str) else []
+
+
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    only = changed_load_balancers(event)
+    instances = changed_instances(event)
+    # An instance in the account that is not ours (EC2 cannot filter these events by tag) ticks nothing.
+    only = reconciler().owners_of(instances) if instances is not None else changed_load_balancers(event)
     if only is not None and not only:
         return {"loadBalancers": 0}
     report: TickReport = reconciler().tick(only)

@@ -238,6 +238,31 @@ def summarize(phase: str, records: Sequence[RequestRecord], start: float, end: f
     )
 
 
+@dataclass(frozen=True)
+class LossAtKill:
+    """What a lost instance cost the clients: requests it had, and new ones sent to it before the entry knew."""
+
+    in_flight: int  # requests in flight through the entry when the instance died (on any LBVM)
+    in_flight_failed: int
+    started_after: int
+    started_after_failed: int
+    # From the kill to the start of the last failed request sent after it: how long the entry kept routing to it.
+    window_seconds: float | None
+
+
+def loss_at_kill(records: Sequence[RequestRecord], killed_at: float, until: float) -> LossAtKill:
+    in_flight = [record for record in records if record.started < killed_at < record.ended]
+    after = [record for record in records if killed_at <= record.started < until]
+    failed_after = [record for record in after if record.failed]
+    return LossAtKill(
+        in_flight=len(in_flight),
+        in_flight_failed=sum(1 for record in in_flight if record.failed),
+        started_after=len(after),
+        started_after_failed=len(failed_after),
+        window_seconds=round(max(r.started for r in failed_after) - killed_at, 1) if failed_after else None,
+    )
+
+
 def _quantile(ordered: Sequence[float], q: float) -> float:
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]

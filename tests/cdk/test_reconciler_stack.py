@@ -91,10 +91,35 @@ def test_it_runs_every_minute_and_never_late(synthesized: Synthesized) -> None:
         for rule in synthesized.resources("AWS::Events::Rule").values()
         if any(target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]} for target in rule["Properties"]["Targets"])
     ]
-    [rule] = rules
+    [rule] = [rule for rule in rules if "ScheduleExpression" in rule["Properties"]]
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     [target] = rule["Properties"]["Targets"]
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0}
+
+
+def test_an_instance_that_stops_serving_triggers_it_at_once(synthesized: Synthesized) -> None:
+    function_id, _ = _reconciler(synthesized)
+    [rule] = [
+        rule
+        for rule in synthesized.resources("AWS::Events::Rule").values()
+        if "EventPattern" in rule["Properties"]
+        and any(target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]} for target in rule["Properties"]["Targets"])
+    ]
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.ec2"],
+        "detail-type": ["EC2 Instance State-change Notification"],
+        "detail": {"state": ["shutting-down", "terminated", "stopping", "stopped"]},
+    }
+    [target] = rule["Properties"]["Targets"]
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 120, "MaximumRetryAttempts": 2}
+    # EventBridge may invoke the function.
+    assert any(
+        permission["Properties"]["Principal"] == "events.amazonaws.com"
+        and permission["Properties"]["SourceArn"] == {"Fn::GetAtt": [logical_id, "Arn"]}
+        for permission in synthesized.resources("AWS::Lambda::Permission").values()
+        for logical_id, candidate in synthesized.resources("AWS::Events::Rule").items()
+        if candidate is rule
+    )
 
 
 def test_spec_changes_trigger_it_at_once_with_dead_letters(synthesized: Synthesized) -> None:

@@ -96,6 +96,13 @@ def test_pool_entry_is_built_once_with_owner_tags(
         for a in elbv2.describe_target_group_attributes(TargetGroupArn=groups[0]["TargetGroupArn"])["Attributes"]
     }
     assert attributes["deregistration_delay.timeout_seconds"] == str(spec.drain.timeout_seconds)
+    # A dead LBVM is out of the NLB's rotation within 10 s: 2 failed checks 5 s apart.
+    for group in groups:
+        assert (
+            group["HealthCheckIntervalSeconds"],
+            group["HealthyThresholdCount"],
+            group["UnhealthyThresholdCount"],
+        ) == (5, 3, 2)
 
     (group,) = cloud.ec2.describe_security_groups(GroupIds=[view.security_group_id])["SecurityGroups"]
     rules = {(p["FromPort"], r["CidrIp"]) for p in group["IpPermissions"] for r in p["IpRanges"]}
@@ -104,6 +111,19 @@ def test_pool_entry_is_built_once_with_owner_tags(
     (alias,) = [r for r in records["ResourceRecordSets"] if "AliasTarget" in r]
     assert alias["Name"].rstrip(".") == f"web.{zone[1]}"
     assert alias["AliasTarget"]["DNSName"].rstrip(".") == nlb["DNSName"]
+
+
+def test_a_target_group_with_another_health_check_gets_ours(
+    cloud: Cloud, adapter: EntryAdapter, elbv2: Any, lb_ids: list[str]
+) -> None:
+    spec = spec_of(cloud)
+    adapter.ensure_entry(spec, lb_ids[0])
+    arn = elbv2.describe_target_groups(Names=[target_group_name(lb_ids[0], 80)])["TargetGroups"][0]["TargetGroupArn"]
+    # As an earlier version created it (NLB's default interval), or as someone changed it by hand.
+    elbv2.modify_target_group(TargetGroupArn=arn, HealthCheckIntervalSeconds=30, UnhealthyThresholdCount=3)
+    adapter.ensure_entry(spec, lb_ids[0])
+    [group] = elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
+    assert (group["HealthCheckIntervalSeconds"], group["UnhealthyThresholdCount"]) == (5, 2)
 
 
 def test_the_entry_converges_on_a_changed_spec(

@@ -296,6 +296,11 @@ class WorldCompute(_Port):
             raise NotOurs(instance_id)
         world.terminate("reconciler", instance_id)
 
+    def owner_of(self, instance_id: str) -> str | None:
+        self._call("compute.owner_of")
+        instance = self._world.instances.get(instance_id)
+        return instance.tags[LB_ID_TAG_KEY] if instance is not None and _listed(instance.tags) else None
+
     def delete_network_interface(self, load_balancer_id: str, network_interface_id: str) -> None:
         self._call("compute.delete_network_interface")
         world = self._world

@@ -40,6 +40,7 @@ class TargetGroup:
     name: str
     port: int
     load_balancer_arns: tuple[str, ...] = ()
+    health_check: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,28 @@ def _nlb(raw: dict[str, Any]) -> Nlb:
     )
 
 
+# How the NLB checks an LBVM itself (its own health checks, apart from the control
+# plane's heartbeats): the shortest interval NLB allows and the fewest failures,
+# so a target that dies without telling anyone (a crashed proxy, a lost host)
+# stops getting new connections within about 10 s rather than the 60 s of NLB's
+# defaults (30 s x 2). Three successes before a new target is routed; a check
+# must answer within 4 s (NLB wants the timeout no longer than the interval).
+TARGET_HEALTH_CHECK: dict[str, Any] = {
+    "HealthCheckIntervalSeconds": 5,
+    "HealthCheckTimeoutSeconds": 4,
+    "HealthyThresholdCount": 3,
+    "UnhealthyThresholdCount": 2,
+}
+
+
 def _target_group(raw: dict[str, Any], port: int) -> TargetGroup:
-    return TargetGroup(raw["TargetGroupArn"], raw["TargetGroupName"], port, tuple(raw.get("LoadBalancerArns", [])))
+    return TargetGroup(
+        raw["TargetGroupArn"],
+        raw["TargetGroupName"],
+        port,
+        tuple(raw.get("LoadBalancerArns", [])),
+        health_check={key: raw[key] for key in TARGET_HEALTH_CHECK if key in raw},
+    )
 
 
 def owned_arns(elbv2: Any, arns: list[str], load_balancer_id: str) -> set[str]:
@@ -216,12 +237,13 @@ def _ensure_target_group(elbv2: Any, spec: LoadBalancerSpec, load_balancer_id: s
             HealthCheckProtocol="TCP",
             HealthCheckPort="traffic-port",
             HealthCheckEnabled=True,
-            HealthCheckIntervalSeconds=10,
-            HealthyThresholdCount=3,
-            UnhealthyThresholdCount=3,
+            **TARGET_HEALTH_CHECK,
             Tags=owner_tags(load_balancer_id),
         )
         found = _target_group(created["TargetGroups"][0], port)
+    elif found.health_check != TARGET_HEALTH_CHECK:
+        # A group made by an earlier version (or changed by hand) gets today's health check.
+        elbv2.modify_target_group(TargetGroupArn=found.arn, **TARGET_HEALTH_CHECK)
     elbv2.modify_target_group_attributes(TargetGroupArn=found.arn, Attributes=_target_group_attributes(spec))
     return found
 

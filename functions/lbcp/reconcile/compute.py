@@ -7,6 +7,11 @@ from typing import Any
 from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
 from lbcp.reconcile.observed import ObservedInstance, ObservedNetworkInterface
 
+# EventBridge's event for an instance changing state, and the states in which an
+# LBVM stops serving: the reconciler is run for its load balancer at once.
+INSTANCE_STATE_CHANGE = "EC2 Instance State-change Notification"
+INSTANCE_LOST_STATES = ("shutting-down", "terminated", "stopping", "stopped")
+
 _OURS = [{"Name": f"tag:{PRODUCT_TAG_KEY}", "Values": [PRODUCT_TAG_VALUE]}]
 
 
@@ -64,6 +69,21 @@ class Ec2Compute:
                     )
                 )
         return instances, interfaces
+
+    def owner_of(self, instance_id: str) -> str | None:
+        """The load balancer an instance belongs to by its owner tags; None when it is not ours or gone."""
+        try:
+            described = self._ec2.describe_instances(InstanceIds=[instance_id])
+        except self._ec2.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code", "").startswith("InvalidInstanceID"):
+                return None  # gone already, or never existed: the minute tick will see what is left
+            raise
+        for reservation in described.get("Reservations", []):
+            for instance in reservation.get("Instances", []):
+                tags = _tags(instance)
+                if tags.get(PRODUCT_TAG_KEY) == PRODUCT_TAG_VALUE and LB_ID_TAG_KEY in tags:
+                    return tags[LB_ID_TAG_KEY]
+        return None
 
     def availability_zone(self, subnet_id: str) -> str | None:
         if subnet_id not in self._zones:

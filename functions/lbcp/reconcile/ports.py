@@ -91,6 +91,10 @@ class ComputePort(Protocol):
 
     def delete_network_interface(self, load_balancer_id: str, network_interface_id: str) -> None: ...
 
+    def owner_of(self, instance_id: str) -> str | None:
+        """The load balancer whose owner tags the instance carries (None: not ours, or gone)."""
+        ...
+
     def availability_zone(self, subnet_id: str) -> str | None:
         """The subnet's Availability Zone (for status and events)."""
         ...

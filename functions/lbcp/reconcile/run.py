@@ -84,6 +84,10 @@ class Reconciler:
         self._verify_budget = verify_budget
         self._tick_period = tick_period
 
+    def owners_of(self, instance_ids: Iterable[str]) -> set[str]:
+        """The load balancers these instances belong to (by owner tags): what an EC2 state change concerns."""
+        return {owner for instance_id in instance_ids if (owner := self._compute.owner_of(instance_id)) is not None}
+
     def tick(self, only: set[str] | None = None) -> TickReport:
         now = self._clock()
         report = TickReport()
