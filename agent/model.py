@@ -97,6 +97,20 @@ class Frontend:
     routes: tuple[Route, ...]
     default_backend: str
 
+    @property
+    def half_closed_timeout(self) -> int:
+        return half_closed_timeout(self.idle_timeout)
+
+
+# An L4 connection one side has half-closed (sent its FIN) still carries the other
+# side's answer, but one left half-open by a peer that went away must not hold a
+# drain until its deadline: it lives at most this long without traffic.
+HALF_CLOSED_TIMEOUT_SECONDS = 30
+
+
+def half_closed_timeout(idle_timeout: int) -> int:
+    return min(idle_timeout, HALF_CLOSED_TIMEOUT_SECONDS)
+
 
 @dataclass(frozen=True)
 class Server:
@@ -129,6 +143,10 @@ class BackendModel:
     servers: tuple[Server, ...]
     health: HealthCheckModel
     idle_timeout: int  # the longest idle timeout among the listeners that use it
+
+    @property
+    def half_closed_timeout(self) -> int:
+        return half_closed_timeout(self.idle_timeout)
 
 
 @dataclass(frozen=True)

@@ -43,18 +43,26 @@ class Platform:
     crs_rules_dir: Path | None = None
     # Features newer than the oldest supported release (2.4) are used only where present.
     haproxy_version: tuple[int, int] = (2, 4)
+    nginx_version: tuple[int, int, int] = (1, 18, 0)
 
     @property
     def haproxy_idle_close_on_response(self) -> bool:
         return self.haproxy_version >= (2, 6)
 
+    @property
+    def nginx_half_close(self) -> bool:
+        """``proxy_half_close`` (stream) came in NGINX 1.21.4."""
+        return self.nginx_version >= (1, 21, 4)
+
     @classmethod
     def detect(cls) -> Platform:
         haproxy = shutil.which("haproxy") or "haproxy"
+        nginx = shutil.which("nginx") or str(_first_file([Path("/usr/sbin/nginx")]) or "nginx")
         return cls(
             haproxy=haproxy,
             haproxy_version=_haproxy_version(haproxy),
-            nginx=shutil.which("nginx") or str(_first_file([Path("/usr/sbin/nginx")]) or "nginx"),
+            nginx=nginx,
+            nginx_version=_nginx_version(nginx),
             stream_module=_first_file([d / STREAM_MODULE for d in NGINX_MODULE_DIRS]),
             modsecurity_module=_first_file([d / MODSECURITY_MODULE for d in NGINX_MODULE_DIRS]),
             crs_rules_dir=_first_dir([d / "rules" for d in CRS_DIRS]),
@@ -68,6 +76,16 @@ def _haproxy_version(binary: str) -> tuple[int, int]:
         return (2, 4)
     match = re.search(r"version (\d+)\.(\d+)", output)
     return (int(match.group(1)), int(match.group(2))) if match else (2, 4)
+
+
+def _nginx_version(binary: str) -> tuple[int, int, int]:
+    try:
+        # nginx -v writes "nginx version: nginx/1.22.1" to stderr.
+        output = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10, check=False).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return (1, 18, 0)
+    match = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", output)
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else (1, 18, 0)
 
 
 def _first_file(candidates: list[Path]) -> Path | None:

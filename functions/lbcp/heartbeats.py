@@ -26,6 +26,7 @@ from typing import Protocol
 
 from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
+from lbcp.lifecycle import messages
 from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply
 from lbcp.models.lbvm import HEARTBEAT_PERSIST_INTERVAL, Lbvm, LbvmConflict
 from lbcp.models.resource import LoadBalancerRecord
@@ -90,7 +91,23 @@ class HeartbeatService:
         now = self.clock()
         if beat.state == "ready":
             self._prove_alive(lbvm, beat)
+        before = lbvm
         lbvm = self._persist(lbvm, beat, now)
+        if beat.error and lbvm is not before and (before.agent_error is None or beat.state != before.agent_state):
+            # Said when it appears (or the agent's state changes with it), not at every retry: a proxy's
+            # messages carry pids and times, so the text of one failure differs from beat to beat.
+            lifecycle = record.spec.lifecycle
+            self.load_balancers.append_event(
+                record.id,
+                messages.agent_error(
+                    lbvm,
+                    now,
+                    beat.state,
+                    beat.error,
+                    pending_timeout_seconds=lifecycle.pending_timeout_seconds,
+                    unhealthy_timeout_seconds=lifecycle.unhealthy_timeout_seconds,
+                ),
+            )
         draining = _told_to_drain(lbvm, now)
         return HeartbeatReply(
             desired_config_version=record.generation,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import socketserver
 import ssl
+import threading
 from typing import Any
 
 import pytest
@@ -290,3 +292,45 @@ def test_listeners_that_would_share_a_port_are_refused(make_dataplane: DataPlane
     dataplane = make_dataplane("haproxy", listen_ports={80: port, 81: port})
     with pytest.raises(ApplyError, match="same port"):
         dataplane.apply(agent_config(document))
+
+
+class _AnswerAtEndOfRequest(socketserver.BaseRequestHandler):
+    """A protocol that half-closes: the client sends its request, then its FIN; the answer comes after."""
+
+    def handle(self) -> None:
+        received = 0
+        while data := self.request.recv(4096):
+            received += len(data)
+        self.request.sendall(f"received {received}\n".encode())
+
+
+@pytest.mark.parametrize("proxy", PROXIES)
+def test_an_l4_client_that_half_closes_still_gets_its_answer(
+    proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _AnswerAtEndOfRequest)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = free_port()
+        document = {
+            "name": "legacy",
+            "type": "classic",
+            "vpcId": "vpc-0123456789abcdef0",
+            "subnetIds": ["subnet-0123456789abcdef0"],
+            "proxy": proxy,
+            "capacity": {"min": 1, "max": 2},
+            "listeners": [{"protocol": "TCP", "port": port, "defaultBackend": "batch"}],
+            "backends": [backend("batch", server.server_address[1], health={"protocol": "TCP"})],
+        }
+        make_dataplane(proxy).apply(agent_config(document))
+        with tcp_connection(port) as sock:
+            sock.sendall(b"x" * 5000)
+            sock.shutdown(socket.SHUT_WR)  # done sending; still reading
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+        assert answer == b"received 5000\n"
+    finally:
+        server.shutdown()
+        server.server_close()

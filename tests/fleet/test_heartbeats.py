@@ -218,20 +218,22 @@ def test_a_draining_lbvm_is_told_to_drain_and_its_connections_are_tracked(cloud:
 
 
 @pytest.mark.parametrize(
-    ("changes", "told"),
+    ("case", "told"),
     [
         # Asked to go, but still in the entry: it serves on.
-        ({"state": "Routable", "drain_requested_at": datetime.now(UTC)}, False),
+        (("Routable", "drain_requested_at", timedelta(0)), False),
         # Out of the entry, but the entry is still sending it new connections for a while.
-        ({"state": "Draining", "accepting_until": datetime.now(UTC) + timedelta(minutes=5)}, False),
-        ({"state": "Draining", "accepting_until": datetime.now(UTC) - timedelta(seconds=1)}, True),
+        (("Draining", "accepting_until", timedelta(minutes=5)), False),
+        (("Draining", "accepting_until", -timedelta(seconds=1)), True),
     ],
     ids=["requested", "in-grace", "grace-over"],
 )
 def test_an_lbvm_is_told_to_drain_only_once_the_entry_no_longer_sends_it_connections(
-    cloud: Cloud, lb: dict[str, Any], changes: dict[str, Any], told: bool
+    cloud: Cloud, lb: dict[str, Any], case: tuple[str, str, timedelta], told: bool
 ) -> None:
-    lbvm_record(cloud, lb["id"], **changes)
+    state, field, offset = case
+    # The time is taken when the test runs, not when it is collected (minutes earlier in a full run).
+    lbvm_record(cloud, lb["id"], state=state, **{field: datetime.now(UTC) + offset})
     assert send(beat(lb["id"], state="ready", activeConnections=4)).json()["drain"] is told
 
 
@@ -264,3 +266,32 @@ def test_the_agent_fetches_the_current_spec_and_its_version(cloud: Cloud, api: A
         principal_arn=ROLE_SESSION,
     )
     assert unknown.status == 404
+
+
+def test_an_agent_error_is_an_event_once_with_what_happens_next(cloud: Cloud, api: Api, lb: dict[str, Any]) -> None:
+    lbvm_record(cloud, lb["id"], state="Pending", applied_config_version=None)
+
+    def bind_error(pid: int) -> str:
+        return f"start: haproxy: [ALERT]    ({pid}) : Starting frontend l80: cannot bind socket (Address in use)"
+
+    for sequence in (1, 2, 3):  # the agent retries: the same failure, other pids
+        error = bind_error(100 + sequence)
+        send(beat(lb["id"], state="failed", sequence=sequence, appliedConfigVersion=None, error=error))
+    events = [e for e in api.request("GET", f"/v1/load-balancers/{lb['id']}/events").json()["items"]]
+    [said] = [e for e in events if e["reason"] == "AgentError"]
+    assert said["type"] == "Warning"
+    assert said["message"] == (
+        f"{LBVM_ID} {INSTANCE}: the agent is failed, not serving: {bind_error(101)}; it is not registered; replaced "
+        f"unless healthy within the pending timeout ({lb['lifecycle']['pendingTimeoutSeconds']} s after launch)"
+    )
+    stored = LbvmRepository(cloud.dynamodb, cloud.table).get(lb["id"], LBVM_ID)
+    assert stored is not None and stored.agent_error == bind_error(103)  # the latest words, in the status
+    # Healthy again: the error is cleared, and a refused config later is a new event that says what still serves.
+    send(beat(lb["id"], sequence=4))
+    stored = LbvmRepository(cloud.dynamodb, cloud.table).get(lb["id"], LBVM_ID)
+    assert stored is not None and stored.agent_error is None
+    send(beat(lb["id"], sequence=5, error="validate: nginx: [emerg] unknown directive"))
+    events = api.request("GET", f"/v1/load-balancers/{lb['id']}/events").json()["items"]
+    refused = [e["message"] for e in events if e["reason"] == "AgentError"]
+    assert len(refused) == 2
+    assert refused[0].endswith("refused a config: validate: nginx: [emerg] unknown directive; config v1 keeps serving")

@@ -117,6 +117,36 @@ def terminated(lbvm: Lbvm, now: datetime, reason: str, end: dict[str, Any]) -> E
     )
 
 
+def agent_error(
+    lbvm: Lbvm, now: datetime, state: str, error: str, *, pending_timeout_seconds: int, unhealthy_timeout_seconds: int
+) -> Event:
+    """An agent that reports a new error, and what the control plane will do about it."""
+    if len(error) > MAX_CAUSE_CHARS:
+        error = error[: MAX_CAUSE_CHARS - 3] + "..."
+    if state == "ready":
+        what = "refused a config"
+        consequence = (
+            f"config v{lbvm.applied_config_version} keeps serving"
+            if lbvm.applied_config_version
+            else "the last good config keeps serving"
+        )
+    elif lbvm.state in ("Launching", "Pending"):
+        what = f"is {state}, not serving"
+        consequence = (
+            f"it is not registered; replaced unless healthy within the pending timeout "
+            f"({pending_timeout_seconds} s after launch)"
+        )
+    elif lbvm.state == "Routable":
+        what = f"is {state}, not serving"
+        consequence = (
+            f"its heartbeats no longer count: out of the entry after {unhealthy_timeout_seconds} s without one"
+        )
+    else:
+        what = f"is {state}"
+        consequence = f"it stays {lbvm.state}"
+    return event(lbvm, now, "AgentError", f"{_subject(lbvm)}: the agent {what}: {error}; {consequence}", "Warning")
+
+
 def failure(lbvm: Lbvm, now: datetime, phase: str, error: dict[str, Any] | None) -> Event:
     name = str((error or {}).get("Error") or "unknown error")
     cause = str((error or {}).get("Cause") or "").strip()

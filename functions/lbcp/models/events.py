@@ -53,6 +53,7 @@ LifecycleReason = Literal[
     "LaunchRefused",
     "DrainFailed",
     "LifecycleFailed",
+    "AgentError",
 ]
 
 # The scaler: a change of desired capacity, a hold worth telling, a warm floor's end.

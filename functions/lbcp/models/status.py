@@ -43,6 +43,11 @@ class LbvmStatus(StatusModel):
     state: LbvmState
     since: datetime | None = None
     config_version: str | None = None
+    agent_error: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The last error its agent reported (a proxy that failed to start, a config it refused).",
+    )
 
 
 class EntryStatus(StatusModel):

@@ -61,6 +61,7 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
                 state=lbvm.state,
                 since=lbvm.state_since,
                 config_version=str(lbvm.applied_config_version) if lbvm.applied_config_version else None,
+                agent_error=lbvm.agent_error,
             )
             for lbvm in sorted(fleet.not_terminated, key=lambda lbvm: (lbvm.subnet_id, lbvm.created_at))
         ],
