@@ -24,6 +24,7 @@ from tests.agent.helpers import (
     get,
     port_of,
     read_line,
+    spec_document,
     tcp_connection,
     unverified_tls,
     wait_until,
@@ -313,16 +314,12 @@ def test_an_l4_client_that_half_closes_still_gets_its_answer(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = free_port()
-        document = {
-            "name": "legacy",
-            "type": "classic",
-            "vpcId": "vpc-0123456789abcdef0",
-            "subnetIds": ["subnet-0123456789abcdef0"],
-            "proxy": proxy,
-            "capacity": {"min": 1, "max": 2},
-            "listeners": [{"protocol": "TCP", "port": port, "defaultBackend": "batch"}],
-            "backends": [backend("batch", server.server_address[1], health={"protocol": "TCP"})],
-        }
+        document = spec_document(
+            type="classic",
+            proxy=proxy,
+            listeners=[{"protocol": "TCP", "port": port, "defaultBackend": "batch"}],
+            backends=[backend("batch", server.server_address[1], health={"protocol": "TCP"})],
+        )
         make_dataplane(proxy).apply(agent_config(document))
         with tcp_connection(port) as sock:
             sock.sendall(b"x" * 5000)
