@@ -20,6 +20,8 @@ ENV_DNS_DOMAIN = "LBCP_DNS_DOMAIN"
 ENV_INSTANCE_PROFILE_ARN = "LBCP_INSTANCE_PROFILE_ARN"
 ENV_AGENT_ARTIFACT_URL = "LBCP_AGENT_ARTIFACT_URL"
 ENV_API_ENDPOINT = "LBCP_API_ENDPOINT"
+# The consistency checker's function (the API invokes it for on-demand runs and sweeps).
+ENV_CONSISTENCY_FUNCTION = "LBCP_CONSISTENCY_FUNCTION"
 # Local runtime only: the file where its entry says where it listens for each load balancer.
 ENV_LOCAL_ENTRY_ENDPOINTS = "LBCP_LOCAL_ENTRY_ENDPOINTS"
 
@@ -38,6 +40,7 @@ class Settings:
     instance_profile_arn: str | None = None
     agent_artifact_url: str | None = None
     api_endpoint: str | None = None
+    consistency_function: str | None = None
     local_entry_endpoints: str | None = None
 
     @staticmethod
@@ -55,6 +58,7 @@ class Settings:
             instance_profile_arn=env.get(ENV_INSTANCE_PROFILE_ARN) or None,
             agent_artifact_url=env.get(ENV_AGENT_ARTIFACT_URL) or None,
             api_endpoint=env.get(ENV_API_ENDPOINT) or None,
+            consistency_function=env.get(ENV_CONSISTENCY_FUNCTION) or None,
             local_entry_endpoints=env.get(ENV_LOCAL_ENTRY_ENDPOINTS) or None,
         )
 

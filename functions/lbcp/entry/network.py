@@ -9,6 +9,7 @@ spec: missing ones are added, ours that no longer match a listener are removed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,16 +72,26 @@ def list_owned_security_groups(ec2: Any, product_tag: tuple[str, str]) -> list[d
     return groups
 
 
-def desired_rules(ec2: Any, spec: LoadBalancerSpec) -> frozenset[tuple[int, str]]:
-    if spec.entry.scheme == "internet-facing":
-        sources = [ANYWHERE]
-    else:
-        vpcs = ec2.describe_vpcs(VpcIds=[spec.vpc_id]).get("Vpcs", [])
-        sources = sorted(
-            {association["CidrBlock"] for vpc in vpcs for association in vpc.get("CidrBlockAssociationSet", [])}
-            | {vpc["CidrBlock"] for vpc in vpcs if "CidrBlock" in vpc}
-        )
+def vpc_cidr_blocks(vpc: dict[str, Any]) -> tuple[str, ...]:
+    """Every IPv4 CIDR block of a described VPC (the primary one and its associations)."""
+    blocks = {association["CidrBlock"] for association in vpc.get("CidrBlockAssociationSet", [])}
+    if "CidrBlock" in vpc:
+        blocks.add(vpc["CidrBlock"])
+    return tuple(sorted(blocks))
+
+
+def desired_rules_for(spec: LoadBalancerSpec, vpc_cidrs: Sequence[str]) -> frozenset[tuple[int, str]]:
+    """The (port, source) ingress rules the spec implies, given its VPC's CIDR blocks (pure)."""
+    sources = [ANYWHERE] if spec.entry.scheme == "internet-facing" else sorted(vpc_cidrs)
     return frozenset((listener.port, source) for listener in spec.listeners for source in sources)
+
+
+def desired_rules(ec2: Any, spec: LoadBalancerSpec) -> frozenset[tuple[int, str]]:
+    cidrs: tuple[str, ...] = ()
+    if spec.entry.scheme != "internet-facing":
+        vpcs = ec2.describe_vpcs(VpcIds=[spec.vpc_id]).get("Vpcs", [])
+        cidrs = tuple(block for vpc in vpcs for block in vpc_cidr_blocks(vpc))
+    return desired_rules_for(spec, cidrs)
 
 
 def _permissions(rules: set[tuple[int, str]] | frozenset[tuple[int, str]]) -> list[dict[str, Any]]:

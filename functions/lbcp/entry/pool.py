@@ -90,14 +90,18 @@ def _target_group(raw: dict[str, Any], port: int) -> TargetGroup:
     )
 
 
-def owned_arns(elbv2: Any, arns: list[str], load_balancer_id: str) -> set[str]:
-    """The ARNs among ``arns`` that carry this load balancer's owner tags (batched DescribeTags)."""
-    owned: set[str] = set()
+def tags_by_arn(elbv2: Any, arns: list[str]) -> dict[str, list[dict[str, str]]]:
+    """The tags of each ARN (DescribeTags, in batches of the 20 it takes)."""
+    tags: dict[str, list[dict[str, str]]] = {}
     for batch in _batches(arns):
         for description in elbv2.describe_tags(ResourceArns=batch).get("TagDescriptions", []):
-            if has_owner_tags(description.get("Tags", []), load_balancer_id):
-                owned.add(description["ResourceArn"])
-    return owned
+            tags[description["ResourceArn"]] = description.get("Tags", [])
+    return tags
+
+
+def owned_arns(elbv2: Any, arns: list[str], load_balancer_id: str) -> set[str]:
+    """The ARNs among ``arns`` that carry this load balancer's owner tags (batched DescribeTags)."""
+    return {arn for arn, tags in tags_by_arn(elbv2, arns).items() if has_owner_tags(tags, load_balancer_id)}
 
 
 # --- reads -------------------------------------------------------------------------

@@ -36,6 +36,7 @@ ReconcilerReason = Literal[
     "OrphanInterfaceDeletionFailed",
     "RegistrationRepaired",
     "RegistrationRepairFailed",
+    "EntryDriftRepaired",
     "TearingDownEntry",
     "EntryTeardownFailed",
     "Deleted",
@@ -59,7 +60,10 @@ LifecycleReason = Literal[
 # The scaler: a change of desired capacity, a hold worth telling, a warm floor's end.
 ScalingReason = Literal["ScaledOut", "ScaledIn", "ScalingHeld", "WarmExpired"]
 
-EventReason = Literal[ApiReason, ReconcilerReason, LifecycleReason, ScalingReason]
+# The consistency checker: a finding on this load balancer (first seen), an orphan of it swept.
+ConsistencyReason = Literal["ConsistencyFinding", "OrphanSwept"]
+
+EventReason = Literal[ApiReason, ReconcilerReason, LifecycleReason, ScalingReason, ConsistencyReason]
 
 
 class Event(StatusModel):

@@ -41,3 +41,8 @@ def dimensions(load_balancer_id: str, subnet_id: str) -> list[dict[str, str]]:
         {"Name": DIMENSION_LOAD_BALANCER, "Value": load_balancer_id},
         {"Name": DIMENSION_SUBNET, "Value": subnet_id},
     ]
+
+
+# The consistency checker's findings, one series per kind (orphan, drift, leak, stuck).
+METRIC_CONSISTENCY_FINDINGS: Final = "ConsistencyFindings"
+DIMENSION_FINDING_KIND: Final = "Kind"

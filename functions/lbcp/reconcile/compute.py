@@ -12,14 +12,15 @@ from lbcp.reconcile.observed import ObservedInstance, ObservedNetworkInterface
 INSTANCE_STATE_CHANGE = "EC2 Instance State-change Notification"
 INSTANCE_LOST_STATES = ("shutting-down", "terminated", "stopping", "stopped")
 
-_OURS = [{"Name": f"tag:{PRODUCT_TAG_KEY}", "Values": [PRODUCT_TAG_VALUE]}]
+# The EC2 filter that lists what carries our product tag (the checker lists by it too).
+PRODUCT_TAG_FILTER = [{"Name": f"tag:{PRODUCT_TAG_KEY}", "Values": [PRODUCT_TAG_VALUE]}]
 
 
 class NotOurs(Exception):
     """Refused: the resource does not carry this load balancer's owner tags."""
 
 
-def _tags(resource: dict[str, Any], key: str = "Tags") -> dict[str, str]:
+def tags_of(resource: dict[str, Any], key: str = "Tags") -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in resource.get(key) or []}
 
 
@@ -33,11 +34,11 @@ class Ec2Compute:
     def observe(self) -> tuple[list[ObservedInstance], list[ObservedNetworkInterface]]:
         instances: list[ObservedInstance] = []
         for page in self._ec2.get_paginator("describe_instances").paginate(
-            Filters=_OURS, PaginationConfig={"PageSize": 1000}
+            Filters=PRODUCT_TAG_FILTER, PaginationConfig={"PageSize": 1000}
         ):
             for reservation in page.get("Reservations", []):
                 for instance in reservation.get("Instances", []):
-                    tags = _tags(instance)
+                    tags = tags_of(instance)
                     if LB_ID_TAG_KEY not in tags:
                         continue
                     instances.append(
@@ -53,10 +54,10 @@ class Ec2Compute:
                     )
         interfaces: list[ObservedNetworkInterface] = []
         for page in self._ec2.get_paginator("describe_network_interfaces").paginate(
-            Filters=_OURS, PaginationConfig={"PageSize": 1000}
+            Filters=PRODUCT_TAG_FILTER, PaginationConfig={"PageSize": 1000}
         ):
             for interface in page.get("NetworkInterfaces", []):
-                tags = _tags(interface, "TagSet")
+                tags = tags_of(interface, "TagSet")
                 if LB_ID_TAG_KEY not in tags:
                     continue
                 interfaces.append(
@@ -96,14 +97,14 @@ class Ec2Compute:
         described = self._ec2.describe_instances(InstanceIds=[instance_id])
         for reservation in described.get("Reservations", []):
             for instance in reservation.get("Instances", []):
-                self._require_ours(_tags(instance), load_balancer_id, instance_id)
+                self._require_ours(tags_of(instance), load_balancer_id, instance_id)
                 if instance["State"]["Name"] not in ("shutting-down", "terminated"):
                     self._ec2.terminate_instances(InstanceIds=[instance_id])
 
     def delete_network_interface(self, load_balancer_id: str, network_interface_id: str) -> None:
         described = self._ec2.describe_network_interfaces(NetworkInterfaceIds=[network_interface_id])
         for interface in described.get("NetworkInterfaces", []):
-            self._require_ours(_tags(interface, "TagSet"), load_balancer_id, network_interface_id)
+            self._require_ours(tags_of(interface, "TagSet"), load_balancer_id, network_interface_id)
             self._ec2.delete_network_interface(NetworkInterfaceId=network_interface_id)
 
     @staticmethod

@@ -1,0 +1,363 @@
+"""Garbage collection of orphans: which findings may go (pure), and the adapter that removes them.
+
+Only orphans are swept: drift is repaired by the reconciler (the spec is the
+truth), leaks and stuck executions are reported for a person to look at.
+Every deletion is decided again at the moment of the call, from the live
+resource and strongly consistent reads of its owner records, never from the
+report alone (it may be 15 minutes old):
+
+- the resource must still exist and carry our product tag and a
+  load-balancer id (``Tagged.ours``); DNS records, which cannot carry tags,
+  must still be one of the shapes we make;
+- a load-balancer-level resource (Elastic IP, security group, NLB, target
+  group, alias record) goes only when its load balancer has no record;
+- an instance or interface goes when its load balancer has no record, or when
+  no live LBVM record of it claims it and it is older than the in-flight
+  grace;
+- every outcome (deleted, refused, already gone) is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+
+from botocore.exceptions import ClientError
+
+from lbcp.consistency.check import CheckSettings
+from lbcp.consistency.findings import Finding
+from lbcp.consistency.inventory import ResourceType, Tagged
+from lbcp.consistency.store import AuditEntry, ConsistencyStore
+from lbcp.dal.lbvms import LbvmRepository
+from lbcp.dal.repository import LoadBalancerRepository
+from lbcp.entry import dns
+from lbcp.reconcile.compute import tags_of
+
+# The order of a sweep: instances first (their interfaces are freed when they go), NLBs before
+# their target groups (a group in use cannot go), security groups after the interfaces using them.
+SWEEP_ORDER: Final[tuple[ResourceType, ...]] = (
+    "instance",
+    "nlb",
+    "target-group",
+    "network-interface",
+    "elastic-ip",
+    "security-group",
+    "dns-record",
+)
+ACTIONS: Final[dict[str, str]] = {
+    "instance": "terminate",
+    "elastic-ip": "release",
+}
+
+Outcome = Literal["deleted", "refused", "gone"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    resource_type: ResourceType
+    resource_id: str
+    load_balancer_id: str | None
+    action: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resourceType": self.resource_type,
+            "resourceId": self.resource_id,
+            "loadBalancerId": self.load_balancer_id,
+            "action": self.action,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    resource_type: ResourceType
+    resource_id: str
+    load_balancer_id: str | None
+    outcome: Outcome
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resourceType": self.resource_type,
+            "resourceId": self.resource_id,
+            "loadBalancerId": self.load_balancer_id,
+            "outcome": self.outcome,
+            "reason": self.reason,
+        }
+
+
+def candidates(findings: Sequence[Finding]) -> list[Candidate]:
+    """The orphans a sweep would remove, in the order it removes them (pure)."""
+    order = {resource_type: index for index, resource_type in enumerate(SWEEP_ORDER)}
+    chosen = [f for f in findings if f.kind == "orphan" and f.resource_type in order]
+    chosen.sort(key=lambda f: (order[f.resource_type], f.resource_id))
+    return [
+        Candidate(f.resource_type, f.resource_id, f.load_balancer_id, ACTIONS.get(f.resource_type, "delete"), f.message)
+        for f in chosen
+    ]
+
+
+class Refused(Exception):
+    """The live re-check does not allow the deletion; the message says why."""
+
+
+class Gone(Exception):
+    """The resource no longer exists."""
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class Sweeper:
+    """Deletes one orphan at a time, after re-checking it live, and audits the outcome."""
+
+    def __init__(
+        self,
+        *,
+        client: Callable[[str], Any],
+        load_balancers: LoadBalancerRepository,
+        lbvms: LbvmRepository,
+        store: ConsistencyStore,
+        clock: Callable[[], datetime],
+        hosted_zone_id: str | None = None,
+        dns_domain: str | None = None,
+        settings: CheckSettings | None = None,
+    ) -> None:
+        self._client = client
+        self._load_balancers = load_balancers
+        self._lbvms = lbvms
+        self._store = store
+        self._clock = clock
+        self._zone = hosted_zone_id
+        self._domain = dns_domain
+        self._grace: timedelta = (settings or CheckSettings()).in_flight_grace
+
+    def sweep(self, resource_type: ResourceType, resource_id: str, *, actor: str) -> SweepResult:
+        lb_id: str | None = None
+        try:
+            lb_id = self._remove(resource_type, resource_id)
+        except Refused as refused:
+            result = SweepResult(resource_type, resource_id, lb_id, "refused", str(refused))
+        except Gone as gone:
+            result = SweepResult(resource_type, resource_id, lb_id, "gone", str(gone))
+        else:
+            result = SweepResult(
+                resource_type, resource_id, lb_id, "deleted", f"{ACTIONS.get(resource_type, 'delete')}d"
+            )
+        self._store.audit(
+            AuditEntry(
+                time=self._clock(),
+                action=result.outcome,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                load_balancer_id=result.load_balancer_id,
+                actor=actor,
+                reason=result.reason,
+            )
+        )
+        return result
+
+    # --- the re-check ----------------------------------------------------------------------
+
+    def _owner_of(self, what: str, tags: dict[str, str]) -> str:
+        tagged = Tagged(tags)
+        if not tagged.ours:
+            raise Refused(f"{what} does not carry our owner tags")
+        assert tagged.load_balancer_id is not None
+        return tagged.load_balancer_id
+
+    def _require_unclaimed(self, what: str, lb_id: str) -> None:
+        if self._load_balancers.get(lb_id) is not None:
+            raise Refused(f"the record of load balancer {lb_id} exists and claims {what}")
+
+    def _require_no_live_lbvm(self, what: str, lb_id: str, tags: dict[str, str], resource_id: str) -> None:
+        if self._load_balancers.get(lb_id) is None:
+            return
+        lbvm_id = Tagged(tags).lbvm_id
+        lbvm = self._lbvms.get(lb_id, lbvm_id) if lbvm_id else None
+        if lbvm is not None and lbvm.state != "Terminated":
+            recorded = lbvm.instance_id if what.startswith("instance") else lbvm.network_interface_id
+            if recorded in (None, resource_id):
+                raise Refused(f"LBVM {lbvm_id} of load balancer {lb_id} is {lbvm.state} and claims {what}")
+
+    # --- the removals ----------------------------------------------------------------------
+
+    def _remove(self, resource_type: ResourceType, resource_id: str) -> str | None:
+        match resource_type:
+            case "instance":
+                return self._instance(resource_id)
+            case "network-interface":
+                return self._interface(resource_id)
+            case "elastic-ip":
+                return self._address(resource_id)
+            case "security-group":
+                return self._security_group(resource_id)
+            case "nlb":
+                return self._nlb(resource_id)
+            case "target-group":
+                return self._target_group(resource_id)
+            case "dns-record":
+                return self._dns_record(resource_id)
+        raise Refused(f"{resource_type} findings are not swept (only orphans of instances, interfaces, Elastic IPs, "
+                      "security groups, NLBs, target groups and DNS records)")  # fmt: skip
+
+    def _instance(self, instance_id: str) -> str:
+        ec2 = self._client("ec2")
+        try:
+            reservations = ec2.describe_instances(InstanceIds=[instance_id]).get("Reservations", [])
+        except ClientError as exc:
+            if _code(exc) == "InvalidInstanceID.NotFound":
+                raise Gone(f"instance {instance_id} no longer exists") from None
+            raise
+        found = [i for r in reservations for i in r.get("Instances", [])]
+        if not found or found[0]["State"]["Name"] in ("shutting-down", "terminated"):
+            raise Gone(f"instance {instance_id} is already terminated")
+        instance = found[0]
+        tags = tags_of(instance)
+        what = f"instance {instance_id}"
+        lb_id = self._owner_of(what, tags)
+        self._require_no_live_lbvm(what, lb_id, tags, instance_id)
+        launched = instance.get("LaunchTime")
+        if self._load_balancers.get(lb_id) is not None and launched and self._clock() - launched < self._grace:
+            raise Refused(f"{what} was launched {launched:%H:%M:%SZ}: it may be a launch in flight")
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        return lb_id
+
+    def _interface(self, interface_id: str) -> str:
+        ec2 = self._client("ec2")
+        try:
+            found = ec2.describe_network_interfaces(NetworkInterfaceIds=[interface_id]).get("NetworkInterfaces", [])
+        except ClientError as exc:
+            if _code(exc) == "InvalidNetworkInterfaceID.NotFound":
+                raise Gone(f"network interface {interface_id} no longer exists") from None
+            raise
+        if not found:
+            raise Gone(f"network interface {interface_id} no longer exists")
+        tags = tags_of(found[0], "TagSet")
+        what = f"network interface {interface_id}"
+        lb_id = self._owner_of(what, tags)
+        self._require_no_live_lbvm(what, lb_id, tags, interface_id)
+        attached = (found[0].get("Attachment") or {}).get("InstanceId")
+        if found[0].get("Status") == "in-use" and attached:
+            raise Refused(f"{what} is attached to {attached}: it goes with that instance (sweep again after)")
+        ec2.delete_network_interface(NetworkInterfaceId=interface_id)
+        return lb_id
+
+    def _address(self, allocation_id: str) -> str:
+        ec2 = self._client("ec2")
+        try:
+            found = ec2.describe_addresses(AllocationIds=[allocation_id]).get("Addresses", [])
+        except ClientError as exc:
+            if _code(exc) in ("InvalidAllocationID.NotFound", "InvalidAddress.NotFound"):
+                raise Gone(f"Elastic IP {allocation_id} is already released") from None
+            raise
+        if not found:
+            raise Gone(f"Elastic IP {allocation_id} is already released")
+        what = f"Elastic IP {allocation_id}"
+        lb_id = self._owner_of(what, tags_of(found[0]))
+        self._require_unclaimed(what, lb_id)
+        if found[0].get("AssociationId"):
+            raise Refused(f"{what} is associated ({found[0]['AssociationId']}): disassociate it first")
+        ec2.release_address(AllocationId=allocation_id)
+        return lb_id
+
+    def _security_group(self, group_id: str) -> str:
+        ec2 = self._client("ec2")
+        try:
+            found = ec2.describe_security_groups(GroupIds=[group_id]).get("SecurityGroups", [])
+        except ClientError as exc:
+            if _code(exc) == "InvalidGroup.NotFound":
+                raise Gone(f"security group {group_id} no longer exists") from None
+            raise
+        if not found:
+            raise Gone(f"security group {group_id} no longer exists")
+        what = f"security group {group_id}"
+        lb_id = self._owner_of(what, tags_of(found[0]))
+        self._require_unclaimed(what, lb_id)
+        try:
+            ec2.delete_security_group(GroupId=group_id)
+        except ClientError as exc:
+            if _code(exc) == "DependencyViolation":
+                raise Refused(f"{what} is still in use (an interface uses it): sweep again once it is gone") from None
+            raise
+        return lb_id
+
+    def _elbv2_tags(self, arn: str) -> dict[str, str]:
+        from lbcp.entry.pool import tags_by_arn
+
+        listed = tags_by_arn(self._client("elbv2"), [arn]).get(arn, [])
+        return {tag["Key"]: tag["Value"] for tag in listed}
+
+    def _nlb(self, arn: str) -> str:
+        elbv2 = self._client("elbv2")
+        try:
+            found = elbv2.describe_load_balancers(LoadBalancerArns=[arn]).get("LoadBalancers", [])
+        except ClientError as exc:
+            if _code(exc) == "LoadBalancerNotFound":
+                raise Gone(f"NLB {arn} no longer exists") from None
+            raise
+        if not found:
+            raise Gone(f"NLB {arn} no longer exists")
+        what = f"NLB {found[0]['LoadBalancerName']}"
+        lb_id = self._owner_of(what, self._elbv2_tags(arn))
+        self._require_unclaimed(what, lb_id)
+        for listener in elbv2.describe_listeners(LoadBalancerArn=arn).get("Listeners", []):
+            elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
+        elbv2.delete_load_balancer(LoadBalancerArn=arn)
+        return lb_id
+
+    def _target_group(self, arn: str) -> str:
+        elbv2 = self._client("elbv2")
+        try:
+            found = elbv2.describe_target_groups(TargetGroupArns=[arn]).get("TargetGroups", [])
+        except ClientError as exc:
+            if _code(exc) == "TargetGroupNotFound":
+                raise Gone(f"target group {arn} no longer exists") from None
+            raise
+        if not found:
+            raise Gone(f"target group {arn} no longer exists")
+        what = f"target group {found[0]['TargetGroupName']}"
+        lb_id = self._owner_of(what, self._elbv2_tags(arn))
+        self._require_unclaimed(what, lb_id)
+        try:
+            elbv2.delete_target_group(TargetGroupArn=arn)
+        except ClientError as exc:
+            if _code(exc) == "ResourceInUse":
+                raise Refused(f"{what} is in use by a listener: sweep its NLB first") from None
+            raise
+        return lb_id
+
+    def _dns_record(self, resource_id: str) -> str | None:
+        """``<name>/A/<set identifier or alias>``: ours by shape, unclaimed by name and LBVM."""
+        if not self._zone or not self._domain:
+            raise Refused("this deployment has no hosted zone")
+        name, record_type, which = resource_id.rsplit("/", 2)
+        domain = self._domain.strip(".").lower()
+        if record_type != "A" or not name.endswith("." + domain):
+            raise Refused(f"DNS record {resource_id} is not one we make")
+        route53 = self._client("route53")
+        records = [r for r in dns.records_named(route53, self._zone, name) if (r.set_identifier or "alias") == which]
+        if not records:
+            raise Gone(f"DNS record {resource_id} no longer exists")
+        record = records[0]
+        ours = (record.set_identifier or "").startswith("lbvm-") or (record.alias_target or "").startswith("lbcp-")
+        if not ours:
+            raise Refused(f"DNS record {resource_id} is not one we make")
+        lb_id = self._load_balancers.resolve_name(name.removesuffix("." + domain))
+        if lb_id is not None:
+            lbvm = self._lbvms.get(lb_id, which) if which.startswith("lbvm-") else None
+            if which == "alias" or (lbvm is not None and lbvm.state != "Terminated"):
+                raise Refused(f"load balancer {lb_id} exists and claims DNS record {resource_id}")
+        route53.change_resource_record_sets(
+            HostedZoneId=self._zone,
+            ChangeBatch={
+                "Comment": "lbcp gc: orphaned record",
+                "Changes": [{"Action": "DELETE", "ResourceRecordSet": record.raw}],
+            },
+        )
+        return lb_id
