@@ -81,7 +81,7 @@ class Ec2Compute:
             raise
         for reservation in described.get("Reservations", []):
             for instance in reservation.get("Instances", []):
-                tags = _tags(instance)
+                tags = tags_of(instance)
                 if tags.get(PRODUCT_TAG_KEY) == PRODUCT_TAG_VALUE and LB_ID_TAG_KEY in tags:
                     return tags[LB_ID_TAG_KEY]
         return None
