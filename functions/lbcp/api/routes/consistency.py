@@ -59,7 +59,7 @@ def _function() -> ConsistencyFunction:
     responses={
         200: {
             "description": "The dry run's plan (SweepPlan), or what was done to the resource (SweepResult)",
-            "content": {"application/json": {"model": SweepPlan | SweepResult}},  # type: ignore[typeddict-item]
+            "content": {"application/json": {"model": SweepPlan | SweepResult}},
         },
         400: INVALID,
         503: NOT_DEPLOYED,
