@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for part in ("functions", "local", ".", "bench"):
+for part in ("functions", "local", "."):
     sys.path.insert(0, str(ROOT / part))
 
-from reconcile_calls import PRICE, counting_client  # noqa: E402
+from bench.reconcile_calls import PRICE, counting_client  # noqa: E402
 
 RUNS_PER_MONTH = 30 * 24 * 4  # every 15 minutes
 PRICE_ALARM_MONTH = 0.10  # standard-resolution alarm
@@ -175,9 +175,8 @@ def main() -> int:
     print(f"{'LBs':>5} {'calls':>6} {'run s':>7} {'$/month':>8}  calls by operation")
     for result in results:
         detail = ", ".join(f"{op}={n}" for op, n in result["callsByOperation"].items())
-        print(
-            f"{result['loadBalancers']:>5} {result['calls']:>6} {result['runSeconds']:>7} {result['costPerMonth']['total']:>8}  {detail}"
-        )
+        total = result["costPerMonth"]["total"]
+        print(f"{result['loadBalancers']:>5} {result['calls']:>6} {result['runSeconds']:>7} {total:>8}  {detail}")
     print("cost per month (whole account, every 15 minutes):")
     for result in results:
         print(f"  {result['loadBalancers']:>4} LBs: {result['costPerMonth']}")

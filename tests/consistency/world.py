@@ -123,7 +123,7 @@ class World:
         lbvm_id = self.next_id("lbvm")
         instance_id, interface_id = self.next_id("i"), self.next_id("eni")
         lbvm = Lbvm(
-            lbvm_id=lbvm_id, load_balancer_id=record.id, subnet_id="subnet-0123456789abcdef0", state=state,  # type: ignore[arg-type]
+            lbvm_id=lbvm_id, load_balancer_id=record.id, subnet_id="subnet-0123456789abcdef0", state=state,
             state_since=LONG_AGO, version=3, launched_generation=1, launch_reason="test", created_at=LONG_AGO,
             instance_id=instance_id, network_interface_id=interface_id, execution_arn=f"arn:exec/{lbvm_id}",
         )  # fmt: skip
