@@ -23,7 +23,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from lbcp.models.metrics import NAMESPACE as METRICS_NAMESPACE
-from lbcp.settings import ENV_IDEMPOTENCY_TTL_SECONDS
+from lbcp.settings import ENV_CONSISTENCY_FUNCTION, ENV_IDEMPOTENCY_TTL_SECONDS
 from stacks import arns, nag
 from stacks.config import ControlPlaneConfig
 from stacks.functions import FunctionContext, LbcpFunction
@@ -43,6 +43,9 @@ ROUTES: Final[tuple[tuple[apigwv2.HttpMethod, str], ...]] = (
     (apigwv2.HttpMethod.POST, "/v1/load-balancers/{id}/warm"),
     (apigwv2.HttpMethod.GET, "/v1/agent/config"),
     (apigwv2.HttpMethod.POST, "/v1/agent/heartbeat"),
+    (apigwv2.HttpMethod.GET, "/v1/consistency"),
+    (apigwv2.HttpMethod.POST, "/v1/consistency/sweep"),
+    (apigwv2.HttpMethod.GET, "/v1/consistency/audit"),
     (apigwv2.HttpMethod.GET, "/v1/openapi.json"),
 )
 
@@ -108,6 +111,15 @@ class ApiFunction(LbcpFunction):
             ),
         )
         nag.acknowledge_api_function(self)
+
+    def use_consistency_function(self, function: lambda_.IFunction) -> None:
+        """Dry runs and sweeps run in the consistency function: the API only invokes it (by name)."""
+        self.function.add_environment(ENV_CONSISTENCY_FUNCTION, function.function_name)
+        self.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="InvokeConsistencyChecker", actions=["lambda:InvokeFunction"], resources=[function.function_arn]
+            )
+        )
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)

@@ -15,6 +15,7 @@ from stacks.agent_artifact import AgentArtifact
 from stacks.api import ApiFunction, HttpApiFrontend
 from stacks.bundling import DependenciesLayer
 from stacks.config import FUNCTIONS_DIR, ControlPlaneConfig
+from stacks.consistency import ConsistencyChecker
 from stacks.fleet import FleetMachinery
 from stacks.functions import FunctionContext, functions_code
 from stacks.reconciler import Reconciler
@@ -51,6 +52,9 @@ class ControlPlaneStack(Stack):
         )
         # The agent routes complete and keep alive the lifecycle's callbacks.
         self.fleet.grant_callbacks(self.api_function.role)
+        # The consistency checker; the API invokes it for on-demand runs and sweeps.
+        self.consistency = ConsistencyChecker(self, "Consistency", context=self.functions, fleet=self.fleet)
+        self.api_function.use_consistency_function(self.consistency.function.function)
 
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (SigV4)")
         CfnOutput(self, "TableName", value=self.table.table.table_name, description="DynamoDB table")

@@ -253,6 +253,8 @@ class FleetMachinery(Construct):
         stack_name = Stack.of(self).stack_name
         lifecycle_name = f"{stack_name}-lbvm-lifecycle"
         drain_name = f"{stack_name}-lbvm-drain"
+        # By name: a function that reads them (the consistency checker) must not depend on the API.
+        self.lifecycle_name, self.drain_name = lifecycle_name, drain_name
 
         self.lbvm_role = LbvmInstanceRole(self, "LbvmInstanceRole", api_id=api_id)
         self.tasks = LifecycleTasksFunction(

@@ -287,3 +287,40 @@ STREAM_DEAD_LETTER_QUEUE: Final = Finding(
 def acknowledge_reconciler(fn: LbcpFunction, observe_policy: IConstruct) -> None:
     acknowledge(observe_policy, RECONCILER_OBSERVE_WILDCARD)
     acknowledge(fn.default_policy, *RECONCILER_ORPHANS, RECONCILER_IMAGES)
+
+
+# --- the consistency checker (stacks/consistency.py) ----------------------------------------
+
+CONSISTENCY_DESCRIBE_WILDCARD: Final = Finding(
+    "AwsSolutions-IAM5[Resource::*]",
+    "The checker's listings (ec2:DescribeInstances/NetworkInterfaces/Addresses/SecurityGroups/Vpcs, "
+    "elasticloadbalancing:DescribeLoadBalancers/TargetGroups/Tags/Listeners/TargetHealth) do not support "
+    "resource-level permissions and accept only Resource '*'; cloudwatch:PutMetricData neither, and it is "
+    f"limited to the namespace {METRICS_NAMESPACE} by the cloudwatch:namespace condition. Read-only listings and "
+    "one metric write, alone in this policy.",
+)
+CONSISTENCY_SWEEPS: Final = (
+    *(
+        Finding(
+            _ec2_pattern(resource),
+            f"The garbage collector removes orphaned {what}, created at run time, so their ids cannot be listed at "
+            "deploy time: fenced by aws:ResourceTag/lbcp:product=lbcp and a present lbcp:load-balancer-id tag; "
+            "the code also re-checks the tags and the owner records just before each deletion.",
+        )
+        for resource, what in (
+            ("instance", "LBVM instances"),
+            ("network-interface", "network interfaces"),
+            ("elastic-ip", "Elastic IPs"),
+            ("security-group", "security groups"),
+        )
+    ),
+    *(
+        Finding(finding.rule, finding.reason.replace("changes and deletes", "the garbage collector's deletes"))
+        for finding in ENTRY_ELBV2
+    ),
+)
+
+
+def acknowledge_consistency(fn: LbcpFunction, describe_policy: IConstruct) -> None:
+    acknowledge(describe_policy, CONSISTENCY_DESCRIBE_WILDCARD)
+    acknowledge(fn.default_policy, *CONSISTENCY_SWEEPS)

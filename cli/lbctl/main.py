@@ -1,7 +1,8 @@
 """lbctl: manage load balancers through the lbcp control plane API.
 
-Commands: create, get, list, patch, delete, events (``lbctl COMMAND --help``), and
-simulate (offline: what a scaling policy would have done on a load trace).
+Commands: create, get, list, patch, delete, events (``lbctl COMMAND --help``),
+gc (the consistency report and garbage collection of orphans), and simulate
+(offline: what a scaling policy would have done on a load trace).
 A load balancer REF is its id (``lb-...``) or its name.
 
 The endpoint is ``--endpoint``, else ``$LBCTL_ENDPOINT``, else the local runtime
@@ -48,6 +49,8 @@ from lbctl.errors import (
     UsageError,
     WaitTimeout,
 )
+from lbctl.gc import EPILOG as GC_EPILOG
+from lbctl.gc import add_arguments as add_gc_arguments
 from lbctl.output import NONE, age, cell, compact_json, fields, table, timestamp
 from lbctl.simulate import EPILOG as SIMULATE_EPILOG
 from lbctl.simulate import add_arguments as add_simulate_arguments
@@ -633,6 +636,14 @@ def build_parser() -> argparse.ArgumentParser:
     events = command("events", cmd_events, "Show a load balancer's events, newest first.")
     events.add_argument("ref", metavar="REF")
     events.add_argument("--limit", type=_limit, metavar="N", help="how many, 1 to 100 (API default 50)")
+
+    gc = command(
+        "gc",
+        lambda ctx: EXIT_USAGE,
+        "The consistency checker's report and garbage collection of orphans (report, sweep, audit).",
+        GC_EPILOG,
+    )
+    add_gc_arguments(gc, common, _print_json)
 
     simulate = command(
         "simulate",

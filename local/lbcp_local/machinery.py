@@ -29,6 +29,7 @@ from lbcp.settings import (
 
 STATEMACHINES_DIR: Final = Path(__file__).resolve().parents[2] / "statemachines"
 TASKS_HANDLER: Final = "handlers.lifecycle_tasks.lambda_handler"
+CONSISTENCY_HANDLER: Final = "handlers.consistency.lambda_handler"
 _TRUST = {
     "Version": "2012-10-17",
     "Statement": [
@@ -93,7 +94,7 @@ def _instance_profile(iam: Any, name: str, role_name: str) -> str:
     return str(profile["Arn"])
 
 
-def _function(lambda_client: Any, name: str, role_arn: str) -> str:
+def _function(lambda_client: Any, name: str, role_arn: str, handler: str = TASKS_HANDLER) -> str:
     try:
         return str(lambda_client.get_function(FunctionName=name)["Configuration"]["FunctionArn"])
     except ClientError as exc:
@@ -103,7 +104,7 @@ def _function(lambda_client: Any, name: str, role_arn: str) -> str:
         FunctionName=name,
         Runtime="python3.13",
         Role=role_arn,
-        Handler=TASKS_HANDLER,
+        Handler=handler,
         Code={"ZipFile": _placeholder_package()},
         Timeout=30,
         MemorySize=512,
@@ -133,3 +134,8 @@ def deploy_fleet_machinery(*, iam: Any, lambda_client: Any, sfn: Any, prefix: st
         ),
         instance_profile_arn=_instance_profile(iam, f"{prefix}-lbvm", role_name),
     )
+
+
+def deploy_consistency_function(*, iam: Any, lambda_client: Any, prefix: str = "lbcp-local") -> str:
+    """The consistency checker's function (the API invokes it for dry runs and sweeps); returns its ARN."""
+    return _function(lambda_client, f"{prefix}-consistency", _role(iam, f"{prefix}-fleet"), CONSISTENCY_HANDLER)

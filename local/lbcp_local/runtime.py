@@ -18,6 +18,7 @@ from lbcp.dal.schema import create_table
 from lbcp.settings import (
     ENV_AGENT_ARTIFACT_URL,
     ENV_API_ENDPOINT,
+    ENV_CONSISTENCY_FUNCTION,
     ENV_DNS_DOMAIN,
     ENV_HOSTED_ZONE_ID,
     ENV_LOCAL_ENTRY_ENDPOINTS,
@@ -54,6 +55,8 @@ class LocalRuntime:
     entry_delays: EntryDelays = field(default_factory=EntryDelays)
     reconcile_seconds: float = 1.0
     scale_seconds: float = 5.0
+    # The consistency checker: every 15 minutes in AWS, every 15 seconds here.
+    consistency_seconds: float = 15.0
     metrics_period_seconds: int = 10
     account: LocalAccount | None = field(default=None, init=False)
     agents: LocalAgents | None = field(default=None, init=False)
@@ -129,7 +132,7 @@ class LocalRuntime:
     def _deploy_fleet(self) -> None:
         """What the stack deploys besides the API: hosted zone, state machines, tasks function, profile."""
         from lbcp_local import lambda_bridge
-        from lbcp_local.machinery import deploy_fleet_machinery
+        from lbcp_local.machinery import deploy_consistency_function, deploy_fleet_machinery
 
         lambda_bridge.install()
         zone = boto3.client("route53").create_hosted_zone(Name=LOCAL_DNS_DOMAIN, CallerReference=LOCAL_DNS_DOMAIN)
@@ -139,6 +142,10 @@ class LocalRuntime:
             iam=boto3.client("iam"), lambda_client=boto3.client("lambda"), sfn=boto3.client("stepfunctions")
         )
         os.environ.update(machinery.environment())
+        # The API invokes it for dry runs and sweeps; the bridge runs it in this process.
+        os.environ[ENV_CONSISTENCY_FUNCTION] = deploy_consistency_function(
+            iam=boto3.client("iam"), lambda_client=boto3.client("lambda")
+        )
         # Local agents start without downloading anything; the URL only has to be a valid one
         # for the user data the reconciler renders (the stack points it at the agent's S3 asset).
         os.environ[ENV_AGENT_ARTIFACT_URL] = "https://artifacts.lbcp.local/lbcp-agent.tar.gz"
@@ -170,9 +177,15 @@ class LocalRuntime:
         def scale() -> None:
             run_scaler(repository, reader, datetime.now(UTC))
 
+        from lbcp.consistency.wiring import build_checker
+
+        # The checker as its schedule runs it, sharing the handler's configuration; its rotation of
+        # per-NLB reads follows the local period.
+        checker = build_checker(settings(), session.client, run_period=timedelta(seconds=self.consistency_seconds))
         self._tickers = [
             Ticker("reconciler", self.reconcile_seconds, reconciler.tick),
             Ticker("scaler", self.scale_seconds, scale),
+            Ticker("consistency", self.consistency_seconds, checker.run),
         ]
         for ticker in self._tickers:
             ticker.start()
@@ -190,6 +203,10 @@ class LocalRuntime:
             self.entry = LocalEntry(
                 session.client("elbv2"), self.agents.listen_addresses, self._fleet_dir / "entry", self.entry_delays
             ).start()
+
+    def ticker(self, name: str) -> Ticker:
+        """One of the schedules' stand-ins (reconciler, scaler, consistency), e.g. to pause it in a test."""
+        return next(ticker for ticker in self._tickers if ticker.name == name)
 
     def stop(self) -> None:
         if self.entry is not None:
@@ -231,8 +248,10 @@ class LocalRuntime:
 
         settings.cache_clear()
         app.dependencies.cache_clear()
-        from handlers import scaler
+        from handlers import consistency, scaler
         from lbcp.lifecycle import tasks
 
         scaler.dependencies.cache_clear()
+        consistency.checker.cache_clear()
+        consistency.sweeper.cache_clear()
         tasks.default_context.cache_clear()

@@ -22,9 +22,25 @@ class Ticker:
     period_seconds: float
     action: Callable[[], object]
     _stop: threading.Event = field(default_factory=threading.Event)
+    # Cleared while paused: the loop waits for it before each run.
+    _running: threading.Event = field(default_factory=threading.Event)
+    # Held during a run: ``pause`` takes it to wait for the run in progress.
+    _busy: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
     runs: int = 0
     failures: int = 0
+
+    def __post_init__(self) -> None:
+        self._running.set()
+
+    def pause(self) -> None:
+        """No new run starts until ``resume``; returns once a run in progress has finished."""
+        self._running.clear()
+        with self._busy:
+            pass
+
+    def resume(self) -> None:
+        self._running.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=f"lbcp-local-{self.name}", daemon=True)
@@ -32,14 +48,18 @@ class Ticker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._running.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.period_seconds):
-            try:
-                self.action()
-                self.runs += 1
-            except Exception:  # a failed run is retried by the next one, as a scheduled Lambda would be
-                self.failures += 1
-                log.exception("%s run failed", self.name)
+            with self._busy:
+                if not self._running.is_set():
+                    continue
+                try:
+                    self.action()
+                    self.runs += 1
+                except Exception:  # a failed run is retried by the next one, as a scheduled Lambda would be
+                    self.failures += 1
+                    log.exception("%s run failed", self.name)

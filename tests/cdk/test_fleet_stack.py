@@ -238,9 +238,10 @@ def test_only_the_state_machines_invoke_the_tasks_function(synthesized: Synthesi
         for policy in synthesized.resources("AWS::IAM::Policy").values()
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if "lambda:InvokeFunction" in _as_list(statement["Action"])
+        and statement["Resource"] == {"Fn::GetAtt": [function_id, "Arn"]}
     ]
     assert len(invokers) == 2
-    assert all(statement["Resource"] == {"Fn::GetAtt": [function_id, "Arn"]} for statement in invokers)
+    assert all(statement["Sid"] == "TasksFunction" for statement in invokers)
 
 
 # --- the LBVM role ----------------------------------------------------------------------

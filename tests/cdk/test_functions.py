@@ -20,6 +20,7 @@ SERVICE_NAMES = {
     "handlers.lifecycle_tasks.lambda_handler": "lbcp-lifecycle",
     "handlers.reconciler.lambda_handler": "lbcp-reconciler",
     "handlers.scaler.lambda_handler": "lbcp-scaler",
+    "handlers.consistency.lambda_handler": "lbcp-consistency",
 }
 
 

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from lbcp.dal.schema import GSI_BY_KIND, TTL_ATTRIBUTE, create_table_request
-from lbcp.settings import ENV_EVENT_RETENTION_DAYS, ENV_IDEMPOTENCY_TTL_SECONDS, ENV_TABLE_NAME
+from lbcp.settings import (
+    ENV_CONSISTENCY_FUNCTION,
+    ENV_EVENT_RETENTION_DAYS,
+    ENV_IDEMPOTENCY_TTL_SECONDS,
+    ENV_TABLE_NAME,
+)
 from stacks import bundling
 from stacks.config import (
     CTX_API_THROTTLING_BURST_LIMIT,
@@ -18,6 +23,7 @@ from stacks.config import (
     CTX_IDEMPOTENCY_TTL_SECONDS,
     CTX_LOG_RETENTION_DAYS,
 )
+from tests.cdk.test_consistency_stack import EXPECTED_CONSISTENCY_ACKNOWLEDGMENTS
 from tests.cdk.test_fleet_stack import EXPECTED_FLEET_ACKNOWLEDGMENTS
 from tests.cdk.test_reconciler_stack import EXPECTED_RECONCILER_ACKNOWLEDGMENTS
 from tests.cdk.test_scaler_stack import EXPECTED_SCALER_ACKNOWLEDGMENTS
@@ -38,6 +44,9 @@ EXPECTED_ROUTE_KEYS = {
     "POST /v1/load-balancers/{id}/warm",
     "GET /v1/agent/config",
     "POST /v1/agent/heartbeat",
+    "GET /v1/consistency",
+    "POST /v1/consistency/sweep",
+    "GET /v1/consistency/audit",
     "$default",
 }
 
@@ -60,6 +69,8 @@ EXPECTED_API_ACTIONS = {
     # The agent routes answer the LBVM lifecycle's callbacks.
     "states:SendTaskSuccess",
     "states:SendTaskHeartbeat",
+    # On-demand checks and sweeps run in the consistency function, not in the API.
+    "lambda:InvokeFunction",
 }
 
 # (acknowledged finding, construct it is acknowledged on) of the API function's accepted cdk-nag findings.
@@ -79,6 +90,7 @@ EXPECTED_ACKNOWLEDGMENTS = (
     | EXPECTED_SCALER_ACKNOWLEDGMENTS
     | EXPECTED_FLEET_ACKNOWLEDGMENTS
     | EXPECTED_RECONCILER_ACKNOWLEDGMENTS
+    | EXPECTED_CONSISTENCY_ACKNOWLEDGMENTS
 )
 
 CERTIFICATE_ARN = {
@@ -210,6 +222,11 @@ def test_api_function_runtime_and_settings(synthesized: Synthesized) -> None:
 def test_api_function_environment(synthesized: Synthesized) -> None:
     props = _api_function(synthesized)["Properties"]
     table_id, _ = synthesized.only("AWS::DynamoDB::Table")
+    (consistency_id,) = (
+        logical_id
+        for logical_id, function in synthesized.resources("AWS::Lambda::Function").items()
+        if function["Properties"]["Handler"] == "handlers.consistency.lambda_handler"
+    )
     assert props["Environment"]["Variables"] == {
         ENV_TABLE_NAME: {"Ref": table_id},
         "POWERTOOLS_SERVICE_NAME": "lbcp-api",
@@ -218,6 +235,8 @@ def test_api_function_environment(synthesized: Synthesized) -> None:
         "PYDANTIC_DISABLE_PLUGINS": "__all__",
         ENV_EVENT_RETENTION_DAYS: "30",
         ENV_IDEMPOTENCY_TTL_SECONDS: "86400",
+        # By name: the API invokes the consistency checker for dry runs and sweeps.
+        ENV_CONSISTENCY_FUNCTION: {"Ref": consistency_id},
     }
     assert synthesized.context[CTX_EVENT_RETENTION_DAYS] == 30
     assert synthesized.context[CTX_IDEMPOTENCY_TTL_SECONDS] == 86400

@@ -12,7 +12,9 @@ from lbcp.service import LoadBalancerService
 from lbcp.settings import settings
 
 if TYPE_CHECKING:
+    from lbcp.adapters.consistency_function import ConsistencyFunction
     from lbcp.api.idempotency import IdempotentCreates
+    from lbcp.consistency.store import ConsistencyStore
     from lbcp.heartbeats import HeartbeatService
 
 
@@ -40,6 +42,7 @@ class Dependencies:
         self.service = LoadBalancerService(self.load_balancers, self._inspector, self.clock)
         self._idempotency: IdempotentCreates | None = None
         self._heartbeats: HeartbeatService | None = None
+        self._consistency_function: ConsistencyFunction | None = None
         self._lambda_context: Any = None
 
     @staticmethod
@@ -77,6 +80,27 @@ class Dependencies:
                 clock=self.clock,
             )
         return self._heartbeats
+
+    @property
+    def consistency_store(self) -> ConsistencyStore:
+        from lbcp.consistency.store import ConsistencyStore
+
+        return ConsistencyStore(self.dynamodb, self.settings.table_name)
+
+    @property
+    def consistency_function(self) -> ConsistencyFunction | None:
+        """None where the checker is not deployed (the local runtime without its fleet)."""
+        if self._consistency_function is None and self.settings.consistency_function:
+            from botocore.config import Config
+
+            from lbcp.adapters.consistency_function import ConsistencyFunction
+
+            # A sweep call re-checks and deletes one resource; a dry run lists the account.
+            config = self._config.merge(Config(read_timeout=25, retries={"mode": "standard", "max_attempts": 1}))
+            self._consistency_function = ConsistencyFunction(
+                self._session.create_client("lambda", config=config), self.settings.consistency_function
+            )
+        return self._consistency_function
 
     def register_lambda_context(self, context: Any) -> None:
         self._lambda_context = context

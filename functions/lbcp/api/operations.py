@@ -38,6 +38,10 @@ WARM = Operation(f"{LOAD_BALANCER}/warm", "POST", reads_body=True)
 AGENT_CONFIG = Operation(f"{BASE}/agent/config", "GET")
 AGENT_HEARTBEAT = Operation(f"{BASE}/agent/heartbeat", "POST", reads_body=True)
 OPENAPI_DOCUMENT = Operation(f"{BASE}/openapi.json", "GET")
+CONSISTENCY = f"{BASE}/consistency"
+GET_CONSISTENCY = Operation(CONSISTENCY, "GET")
+SWEEP = Operation(f"{CONSISTENCY}/sweep", "POST", reads_body=True)
+GC_AUDIT = Operation(f"{CONSISTENCY}/audit", "GET")
 
 OPERATIONS: tuple[Operation, ...] = (
     CREATE_LOAD_BALANCER,
@@ -49,6 +53,9 @@ OPERATIONS: tuple[Operation, ...] = (
     WARM,
     AGENT_CONFIG,
     AGENT_HEARTBEAT,
+    GET_CONSISTENCY,
+    SWEEP,
+    GC_AUDIT,
     OPENAPI_DOCUMENT,
 )
 

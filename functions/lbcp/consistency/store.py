@@ -51,6 +51,10 @@ class AuditEntry(StatusModel):
     reason: str
 
 
+class AuditLog(StatusModel):
+    items: list[AuditEntry]
+
+
 class ConsistencyStore:
     def __init__(self, client: Any, table_name: str) -> None:
         self._client = client

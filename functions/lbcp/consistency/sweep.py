@@ -20,19 +20,20 @@ report alone (it may be 15 minutes old):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from botocore.exceptions import ClientError
+from pydantic import Field
 
 from lbcp.consistency.check import CheckSettings
-from lbcp.consistency.findings import Finding
+from lbcp.consistency.findings import ConsistencyReport, Finding
 from lbcp.consistency.inventory import ResourceType, Tagged
 from lbcp.consistency.store import AuditEntry, ConsistencyStore
 from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.entry import dns
+from lbcp.models.status import StatusModel
 from lbcp.reconcile.compute import tags_of
 
 # The order of a sweep: instances first (their interfaces are freed when they go), NLBs before
@@ -46,7 +47,8 @@ SWEEP_ORDER: Final[tuple[ResourceType, ...]] = (
     "security-group",
     "dns-record",
 )
-ACTIONS: Final[dict[str, str]] = {
+Action = Literal["terminate", "delete", "release"]
+ACTIONS: Final[dict[str, Action]] = {
     "instance": "terminate",
     "elastic-ip": "release",
 }
@@ -54,40 +56,43 @@ ACTIONS: Final[dict[str, str]] = {
 Outcome = Literal["deleted", "refused", "gone"]
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(StatusModel):
+    """What a sweep would do to one orphan, and why it is one."""
+
     resource_type: ResourceType
     resource_id: str
-    load_balancer_id: str | None
-    action: str
+    load_balancer_id: str | None = None
+    action: Action
     reason: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "resourceType": self.resource_type,
-            "resourceId": self.resource_id,
-            "loadBalancerId": self.load_balancer_id,
-            "action": self.action,
-            "reason": self.reason,
-        }
+        return self.model_dump(mode="json", by_alias=True)
 
 
-@dataclass(frozen=True)
-class SweepResult:
+class SweepResult(StatusModel):
+    """What a sweep did to one resource (``deleted``), or why not (``refused``, ``gone``)."""
+
     resource_type: ResourceType
     resource_id: str
-    load_balancer_id: str | None
+    load_balancer_id: str | None = None
     outcome: Outcome
     reason: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "resourceType": self.resource_type,
-            "resourceId": self.resource_id,
-            "loadBalancerId": self.load_balancer_id,
-            "outcome": self.outcome,
-            "reason": self.reason,
-        }
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class SweepPlan(StatusModel):
+    """A dry run: the fresh report, and the orphans a sweep would remove, in order."""
+
+    report: ConsistencyReport
+    candidates: list[Candidate]
+
+
+class SweepRequest(StatusModel):
+    apply: bool = Field(default=False, description="false: only say what would go; true: remove resourceId.")
+    resource_type: ResourceType | None = Field(default=None, description="With apply: the finding's resourceType.")
+    resource_id: str | None = Field(default=None, max_length=2048, description="With apply: its resourceId.")
 
 
 def candidates(findings: Sequence[Finding]) -> list[Candidate]:
@@ -96,13 +101,23 @@ def candidates(findings: Sequence[Finding]) -> list[Candidate]:
     chosen = [f for f in findings if f.kind == "orphan" and f.resource_type in order]
     chosen.sort(key=lambda f: (order[f.resource_type], f.resource_id))
     return [
-        Candidate(f.resource_type, f.resource_id, f.load_balancer_id, ACTIONS.get(f.resource_type, "delete"), f.message)
+        Candidate(
+            resource_type=f.resource_type,
+            resource_id=f.resource_id,
+            load_balancer_id=f.load_balancer_id,
+            action=ACTIONS.get(f.resource_type, "delete"),
+            reason=f.message,
+        )
         for f in chosen
     ]
 
 
 class Refused(Exception):
     """The live re-check does not allow the deletion; the message says why."""
+
+    def __init__(self, message: str, load_balancer_id: str | None = None) -> None:
+        super().__init__(message)
+        self.load_balancer_id = load_balancer_id
 
 
 class Gone(Exception):
@@ -138,17 +153,22 @@ class Sweeper:
         self._grace: timedelta = (settings or CheckSettings()).in_flight_grace
 
     def sweep(self, resource_type: ResourceType, resource_id: str, *, actor: str) -> SweepResult:
+        outcome: Outcome = "deleted"
         lb_id: str | None = None
         try:
             lb_id = self._remove(resource_type, resource_id)
+            reason = f"{ACTIONS.get(resource_type, 'delete')}d: nothing claims it"
         except Refused as refused:
-            result = SweepResult(resource_type, resource_id, lb_id, "refused", str(refused))
+            outcome, reason, lb_id = "refused", str(refused), refused.load_balancer_id
         except Gone as gone:
-            result = SweepResult(resource_type, resource_id, lb_id, "gone", str(gone))
-        else:
-            result = SweepResult(
-                resource_type, resource_id, lb_id, "deleted", f"{ACTIONS.get(resource_type, 'delete')}d"
-            )
+            outcome, reason = "gone", str(gone)
+        result = SweepResult(
+            resource_type=resource_type,
+            resource_id=resource_id,
+            load_balancer_id=lb_id,
+            outcome=outcome,
+            reason=reason,
+        )
         self._store.audit(
             AuditEntry(
                 time=self._clock(),
@@ -173,7 +193,7 @@ class Sweeper:
 
     def _require_unclaimed(self, what: str, lb_id: str) -> None:
         if self._load_balancers.get(lb_id) is not None:
-            raise Refused(f"the record of load balancer {lb_id} exists and claims {what}")
+            raise Refused(f"the record of load balancer {lb_id} exists and claims {what}", lb_id)
 
     def _require_no_live_lbvm(self, what: str, lb_id: str, tags: dict[str, str], resource_id: str) -> None:
         if self._load_balancers.get(lb_id) is None:
@@ -183,7 +203,7 @@ class Sweeper:
         if lbvm is not None and lbvm.state != "Terminated":
             recorded = lbvm.instance_id if what.startswith("instance") else lbvm.network_interface_id
             if recorded in (None, resource_id):
-                raise Refused(f"LBVM {lbvm_id} of load balancer {lb_id} is {lbvm.state} and claims {what}")
+                raise Refused(f"LBVM {lbvm_id} of load balancer {lb_id} is {lbvm.state} and claims {what}", lb_id)
 
     # --- the removals ----------------------------------------------------------------------
 

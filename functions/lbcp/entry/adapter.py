@@ -216,10 +216,13 @@ class EntryAdapter:
             return {}
         verify_ids = set(verify)
         groups_by_lb: dict[str, str] = {}
+        parsed_by_lb: dict[str, network.SecurityGroup] = {}
         for raw in network.list_owned_security_groups(self._ec2, (PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE)):
             tags = {tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])}
             if LB_ID_TAG_KEY in tags:
                 groups_by_lb[tags[LB_ID_TAG_KEY]] = raw["GroupId"]
+                parsed_by_lb[tags[LB_ID_TAG_KEY]] = network.parse_security_group(raw)
+        drift = self._rule_drift(load_balancers, parsed_by_lb)
         any_pool = any(spec.entry.mode == "pool" for _, spec in load_balancers)
         nlbs = {nlb.name: nlb for nlb in pool.list_product_nlbs(self._elbv2)} if any_pool else {}
         target_groups = pool.list_product_target_groups(self._elbv2) if any_pool else []
@@ -240,6 +243,7 @@ class EntryAdapter:
                     security_group_id=security_group,
                     dns_record_ips=lbvm_records if load_balancer_id in verify_ids else None,
                     resources_left=(1 if security_group else 0) + len(lbvm_records),
+                    drift=drift.get(load_balancer_id, ()),
                 )
                 continue
             nlb = nlbs.get(nlb_name(load_balancer_id))
@@ -274,8 +278,42 @@ class EntryAdapter:
                 + len(ours)
                 + len(alias)
                 + len(lbvm_records),
+                drift=drift.get(load_balancer_id, ()),
             )
         return views
+
+    def _rule_drift(
+        self, load_balancers: Sequence[tuple[str, LoadBalancerSpec]], groups: dict[str, network.SecurityGroup]
+    ) -> dict[str, tuple[str, ...]]:
+        """Per load balancer, the ingress rules of its group that differ from the spec (one DescribeVpcs at most).
+
+        The rules ``ensure_security_group`` converges (TCP, one port, a CIDR): those
+        are what the reconciler can repair; the checker reports every other kind.
+        """
+        internal_vpcs = sorted(
+            {
+                spec.vpc_id
+                for lb_id, spec in load_balancers
+                if lb_id in groups and spec.entry.scheme != "internet-facing"
+            }
+        )
+        cidrs: dict[str, tuple[str, ...]] = {}
+        if internal_vpcs:
+            for vpc in self._ec2.describe_vpcs(VpcIds=internal_vpcs).get("Vpcs", []):
+                cidrs[vpc["VpcId"]] = network.vpc_cidr_blocks(vpc)
+        drift: dict[str, tuple[str, ...]] = {}
+        for lb_id, spec in load_balancers:
+            group = groups.get(lb_id)
+            if group is None:
+                continue
+            wanted = network.desired_rules_for(spec, cidrs.get(spec.vpc_id, ()))
+            found = [f"security group {group.group_id} admits tcp/{port} {cidr}, which the spec does not imply"
+                     for port, cidr in sorted(group.rules - wanted)]  # fmt: skip
+            found += [f"security group {group.group_id} lacks tcp/{port} {cidr}, which the spec implies"
+                      for port, cidr in sorted(wanted - group.rules)]  # fmt: skip
+            if found:
+                drift[lb_id] = tuple(found)
+        return drift
 
     # --- teardown ----------------------------------------------------------------------
 

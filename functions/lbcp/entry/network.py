@@ -33,7 +33,7 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _parse(group: dict[str, Any]) -> SecurityGroup:
+def parse_security_group(group: dict[str, Any]) -> SecurityGroup:
     rules: set[tuple[int, str]] = set()
     for permission in group.get("IpPermissions", []):
         if permission.get("IpProtocol") != "tcp" or permission.get("FromPort") != permission.get("ToPort"):
@@ -56,9 +56,9 @@ def find_security_group(ec2: Any, load_balancer_id: str, vpc_id: str | None = No
     owned = [
         group
         for group in groups
-        if has_owner_tags([{"Key": k, "Value": v} for k, v in _parse(group).tags], load_balancer_id)
+        if has_owner_tags([{"Key": k, "Value": v} for k, v in parse_security_group(group).tags], load_balancer_id)
     ]
-    return _parse(owned[0]) if owned else None
+    return parse_security_group(owned[0]) if owned else None
 
 
 def list_owned_security_groups(ec2: Any, product_tag: tuple[str, str]) -> list[dict[str, Any]]:

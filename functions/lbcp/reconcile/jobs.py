@@ -32,6 +32,15 @@ class EnsureEntry(Job):
 
 
 @dataclass(frozen=True)
+class RepairEntryDrift(EnsureEntry):
+    """The entry exists but differs from the spec (a hand-added rule): converge it, saying what was found."""
+
+    event_reason: ClassVar[ReconcilerReason] = "EntryDriftRepaired"
+    failure_reason: ClassVar[ReconcilerReason] = "EntryFailed"
+    warning: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
 class Launch(Job):
     """Write a pending marker for a new LBVM and start its lifecycle execution."""
 

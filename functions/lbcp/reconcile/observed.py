@@ -52,6 +52,8 @@ class EntryView:
     registered_instance_ids: frozenset[str] | None = None
     dns_record_ips: dict[str, str] | None = None  # lbvm id -> address, dns mode
     resources_left: int = 0  # entry resources still present (teardown progress)
+    # What differs from the spec in what exists (a hand-added security group rule), in words.
+    drift: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

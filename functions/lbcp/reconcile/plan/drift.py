@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from lbcp.reconcile.jobs import DeregisterTarget, EnsureEntry, Job, RegisterTarget
+from lbcp.reconcile.jobs import DeregisterTarget, EnsureEntry, Job, RegisterTarget, RepairEntryDrift
 from lbcp.reconcile.plan.context import PlanContext
 
 
 def incomplete_entry(ctx: PlanContext) -> list[Job]:
-    if ctx.observed.entry.ready:
-        return []
-    return [EnsureEntry(reason="the entry is incomplete; creating what is missing")]
+    """What is missing is created; what drifted from the spec is converged back to it (the spec is the truth)."""
+    entry = ctx.observed.entry
+    if not entry.ready:
+        return [EnsureEntry(reason="the entry is incomplete; creating what is missing")]
+    if entry.drift:
+        return [RepairEntryDrift(reason="entry drift: " + "; ".join(entry.drift) + "; converging it to the spec")]
+    return []
 
 
 def registration_drift(ctx: PlanContext) -> list[Job]:

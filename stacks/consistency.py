@@ -1,0 +1,178 @@
+"""The consistency checker: a function every 15 minutes and on demand, its metrics' alarms and their topic.
+
+The function lists everything carrying our owner tags, compares it with the
+table and the specs, stores the report, publishes one metric per finding kind
+and writes events; the API invokes it for dry runs and for sweeps (one
+resource per call). Its deletes are fenced by the owner tags in IAM, as the
+code also checks them. Two alarms (orphans, drift) notify an SNS topic whose
+subscriptions are the operator's (README: "Alerts").
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from lbcp.models.metrics import DIMENSION_FINDING_KIND, METRIC_CONSISTENCY_FINDINGS, NAMESPACE
+from lbcp.settings import ENV_DRAIN_STATE_MACHINE_ARN, ENV_LIFECYCLE_STATE_MACHINE_ARN
+from stacks import arns, nag, owner_tags
+from stacks.arns import ELB
+from stacks.entry_permissions import records_statement
+from stacks.fleet import FleetMachinery
+from stacks.functions import FunctionContext, LbcpFunction
+
+CONSISTENCY_HANDLER: Final = "handlers.consistency.lambda_handler"
+CONSISTENCY_SERVICE_NAME: Final = "lbcp-consistency"
+CHECK_PERIOD: Final = Duration.minutes(15)
+# Findings of these kinds alarm: an orphan costs money and may be exposed, drift weakens the entry.
+ALARMED_KINDS: Final = ("orphan", "drift")
+
+DESCRIBE_ACTIONS: Final = (
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeVpcs",
+    f"{ELB}:DescribeLoadBalancers",
+    f"{ELB}:DescribeTargetGroups",
+    f"{ELB}:DescribeTags",
+    f"{ELB}:DescribeListeners",
+    f"{ELB}:DescribeTargetHealth",
+)
+EC2_SWEEP_ACTIONS: Final = (
+    "ec2:TerminateInstances",
+    "ec2:DeleteNetworkInterface",
+    "ec2:ReleaseAddress",
+    "ec2:DeleteSecurityGroup",
+)
+ELB_SWEEP_ACTIONS: Final = (f"{ELB}:DeleteLoadBalancer", f"{ELB}:DeleteListener", f"{ELB}:DeleteTargetGroup")
+
+
+class ConsistencyFunction(LbcpFunction):
+    def __init__(self, scope: Construct, construct_id: str, *, context: FunctionContext, fleet: FleetMachinery) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            context=context,
+            description="lbcp consistency checker: finds orphans, drift, leaks and stuck executions; sweeps orphans",
+            handler=CONSISTENCY_HANDLER,
+            service_name=CONSISTENCY_SERVICE_NAME,
+            environment={
+                ENV_LIFECYCLE_STATE_MACHINE_ARN: arns.state_machine(fleet.lifecycle_name),
+                ENV_DRAIN_STATE_MACHINE_ARN: arns.state_machine(fleet.drain_name),
+                **fleet.fleet_config.environment(),
+            },
+            memory_size=1024,
+            # A full listing of a large account, well under the API's 30 s for the dry run it also serves.
+            timeout=Duration.seconds(25),
+        )
+        # Reads of records and LBVMs, the report (Get/Put) and the audit log (Put, Query).
+        self.add_to_role_policy(
+            context.table.items_statement(("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"))
+        )
+        self.add_to_role_policy(context.table.index_query_statement(sid="ListByKind"))
+        self.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RunningExecutions",
+                actions=["states:ListExecutions"],
+                resources=[arns.state_machine(fleet.lifecycle_name), arns.state_machine(fleet.drain_name)],
+            )
+        )
+        self.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="SweepOwnEc2Orphans",
+                actions=list(EC2_SWEEP_ACTIONS),
+                resources=[
+                    arns.ec2(kind) for kind in ("instance", "network-interface", "elastic-ip", "security-group")
+                ],
+                conditions=owner_tags.RESOURCE_TAGGED_FOR_A_LOAD_BALANCER,
+            )
+        )
+        self.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="SweepOwnEntryOrphans",
+                actions=list(ELB_SWEEP_ACTIONS),
+                resources=[arns.entry_load_balancers(), arns.entry_target_groups(), arns.entry_listeners()],
+                conditions=owner_tags.RESOURCE_TAGGED_FOR_A_LOAD_BALANCER,
+            )
+        )
+        if fleet.fleet_config.hosted_zone_id:
+            self.add_to_role_policy(records_statement("ZoneRecords", fleet.fleet_config.hosted_zone_id))
+        self.describe_policy = self.add_policy(
+            "DescribePolicy",
+            iam.PolicyStatement(sid="ListOwnedResources", actions=list(DESCRIBE_ACTIONS), resources=["*"]),
+            iam.PolicyStatement(
+                sid="PublishFindingMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": NAMESPACE}},
+            ),
+        )
+        nag.acknowledge_consistency(self, self.describe_policy)
+
+
+class ConsistencyChecker(Construct):
+    """The function, its 15-minute schedule, the alarm topic and the alarms on orphans and drift."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, context: FunctionContext, fleet: FleetMachinery) -> None:
+        super().__init__(scope, construct_id)
+        self.function = ConsistencyFunction(self, "Function", context=context, fleet=fleet)
+        self.rule = events.Rule(
+            self,
+            "Every15Minutes",
+            description="Run the lbcp consistency checker",
+            schedule=events.Schedule.rate(CHECK_PERIOD),
+            # Level-triggered like the reconciler: a missed run is healed by the next one.
+            targets=[targets.LambdaFunction(self.function.function, retry_attempts=0, max_event_age=CHECK_PERIOD)],
+        )
+        # A key of our own: CloudWatch alarms cannot publish to a topic under the AWS-managed SNS key.
+        self.topic_key = kms.Key(
+            self, "AlarmTopicKey", description="lbcp consistency alarms topic", enable_key_rotation=True
+        )
+        self.topic_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name="lbcp consistency findings",
+            master_key=self.topic_key,
+            enforce_ssl=True,
+        )
+        self.alarms = {
+            kind: cloudwatch.Alarm(
+                self,
+                f"{kind.capitalize()}Alarm",
+                alarm_description=f"The consistency checker found {kind} resources (lbctl gc report)",
+                metric=cloudwatch.Metric(
+                    namespace=NAMESPACE,
+                    metric_name=METRIC_CONSISTENCY_FINDINGS,
+                    dimensions_map={DIMENSION_FINDING_KIND: kind},
+                    statistic="Maximum",
+                    period=CHECK_PERIOD,
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                # Every run publishes every kind (zeros too): no data means no run, not no findings.
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            for kind in ALARMED_KINDS
+        }
+        for alarm in self.alarms.values():
+            alarm.add_alarm_action(actions.SnsAction(self.topic))
+            alarm.add_ok_action(actions.SnsAction(self.topic))
