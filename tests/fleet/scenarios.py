@@ -539,8 +539,11 @@ def check_rollout_keeps_serving(scenario: Scenario) -> None:
         bound = convergence_bound(world)
         # The PATCH may lower the floor (a subnet fewer changes nothing; maxUnavailable is not patched).
         floor = min(floor, world.effective_desired - world.spec.rollout.max_unavailable)
+        # maxSurge counts from the desired capacity (a Deployment's): no more instances than that exist.
+        ceiling = max(world.effective_desired + world.spec.rollout.max_surge, tick.footprint_before)
         for _ in range(bound + 1):
             assert serving(world) >= floor, f"{serving(world)} LBVMs serving during the rollout, floor {floor}"
+            assert tick.footprint_after <= ceiling, f"{tick.footprint_after} instances > desired + maxSurge {ceiling}"
             if tick.noop and not world.convergence_gaps():
                 break
             tick = run.step()

@@ -259,7 +259,7 @@ def _scaling_steps(spec: LoadBalancerSpec) -> Iterator[FieldError]:
 
 
 def _rollout(spec: LoadBalancerSpec) -> Iterator[FieldError]:
-    if spec.rollout.max_surge == 0 and spec.rollout.max_unavailable == 0:
+    if spec.rollout.max_surge in (0, "0%") and spec.rollout.max_unavailable in (0, "0%"):
         yield _error(
             ("rollout", "maxSurge"),
             "maxSurge and maxUnavailable cannot both be 0: a rollout could never start",

@@ -21,7 +21,16 @@ import ipaddress
 import re
 from typing import Annotated, Final, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 MAX_LBVMS_PER_LOAD_BALANCER = 100
@@ -457,10 +466,49 @@ class Scaling(SpecModel):
     )
 
 
+PERCENTAGE_PATTERN = r"^(100|[1-9]?[0-9])%$"
+
+
+def _count_or_percentage(value: object) -> int | str:
+    # One validator rather than a union, so that an error names the field itself
+    # (a union reports one error per branch, under tags nobody sent).
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_LBVMS_PER_LOAD_BALANCER:
+        return value
+    if isinstance(value, str) and re.fullmatch(PERCENTAGE_PATTERN, value):
+        return value
+    raise ValueError(
+        f"must be a number of LBVMs (0 to {MAX_LBVMS_PER_LOAD_BALANCER}) or a percentage of the desired capacity "
+        'such as "25%"'
+    )
+
+
+# A number of LBVMs, or a percentage of the desired capacity ("25%"), as in a Deployment.
+CountOrPercentage = Annotated[
+    int | str,
+    PlainValidator(_count_or_percentage),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_LBVMS_PER_LOAD_BALANCER},
+                {"type": "string", "pattern": PERCENTAGE_PATTERN},
+            ]
+        }
+    ),
+]
+
+
 class Rollout(SpecModel):
     strategy: RolloutStrategy = "rolling"
-    max_surge: int = Field(default=1, ge=0, le=MAX_LBVMS_PER_LOAD_BALANCER)
-    max_unavailable: int = Field(default=0, ge=0, le=MAX_LBVMS_PER_LOAD_BALANCER)
+    max_surge: CountOrPercentage = Field(
+        default=1,
+        description="How many LBVMs a rollout may add above the desired capacity: a count, or a percentage of "
+        "the desired capacity (rounded up). Not both this and maxUnavailable 0.",
+    )
+    max_unavailable: CountOrPercentage = Field(
+        default=0,
+        description="How many of the desired LBVMs may be out of service during a rollout: a count, or a "
+        "percentage of the desired capacity (rounded down).",
+    )
 
 
 # --- the spec -------------------------------------------------------------------

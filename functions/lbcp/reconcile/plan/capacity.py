@@ -1,4 +1,4 @@
-"""Capacity: as many LBVMs as desired, spread over the subnets, within capacity.max + rollout.maxSurge.
+"""Capacity: as many LBVMs as desired, spread over the subnets, replacements within desired + rollout.maxSurge.
 
 Routable and starting LBVMs count towards the desired capacity; Unroutable ones
 do not: a replacement is launched at once, and if the sick one recovers, the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lbcp.logic.rollout_bounds import surge_count, unavailable_count
 from lbcp.models.lbvm import Lbvm
 from lbcp.reconcile.jobs import Job, Launch, RequestDrain
 from lbcp.reconcile.placement import subnets_for_launches
@@ -34,26 +35,45 @@ def capacity(ctx: PlanContext) -> list[Job]:
         return jobs + _scale_in(ctx, placed, excess, desired)
     missing = desired - len(placed)
     if missing > 0:
-        return jobs + _launch(ctx, placed, outgoing, min(missing, launch_room(ctx)), desired)
+        # Capacity that nothing live covers (a scale-out, a lost LBVM) is not a replacement:
+        # maxSurge does not hold it back.
+        uncovered = max(0, missing - len(outgoing) - _replacements_draining(ctx, jobs))
+        return jobs + _launch(ctx, placed, outgoing, min(missing, launch_room(ctx, uncovered)), desired)
     if outgoing:
         return jobs  # rebalancing waits for the rollout
     return jobs + _rebalance(ctx, placed)
 
 
-def launch_room(ctx: PlanContext) -> int:
-    """How many launches fit under the ceiling: capacity.max + rollout.maxSurge instances in all.
+def launch_room(ctx: PlanContext, uncovered: int = 0) -> int:
+    """How many launches fit: replacements within desired + maxSurge instances, as in a Deployment.
 
-    Every instance that exists or is about to counts: alive instances, the
-    instances of records not yet terminated (they may not be listed yet), and
-    markers still waiting for their instance.
+    Every instance that exists or is about to counts: alive instances (draining
+    ones too: they cost as much), the instances of records not yet terminated
+    (they may not be listed yet), and markers still waiting for their instance.
+    ``uncovered`` launches (capacity nothing live covers: a scale-out, a lost
+    LBVM) fit whatever is still draining. Nothing ever goes above the hard
+    ceiling, capacity.max + maxSurge instances.
     """
     spec = ctx.spec
+    desired = ctx.record.status.desired_capacity
     not_terminated = ctx.fleet.not_terminated
     in_flight = {lbvm.instance_id for lbvm in not_terminated if lbvm.instance_id}
     instances = len({i.instance_id for i in ctx.observed.instances if i.alive} | in_flight)
-    markers_without_instance = sum(1 for lbvm in not_terminated if lbvm.instance_id is None)
-    ceiling = spec.capacity.max + spec.rollout.max_surge
-    return max(0, ceiling - instances - markers_without_instance)
+    instances += sum(1 for lbvm in not_terminated if lbvm.instance_id is None)
+    surge = surge_count(spec.rollout, desired)
+    room = max(desired + surge - instances, uncovered)
+    return max(0, min(room, spec.capacity.max + surge - instances))
+
+
+def _replacements_draining(ctx: PlanContext, drains: Sequence[Job]) -> int:
+    """LBVMs draining because a rollout replaces them: the capacity they leave is a replacement's, within maxSurge."""
+    earlier = sum(
+        1
+        for lbvm in ctx.fleet.draining
+        if lbvm.drain_reason == "rollout"
+        or (lbvm.drain_reason == "replace" and lbvm.subnet_id not in ctx.spec.subnet_ids)
+    )
+    return earlier + len(drains)
 
 
 def _scale_in(ctx: PlanContext, placed: Sequence[Lbvm], excess: int, desired: int) -> list[Job]:
@@ -123,7 +143,7 @@ def _rebalance(ctx: PlanContext, placed: Sequence[Lbvm]) -> list[Job]:
                 availability_zone=zones.get(subnet_id),
             )
         ]
-    if spec.rollout.max_unavailable > 0:
+    if unavailable_count(spec.rollout, ctx.record.status.desired_capacity) > 0:
         # No room to surge: drain from the fullest zone first; the launch into the
         # emptiest follows once it is gone (within maxUnavailable).
         refs = [LbvmRef(lbvm.lbvm_id, lbvm.subnet_id, lbvm.state) for lbvm in placed]

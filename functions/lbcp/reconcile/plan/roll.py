@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lbcp.logic.rollout_bounds import unavailable_count
 from lbcp.models.lbvm import DrainReason, Lbvm
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.reconcile.jobs import Job, RequestDrain
@@ -53,7 +54,7 @@ def drain_replaced(
     """
     routable_placed = sum(1 for lbvm in placed if lbvm.state == "Routable")
     serving_outgoing = [lbvm for lbvm in outgoing if lbvm.state == "Routable"]
-    floor = max(0, desired - spec.rollout.max_unavailable)
+    floor = max(0, desired - unavailable_count(spec.rollout, desired))
     budget = max(0, routable_placed + len(serving_outgoing) - floor)
     # Subnets the spec dropped go first, then the oldest LBVMs.
     order = sorted(serving_outgoing, key=lambda lbvm: (why[lbvm.lbvm_id].drain_reason != "replace", lbvm.created_at))
