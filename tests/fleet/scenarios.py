@@ -85,6 +85,9 @@ def shapes(draw: st.DrawFn) -> FleetShape:
         recovery_ticks=draw(st.integers(0, 3)),
         drain_ticks=draw(st.integers(0, 3)),
         connection_threshold=draw(st.integers(0, 3)),
+        canary=draw(st.integers(0, 2)),
+        bake_ticks=draw(st.integers(0, 2)),
+        max_failed_launches=draw(st.integers(1, 3)),
     )
 
 
@@ -342,6 +345,13 @@ def convergence_bound(world: World) -> int:
     trim = drain_timeout + ticks(3)
     verify = ticks(world.behaviour.verify_every) + PLANNER.registration_grace
     roll = world.to_roll() * (replace + trim)
+    # A rollout's canary goes first and bakes; a rollout that fails (faults can make its canary fail)
+    # waits at most its progress deadline, then rolls back as it rolled: each step once more.
+    rollout = world.spec.rollout
+    canary = replace + timedelta(seconds=rollout.bake_seconds) + ticks(2)
+    deadline = timedelta(seconds=rollout.progress_deadline_seconds)
+    if world.to_roll():
+        roll += canary + deadline + roll
     total = max(settle + replace + trim + verify + roll, PLANNER.orphan_grace + ticks(2)) + ticks(2)
     return math.ceil(total / TICK) + dead_lease_wait(world)
 
@@ -533,14 +543,14 @@ def check_rollout_keeps_serving(scenario: Scenario) -> None:
             if run.step().noop and not world.convergence_gaps():
                 break
         assert not world.convergence_gaps(), f"never converged before the rollout: {world.convergence_gaps()}"
-        floor = world.effective_desired - world.spec.rollout.max_unavailable
+        floor = world.floor
         changes = [fault for _, fault in scenario.schedule]
         tick = run.step(changes)
         bound = convergence_bound(world)
         # The PATCH may lower the floor (a subnet fewer changes nothing; maxUnavailable is not patched).
-        floor = min(floor, world.effective_desired - world.spec.rollout.max_unavailable)
+        floor = min(floor, world.floor)
         # maxSurge counts from the desired capacity (a Deployment's): no more instances than that exist.
-        ceiling = max(world.effective_desired + world.spec.rollout.max_surge, tick.footprint_before)
+        ceiling = max(world.effective_desired + world.surge, tick.footprint_before)
         for _ in range(bound + 1):
             assert serving(world) >= floor, f"{serving(world)} LBVMs serving during the rollout, floor {floor}"
             assert tick.footprint_after <= ceiling, f"{tick.footprint_after} instances > desired + maxSurge {ceiling}"

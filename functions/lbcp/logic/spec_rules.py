@@ -265,6 +265,13 @@ def _rollout(spec: LoadBalancerSpec) -> Iterator[FieldError]:
             "maxSurge and maxUnavailable cannot both be 0: a rollout could never start",
             "out_of_range",
         )
+    if spec.rollout.progress_deadline_seconds <= spec.lifecycle.pending_timeout_seconds:
+        yield _error(
+            ("rollout", "progressDeadlineSeconds"),
+            f"must be longer than lifecycle.pendingTimeoutSeconds ({spec.lifecycle.pending_timeout_seconds}): "
+            "a canary that boots in time would fail the rollout",
+            "out_of_range",
+        )
 
 
 def _tags(spec: LoadBalancerSpec) -> Iterator[FieldError]:

@@ -16,7 +16,15 @@ EventType = Literal["Normal", "Warning"]
 # back through this type until they expire.
 
 # The API: what a user asked for.
-ApiReason = Literal["Created", "SpecUpdated", "DeletionRequested", "WarmRequested"]
+ApiReason = Literal[
+    "Created",
+    "SpecUpdated",
+    "DeletionRequested",
+    "WarmRequested",
+    "RolloutPauseRequested",
+    "RolloutResumeRequested",
+    "RolloutAbortRequested",
+]
 
 # The reconciler: one pair per kind of job (``lbcp.reconcile.jobs``).
 ReconcilerReason = Literal[
@@ -58,7 +66,19 @@ LifecycleReason = Literal[
 # The scaler: a change of desired capacity, a hold worth telling, a warm floor's end.
 ScalingReason = Literal["ScaledOut", "ScaledIn", "ScalingHeld", "WarmExpired"]
 
-EventReason = Literal[ApiReason, ReconcilerReason, LifecycleReason, ScalingReason]
+# The planner's rollout decisions (``lbcp.reconcile.plan.rollout``): one per transition.
+RolloutReason = Literal[
+    "RolloutStarted",
+    "RolloutProgressed",
+    "RolloutPaused",
+    "RolloutResumed",
+    "RolloutSucceeded",
+    "RolloutFailed",
+    "RolledBack",
+    "RolloutSuperseded",
+]
+
+EventReason = Literal[ApiReason, ReconcilerReason, LifecycleReason, ScalingReason, RolloutReason]
 
 
 class Event(StatusModel):

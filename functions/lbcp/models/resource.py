@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from lbcp.models.events import Event
+from lbcp.models.rollout import RolloutControl
 from lbcp.models.scaling import ScalingState, WarmFloor
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import EntryStatusView, LoadBalancerStatus, StatusModel
@@ -29,6 +30,8 @@ class LoadBalancerRecord(StatusModel):
     desired_capacity: int = Field(ge=0)
     scaling_version: int = Field(default=0, ge=0)
     scaling: ScalingState = Field(default_factory=ScalingState)
+    # An operator's pause, resume or abort of the current rollout (the API's only write about rollouts).
+    rollout_control: RolloutControl | None = None
 
 
 class ScalingStatus(StatusModel):

@@ -497,6 +497,9 @@ CountOrPercentage = Annotated[
 ]
 
 
+PROGRESS_DEADLINE_SECONDS: Final = 1200
+
+
 class Rollout(SpecModel):
     strategy: RolloutStrategy = "rolling"
     max_surge: CountOrPercentage = Field(
@@ -508,6 +511,34 @@ class Rollout(SpecModel):
         default=0,
         description="How many of the desired LBVMs may be out of service during a rollout: a count, or a "
         "percentage of the desired capacity (rounded down).",
+    )
+    canary: CountOrPercentage = Field(
+        default=1,
+        description="How many LBVMs go onto a new template first: a count, or a percentage of the desired "
+        "capacity (rounded up). They must pass the health gate and stay healthy for bakeSeconds before the "
+        "rest follow. 0: no canary step.",
+    )
+    bake_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="How long the canary LBVMs must stay healthy before the rest of the fleet is rolled.",
+    )
+    progress_deadline_seconds: int = Field(
+        default=PROGRESS_DEADLINE_SECONDS,
+        ge=30,
+        le=86400,
+        description="A rollout step that makes no progress for this long fails the rollout, which rolls back. "
+        f"Longer than lifecycle.pendingTimeoutSeconds. Defaults to {PROGRESS_DEADLINE_SECONDS}, or to twice "
+        "lifecycle.pendingTimeoutSeconds when that is longer.",
+    )
+    max_failed_launches: int = Field(
+        default=2,
+        ge=1,
+        le=MAX_LBVMS_PER_LOAD_BALANCER,
+        description="Launches of the new template that never pass the health gate (or stop passing it) before "
+        "the rollout fails and rolls back. A rollout onto a template that never gets healthy launches it at "
+        "most canary + maxFailedLaunches - 1 times.",
     )
 
 
@@ -533,6 +564,16 @@ class LoadBalancerSpec(SpecModel):
     scaling: Scaling = Field(default_factory=Scaling)
     rollout: Rollout = Field(default_factory=Rollout)
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
+
+    @model_validator(mode="after")
+    def _deadline_outlasts_a_boot(self) -> Self:
+        # A canary that boots within its pending timeout must not fail the rollout.
+        derive_default(
+            self.rollout,
+            "progress_deadline_seconds",
+            max(PROGRESS_DEADLINE_SECONDS, 2 * self.lifecycle.pending_timeout_seconds),
+        )
+        return self
 
     @model_validator(mode="after")
     def _waf_picks_its_proxy(self) -> Self:
