@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from lbcp.models.events import Event
-from lbcp.models.rollout import RolloutControl
+from lbcp.models.rollout import RolloutControl, RolloutStatus
 from lbcp.models.scaling import ScalingState, WarmFloor
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import EntryStatusView, LoadBalancerStatus, StatusModel
@@ -85,6 +85,17 @@ def scaling_status(record: LoadBalancerRecord, now: datetime) -> dict[str, objec
     }
 
 
+def effective_rollout(record: LoadBalancerRecord, now: datetime) -> RolloutStatus | None:
+    """``status.rollout`` with an operator's request folded in: what the planner makes of it on its next tick."""
+    from lbcp.reconcile.plan.rollout import apply_control  # the one rule, kept with the planner
+
+    rollout = record.status.rollout
+    if rollout is None or record.rollout_control is None:
+        return rollout
+    # As of the request, so that the answer is the same however often it is read.
+    return apply_control(rollout, record.rollout_control, min(now, record.rollout_control.requested_at))
+
+
 def _utc_iso_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else utc_iso(moment)
 
@@ -97,6 +108,9 @@ def representation(
     ``local_endpoints`` is where the local runtime's entry listens for it (None in AWS).
     """
     status = record.status.model_dump(mode="json", by_alias=True)
+    rollout = effective_rollout(record, now)
+    if rollout is not None:
+        status["rollout"] = rollout.model_dump(mode="json", by_alias=True, exclude_none=True)
     if local_endpoints is not None:
         status["entry"]["localEndpoints"] = local_endpoints
     return {

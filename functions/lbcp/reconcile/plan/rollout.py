@@ -188,7 +188,7 @@ def _superseded(
             f"to it from {rollout.to_template.description}"
         )
         notes.append(RolloutNote("RolloutSuperseded", f"rollout {rollout.id}: {message}"))
-        return _rollback(rollout, message, inputs, rejected=False), None
+        return _rollback(rollout, message, inputs.now, rejected=False), None
     message = (
         f"superseded at {rollout.progress}: the spec now asks for {wanted.description} (generation "
         f"{inputs.generation}); a new rollout starts from {rollout.from_template.description}"
@@ -200,9 +200,15 @@ def _superseded(
     return ended, rollout.from_template
 
 
-def _apply_control(
-    rollout: RolloutStatus, control: RolloutControl | None, inputs: _Inputs, notes: list[RolloutNote]
+def apply_control(
+    rollout: RolloutStatus, control: RolloutControl | None, now: datetime, notes: list[RolloutNote] | None = None
 ) -> RolloutStatus:
+    """An operator's pause, resume or abort, applied to the rollout it names (idempotent: a repeat changes nothing).
+
+    The planner applies it on its next tick; the API applies it too, to answer
+    with what the rollout is about to be.
+    """
+    notes = [] if notes is None else notes
     if control is None or control.rollout_id != rollout.id or not rollout.active:
         return rollout
     who = control.requested_by or "an operator"
@@ -225,8 +231,8 @@ def _apply_control(
                 "state": "Progressing",
                 "step": rollout.paused_step,
                 "paused_step": None,
-                "step_started_at": inputs.now,
-                "last_progress_at": inputs.now,
+                "step_started_at": now,
+                "last_progress_at": now,
             }
         )
         if control.action == "resume":
@@ -240,11 +246,11 @@ def _apply_control(
             "PATCH it to what you want"
         )
         notes.append(RolloutNote("RolloutFailed", f"rollout {rollout.id}: {message}", "Warning"))
-        return _rollback(rollout, message, inputs, rejected=True)
+        return _rollback(rollout, message, now, rejected=True)
     return rollout
 
 
-def _rollback(rollout: RolloutStatus, message: str, inputs: _Inputs, *, rejected: bool) -> RolloutStatus:
+def _rollback(rollout: RolloutStatus, message: str, now: datetime, *, rejected: bool) -> RolloutStatus:
     return rollout.model_copy(
         update={
             "state": "Progressing",
@@ -252,8 +258,8 @@ def _rollback(rollout: RolloutStatus, message: str, inputs: _Inputs, *, rejected
             "message": message,
             "rejected": rejected,
             "replaced": 0,
-            "step_started_at": inputs.now,
-            "last_progress_at": inputs.now,
+            "step_started_at": now,
+            "last_progress_at": now,
             "paused_step": None,
         }
     )
@@ -266,7 +272,7 @@ def _step(
     spec, now, desired = inputs.spec, inputs.now, inputs.desired
     settings = spec.rollout
     rollout = _observe(rollout, inputs)
-    rollout = _apply_control(rollout, control, inputs, notes)
+    rollout = apply_control(rollout, control, inputs.now, notes)
     if rollout.step == "Rollback":
         return _rolling_back(rollout, inputs, notes)
     new, old = rollout.to_template, rollout.from_template
@@ -418,7 +424,7 @@ def _fail(rollout: RolloutStatus, why: str, inputs: _Inputs, notes: list[Rollout
     notes.append(
         RolloutNote("RolloutFailed", f"rollout {rollout.id} failed at step {rollout.step}: {message}", "Warning")
     )
-    return _rolling_back(_rollback(rollout, message, inputs, rejected=True), inputs, notes)
+    return _rolling_back(_rollback(rollout, message, inputs.now, rejected=True), inputs, notes)
 
 
 def _rolling_back(rollout: RolloutStatus, inputs: _Inputs, notes: list[RolloutNote]) -> RolloutDecision:
@@ -559,4 +565,12 @@ def _time(moment: datetime) -> str:
     return moment.strftime("%H:%M:%SZ")
 
 
-__all__ = ["RolloutDecision", "RolloutNote", "canary_count", "decide_rollout", "template_of", "verdict_key"]
+__all__ = [
+    "RolloutDecision",
+    "RolloutNote",
+    "apply_control",
+    "canary_count",
+    "decide_rollout",
+    "template_of",
+    "verdict_key",
+]
