@@ -184,6 +184,7 @@ class LocalRuntime:
             cloudwatch=session.client("cloudwatch"),
             region=LOCAL_REGION,
             machines=MachineFactory(self.dataplane, self._fleet_dir / "lbvms"),
+            broken_image_ids=frozenset({self.account.broken_image_id}),
         )
         self.agents.start()
         if self._serves_traffic:
