@@ -47,7 +47,7 @@ def run(client: Any, args: argparse.Namespace, as_json: bool) -> int:
                     [
                         item.get("id"),
                         timestamp(item.get("startedAt")),
-                        item.get("state") + (" (rejected)" if item.get("rejected") else ""),
+                        f"{item.get('state')}{' (rejected)' if item.get('rejected') else ''}",
                         _template(item.get("fromTemplate")),
                         _template(item.get("toTemplate")),
                         item.get("progress"),
