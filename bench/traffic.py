@@ -174,6 +174,7 @@ def run(proxy: str, log: Callable[[str], None]) -> list[PhaseStats]:
         }
         # A grace above the local entry's deregistration delay (3 s), as 30 s is above an NLB's.
         spec["drain"] = {"timeoutSeconds": 20, "maxConnectionLifetimeSeconds": 10, "deregistrationGraceSeconds": 5}
+        spec["rollout"] = {"bakeSeconds": 5}  # a short bake: 300 s in production
         scenario = Scenario(runtime, proxy, log)
         traffic = scenario.create(spec)
         scenario.phase("steady")
