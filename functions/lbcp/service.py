@@ -32,7 +32,7 @@ from lbcp.logic.patching import (
     read_only_violations,
 )
 from lbcp.models.events import Event, EventReason
-from lbcp.models.resource import LoadBalancerRecord, effective_rollout
+from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.rollout import RolloutAction, RolloutControl, RolloutStatus
 from lbcp.models.scaling import WarmRequest
 from lbcp.models.spec import LB_ID_PATTERN, LoadBalancerSpec
@@ -49,6 +49,15 @@ _CONTROL_REASONS: dict[str, EventReason] = {
 }
 # A warm write lost to a concurrent scaler decision is retried on the fresh record this often.
 _WARM_ATTEMPTS = 3
+
+
+def effective_rollout(record: LoadBalancerRecord, now: datetime) -> RolloutStatus | None:
+    """``status.rollout`` with an operator's request folded in: what the planner makes of it on its next tick."""
+    rollout = record.status.rollout
+    if rollout is None or record.rollout_control is None:
+        return rollout
+    # As of the request, so that the answer is the same however often it is read.
+    return apply_control(rollout, record.rollout_control, min(now, record.rollout_control.requested_at))
 
 
 class NoRollout(Exception):

@@ -85,30 +85,23 @@ def scaling_status(record: LoadBalancerRecord, now: datetime) -> dict[str, objec
     }
 
 
-def effective_rollout(record: LoadBalancerRecord, now: datetime) -> RolloutStatus | None:
-    """``status.rollout`` with an operator's request folded in: what the planner makes of it on its next tick."""
-    from lbcp.reconcile.plan.rollout import apply_control  # the one rule, kept with the planner
-
-    rollout = record.status.rollout
-    if rollout is None or record.rollout_control is None:
-        return rollout
-    # As of the request, so that the answer is the same however often it is read.
-    return apply_control(rollout, record.rollout_control, min(now, record.rollout_control.requested_at))
-
-
 def _utc_iso_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else utc_iso(moment)
 
 
 def representation(
-    record: LoadBalancerRecord, now: datetime, local_endpoints: list[dict[str, Any]] | None = None
+    record: LoadBalancerRecord,
+    now: datetime,
+    local_endpoints: list[dict[str, Any]] | None = None,
+    rollout: RolloutStatus | None = None,
 ) -> dict[str, Any]:
     """The JSON the API returns for a load balancer (the shape of ``LoadBalancer``).
 
-    ``local_endpoints`` is where the local runtime's entry listens for it (None in AWS).
+    ``local_endpoints`` is where the local runtime's entry listens for it (None in AWS);
+    ``rollout``, status.rollout with an operator's pending request folded in
+    (``lbcp.service.effective_rollout``), if there is one.
     """
     status = record.status.model_dump(mode="json", by_alias=True)
-    rollout = effective_rollout(record, now)
     if rollout is not None:
         status["rollout"] = rollout.model_dump(mode="json", by_alias=True, exclude_none=True)
     if local_endpoints is not None:
