@@ -188,6 +188,7 @@ def run(proxy: str, log: Callable[[str], None]) -> tuple[list[PhaseStats], LossA
         }
         # A grace above the local entry's deregistration delay (3 s), as 30 s is above an NLB's.
         spec["drain"] = {"timeoutSeconds": 20, "maxConnectionLifetimeSeconds": 10, "deregistrationGraceSeconds": 5}
+        spec["rollout"] = {"bakeSeconds": 5}  # a short bake: 300 s in production
         scenario = Scenario(runtime, proxy, log)
         traffic = scenario.create(spec)
         scenario.phase("steady")

@@ -1,6 +1,6 @@
 """lbctl: manage load balancers through the lbcp control plane API.
 
-Commands: create, get, list, patch, delete, events (``lbctl COMMAND --help``),
+Commands: create, get, list, patch, delete, events, rollout (``lbctl COMMAND --help``),
 gc (the consistency report and garbage collection of orphans), and simulate
 (offline: what a scaling policy would have done on a load trace).
 A load balancer REF is its id (``lb-...``) or its name.
@@ -18,7 +18,7 @@ Exit codes:
      credentials or region to sign with (nothing was changed)
   3  the API rejected the request as invalid (HTTP 400, 413, 415, 422, 428)
   4  not found (HTTP 404)
-  5  conflict (HTTP 409: name in use, being deleted; HTTP 412: stale --if-match)
+  5  conflict (HTTP 409: name in use, being deleted, no rollout in progress; HTTP 412: stale --if-match)
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ from lbctl.errors import (
 from lbctl.gc import EPILOG as GC_EPILOG
 from lbctl.gc import add_arguments as add_gc_arguments
 from lbctl.output import NONE, age, cell, compact_json, fields, table, timestamp
+from lbctl.rollout import EPILOG as ROLLOUT_EPILOG
+from lbctl.rollout import add_arguments as add_rollout_arguments
+from lbctl.rollout import run as run_rollout
 from lbctl.simulate import EPILOG as SIMULATE_EPILOG
 from lbctl.simulate import add_arguments as add_simulate_arguments
 from lbctl.simulate import cmd_simulate as run_simulation
@@ -518,6 +521,13 @@ def cmd_events(ctx: Context) -> int:
     return EXIT_OK
 
 
+# --- rollout --------------------------------------------------------------------------
+
+
+def cmd_rollout(ctx: Context) -> int:
+    return run_rollout(ctx.client, ctx.args, ctx.json)
+
+
 # --- simulate -------------------------------------------------------------------------
 
 
@@ -644,6 +654,14 @@ def build_parser() -> argparse.ArgumentParser:
         GC_EPILOG,
     )
     add_gc_arguments(gc, common, _print_json)
+
+    rollout = command(
+        "rollout",
+        cmd_rollout,
+        "A load balancer's rollouts: status, pause, resume, abort (roll back now), history.",
+        ROLLOUT_EPILOG,
+    )
+    add_rollout_arguments(rollout)
 
     simulate = command(
         "simulate",

@@ -31,17 +31,37 @@ from lbcp.logic.patching import (
     merge_patch,
     read_only_violations,
 )
-from lbcp.models.events import Event
+from lbcp.models.events import Event, EventReason
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.rollout import RolloutAction, RolloutControl, RolloutStatus
 from lbcp.models.scaling import WarmRequest
 from lbcp.models.spec import LB_ID_PATTERN, LoadBalancerSpec
 from lbcp.models.status import EntryStatus, LoadBalancerStatus
+from lbcp.reconcile.plan.rollout import apply_control
 from lbcp.scaling.warming import WarmResult, plan_warm
 from lbcp.validation import check_rules, parse_spec
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_CONTROL_REASONS: dict[str, EventReason] = {
+    "pause": "RolloutPauseRequested",
+    "resume": "RolloutResumeRequested",
+    "abort": "RolloutAbortRequested",
+}
 # A warm write lost to a concurrent scaler decision is retried on the fresh record this often.
 _WARM_ATTEMPTS = 3
+
+
+def effective_rollout(record: LoadBalancerRecord, now: datetime) -> RolloutStatus | None:
+    """``status.rollout`` with an operator's request folded in: what the planner makes of it on its next tick."""
+    rollout = record.status.rollout
+    if rollout is None or record.rollout_control is None:
+        return rollout
+    # As of the request, so that the answer is the same however often it is read.
+    return apply_control(rollout, record.rollout_control, min(now, record.rollout_control.requested_at))
+
+
+class NoRollout(Exception):
+    """Nothing to pause, resume or abort: no rollout is in progress (a 409)."""
 
 
 class WarmContended(Exception):
@@ -203,6 +223,41 @@ class LoadBalancerService:
                 continue
             return WarmResult(record.id, plan.warm, plan.previous, plan.desired)
         raise WarmContended(f"{record.id}: the scaling state kept changing; try again")
+
+    def rollout_action(self, ref: str, action: RolloutAction, actor: str | None) -> RolloutStatus:
+        """Pause, resume or abort the current rollout; returns it as the planner is about to make it.
+
+        Idempotent: a request that changes nothing (pausing a paused rollout,
+        aborting one already rolling back) writes nothing. Raises ``NoRollout``
+        when no rollout is in progress, ``NotFound``, ``BeingDeleted``.
+        """
+        record = self.resolve(ref)
+        if record.deletion_requested_at is not None:
+            raise BeingDeleted(record)
+        current = effective_rollout(record, self._clock())
+        if current is None or not current.active:
+            last = f" (the last one, {current.id}, ended {current.state})" if current is not None else ""
+            raise NoRollout(f"{record.id} has no rollout in progress{last}; nothing to {action}")
+        now = self._clock()
+        control = RolloutControl(rollout_id=current.id, action=action, requested_at=now, requested_by=actor)
+        after = apply_control(current, control, now)
+        if after == current:
+            return current
+        event = Event(
+            time=now,
+            type="Warning" if action == "abort" else "Normal",
+            reason=_CONTROL_REASONS[action],
+            message=f"{action} of rollout {current.id} requested by {actor or 'an operator'} at step {current.step} "
+            f"({current.progress}): {after.message}",
+            generation=record.generation,
+            actor=actor,
+        )
+        self._repository.request_rollout_action(record.id, control, event)
+        return after
+
+    def rollouts(self, ref: str, limit: int, token: str | None) -> Page[RolloutStatus]:
+        record = self.resolve(ref)
+        return self._repository.list_rollouts(record.id, limit, token)
 
     # --- helpers -----------------------------------------------------------------
 

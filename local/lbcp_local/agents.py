@@ -60,7 +60,10 @@ class LocalAgents:
     poll_seconds: float = 0.5
     # Agents publish metrics this often here (a minute in AWS), so the scaler sees load soon.
     publish_seconds: float = 10.0
+    # Images whose instances boot without a working agent (the seeded brokenImageId).
+    broken_image_ids: frozenset[str] = frozenset()
     _agents: dict[str, _Running] = field(default_factory=dict)
+    _duds: set[str] = field(default_factory=set)  # running instances of a broken image: no agent, ever
     _loads: dict[str, tuple[int, float]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -132,8 +135,13 @@ class LocalAgents:
         with self._lock:
             for instance_id in set(self._agents) - set(running):
                 self._agents.pop(instance_id).power_off()
+            self._duds &= set(running)
             for instance_id, instance in running.items():
-                if instance_id not in self._agents:
+                if instance.get("ImageId") in self.broken_image_ids and instance_id not in self._duds:
+                    # It boots; its agent never starts: no heartbeat, and its pending timeout replaces it.
+                    log.warning("instance %s runs the broken image %s: no agent", instance_id, instance["ImageId"])
+                    self._duds.add(instance_id)
+                if instance_id not in self._agents and instance_id not in self._duds:
                     started = self._boot(instance)
                     if started is not None:
                         self._agents[instance_id] = started

@@ -243,6 +243,8 @@ def run(runtime: LocalRuntime) -> None:
         "heartbeatIntervalSeconds": 1,
         "recoveryTimeoutSeconds": 10,
     }
+    # A short bake (300 s in production): the canary LBVM must stay healthy this long before the rest rolls.
+    spec["rollout"] = {"bakeSeconds": 5}
     # Longer than a stream of the demo's traffic (5 s), which a drain must let finish.
     spec["drain"] = {"timeoutSeconds": 10, "deregistrationGraceSeconds": 4}
     # Target tracking on real connections, in seconds: the default (noise-aware) policy judges

@@ -197,6 +197,7 @@ class LocalRuntime:
             cloudwatch=session.client("cloudwatch"),
             region=LOCAL_REGION,
             machines=MachineFactory(self.dataplane, self._fleet_dir / "lbvms"),
+            broken_image_ids=frozenset({self.account.broken_image_id}) if self.account else frozenset(),
         )
         self.agents.start()
         if self._serves_traffic:

@@ -30,9 +30,17 @@ class LocalAccount:
     imported_certificate_arn: str  # ISSUED but imported: ACM cannot export it to agents
     pending_certificate_arn: str
     image_id: str  # an available x86_64 image this account may launch, for specs that name one
+    # An image whose instances boot but whose agent never becomes healthy: a rollout onto it must roll back.
+    broken_image_id: str
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+
+BROKEN_IMAGE_DESCRIPTION = (
+    "BROKEN ON PURPOSE (lbcp local runtime): instances boot, but their agent never becomes healthy. "
+    "Roll onto it to see a rollout fail its canary and roll back."
+)
 
 
 def _named(ec2: Any, resource_id: str, name: str) -> None:
@@ -82,6 +90,13 @@ def seed_account(ec2: Any, acm: Any, region: str, acm_pca: Any | None = None) ->
         Filters=[{"Name": "architecture", "Values": ["x86_64"]}, {"Name": "state", "Values": ["available"]}],
     )["Images"]
     image_id = min(image["ImageId"] for image in images)
+    broken_image_id = ec2.register_image(
+        Name="lbcp-local-broken-agent",
+        Description=BROKEN_IMAGE_DESCRIPTION,
+        Architecture="x86_64",
+        RootDeviceName="/dev/xvda",
+        VirtualizationType="hvm",
+    )["ImageId"]
     return LocalAccount(
         region=region,
         vpc_id=vpc_id,
@@ -94,6 +109,7 @@ def seed_account(ec2: Any, acm: Any, region: str, acm_pca: Any | None = None) ->
         imported_certificate_arn=imported,
         pending_certificate_arn=pending,
         image_id=image_id,
+        broken_image_id=broken_image_id,
     )
 
 

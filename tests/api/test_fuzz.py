@@ -270,6 +270,7 @@ _TEMPLATE_ACCOUNT = LocalAccount(
     imported_certificate_arn="$imported-certificate",
     pending_certificate_arn="$pending-certificate",
     image_id="$image",
+    broken_image_id="$broken-image",
 )
 
 

@@ -536,3 +536,63 @@ def test_local_endpoints_show_where_the_local_entry_listens_and_are_absent_in_aw
     assert api.request("GET", f"/v1/load-balancers/{lb_id}").json()["status"]["entry"]["localEndpoints"] == where
     [listed] = api.request("GET", "/v1/load-balancers").json()["items"]
     assert listed["status"]["entry"]["localEndpoints"] == where
+
+
+def reconciler_starts_a_rollout(lb_id: str) -> str:
+    """The reconciler's status write with a rollout in progress (its planner's part is tested in tests/fleet)."""
+    from lbcp.models.rollout import LaunchTemplate, RolloutStatus
+
+    repository = dependencies().load_balancers
+    record = repository.get(lb_id)
+    assert record is not None
+    now = datetime.now(UTC)
+    rollout = RolloutStatus(
+        id="ro-0123456789ab",
+        state="Progressing",
+        step="Canary",
+        from_template=LaunchTemplate(instance_type="c6i.large", proxy="haproxy"),
+        to_template=LaunchTemplate(instance_type="c6i.xlarge", proxy="haproxy"),
+        generation=record.generation,
+        progress="0 of 2 replaced",
+        replaced=0,
+        desired=2,
+        canary=1,
+        message="rolling",
+        verdict_key="k",
+        started_at=now,
+        step_started_at=now,
+        last_progress_at=now,
+    )
+    repository.write_status(lb_id, record.status.model_copy(update={"rollout": rollout}), [], [rollout])
+    return rollout.id
+
+
+def test_rollout_pause_resume_abort_are_idempotent_and_409_without_a_rollout(api: Api, spec: dict[str, Any]) -> None:
+    lb_id = create(api, spec)["id"]
+    none = api.request("POST", "/v1/load-balancers/web/rollout/pause")
+    assert none.status == 409 and (none.header("content-type") or "").startswith("application/problem+json")
+    assert none.json()["type"].endswith("no-rollout")
+    rollout_id = reconciler_starts_a_rollout(lb_id)
+
+    paused = api.request("POST", "/v1/load-balancers/web/rollout/pause")
+    assert paused.status == 200, paused.body
+    assert (paused.json()["id"], paused.json()["state"]) == (rollout_id, "Paused")
+    again = api.request("POST", "/v1/load-balancers/web/rollout/pause")
+    assert again.status == 200 and again.json()["state"] == "Paused"
+    assert [e["reason"] for e in events(api, "web")].count("RolloutPauseRequested") == 1  # the repeat wrote nothing
+    shown = api.request("GET", "/v1/load-balancers/web").json()["status"]["rollout"]
+    assert shown["state"] == "Paused" and shown["waitingFor"].startswith("a resume")
+
+    resumed = api.request("POST", "/v1/load-balancers/web/rollout/resume")
+    assert resumed.status == 200 and (resumed.json()["state"], resumed.json()["step"]) == ("Progressing", "Canary")
+    aborted = api.request("POST", "/v1/load-balancers/web/rollout/abort")
+    assert aborted.status == 200
+    assert (aborted.json()["step"], aborted.json()["rejected"]) == ("Rollback", True)
+    assert "aborted by" in aborted.json()["message"]
+    assert api.request("POST", "/v1/load-balancers/web/rollout/abort").json() == aborted.json()
+    assert events(api, "web")[0]["reason"] == "RolloutAbortRequested"
+
+    history = api.request("GET", "/v1/load-balancers/web/rollouts")
+    assert history.status == 200
+    assert [item["id"] for item in history.json()["items"]] == [rollout_id]
+    assert api.request("GET", "/v1/load-balancers/lb-0000000000000000f/rollouts").status == 404

@@ -47,6 +47,10 @@ EXPECTED_ROUTE_KEYS = {
     "GET /v1/consistency",
     "POST /v1/consistency/sweep",
     "GET /v1/consistency/audit",
+    "POST /v1/load-balancers/{id}/rollout/pause",
+    "POST /v1/load-balancers/{id}/rollout/resume",
+    "POST /v1/load-balancers/{id}/rollout/abort",
+    "GET /v1/load-balancers/{id}/rollouts",
     "$default",
 }
 

@@ -847,3 +847,51 @@ def test_patch_is_not_resent_after_a_lost_response(
     assert [r.method for r in proxy.requests] == ["GET", "PATCH"]
     stored = api_get(runtime, f"/v1/load-balancers/{spec['name']}").json()
     assert (stored["generation"], stored["capacity"]["max"]) == (2, 5)  # applied once, the answer was lost
+
+
+def test_rollout_status_history_and_a_pause_without_a_rollout(
+    lbctl: Lbctl, tmp_path: Path, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    spec = make_spec("rollout")
+    create_lb(lbctl, tmp_path, spec)
+    status = lbctl("rollout", "status", spec["name"])
+    assert (status.code, status.out.strip()) == (0, "No rollout.")
+    assert lbctl("rollout", "history", spec["name"]).out.strip() == "No rollouts."
+    paused = lbctl("rollout", "pause", spec["name"])
+    assert paused.code == 5 and "no rollout in progress" in paused.err
+
+
+def test_rollout_status_shows_state_step_progress_and_why_it_waits(
+    recording_server: Callable[[Callable[[Recorded], Answer | None]], RecordingServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rollout = {
+        "id": "ro-0123456789ab",
+        "state": "Progressing",
+        "step": "Canary",
+        "fromTemplate": {"instanceType": "c6i.large", "imageId": "ami-0aaaaaaaaaaaaaaaa", "proxy": "haproxy"},
+        "toTemplate": {"instanceType": "c6i.large", "imageId": "ami-0bbbbbbbbbbbbbbbb", "proxy": "haproxy"},
+        "progress": "0 of 3 replaced",
+        "canary": 1,
+        "launched": ["lbvm-000000000001"],
+        "failed": [],
+        "waitingFor": "1 canary LBVM(s) to pass the health gate",
+        "message": "rolling",
+        "startedAt": "2026-11-28T12:00:00Z",
+    }
+    server = recording_server(
+        lambda request: json_answer(200, rollout if "pause" in request.path else {"status": {"rollout": rollout}})
+    )
+    shown = invoke(capsys, ["--endpoint", server.url, "rollout", "status", "web"])
+    assert shown.code == 0, shown.err
+    for pattern in (
+        r"State:\s+Progressing \(step Canary\)",
+        r"From:\s+c6i\.large from ami-0aaaaaaaaaaaaaaaa running haproxy",
+        r"Progress:\s+0 of 3 replaced",
+        r"Launched:\s+1 \(0 failed\)",
+        r"Waiting for:\s+1 canary LBVM\(s\) to pass the health gate",
+    ):
+        assert re.search(pattern, shown.out), f"{pattern!r} not in:\n{shown.out}"
+    paused = invoke(capsys, ["--endpoint", server.url, "rollout", "pause", "web"])
+    assert paused.code == 0 and server.requests[-1].method == "POST"
+    assert server.requests[-1].path == "/v1/load-balancers/web/rollout/pause"

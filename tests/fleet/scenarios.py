@@ -20,9 +20,13 @@ from datetime import timedelta
 from hypothesis import currently_in_test_context, note
 from hypothesis import strategies as st
 
+from lbcp.models.rollout import RolloutControl
 from lbcp.reconcile.jobs import Launch, RequestDrain
+from lbcp.reconcile.launch import launch_template
 from lbcp.reconcile.plan import PlannerSettings, ReconcilePlan
+from lbcp.reconcile.plan.rollout import canary_count
 from tests.fleet.world import (
+    INSTANCE_TYPES,
     TICK,
     AddForeignInstance,
     AddSubnet,
@@ -85,6 +89,9 @@ def shapes(draw: st.DrawFn) -> FleetShape:
         recovery_ticks=draw(st.integers(0, 3)),
         drain_ticks=draw(st.integers(0, 3)),
         connection_threshold=draw(st.integers(0, 3)),
+        canary=draw(st.integers(0, 2)),
+        bake_ticks=draw(st.integers(0, 2)),
+        max_failed_launches=draw(st.integers(1, 3)),
     )
 
 
@@ -342,6 +349,13 @@ def convergence_bound(world: World) -> int:
     trim = drain_timeout + ticks(3)
     verify = ticks(world.behaviour.verify_every) + PLANNER.registration_grace
     roll = world.to_roll() * (replace + trim)
+    # A rollout's canary goes first and bakes; a rollout that fails (faults can make its canary fail)
+    # waits at most its progress deadline, then rolls back as it rolled: each step once more.
+    rollout = world.spec.rollout
+    canary = replace + timedelta(seconds=rollout.bake_seconds) + ticks(2)
+    deadline = timedelta(seconds=rollout.progress_deadline_seconds)
+    if world.to_roll():
+        roll += canary + deadline + roll
     total = max(settle + replace + trim + verify + roll, PLANNER.orphan_grace + ticks(2)) + ticks(2)
     return math.ceil(total / TICK) + dead_lease_wait(world)
 
@@ -533,19 +547,171 @@ def check_rollout_keeps_serving(scenario: Scenario) -> None:
             if run.step().noop and not world.convergence_gaps():
                 break
         assert not world.convergence_gaps(), f"never converged before the rollout: {world.convergence_gaps()}"
-        floor = world.effective_desired - world.spec.rollout.max_unavailable
+        floor = world.floor
         changes = [fault for _, fault in scenario.schedule]
         tick = run.step(changes)
         bound = convergence_bound(world)
         # The PATCH may lower the floor (a subnet fewer changes nothing; maxUnavailable is not patched).
-        floor = min(floor, world.effective_desired - world.spec.rollout.max_unavailable)
+        floor = min(floor, world.floor)
+        # maxSurge counts from the desired capacity (a Deployment's): no more instances than that exist.
+        ceiling = max(world.effective_desired + world.surge, tick.footprint_before)
         for _ in range(bound + 1):
             assert serving(world) >= floor, f"{serving(world)} LBVMs serving during the rollout, floor {floor}"
+            assert tick.footprint_after <= ceiling, f"{tick.footprint_after} instances > desired + maxSurge {ceiling}"
             if tick.noop and not world.convergence_gaps():
                 break
             tick = run.step()
         assert not world.convergence_gaps(), (
             f"rollout not done {bound} ticks after it began: {world.convergence_gaps()}"
         )
+    finally:
+        run.show()
+
+
+# --- rollouts onto a template that never gets healthy; an operator's pause, resume and abort ------------------
+
+
+def converge(run: Run) -> None:
+    world = run.world
+    for _ in range(convergence_bound(world) + 1):
+        if run.step().noop and not world.convergence_gaps():
+            return
+    raise AssertionError(f"never converged before the rollout: {world.convergence_gaps()}")
+
+
+def launches_on(world: World, template: str) -> list[str]:
+    return sorted(lbvm_id for lbvm_id, lbvm in world.lbvms.items() if lbvm.launch_template == template)
+
+
+def rollout_bound(world: World) -> int:
+    """Ticks within which a rollout that fails its canary has rolled back: its deadline, then a roll back."""
+    rollout = world.spec.rollout
+    deadline = timedelta(seconds=rollout.progress_deadline_seconds)
+    return convergence_bound(world) + math.ceil(deadline / TICK)
+
+
+def check_broken_rollout_rolls_back(scenario: Scenario) -> None:
+    """A PATCH onto a template whose agents never get healthy: the rollout ends RolledBack, the fleet back
+    on the old template, the new one launched at most canary + maxFailedLaunches - 1 times, never more than
+    desired + maxSurge instances, never fewer than desired - maxUnavailable serving; and it is not retried."""
+    run = Run(scenario.world(), random.Random(scenario.rng_seed))
+    world = run.world
+    try:
+        converge(run)
+        old = launch_template(world.spec)
+        floor, desired = world.floor, world.effective_desired
+        [(_, change)] = scenario.schedule
+        assert isinstance(change, ChangeInstanceType)
+        new = f"{INSTANCE_TYPES[change.pick % len(INSTANCE_TYPES)]} from the latest Amazon Linux 2023 running haproxy"
+        world.broken_templates.add(new)
+        tick = run.step([change])
+        # The first wave: the canary, or without one the first replacements (maxSurge + maxUnavailable);
+        # a failed launch is replaced until maxFailedLaunches of them failed.
+        canary = canary_count(world.spec, desired)
+        wave = canary or world.surge + world.effective_desired - world.floor
+        launch_bound = wave + world.spec.rollout.max_failed_launches - 1
+        ceiling = max(desired + world.surge, tick.footprint_before)
+        for _ in range(rollout_bound(world)):
+            assert serving(world) >= floor, f"{serving(world)} serving during the rollout, floor {floor}"
+            assert tick.footprint_after <= ceiling, f"{tick.footprint_after} instances > {ceiling}"
+            assert len(launches_on(world, new)) <= launch_bound, (
+                f"{len(launches_on(world, new))} launches of the broken template > {launch_bound}"
+            )
+            if tick.noop and not world.convergence_gaps():
+                break
+            tick = run.step()
+        rollout = world.stored_status.rollout
+        assert rollout is not None and rollout.state == "RolledBack" and rollout.rejected, rollout
+        assert rollout.from_template.description == old and rollout.to_template.description == new
+        assert not world.convergence_gaps(), world.convergence_gaps()  # on the old template: expected_template
+        assert all(lbvm.launch_template == old for lbvm in world.lbvms.values() if lbvm.state == "Routable")
+        assert launch_template(world.spec) == new  # the spec is never rewritten
+        launched = len(launches_on(world, new))
+        for _ in range(
+            steady_ticks(world) + math.ceil(timedelta(seconds=world.spec.rollout.progress_deadline_seconds) / TICK)
+        ):
+            tick = run.step()
+            assert tick.noop, f"a rolled-back fleet got jobs or a status write: {tick.plan and tick.plan.jobs}"
+        assert len(launches_on(world, new)) == launched, "the rejected template was launched again"
+    finally:
+        run.show()
+
+
+def check_pause_holds_then_resume_finishes(scenario: Scenario, pause_after: int, paused_for: int) -> None:
+    """Paused, a rollout launches nothing onto the new template and keeps the old LBVMs that no new one has
+    replaced (a replacement already launched still takes its predecessor's place); the fleet keeps serving.
+    Resumed, it succeeds."""
+    run = Run(scenario.world(), random.Random(scenario.rng_seed))
+    world = run.world
+    try:
+        converge(run)
+        floor = world.floor
+        [(_, change)] = scenario.schedule
+        run.step([change])
+        new = launch_template(world.spec)
+        for _ in range(pause_after):
+            run.step()
+        rollout = world.stored_status.rollout
+        if rollout is None or not rollout.active:
+            return  # over before the pause (a small fleet): nothing to hold
+        world.rollout_control = RolloutControl(rollout_id=rollout.id, action="pause", requested_at=world.now)
+        run.step()
+        assert world.stored_status.rollout is not None and world.stored_status.rollout.state == "Paused"
+        on_new = {lbvm_id for lbvm_id in launches_on(world, new) if world.lbvms[lbvm_id].live}
+        old_at_pause = sum(1 for lbvm in world.lbvms.values() if lbvm.live and lbvm.launch_template != new)
+        for _ in range(paused_for):
+            tick = run.step()
+            assert tick.plan is not None
+            assert not [
+                job
+                for job in tick.plan.jobs
+                if isinstance(job, Launch) and job.template is not None and job.template.description == new
+            ], "launched onto the new template while paused"
+            old_left = sum(1 for lbvm in world.lbvms.values() if lbvm.live and lbvm.launch_template != new)
+            # An old LBVM leaves only for a new one that was already there when the pause began.
+            assert old_left >= min(old_at_pause, world.effective_desired - len(on_new)), (
+                f"{old_left} old LBVMs left while paused ({old_at_pause} at the pause)"
+            )
+            assert serving(world) >= floor
+        assert {lbvm_id for lbvm_id in launches_on(world, new) if world.lbvms[lbvm_id].live} <= on_new
+        world.rollout_control = RolloutControl(rollout_id=rollout.id, action="resume", requested_at=world.now)
+        for _ in range(convergence_bound(world) + 1):
+            tick = run.step()
+            assert serving(world) >= floor
+            if tick.noop and not world.convergence_gaps():
+                break
+        final = world.stored_status.rollout
+        assert final is not None and final.state == "Succeeded", final
+        assert not world.convergence_gaps(), world.convergence_gaps()
+    finally:
+        run.show()
+
+
+def check_abort_rolls_back(scenario: Scenario, abort_after: int) -> None:
+    """An abort at any point of a rollout returns the fleet to the old template and rejects the new one."""
+    run = Run(scenario.world(), random.Random(scenario.rng_seed))
+    world = run.world
+    try:
+        converge(run)
+        old, floor = launch_template(world.spec), world.floor
+        [(_, change)] = scenario.schedule
+        run.step([change])
+        for _ in range(abort_after):
+            run.step()
+        rollout = world.stored_status.rollout
+        if rollout is None or not rollout.active:
+            return
+        world.rollout_control = RolloutControl(
+            rollout_id=rollout.id, action="abort", requested_at=world.now, requested_by="ops"
+        )
+        for _ in range(convergence_bound(world) + 1):
+            tick = run.step()
+            assert serving(world) >= floor
+            if tick.noop and not world.convergence_gaps():
+                break
+        final = world.stored_status.rollout
+        assert final is not None and final.state == "RolledBack" and final.rejected, final
+        assert not world.convergence_gaps(), world.convergence_gaps()
+        assert all(lbvm.launch_template == old for lbvm in world.lbvms.values() if lbvm.state == "Routable")
     finally:
         run.show()

@@ -36,9 +36,12 @@ from hypothesis import strategies as st
 from tests.fleet.scenarios import (
     FOREIGN_KINDS,
     Scenario,
+    check_abort_rolls_back,
+    check_broken_rollout_rolls_back,
     check_converges,
     check_deletion_completes,
     check_one_launch_per_slot,
+    check_pause_holds_then_resume_finishes,
     check_rollout_keeps_serving,
     check_touches_only_ours,
     check_within_max_plus_surge,
@@ -208,3 +211,34 @@ def test_finding_converges(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(DELETION_FINDINGS))
 def test_finding_deletion_completes(name: str) -> None:
     check_deletion_completes(DELETION_FINDINGS[name])
+
+
+@st.composite
+def template_rollouts(draw: st.DrawFn) -> Scenario:
+    """A healthy fleet of at least one LBVM, no faults, and a PATCH of its instance type."""
+    shape = draw(shapes())
+    behaviour = Behaviour(
+        boot_ticks=draw(st.integers(1, shape.pending_ticks - 1)),
+        busy_connections=draw(st.integers(0, 4)),
+        drain_linger_ticks=draw(st.integers(0, 2)),
+    )
+    desired = draw(st.integers(shape.min, shape.max))
+    return Scenario(shape, behaviour, desired, Seed(), [(0, ChangeInstanceType(draw(st.integers(1, 2))))], 0)
+
+
+@EXAMPLES
+@given(template_rollouts())
+def test_a_rollout_onto_a_template_that_never_gets_healthy_rolls_back_within_its_bounds(scenario: Scenario) -> None:
+    check_broken_rollout_rolls_back(scenario)
+
+
+@EXAMPLES
+@given(template_rollouts(), st.integers(0, 6), st.integers(1, 6))
+def test_a_paused_rollout_holds_and_a_resumed_one_succeeds(scenario: Scenario, after: int, paused: int) -> None:
+    check_pause_holds_then_resume_finishes(scenario, after, paused)
+
+
+@EXAMPLES
+@given(template_rollouts(), st.integers(0, 8))
+def test_an_abort_rolls_back(scenario: Scenario, after: int) -> None:
+    check_abort_rolls_back(scenario, after)

@@ -340,7 +340,37 @@ def test_launch_reasons_during_a_rollout_count_the_lbvms_that_still_serve() -> N
     [launch] = decide(rec, old, world(old)).jobs
     assert isinstance(launch, Launch)
     assert "0 of 4 desired LBVMs are routable" not in launch.reason
-    assert launch.reason.endswith(
+    assert (
         "replacing LBVMs the spec no longer describes: 4 of 4 desired LBVMs serve (0 as the spec describes, "
         "4 awaiting replacement), 0 replacement(s) starting"
+    ) in launch.reason
+
+
+def test_max_surge_counts_from_the_desired_capacity_not_from_capacity_max() -> None:
+    # desired 4 with headroom up to 10: a rollout may add maxSurge (1) instances, not 4 + 6.
+    rec = record(desired=4, capacity={"min": 1, "max": 10}, instance={"type": "c6i.xlarge"})
+    old = [lbvm(n, subnet=(SUBNET_A, SUBNET_B)[n % 2], launch_template=OLD_TEMPLATE) for n in range(1, 5)]
+    assert kinds(decide(rec, old, world(old)))["Launch"] == 1
+
+
+def test_surge_does_not_slow_a_scale_out() -> None:
+    # A scale-out from 4 to 8 launches the 4 missing LBVMs at once: surge limits replacements only.
+    rec = record(desired=8, capacity={"min": 1, "max": 10})
+    vms = [lbvm(n, subnet=(SUBNET_A, SUBNET_B)[n % 2]) for n in range(1, 5)]
+    assert kinds(decide(rec, vms, world(vms)))["Launch"] == 4
+    # ... even while two LBVMs are still draining from an earlier scale-in.
+    draining = [lbvm(n, "Draining", drain_reason="scale-in", drain_requested_at=NOW) for n in (5, 6)]
+    assert kinds(decide(rec, vms + draining, world(vms + draining)))["Launch"] == 4
+
+
+def test_max_surge_and_max_unavailable_as_percentages_of_desired() -> None:
+    # desired 4: maxSurge 50% rounds up to 2, maxUnavailable 30% rounds down to 1.
+    rec = record(
+        desired=4,
+        capacity={"min": 1, "max": 10},
+        instance={"type": "c6i.xlarge"},
+        rollout={"maxSurge": "50%", "maxUnavailable": "30%", "canary": 0},
     )
+    old = [lbvm(n, subnet=(SUBNET_A, SUBNET_B)[n % 2], launch_template=OLD_TEMPLATE) for n in range(1, 5)]
+    result = decide(rec, old, world(old))
+    assert kinds(result) == {"Launch": 2, "RequestDrain": 1}

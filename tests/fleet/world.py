@@ -46,9 +46,11 @@ from typing import Any, Final, Literal
 from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
 from lbcp.lifecycle.tasks import NO_WAIT_REASONS
 from lbcp.logic.capacity import effective_desired_capacity
+from lbcp.logic.rollout_bounds import surge_count, unavailable_count
 from lbcp.models.events import Event
 from lbcp.models.lbvm import DrainReason, Lbvm
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.rollout import RolloutControl, RolloutStatus
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import LbvmState, LoadBalancerStatus
 from lbcp.reconcile.executor import Executor, ExecutorSettings
@@ -153,6 +155,9 @@ class FleetShape:
     recovery_ticks: int = 2
     drain_ticks: int = 2
     connection_threshold: int = 1
+    canary: int = 1
+    bake_ticks: int = 1
+    max_failed_launches: int = 2
 
     def spec(self) -> LoadBalancerSpec:
         """A valid spec (``parse_spec`` applies the API's cross-field rules too)."""
@@ -174,7 +179,13 @@ class FleetShape:
                 "connectionThreshold": self.connection_threshold,
                 "timeoutSeconds": int(ticks(self.drain_ticks).total_seconds()),
             },
-            "rollout": {"maxSurge": self.max_surge, "maxUnavailable": self.max_unavailable},
+            "rollout": {
+                "maxSurge": self.max_surge,
+                "maxUnavailable": self.max_unavailable,
+                "canary": self.canary,
+                "bakeSeconds": int(ticks(self.bake_ticks).total_seconds()),
+                "maxFailedLaunches": self.max_failed_launches,
+            },
         }
         return parse_spec(document)
 
@@ -484,6 +495,9 @@ class World:
         self.deletion_requested_at: datetime | None = None
         self.removed = False
         self.stored_status: LoadBalancerStatus = initial_status(self.spec)
+        self.rollout_control: RolloutControl | None = None  # an operator's pause, resume or abort
+        self.rollout_history: dict[str, RolloutStatus] = {}  # every rollout record written, by id
+        self.broken_templates: set[str] = set()  # instances launched from these boot agents that never get ready
         self.lbvms: dict[str, Lbvm] = {}
         self.instances: dict[str, Instance] = {}
         self.interfaces: dict[str, Interface] = {}
@@ -538,6 +552,7 @@ class World:
             updated_at=BASE_TIME - timedelta(days=1),
             deletion_requested_at=self.deletion_requested_at,
             desired_capacity=self.desired,
+            rollout_control=self.rollout_control,
         )
 
     def records(self) -> list[Lbvm]:
@@ -549,7 +564,16 @@ class World:
 
     @property
     def ceiling(self) -> int:
-        return self.spec.capacity.max + self.spec.rollout.max_surge
+        return self.spec.capacity.max + self.surge
+
+    @property
+    def surge(self) -> int:
+        return surge_count(self.spec.rollout, self.effective_desired)
+
+    @property
+    def floor(self) -> int:
+        """Desired - maxUnavailable: the fewest LBVMs a rollout may leave serving."""
+        return self.effective_desired - unavailable_count(self.spec.rollout, self.effective_desired)
 
     def verified(self) -> bool:
         return self.tick % self.behaviour.verify_every == 0
@@ -909,7 +933,8 @@ class World:
         # Only a launch can be missing from the listing: its record already names it (in flight).
         instance = self._create_instance(interface, tags, launched_at=self.now, lag=self.behaviour.listing_lag)
         self._count_instance(lbvm.lbvm_id, instance.instance_id)
-        boot = None if execution.broken_boot else self.now + ticks(self.behaviour.boot_ticks)
+        broken = execution.broken_boot or lbvm.launch_template in self.broken_templates
+        boot = None if broken else self.now + ticks(self.behaviour.boot_ticks)
         self.agents[lbvm.lbvm_id] = Agent(lbvm.lbvm_id, instance.instance_id, ready_at=boot)
         self._update(lbvm.lbvm_id, instance_id=instance.instance_id, state="Pending", state_since=self.now)
         self.act("lifecycle", "run-instance", instance.instance_id, lbvm.lbvm_id)
@@ -1093,7 +1118,8 @@ class World:
             spec = parse_spec(document)
         except Exception:  # SpecRejected: the API answers 400 and nothing changes
             return
-        if spec.capacity.max + spec.rollout.max_surge < self.ceiling:
+        desired = effective_desired_capacity(spec.capacity, self.desired)
+        if spec.capacity.max + surge_count(spec.rollout, desired) < self.ceiling:
             self.ceiling_lowered = True
         self.spec = spec
         self.generation += 1
@@ -1247,6 +1273,19 @@ class World:
             and not agent.silent(self.now)
         )
 
+    def expected_template(self) -> str:
+        """The spec's template, unless a rollout rejected it: then the one the fleet returned to."""
+        rollout = self.stored_status.rollout
+        template = launch_template(self.spec)
+        if (
+            rollout is not None
+            and rollout.rejected
+            and not rollout.active
+            and rollout.to_template.description == template
+        ):
+            return rollout.from_template.description
+        return template
+
     def to_roll(self) -> int:
         """Live LBVMs the spec no longer describes: each is replaced before it leaves."""
         template = launch_template(self.spec)
@@ -1276,7 +1315,7 @@ class World:
                 per_subnet[lbvm.subnet_id] += 1
         if max(per_subnet.values()) - min(per_subnet.values()) > 1:
             gaps.append(f"unbalanced over the subnets: {dict(per_subnet)}")
-        template = launch_template(self.spec)
+        template = self.expected_template()
         for lbvm in routable:
             if lbvm.launch_template != template:
                 gaps.append(f"{lbvm.lbvm_id} runs {lbvm.launch_template}, the spec asks for {template}")
@@ -1306,6 +1345,9 @@ class World:
             )
         if not self.entry_view(verified=False).ready:
             gaps.append("the entry is not ready")
+        rollout = self.stored_status.rollout
+        if rollout is not None and rollout.active:
+            gaps.append(f"rollout {rollout.id} is {rollout.state} at step {rollout.step}: {rollout.waiting_for}")
         return gaps
 
     def unrecorded(self) -> list[str]:

@@ -26,6 +26,7 @@ from lbcp.models.events import Event
 from lbcp.models.lbvm import Lbvm, LbvmConflict
 from lbcp.models.lifecycle import LifecycleInput
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.rollout import RolloutStatus
 from lbcp.models.status import LoadBalancerStatus
 from lbcp.reconcile.compute import NotOurs
 from lbcp.reconcile.observed import EntryView, ObservedInstance, ObservedNetworkInterface
@@ -170,7 +171,9 @@ class WorldLoadBalancers(_Port):
         record = self._world.record()
         return RecordPage([record] if record is not None else [])
 
-    def write_status(self, lb_id: str, status: LoadBalancerStatus, events: Sequence[Event]) -> None:
+    def write_status(
+        self, lb_id: str, status: LoadBalancerStatus, events: Sequence[Event], rollouts: Sequence[RolloutStatus] = ()
+    ) -> None:
         self._call("load_balancers.write_status")
         world = self._world
         if world.record() is None:
@@ -179,6 +182,8 @@ class WorldLoadBalancers(_Port):
             raise RecordBeingDeleted(lb_id)
         world.stored_status = status
         world.events.extend(events)
+        for rollout in rollouts:
+            world.rollout_history[rollout.id] = rollout
 
     def remove(self, lb_id: str, event: Event) -> None:
         self._call("load_balancers.remove")

@@ -211,6 +211,7 @@ def test_a_new_instance_type_rolls_the_fleet_without_losing_capacity(fleet_runti
     spec["capacity"] = {"min": 2, "max": 2}
     spec["instance"] = {"type": "c6i.large"}
     spec["lifecycle"] = {"pendingTimeoutSeconds": 60, "unhealthyTimeoutSeconds": 3, "heartbeatIntervalSeconds": 1}
+    spec["rollout"] = {"bakeSeconds": 5}  # a short bake: 300 s in production
     spec["drain"] = {"timeoutSeconds": 5, "deregistrationGraceSeconds": 4}
     lb_id = create(fleet_runtime, spec)
     read = reader(fleet_runtime, lb_id)

@@ -75,6 +75,7 @@ def test_scale_in_and_a_rollout_lose_no_request_and_the_waf_blocks_through_the_e
     spec["lifecycle"] = {"pendingTimeoutSeconds": 60, "unhealthyTimeoutSeconds": 6, "heartbeatIntervalSeconds": 1}
     # The grace outlasts the local entry's deregistration delay (3 s), as the 30 s default does an NLB's.
     spec["drain"] = {"timeoutSeconds": 10, "deregistrationGraceSeconds": 4, "maxConnectionLifetimeSeconds": 5}
+    spec["rollout"] = {"bakeSeconds": 5}  # a short bake: 300 s in production
     lb_id = create(fleet_runtime, spec)
     read = reader(fleet_runtime, lb_id)
     traffic: TrafficGenerator | None = None

@@ -135,6 +135,11 @@ def test_a_stored_spec_reads_back_identically() -> None:
             "rollout.maxSurge",
             "out_of_range",
         ),
+        (
+            lambda d: d.update(rollout={"maxSurge": "0%", "maxUnavailable": 0}),
+            "rollout.maxSurge",
+            "out_of_range",
+        ),
         (lambda d: d.update(tags={"lbcp:owner": "x"}), "tags.lbcp:owner", "reserved"),
         (
             lambda d: d.update(scaling={"metrics": {"cpu": {"scaleOutAbove": 50, "scaleInBelow": 60}}}),
@@ -255,3 +260,25 @@ def test_the_representation_is_a_valid_load_balancer_document() -> None:
     assert document["status"]["entry"]["localEndpoints"] == local
     assert document["deletionRequestedAt"] is None
     assert document["status"]["phase"] == "Pending"
+
+
+@pytest.mark.parametrize("value", ["25%", "0%", "100%", 0, 3])
+def test_max_surge_takes_a_count_or_a_percentage(value: object) -> None:
+    spec = parse_spec({**valid(), "rollout": {"maxSurge": value, "maxUnavailable": 1}})
+    assert spec.rollout.max_surge == value
+
+
+@pytest.mark.parametrize("value", ["101%", "25", "-1%", "2.5%", 1.5, "25 %"])
+def test_a_percentage_is_a_whole_number_up_to_100_with_a_percent_sign(value: object) -> None:
+    assert "rollout.maxSurge" in errors_of({**valid(), "rollout": {"maxSurge": value}})
+
+
+def test_percentages_resolve_as_in_a_deployment_surge_up_unavailable_down() -> None:
+    from lbcp.logic.rollout_bounds import surge_count, unavailable_count
+
+    rollout = parse_spec({**valid(), "rollout": {"maxSurge": "25%", "maxUnavailable": "25%"}}).rollout
+    assert (surge_count(rollout, 10), unavailable_count(rollout, 10)) == (3, 2)
+    # Both would be 0 for a small fleet only if surge rounded down too; it does not.
+    assert (surge_count(rollout, 2), unavailable_count(rollout, 2)) == (1, 0)
+    none = parse_spec({**valid(), "rollout": {"maxSurge": "0%", "maxUnavailable": "25%"}}).rollout
+    assert (surge_count(none, 2), unavailable_count(none, 2)) == (0, 1)  # never a rollout that cannot move

@@ -15,7 +15,7 @@ from lbcp.api.responses import etag, problem_response
 from lbcp.dal.repository import BeingDeleted, GenerationMismatch, InvalidPageToken, NameInUse, NotFound
 from lbcp.errors import FieldError, Location, SpecRejected
 from lbcp.heartbeats import Forbidden, UnknownLbvm
-from lbcp.service import WarmContended
+from lbcp.service import NoRollout, WarmContended
 from lbcp.validation import errors_from_pydantic
 
 _THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"})
@@ -107,6 +107,11 @@ def _on_being_deleted(exc: BeingDeleted) -> Response[Any]:
 @app.exception_handler(WarmContended)
 def _on_warm_contended(exc: WarmContended) -> Response[Any]:
     return problem_response(ApiProblem("scaling-contended", str(exc), headers={"Retry-After": "1"}))
+
+
+@app.exception_handler(NoRollout)
+def _on_no_rollout(exc: NoRollout) -> Response[Any]:
+    return problem_response(ApiProblem("no-rollout", str(exc)))
 
 
 @app.exception_handler(Forbidden)

@@ -35,6 +35,10 @@ PATCH_LOAD_BALANCER = Operation(LOAD_BALANCER, "PATCH", reads_body=True)
 DELETE_LOAD_BALANCER = Operation(LOAD_BALANCER, "DELETE")
 LIST_EVENTS = Operation(f"{LOAD_BALANCER}/events", "GET")
 WARM = Operation(f"{LOAD_BALANCER}/warm", "POST", reads_body=True)
+PAUSE_ROLLOUT = Operation(f"{LOAD_BALANCER}/rollout/pause", "POST")
+RESUME_ROLLOUT = Operation(f"{LOAD_BALANCER}/rollout/resume", "POST")
+ABORT_ROLLOUT = Operation(f"{LOAD_BALANCER}/rollout/abort", "POST")
+LIST_ROLLOUTS = Operation(f"{LOAD_BALANCER}/rollouts", "GET")
 AGENT_CONFIG = Operation(f"{BASE}/agent/config", "GET")
 AGENT_HEARTBEAT = Operation(f"{BASE}/agent/heartbeat", "POST", reads_body=True)
 OPENAPI_DOCUMENT = Operation(f"{BASE}/openapi.json", "GET")
@@ -51,6 +55,10 @@ OPERATIONS: tuple[Operation, ...] = (
     DELETE_LOAD_BALANCER,
     LIST_EVENTS,
     WARM,
+    PAUSE_ROLLOUT,
+    RESUME_ROLLOUT,
+    ABORT_ROLLOUT,
+    LIST_ROLLOUTS,
     AGENT_CONFIG,
     AGENT_HEARTBEAT,
     GET_CONSISTENCY,

@@ -28,6 +28,7 @@ from lbcp.dal.schema import (
 from lbcp.logic.capacity import effective_desired_capacity
 from lbcp.models.events import Event
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.rollout import RolloutControl, RolloutStatus
 from lbcp.models.scaling import ScalingState
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import LoadBalancerStatus
@@ -36,6 +37,7 @@ from lbcp.models.times import utc_iso
 LB_SORT_KEY = "LB"
 NAME_SORT_KEY = "NAME"
 EVENT_PREFIX = "EVENT#"
+ROLLOUT_PREFIX = "ROLLOUT#"
 KIND_LOAD_BALANCER = "LB"
 
 
@@ -309,11 +311,19 @@ class LoadBalancerRepository:
         except self._client.exceptions.TransactionCanceledException as exc:
             self._raise_for_failed_condition(lb_id, exc)
 
-    def write_status(self, lb_id: str, status: LoadBalancerStatus, events: Sequence[Event]) -> None:
+    def write_status(
+        self,
+        lb_id: str,
+        status: LoadBalancerStatus,
+        events: Sequence[Event],
+        rollouts: Sequence[RolloutStatus] = (),
+    ) -> None:
         """The reconciler's write: the observed status and the events that explain it, together.
 
         The phase of a load balancer being deleted stays Deleting whatever the
         status says (the condition keeps a late write from reviving it).
+        ``rollouts`` (records that changed) go to the rollout history in the same
+        transaction, so the history never disagrees with ``status.rollout``.
         """
         document = status.model_dump(mode="json", by_alias=True, exclude={"phase", "desired_capacity"})
         update: dict[str, Any] = {
@@ -334,12 +344,14 @@ class LoadBalancerRepository:
             },
         }
         items: list[dict[str, Any]] = [{"Update": update}]
-        items += [self._put_event(lb_id, e) for e in events[:98]]
+        items += [self._put_rollout(lb_id, rollout) for rollout in rollouts[:4]]
+        room = 99 - len(items)  # a transaction holds at most 100 items
+        items += [self._put_event(lb_id, e) for e in events[:room]]
         try:
             self._client.transact_write_items(TransactItems=items)
         except self._client.exceptions.TransactionCanceledException as exc:
             self._raise_for_failed_condition(lb_id, exc)
-        for event in events[98:]:  # a transaction holds at most 100 items
+        for event in events[room:]:
             self.append_event(lb_id, event)
 
     def remove(self, lb_id: str, event: Event) -> None:
@@ -370,6 +382,54 @@ class LoadBalancerRepository:
             ]
         )
 
+    def request_rollout_action(self, lb_id: str, control: RolloutControl, event: Event) -> None:
+        """An operator's pause, resume or abort: the planner carries it out (only the latest request counts)."""
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": lb_key(lb_id),
+                            "UpdateExpression": "SET #control = :control",
+                            "ConditionExpression": "attribute_exists(#pk) AND attribute_not_exists(#deleting)",
+                            "ExpressionAttributeNames": {
+                                "#pk": PARTITION_KEY,
+                                "#control": "rolloutControl",
+                                "#deleting": "deletionRequestedAt",
+                            },
+                            "ExpressionAttributeValues": {
+                                ":control": {"S": control.model_dump_json(by_alias=True, exclude_none=True)}
+                            },
+                        }
+                    },
+                    self._put_event(lb_id, event),
+                ]
+            )
+        except self._client.exceptions.TransactionCanceledException as exc:
+            self._raise_for_failed_condition(lb_id, exc)
+
+    def list_rollouts(self, lb_id: str, limit: int, token: str | None) -> Page[RolloutStatus]:
+        """The rollout history of a load balancer, newest first."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+            "ExpressionAttributeValues": {":pk": {"S": f"LB#{lb_id}"}, ":prefix": {"S": ROLLOUT_PREFIX}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if token is not None:
+            start = _decode_token(token, {PARTITION_KEY, SORT_KEY})
+            if start[PARTITION_KEY]["S"] != f"LB#{lb_id}" or not start[SORT_KEY]["S"].startswith(ROLLOUT_PREFIX):
+                raise InvalidPageToken("the token belongs to another listing")
+            request["ExclusiveStartKey"] = start
+        response = self._client.query(**request)
+        return Page(
+            [RolloutStatus.model_validate_json(item["rollout"]["S"]) for item in response.get("Items", [])],
+            _encode_token(response.get("LastEvaluatedKey")),
+        )
+
     def append_event(self, lb_id: str, event: Event) -> None:
         self._client.put_item(TableName=self._table, Item=self._event_item(lb_id, event))
 
@@ -386,6 +446,18 @@ class LoadBalancerRepository:
         if current.deletion_requested_at is not None:
             raise BeingDeleted(current) from None
         raise GenerationMismatch(current) from None
+
+    def _put_rollout(self, lb_id: str, rollout: RolloutStatus) -> dict[str, Any]:
+        """The history item of one rollout: its latest record, under its start time (so the listing is by age)."""
+        updated = rollout.finished_at or rollout.last_progress_at
+        item = {
+            PARTITION_KEY: {"S": f"LB#{lb_id}"},
+            SORT_KEY: {"S": f"{ROLLOUT_PREFIX}{_iso(rollout.started_at)}#{rollout.id}"},
+            "rollout": {"S": rollout.model_dump_json(by_alias=True, exclude_none=True)},
+            # Kept as long as the events that tell the same story.
+            TTL_ATTRIBUTE: {"N": str(int((updated + self._event_retention).timestamp()))},
+        }
+        return {"Put": {"TableName": self._table, "Item": item}}
 
     def _put_event(self, lb_id: str, event: Event) -> dict[str, Any]:
         """The transaction item that records ``event``."""
@@ -452,6 +524,7 @@ def _record_from_item(item: dict[str, Any]) -> LoadBalancerRecord:
             "desiredCapacity": desired,
             "scalingVersion": int(item["scalingVersion"]["N"]),
             "scaling": json.loads(item["scaling"]["S"]),
+            "rolloutControl": json.loads(item["rolloutControl"]["S"]) if "rolloutControl" in item else None,
         }
     )
 

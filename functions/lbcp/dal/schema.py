@@ -12,13 +12,18 @@ Get a load balancer by id                   pk = ``LB#<id>``, sk = ``LB``
 Resolve a name to an id (uniqueness claim)  pk = ``NAME#<name>``, sk = ``NAME``
 List load balancers, ordered by name        GSI ``byKind``: gsi1pk = ``LB``, by gsi1sk (name)
 Events of a load balancer, newest first     pk = ``LB#<id>``, sk begins_with ``EVENT#``, descending
+Rollout history, newest first               pk = ``LB#<id>``, sk begins_with ``ROLLOUT#``, descending
 Idempotency records of API creates          pk = ``idempotency#<function>``, sk = key hash
 ==========================================  ===========================================
 
 Creates write the load balancer, its name claim and its first event in one
 transaction, each conditioned on not existing. Every later change to a load
-balancer is a conditional update on its ``generation``. Events and idempotency
-records expire through the table's TTL attribute.
+balancer is a conditional update on its ``generation``. Events, rollout
+history items and idempotency records expire through the table's TTL attribute.
+The current rollout is part of the status document (``status.rollout``, written
+by the reconciler's conditional status write, with its history item in the same
+transaction); an operator's pause/resume/abort is the ``rolloutControl``
+attribute, the API's only write about rollouts, which the planner carries out.
 """
 
 from __future__ import annotations

@@ -259,10 +259,17 @@ def _scaling_steps(spec: LoadBalancerSpec) -> Iterator[FieldError]:
 
 
 def _rollout(spec: LoadBalancerSpec) -> Iterator[FieldError]:
-    if spec.rollout.max_surge == 0 and spec.rollout.max_unavailable == 0:
+    if spec.rollout.max_surge in (0, "0%") and spec.rollout.max_unavailable in (0, "0%"):
         yield _error(
             ("rollout", "maxSurge"),
             "maxSurge and maxUnavailable cannot both be 0: a rollout could never start",
+            "out_of_range",
+        )
+    if spec.rollout.progress_deadline_seconds <= spec.lifecycle.pending_timeout_seconds:
+        yield _error(
+            ("rollout", "progressDeadlineSeconds"),
+            f"must be longer than lifecycle.pendingTimeoutSeconds ({spec.lifecycle.pending_timeout_seconds}): "
+            "a canary that boots in time would fail the rollout",
             "out_of_range",
         )
 

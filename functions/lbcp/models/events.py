@@ -16,7 +16,15 @@ EventType = Literal["Normal", "Warning"]
 # back through this type until they expire.
 
 # The API: what a user asked for.
-ApiReason = Literal["Created", "SpecUpdated", "DeletionRequested", "WarmRequested"]
+ApiReason = Literal[
+    "Created",
+    "SpecUpdated",
+    "DeletionRequested",
+    "WarmRequested",
+    "RolloutPauseRequested",
+    "RolloutResumeRequested",
+    "RolloutAbortRequested",
+]
 
 # The reconciler: one pair per kind of job (``lbcp.reconcile.jobs``).
 ReconcilerReason = Literal[
@@ -63,7 +71,19 @@ ScalingReason = Literal["ScaledOut", "ScaledIn", "ScalingHeld", "WarmExpired"]
 # The consistency checker: a finding on this load balancer (first seen), an orphan of it swept.
 ConsistencyReason = Literal["ConsistencyFinding", "OrphanSwept"]
 
-EventReason = Literal[ApiReason, ReconcilerReason, LifecycleReason, ScalingReason, ConsistencyReason]
+# The planner's rollout decisions (``lbcp.reconcile.plan.rollout``): one per transition.
+RolloutReason = Literal[
+    "RolloutStarted",
+    "RolloutProgressed",
+    "RolloutPaused",
+    "RolloutResumed",
+    "RolloutSucceeded",
+    "RolloutFailed",
+    "RolledBack",
+    "RolloutSuperseded",
+]
+
+EventReason = Literal[ApiReason, ReconcilerReason, LifecycleReason, ScalingReason, ConsistencyReason, RolloutReason]
 
 
 class Event(StatusModel):

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from lbcp.models.events import Event
+from lbcp.models.rollout import RolloutControl, RolloutStatus
 from lbcp.models.scaling import ScalingState, WarmFloor
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import EntryStatusView, LoadBalancerStatus, StatusModel
@@ -29,6 +30,8 @@ class LoadBalancerRecord(StatusModel):
     desired_capacity: int = Field(ge=0)
     scaling_version: int = Field(default=0, ge=0)
     scaling: ScalingState = Field(default_factory=ScalingState)
+    # An operator's pause, resume or abort of the current rollout (the API's only write about rollouts).
+    rollout_control: RolloutControl | None = None
 
 
 class ScalingStatus(StatusModel):
@@ -87,13 +90,20 @@ def _utc_iso_or_none(moment: datetime | None) -> str | None:
 
 
 def representation(
-    record: LoadBalancerRecord, now: datetime, local_endpoints: list[dict[str, Any]] | None = None
+    record: LoadBalancerRecord,
+    now: datetime,
+    local_endpoints: list[dict[str, Any]] | None = None,
+    rollout: RolloutStatus | None = None,
 ) -> dict[str, Any]:
     """The JSON the API returns for a load balancer (the shape of ``LoadBalancer``).
 
-    ``local_endpoints`` is where the local runtime's entry listens for it (None in AWS).
+    ``local_endpoints`` is where the local runtime's entry listens for it (None in AWS);
+    ``rollout``, status.rollout with an operator's pending request folded in
+    (``lbcp.service.effective_rollout``), if there is one.
     """
     status = record.status.model_dump(mode="json", by_alias=True)
+    if rollout is not None:
+        status["rollout"] = rollout.model_dump(mode="json", by_alias=True, exclude_none=True)
     if local_endpoints is not None:
         status["entry"]["localEndpoints"] = local_endpoints
     return {

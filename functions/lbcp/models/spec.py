@@ -21,7 +21,16 @@ import ipaddress
 import re
 from typing import Annotated, Final, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 MAX_LBVMS_PER_LOAD_BALANCER = 100
@@ -457,10 +466,80 @@ class Scaling(SpecModel):
     )
 
 
+PERCENTAGE_PATTERN = r"^(100|[1-9]?[0-9])%$"
+
+
+def _count_or_percentage(value: object) -> int | str:
+    # One validator rather than a union, so that an error names the field itself
+    # (a union reports one error per branch, under tags nobody sent).
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_LBVMS_PER_LOAD_BALANCER:
+        return value
+    if isinstance(value, str) and re.fullmatch(PERCENTAGE_PATTERN, value):
+        return value
+    raise ValueError(
+        f"must be a number of LBVMs (0 to {MAX_LBVMS_PER_LOAD_BALANCER}) or a percentage of the desired capacity "
+        'such as "25%"'
+    )
+
+
+# A number of LBVMs, or a percentage of the desired capacity ("25%"), as in a Deployment.
+CountOrPercentage = Annotated[
+    int | str,
+    PlainValidator(_count_or_percentage),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_LBVMS_PER_LOAD_BALANCER},
+                {"type": "string", "pattern": PERCENTAGE_PATTERN},
+            ]
+        }
+    ),
+]
+
+
+PROGRESS_DEADLINE_SECONDS: Final = 1200
+
+
 class Rollout(SpecModel):
     strategy: RolloutStrategy = "rolling"
-    max_surge: int = Field(default=1, ge=0, le=MAX_LBVMS_PER_LOAD_BALANCER)
-    max_unavailable: int = Field(default=0, ge=0, le=MAX_LBVMS_PER_LOAD_BALANCER)
+    max_surge: CountOrPercentage = Field(
+        default=1,
+        description="How many LBVMs a rollout may add above the desired capacity: a count, or a percentage of "
+        "the desired capacity (rounded up). Not both this and maxUnavailable 0.",
+    )
+    max_unavailable: CountOrPercentage = Field(
+        default=0,
+        description="How many of the desired LBVMs may be out of service during a rollout: a count, or a "
+        "percentage of the desired capacity (rounded down).",
+    )
+    canary: CountOrPercentage = Field(
+        default=1,
+        description="How many LBVMs go onto a new template first: a count, or a percentage of the desired "
+        "capacity (rounded up). They must pass the health gate and stay healthy for bakeSeconds before the "
+        "rest follow. 0: no canary step.",
+    )
+    bake_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="How long the canary LBVMs must stay healthy before the rest of the fleet is rolled.",
+    )
+    progress_deadline_seconds: int = Field(
+        default=PROGRESS_DEADLINE_SECONDS,
+        ge=30,
+        le=86400,
+        description="A rollout step that makes no progress for this long fails the rollout, which rolls back. "
+        f"Longer than lifecycle.pendingTimeoutSeconds. Defaults to {PROGRESS_DEADLINE_SECONDS}, or to twice "
+        "lifecycle.pendingTimeoutSeconds when that is longer.",
+    )
+    max_failed_launches: int = Field(
+        default=2,
+        ge=1,
+        le=MAX_LBVMS_PER_LOAD_BALANCER,
+        description="Launches of the new template that never pass the health gate (or stop passing it) before "
+        "the rollout fails and rolls back. A rollout onto a template that never gets healthy launches it at "
+        "most canary + maxFailedLaunches - 1 times.",
+    )
 
 
 # --- the spec -------------------------------------------------------------------
@@ -485,6 +564,16 @@ class LoadBalancerSpec(SpecModel):
     scaling: Scaling = Field(default_factory=Scaling)
     rollout: Rollout = Field(default_factory=Rollout)
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
+
+    @model_validator(mode="after")
+    def _deadline_outlasts_a_boot(self) -> Self:
+        # A canary that boots within its pending timeout must not fail the rollout.
+        derive_default(
+            self.rollout,
+            "progress_deadline_seconds",
+            max(PROGRESS_DEADLINE_SECONDS, 2 * self.lifecycle.pending_timeout_seconds),
+        )
+        return self
 
     @model_validator(mode="after")
     def _waf_picks_its_proxy(self) -> Self:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
+from lbcp.models.base import StatusModel
+from lbcp.models.rollout import RolloutStatus
 from lbcp.models.spec import EntryMode
+
+__all__ = ["StatusModel"]  # re-exported: most models import it from here
 
 # Phase of a load balancer as a whole.
 #   Pending       accepted, not yet acted on by the reconciler
@@ -22,17 +25,6 @@ Phase = Literal["Pending", "Provisioning", "Active", "Updating", "Degraded", "De
 
 # Lifecycle of one LBVM (exact strings fixed by the design).
 LbvmState = Literal["Launching", "Pending", "Routable", "Unroutable", "Draining", "Terminated"]
-
-
-class StatusModel(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        validate_by_alias=True,
-        validate_by_name=True,
-        serialize_by_alias=True,
-    )
 
 
 class LbvmStatus(StatusModel):
@@ -78,3 +70,8 @@ class LoadBalancerStatus(StatusModel):
     entry: EntryStatus
     lbvms: list[LbvmStatus] = Field(default_factory=list)
     message: str | None = None
+    rollout: RolloutStatus | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The current or last rollout (lbctl rollout history lists the earlier ones).",
+    )

@@ -23,6 +23,7 @@ from lbcp.models.events import Event
 from lbcp.models.lbvm import Lbvm, LbvmConflict
 from lbcp.models.lifecycle import DrainSettings, LaunchSettings, LifecycleInput, Tag, Timeouts
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.rollout import LaunchTemplate, spec_on, template_of
 from lbcp.reconcile.jobs import (
     DeleteNetworkInterface,
     DeregisterTarget,
@@ -37,7 +38,6 @@ from lbcp.reconcile.jobs import (
     TeardownEntry,
     TerminateInstance,
 )
-from lbcp.reconcile.launch import launch_template
 from lbcp.reconcile.observed import EntryView
 from lbcp.reconcile.plan import ReconcilePlan
 from lbcp.reconcile.ports import (
@@ -150,6 +150,7 @@ class Executor:
 
     def _launch(self, record: LoadBalancerRecord, job: Launch, entry: EntryView) -> Lbvm:
         now = self._clock()
+        template = job.template or template_of(record.spec)
         marker = Lbvm(
             lbvm_id=self._new_lbvm_id(),
             load_balancer_id=record.id,
@@ -159,7 +160,7 @@ class Executor:
             state_since=now,
             version=1,
             launched_generation=record.generation,
-            launch_template=launch_template(record.spec),
+            launch_template=template.description,
             launch_reason=job.reason,
             created_at=now,
         )
@@ -170,6 +171,10 @@ class Executor:
     def _start(self, record: LoadBalancerRecord, lbvm: Lbvm, entry: EntryView) -> str:
         if entry.security_group_id is None:
             raise RuntimeError("the entry's security group does not exist yet")
+        # An LBVM runs the template it was launched for (a canary's, or the old one on a rollback),
+        # whatever the spec asks for now; a marker from before templates were recorded runs the spec's.
+        template = LaunchTemplate.from_description(lbvm.launch_template) or template_of(record.spec)
+        record = record.model_copy(update={"spec": spec_on(record.spec, template)})
         spec = record.spec
         tags = [
             Tag(key=PRODUCT_TAG_KEY, value=PRODUCT_TAG_VALUE),

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from lbcp.models.events import ReconcilerReason
 from lbcp.models.lbvm import DrainReason
+from lbcp.models.rollout import LaunchTemplate
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Launch(Job):
 
     subnet_id: str
     availability_zone: str | None
+    # What to launch: None, the spec's template; during a canary or a rollback, another.
+    template: LaunchTemplate | None = None
     event_reason: ClassVar[ReconcilerReason] = "Launching"
     failure_reason: ClassVar[ReconcilerReason] = "LaunchFailed"
 

@@ -7,6 +7,7 @@ from typing import Any
 from lbcp.instance_types import architecture
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.rollout import template_of
 from lbcp.models.spec import LoadBalancerSpec
 
 # Amazon Linux 2023, as AWS publishes it in SSM (public parameters).
@@ -20,8 +21,7 @@ def launch_template(spec: LoadBalancerSpec) -> str:
     agents as a new config version. The instance type and image are fixed at
     launch, and the user data installs the proxy named here.
     """
-    image = spec.instance.image_id or "the latest Amazon Linux 2023"
-    return f"{spec.instance.type} from {image} running {spec.proxy}"
+    return template_of(spec).description
 
 
 class DefaultLaunchSettings:

@@ -18,6 +18,7 @@ from lbcp.models.events import Event
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.lifecycle import LifecycleInput
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.rollout import RolloutStatus
 from lbcp.models.status import LoadBalancerStatus
 from lbcp.reconcile.observed import EntryView, ObservedInstance, ObservedNetworkInterface
 
@@ -43,8 +44,17 @@ class LoadBalancerStore(Protocol):
 
     def list(self, limit: int, token: str | None) -> RecordPage: ...
 
-    def write_status(self, lb_id: str, status: LoadBalancerStatus, events: Sequence[Event]) -> None:
-        """The status and the events that explain it, together (a deleting record stays Deleting)."""
+    def write_status(
+        self,
+        lb_id: str,
+        status: LoadBalancerStatus,
+        events: Sequence[Event],
+        rollouts: Sequence[RolloutStatus] = (),
+    ) -> None:
+        """The status and the events that explain it, together (a deleting record stays Deleting).
+
+        ``rollouts``: rollout records that changed, for the rollout history.
+        """
         ...
 
     def remove(self, lb_id: str, event: Event) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from lbcp.models.events import Event
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.reconcile.executor import Executor
@@ -134,8 +135,23 @@ class Reconciler:
         report.failed += len(outcome.failed)
         if any(isinstance(job, RemoveLoadBalancer) for job in outcome.done):
             return  # the record is gone; its last event says so
-        if decided.status != record.status or outcome.events:
-            self._load_balancers.write_status(load_balancer_id, decided.status, outcome.events)
+        notes = [
+            Event(
+                time=now,
+                type=note.type,
+                reason=note.reason,
+                message=note.message,
+                generation=record.generation,
+                actor="reconciler",
+            )
+            for note in decided.notes
+        ]
+        rollouts = list(decided.ended_rollouts)
+        if decided.status.rollout is not None and decided.status.rollout != record.status.rollout:
+            rollouts.append(decided.status.rollout)
+        if decided.status != record.status or outcome.events or notes:
+            # The rollout's own events first: they say why the jobs below were chosen.
+            self._load_balancers.write_status(load_balancer_id, decided.status, notes + outcome.events, rollouts)
         logger.info(
             "reconciled",
             extra={"lb": load_balancer_id, "jobs": len(outcome.done), "failed": len(outcome.failed)},

@@ -24,13 +24,16 @@ from lbcp.api.routes.openapi_parts import INVALID, NO_SUCH_LOAD_BALANCER, LbRef,
 from lbcp.errors import FieldError
 from lbcp.models.resource import LoadBalancer, LoadBalancerList, LoadBalancerRecord, representation
 from lbcp.models.spec import LoadBalancerSpec
+from lbcp.service import effective_rollout
 
 _TAGS = ["load balancers"]
 
 
 def _resource_response(status: int, record: LoadBalancerRecord) -> Response[Any]:
     deps = dependencies()
-    body = representation(record, deps.clock(), deps.local_endpoints(record.id))
+    body = representation(
+        record, deps.clock(), deps.local_endpoints(record.id), effective_rollout(record, deps.clock())
+    )
     return json_response(status, body, {"ETag": etag(record.generation)})
 
 
@@ -85,7 +88,9 @@ def create_load_balancer(
 
     def create() -> dict[str, Any]:
         record = deps.service.create(spec, caller)
-        return representation(record, deps.clock(), deps.local_endpoints(record.id))
+        return representation(
+            record, deps.clock(), deps.local_endpoints(record.id), effective_rollout(record, deps.clock())
+        )
 
     if idempotency_key is None:
         body, replayed = create(), False
@@ -114,7 +119,10 @@ def list_load_balancers(
 ) -> Response[Any]:
     deps = dependencies()
     page = deps.service.list(limit, next_token)
-    items = [representation(record, deps.clock(), deps.local_endpoints(record.id)) for record in page.items]
+    items = [
+        representation(record, deps.clock(), deps.local_endpoints(record.id), effective_rollout(record, deps.clock()))
+        for record in page.items
+    ]
     return json_response(200, {"items": items, "nextToken": page.next_token})
 
 

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.rollout import RolloutStatus, template_of
 from lbcp.models.status import LoadBalancerStatus
 from lbcp.reconcile.jobs import Job
 from lbcp.reconcile.observed import LoadBalancerView
@@ -30,6 +31,7 @@ from lbcp.reconcile.plan.context import Fleet, PlanContext, PlannerSettings, Rul
 from lbcp.reconcile.plan.drift import incomplete_entry, registration_drift
 from lbcp.reconcile.plan.finalize import finalize
 from lbcp.reconcile.plan.orphans import orphans
+from lbcp.reconcile.plan.rollout import RolloutDecision, RolloutNote, decide_rollout
 from lbcp.reconcile.plan.status import status
 from lbcp.reconcile.plan.vanished import vanished_instances
 
@@ -68,6 +70,9 @@ class ReconcilePlan:
     load_balancer_id: str
     jobs: tuple[Job, ...]
     status: LoadBalancerStatus
+    # Rollout transitions decided in this plan (events), and rollouts that ended without being status.rollout.
+    notes: tuple[RolloutNote, ...] = ()
+    ended_rollouts: tuple[RolloutStatus, ...] = ()
 
     def is_noop(self, stored: LoadBalancerStatus) -> bool:
         return not self.jobs and self.status == stored
@@ -82,7 +87,21 @@ def plan(
     rng: random.Random,
     settings: PlannerSettings | None = None,
 ) -> ReconcilePlan:
-    ctx = PlanContext(record, Fleet(lbvms), observed, now, settings or PlannerSettings(), rng)
-    for rule in DELETING if record.deletion_requested_at is not None else RUNNING:
+    deleting = record.deletion_requested_at is not None
+    if deleting:
+        decision = RolloutDecision(record.status.rollout, template_of(record.spec))
+    else:
+        decision = decide_rollout(
+            record.status.rollout,
+            record.rollout_control,
+            record.spec,
+            generation=record.generation,
+            desired=record.status.desired_capacity,
+            lbvms=lbvms,
+            now=now,
+            load_balancer_id=record.id,
+        )
+    ctx = PlanContext(record, Fleet(lbvms), observed, now, settings or PlannerSettings(), rng, decision)
+    for rule in DELETING if deleting else RUNNING:
         ctx.jobs += rule(ctx)
-    return ReconcilePlan(record.id, tuple(ctx.jobs), status(ctx))
+    return ReconcilePlan(record.id, tuple(ctx.jobs), status(ctx), decision.notes, decision.ended)

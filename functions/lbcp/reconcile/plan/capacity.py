@@ -1,4 +1,4 @@
-"""Capacity: as many LBVMs as desired, spread over the subnets, within capacity.max + rollout.maxSurge.
+"""Capacity: as many LBVMs as desired, spread over the subnets, replacements within desired + rollout.maxSurge.
 
 Routable and starting LBVMs count towards the desired capacity; Unroutable ones
 do not: a replacement is launched at once, and if the sick one recovers, the
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lbcp.logic.rollout_bounds import surge_count, unavailable_count
 from lbcp.models.lbvm import Lbvm
+from lbcp.models.rollout import LaunchTemplate
 from lbcp.reconcile.jobs import Job, Launch, RequestDrain
 from lbcp.reconcile.placement import subnets_for_launches
 from lbcp.reconcile.plan.context import PlanContext
-from lbcp.reconcile.plan.roll import drain_replaced, replacements
+from lbcp.reconcile.plan.roll import Replacement, drain_replaced, replacements
 from lbcp.scaling.victim import LbvmRef, choose_scale_in_victims
 
 
@@ -24,36 +26,62 @@ def capacity(ctx: PlanContext) -> list[Job]:
     desired = ctx.record.status.desired_capacity
     leaving = ctx.leaving
     counted = [lbvm for lbvm in ctx.fleet.routable + ctx.fleet.starting if lbvm.lbvm_id not in leaving]
-    why = replacements(spec, counted)
+    why = replacements(spec, counted, ctx.rollout.template.description)
     outgoing = [lbvm for lbvm in counted if lbvm.lbvm_id in why]
     placed = [lbvm for lbvm in counted if lbvm.lbvm_id not in why]
+    on_template = len(placed)
+    held = _held_back(ctx, outgoing, why, on_template, desired)
+    if held:
+        # The canary's cap: these stay (they count as placed) until the rollout lets them go.
+        outgoing = [lbvm for lbvm in outgoing if lbvm.lbvm_id not in held]
+        placed = placed + [lbvm for lbvm in counted if lbvm.lbvm_id in held]
 
-    jobs = drain_replaced(spec, desired, placed, outgoing, why)
+    jobs = drain_replaced(spec, desired, placed, outgoing, why, template=ctx.rollout.template.description)
     excess = len(placed) - desired
     if excess > 0:
         return jobs + _scale_in(ctx, placed, excess, desired)
     missing = desired - len(placed)
     if missing > 0:
-        return jobs + _launch(ctx, placed, outgoing, min(missing, launch_room(ctx)), desired)
+        # Capacity that nothing live covers (a scale-out, a lost LBVM) is not a replacement:
+        # maxSurge does not hold it back.
+        uncovered = max(0, missing - len(outgoing) - _replacements_draining(ctx, jobs))
+        launches = min(missing, launch_room(ctx, uncovered))
+        return jobs + _launch(ctx, placed, outgoing, launches, desired=desired, on_template=on_template)
     if outgoing:
         return jobs  # rebalancing waits for the rollout
     return jobs + _rebalance(ctx, placed)
 
 
-def launch_room(ctx: PlanContext) -> int:
-    """How many launches fit under the ceiling: capacity.max + rollout.maxSurge instances in all.
+def launch_room(ctx: PlanContext, uncovered: int = 0) -> int:
+    """How many launches fit: replacements within desired + maxSurge instances, as in a Deployment.
 
-    Every instance that exists or is about to counts: alive instances, the
-    instances of records not yet terminated (they may not be listed yet), and
-    markers still waiting for their instance.
+    Every instance that exists or is about to counts: alive instances (draining
+    ones too: they cost as much), the instances of records not yet terminated
+    (they may not be listed yet), and markers still waiting for their instance.
+    ``uncovered`` launches (capacity nothing live covers: a scale-out, a lost
+    LBVM) fit whatever is still draining. Nothing ever goes above the hard
+    ceiling, capacity.max + maxSurge instances.
     """
     spec = ctx.spec
+    desired = ctx.record.status.desired_capacity
     not_terminated = ctx.fleet.not_terminated
     in_flight = {lbvm.instance_id for lbvm in not_terminated if lbvm.instance_id}
     instances = len({i.instance_id for i in ctx.observed.instances if i.alive} | in_flight)
-    markers_without_instance = sum(1 for lbvm in not_terminated if lbvm.instance_id is None)
-    ceiling = spec.capacity.max + spec.rollout.max_surge
-    return max(0, ceiling - instances - markers_without_instance)
+    instances += sum(1 for lbvm in not_terminated if lbvm.instance_id is None)
+    surge = surge_count(spec.rollout, desired)
+    room = max(desired + surge - instances, uncovered)
+    return max(0, min(room, spec.capacity.max + surge - instances))
+
+
+def _replacements_draining(ctx: PlanContext, drains: Sequence[Job]) -> int:
+    """LBVMs draining because a rollout replaces them: the capacity they leave is a replacement's, within maxSurge."""
+    earlier = sum(
+        1
+        for lbvm in ctx.fleet.draining
+        if lbvm.drain_reason == "rollout"
+        or (lbvm.drain_reason == "replace" and lbvm.subnet_id not in ctx.spec.subnet_ids)
+    )
+    return earlier + len(drains)
 
 
 def _scale_in(ctx: PlanContext, placed: Sequence[Lbvm], excess: int, desired: int) -> list[Job]:
@@ -73,28 +101,74 @@ def _scale_in(ctx: PlanContext, placed: Sequence[Lbvm], excess: int, desired: in
     return jobs
 
 
+def _held_back(
+    ctx: PlanContext, outgoing: Sequence[Lbvm], why: dict[str, Replacement], on_template: int, desired: int
+) -> set[str]:
+    """Outgoing LBVMs a rollout's cap keeps for now: desired - max(cap, LBVMs on the template) of them.
+
+    Only those replaced for their template (a dropped subnet is vacated anyway);
+    routable ones first, then the youngest, so that the choice is stable from
+    tick to tick and the oldest go first when the cap lifts.
+    """
+    cap = ctx.rollout.cap
+    if cap is None:
+        return set()
+    keep = max(0, desired - max(cap, on_template))
+    eligible = [lbvm for lbvm in outgoing if why[lbvm.lbvm_id].drain_reason == "rollout"]
+    # The reverse of drain_replaced's order (oldest first), routable ones before the rest.
+    youngest_first = sorted(eligible, key=lambda lbvm: lbvm.created_at)[::-1]
+    youngest_first.sort(key=lambda lbvm: lbvm.state != "Routable")
+    return {lbvm.lbvm_id for lbvm in youngest_first[:keep]}
+
+
 def _launch(
-    ctx: PlanContext, placed: Sequence[Lbvm], outgoing: Sequence[Lbvm], launches: int, desired: int
+    ctx: PlanContext,
+    placed: Sequence[Lbvm],
+    outgoing: Sequence[Lbvm],
+    launches: int,
+    *,
+    desired: int,
+    on_template: int,
 ) -> list[Job]:
+    """Launch onto the fleet's template, up to the rollout's cap; beyond it, onto the one known healthy."""
     zones = _zones(ctx)
-    why = _launch_why(placed, outgoing, desired)
-    return [
-        Launch(
-            reason=f"launching an LBVM in {subnet_id}{_zone_text(zones.get(subnet_id))}: {why}",
-            subnet_id=subnet_id,
-            availability_zone=zones.get(subnet_id),
+    decision = ctx.rollout
+    why = _launch_why(placed, outgoing, desired, decision.template.description)
+    onto_template = launches if decision.cap is None else max(0, min(launches, decision.cap - on_template))
+    jobs: list[Job] = []
+    for index, subnet_id in enumerate(subnets_for_launches(ctx.spec.subnet_ids, placed, launches)):
+        template = decision.template if index < onto_template or decision.fallback is None else decision.fallback
+        jobs.append(
+            Launch(
+                reason=f"launching an LBVM in {subnet_id}{_zone_text(zones.get(subnet_id))} on "
+                f"{template.description}: {why}{_rollout_text(ctx, template)}",
+                subnet_id=subnet_id,
+                availability_zone=zones.get(subnet_id),
+                template=template,
+            )
         )
-        for subnet_id in subnets_for_launches(ctx.spec.subnet_ids, placed, launches)
-    ]
+    return jobs
 
 
-def _launch_why(placed: Sequence[Lbvm], outgoing: Sequence[Lbvm], desired: int) -> str:
+def _rollout_text(ctx: PlanContext, template: LaunchTemplate) -> str:
+    rollout = ctx.rollout.rollout
+    if rollout is None or not rollout.active:
+        return ""
+    if rollout.step in ("Canary", "Bake") and template == rollout.to_template:
+        return f" (rollout {rollout.id}: canary {rollout.canary})"
+    return f" (rollout {rollout.id}: {rollout.step or rollout.state})"
+
+
+def _launch_why(placed: Sequence[Lbvm], outgoing: Sequence[Lbvm], desired: int, template: str) -> str:
     """Count what serves: during a rollout the LBVMs being replaced still carry the traffic."""
-    routable = sum(1 for lbvm in placed if lbvm.state == "Routable")
-    starting = len(placed) - routable
-    if not outgoing:
+    # LBVMs a canary holds back are among the placed ones: in words they await replacement.
+    described = [lbvm for lbvm in placed if lbvm.launch_template in (None, template)]
+    old = [*outgoing, *(lbvm for lbvm in placed if lbvm.launch_template not in (None, template))]
+    routable = sum(1 for lbvm in described if lbvm.state == "Routable")
+    starting = len(described) - routable
+    if not old:
         return f"{len(placed)} of {desired} desired LBVMs are routable ({routable}) or starting ({starting})"
-    serving_old = sum(1 for lbvm in outgoing if lbvm.state == "Routable")
+    serving_old = sum(1 for lbvm in old if lbvm.state == "Routable")
     return (
         f"replacing LBVMs the spec no longer describes: {routable + serving_old} of {desired} desired LBVMs serve "
         f"({routable} as the spec describes, {serving_old} awaiting replacement), {starting} replacement(s) starting"
@@ -123,7 +197,7 @@ def _rebalance(ctx: PlanContext, placed: Sequence[Lbvm]) -> list[Job]:
                 availability_zone=zones.get(subnet_id),
             )
         ]
-    if spec.rollout.max_unavailable > 0:
+    if unavailable_count(spec.rollout, ctx.record.status.desired_capacity) > 0:
         # No room to surge: drain from the fullest zone first; the launch into the
         # emptiest follows once it is gone (within maxUnavailable).
         refs = [LbvmRef(lbvm.lbvm_id, lbvm.subnet_id, lbvm.state) for lbvm in placed]

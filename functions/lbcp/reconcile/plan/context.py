@@ -13,6 +13,7 @@ from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.reconcile.jobs import ForceTerminate, Job, RequestDrain
 from lbcp.reconcile.observed import LoadBalancerView, ObservedInstance
+from lbcp.reconcile.plan.rollout import RolloutDecision
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class PlanContext:
     now: datetime
     settings: PlannerSettings
     rng: random.Random
+    # What the fleet converges on (the rollout's decision for this tick).
+    rollout: RolloutDecision
     # What the rules before this one planned: a rule must not count, drain or
     # terminate again an LBVM that an earlier rule already takes out.
     jobs: list[Job] = field(default_factory=list)

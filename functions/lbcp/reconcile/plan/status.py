@@ -25,7 +25,7 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
     else:
         outdated = [lbvm for lbvm in serving if (lbvm.applied_config_version or 0) < record.generation]
         staying = [lbvm for lbvm in fleet.routable + fleet.starting if lbvm.lbvm_id not in leaving]
-        to_replace = len(replacements(record.spec, staying))
+        to_replace = len(replacements(record.spec, staying, ctx.rollout.template.description))
         if routable >= desired and ctx.observed.entry.ready and not outdated and not to_replace:
             phase = "Active"
         elif routable == 0:
@@ -47,6 +47,12 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
             message += f", {len(outdated)} on an older config"
         if to_replace:
             message += f", {to_replace} to replace"
+        if ctx.rollout.held_back and ctx.rollout.rollout is not None:
+            rejected = ctx.rollout.rollout
+            message += (
+                f"; the spec asks for {rejected.to_template.description}, which rollout {rejected.id} rejected: "
+                f"running {rejected.from_template.description}"
+            )
     return LoadBalancerStatus(
         phase=phase,
         observed_generation=record.generation,
@@ -66,4 +72,5 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
             for lbvm in sorted(fleet.not_terminated, key=lambda lbvm: (lbvm.subnet_id, lbvm.created_at))
         ],
         message=message,
+        rollout=ctx.rollout.rollout,
     )

@@ -1,0 +1,127 @@
+"""A rollout: moving a fleet from one launch template to another, as a record of its own.
+
+A rollout starts when the spec asks for instances that the running LBVMs are not
+(another instance type, image or proxy). It goes through steps (``Canary``:
+the first LBVMs on the new template; ``Bake``: they must stay healthy for
+``bakeSeconds``; ``Roll``: the rest, within maxSurge and maxUnavailable) and ends
+``Succeeded``, or, when the new template fails its health gate, returns the
+fleet to the template it came from (``Rollback``) and ends ``RolledBack``: the
+new template is then rejected, and never rolled onto again while the spec asks
+for it with the same gates (``verdict_key``). ``Failed`` means even the way
+back did not progress. The planner decides all of it (``lbcp.reconcile.plan.rollout``);
+operators steer it through ``RolloutControl``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from lbcp.models.base import StatusModel
+from lbcp.models.spec import LoadBalancerSpec, ProxyEngine
+
+RolloutState = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Failed"]
+RolloutStep = Literal["Canary", "Bake", "Roll", "Rollback"]
+RolloutAction = Literal["pause", "resume", "abort"]
+
+ACTIVE_STATES: frozenset[str] = frozenset({"Progressing", "Paused"})
+
+LATEST_AL2023 = "the latest Amazon Linux 2023"
+_DESCRIPTION = re.compile(
+    rf"^(?P<type>\S+) from (?P<image>ami-[0-9a-f]+|{LATEST_AL2023}) running (?P<proxy>haproxy|nginx)$"
+)
+
+
+class LaunchTemplate(StatusModel):
+    """What an instance is launched from: the spec fields a running LBVM cannot take on."""
+
+    instance_type: str
+    image_id: str | None = Field(default=None, description="Unset: the latest Amazon Linux 2023 at launch.")
+    proxy: ProxyEngine
+
+    @property
+    def description(self) -> str:
+        """In words; also the identity LBVM records keep (``Lbvm.launch_template``)."""
+        return f"{self.instance_type} from {self.image_id or LATEST_AL2023} running {self.proxy}"
+
+    @property
+    def image_text(self) -> str:
+        return self.image_id or LATEST_AL2023
+
+    @classmethod
+    def from_description(cls, description: str | None) -> LaunchTemplate | None:
+        """The template an LBVM record names (its ``launch_template``), or None if it names none we wrote."""
+        match = _DESCRIPTION.match(description or "")
+        if match is None:
+            return None
+        image = match["image"]
+        return cls(
+            instance_type=match["type"],
+            image_id=None if image == LATEST_AL2023 else image,
+            proxy=match["proxy"],
+        )
+
+
+def template_of(spec: LoadBalancerSpec) -> LaunchTemplate:
+    """The template a spec asks for."""
+    return LaunchTemplate(instance_type=spec.instance.type, image_id=spec.instance.image_id, proxy=spec.proxy)
+
+
+def spec_on(spec: LoadBalancerSpec, template: LaunchTemplate) -> LoadBalancerSpec:
+    """The spec as an LBVM on ``template`` runs it: its instance and proxy are the template's."""
+    instance = spec.instance.model_copy(update={"type": template.instance_type, "image_id": template.image_id})
+    return spec.model_copy(update={"instance": instance, "proxy": template.proxy})
+
+
+class RolloutStatus(StatusModel):
+    """One rollout, as ``status.rollout`` and ``lbctl rollout status|history`` show it."""
+
+    id: str
+    state: RolloutState
+    step: RolloutStep | None = Field(default=None, description="Unset once the rollout has ended.")
+    from_template: LaunchTemplate = Field(description="What the fleet ran, and returns to on a rollback.")
+    to_template: LaunchTemplate = Field(description="What the spec asks for.")
+    generation: int = Field(ge=1, description="The spec generation that asked for to_template.")
+    progress: str = Field(description="N of M replaced (M: the desired capacity).")
+    replaced: int = Field(ge=0, description="LBVMs on to_template that pass the health gate.")
+    desired: int = Field(ge=0)
+    canary: int = Field(ge=0, description="LBVMs that go first (rollout.canary resolved against desired).")
+    waiting_for: str | None = Field(default=None, description="Why the rollout waits, when it does.")
+    message: str = Field(description="What the rollout did last, or how it ended, with the numbers.")
+    launched: list[str] = Field(default_factory=list, description="LBVMs launched on to_template.")
+    failed: list[str] = Field(
+        default_factory=list, description="LBVMs on to_template that never passed, or stopped passing, the gate."
+    )
+    rejected: bool = Field(
+        default=False,
+        description="to_template failed: it is not rolled onto again until the spec asks for something else "
+        "(or changes its lifecycle or rollout settings).",
+    )
+    verdict_key: str = Field(description="The parts of the spec the verdict was reached on (a digest).")
+    started_at: datetime
+    step_started_at: datetime
+    last_progress_at: datetime
+    finished_at: datetime | None = None
+    paused_step: RolloutStep | None = None
+    paused_by: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+class RolloutControl(StatusModel):
+    """An operator's request about the current rollout; the planner carries it out on its next tick."""
+
+    rollout_id: str
+    action: RolloutAction
+    requested_at: datetime
+    requested_by: str | None = None
+
+
+class RolloutList(StatusModel):
+    items: list[RolloutStatus]
+    next_token: str | None = None
