@@ -101,6 +101,20 @@ class Frontend:
     def half_closed_timeout(self) -> int:
         return half_closed_timeout(self.idle_timeout)
 
+    @property
+    def goaway_close_timeout(self) -> int:
+        return min(self.idle_timeout, GOAWAY_CLOSE_SECONDS)
+
+
+# On a reload or a drain, HAProxy's old process sends every HTTP/2 connection a GOAWAY
+# (a graceful one: streams already sent still finish) but then keeps the connection open
+# for `timeout client-fin`, falling back to `timeout client` (the idle timeout): every
+# HTTP/2 client would hold the drain for a minute, until the lifetime bound cut it. With
+# this bound a connection told to go away closes once idle this long, with a final GOAWAY
+# naming the last stream served. Half-closed HTTP/1 requests are not cut by it: a
+# waiting stream's own timeouts govern them (tests/agent/test_drain.py).
+GOAWAY_CLOSE_SECONDS = 2
+
 
 # An L4 connection one side has half-closed (sent its FIN) still carries the other
 # side's answer, but one left half-open by a peer that went away must not hold a

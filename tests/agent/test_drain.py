@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from agent.model import GOAWAY_CLOSE_SECONDS
 from agent.render import ProxyName
+from tests.agent import h2
 from tests.agent.conftest import DataPlaneFactory
 from tests.agent.helpers import (
+    CERT_ARN,
     Backends,
     agent_config,
     backend,
@@ -118,6 +121,72 @@ def test_l7_drain_finishes_requests_closes_keep_alive_and_bounds_long_lived_ones
     assert long_lived.status != 200 and (long_lived.error is not None or long_lived.status == 502)
     assert LONG_LIVED_BOUND - 0.5 <= long_lived.ended_at - drained_at <= LONG_LIVED_BOUND + 3
     assert counts[0] >= 1 and counts[-1] == 0 and counts == sorted(counts, reverse=True)  # falling, to zero
+
+
+@pytest.mark.parametrize("proxy", PROXIES)
+def test_http2_drain_sends_goaway_finishes_streams_and_closes_long_before_the_lifetime_bound(
+    proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    app = backends.http("app")
+    port, lifetime = free_port(), 30
+    document = spec_document(
+        proxy=proxy,
+        listeners=[{"protocol": "HTTPS", "port": port, "certificateArn": CERT_ARN, "defaultBackend": "app"}],
+        backends=[backend("app", port_of(app))],
+        drain={"timeoutSeconds": 60, "maxConnectionLifetimeSeconds": lifetime, "connectionThreshold": 0},
+    )
+    dataplane = make_dataplane(proxy)
+    dataplane.apply(agent_config(document))
+    busy, idle = h2.Connection.open(port), h2.Connection.open(port)  # a stream in flight / between streams
+    busy.get(1, "/sleep/1")
+    assert wait_until(lambda: dataplane.active_connections() == 2, timeout=3)
+
+    drained_at = time.monotonic()
+    dataplane.drain()
+    readers = [threading.Thread(target=connection.read_to_close, daemon=True) for connection in (busy, idle)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(lifetime)
+
+    for connection in (busy, idle):
+        # A graceful GOAWAY: the client opens a new connection (through the entry, to
+        # another LBVM) for its next request, and nothing it sent is refused.
+        goaway = connection.goaway()
+        assert goaway is not None and goaway[1] == h2.NO_ERROR, connection.frames
+        assert connection.closed_at is not None
+    assert busy.status(1) == 200 and busy.ended(1) and not busy.reset(1)  # the stream in flight finished
+    # Closed by the proxy once idle, not held until the lifetime bound cuts it.
+    bound = GOAWAY_CLOSE_SECONDS + 1
+    assert idle.closed_at is not None and idle.closed_at - drained_at <= bound
+    answered_at = next(frame.at for frame in busy.frames if frame.stream == 1 and frame.flags & h2.END_STREAM)
+    assert busy.closed_at is not None and busy.closed_at - answered_at <= bound
+    busy.close()  # a client closes its end on the proxy's FIN (NGINX lingers until then)
+    idle.close()
+    assert wait_until(lambda: dataplane.active_connections() == 0, timeout=2)
+
+
+def test_a_half_closed_http1_request_still_gets_its_slow_answer(
+    backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    """HAProxy's `timeout client-fin` on HTTP listeners bounds GOAWAY'd HTTP/2 connections, not this."""
+    app = backends.http("app")
+    port = free_port()
+    document = spec_document(
+        proxy="haproxy",
+        listeners=[{"protocol": "HTTP", "port": port, "defaultBackend": "app"}],
+        backends=[backend("app", port_of(app))],
+    )
+    dataplane = make_dataplane("haproxy")
+    dataplane.apply(agent_config(document))
+    with tcp_connection(port, timeout=15) as session:
+        slow = GOAWAY_CLOSE_SECONDS + 2
+        session.sendall(f"GET /sleep/{slow} HTTP/1.1\r\nHost: lb.test\r\nConnection: close\r\n\r\n".encode())
+        session.shutdown(socket.SHUT_WR)  # the request is sent; the client waits for the answer
+        answer = b""
+        while chunk := session.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:80]
 
 
 @pytest.mark.parametrize("proxy", PROXIES)
