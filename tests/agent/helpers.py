@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
 import socket
@@ -23,6 +25,7 @@ from lbcp.validation import parse_spec
 LB_ID = "lb-0123456789abcdef0"
 CERT_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
 OTHER_CERT_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/99999999-8888-7777-6666-555555555555"
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B85"  # RFC 6455, 1.3
 
 
 def free_port() -> int:
@@ -82,6 +85,9 @@ class _EchoHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.hits += 1
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            self._websocket()
+            return
         if self.path.startswith("/sleep/"):
             time.sleep(float(self.path.split("/")[2]))
         status = self.server.health_status if self.path == "/healthz" else 200
@@ -101,6 +107,26 @@ class _EchoHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _websocket(self) -> None:
+        """Accept the upgrade (RFC 6455's handshake), then echo bytes until the peer closes.
+
+        Past the 101 the proxies carry an opaque tunnel, so the echo needs no WebSocket framing.
+        """
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            while data := self.connection.recv(4096):
+                self.connection.sendall(data)
+        except OSError:
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -222,6 +248,27 @@ def tcp_connection(port: int, *, tls: bool = False, timeout: float = 5.0) -> Ite
         yield sock
     finally:
         sock.close()
+
+
+@contextmanager
+def websocket(port: int, path: str = "/ws", timeout: float = 10.0) -> Iterator[socket.socket]:
+    """A WebSocket opened through the proxy: the upgrade answered 101, then the raw tunnel."""
+    key = base64.b64encode(b"lbcp-test-key-16").decode()
+    with tcp_connection(port, timeout=timeout) as sock:
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: lb.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            chunk = sock.recv(1)
+            if not chunk:
+                raise AssertionError(f"closed during the upgrade: {head!r}")
+            head += chunk
+        expected = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest())
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        assert expected in head, head
+        yield sock
 
 
 def read_line(sock: socket.socket) -> bytes:

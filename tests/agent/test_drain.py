@@ -26,6 +26,7 @@ from tests.agent.helpers import (
     spec_document,
     tcp_connection,
     wait_until,
+    websocket,
 )
 
 pytestmark = pytest.mark.proxies
@@ -163,6 +164,39 @@ def test_http2_drain_sends_goaway_finishes_streams_and_closes_long_before_the_li
     assert busy.closed_at is not None and busy.closed_at - answered_at <= bound
     busy.close()  # a client closes its end on the proxy's FIN (NGINX lingers until then)
     idle.close()
+    assert wait_until(lambda: dataplane.active_connections() == 0, timeout=2)
+
+
+@pytest.mark.parametrize("proxy", PROXIES)
+def test_a_websocket_keeps_working_through_the_drain_until_the_lifetime_bound(
+    proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    app = backends.http("app")
+    port = free_port()
+    document = spec_document(
+        proxy=proxy,
+        listeners=[{"protocol": "HTTP", "port": port, "defaultBackend": "app"}],
+        backends=[backend("app", port_of(app))],
+        drain={"timeoutSeconds": 60, "maxConnectionLifetimeSeconds": LONG_LIVED_BOUND, "connectionThreshold": 0},
+    )
+    dataplane = make_dataplane(proxy)
+    dataplane.apply(agent_config(document))
+    with websocket(port) as tunnel:
+        tunnel.sendall(b"before\n")
+        assert read_line(tunnel) == b"before\n"
+        drained_at = time.monotonic()
+        dataplane.drain()
+        assert _refused(port)
+        tunnel.sendall(b"during\n")  # the tunnel is not cut by the drain itself
+        assert read_line(tunnel) == b"during\n"
+        assert dataplane.active_connections() == 1
+        tunnel.settimeout(LONG_LIVED_BOUND + 5)
+        try:
+            cut = tunnel.recv(1) == b""
+        except ConnectionResetError:
+            cut = True
+        cut_after = time.monotonic() - drained_at
+    assert cut and LONG_LIVED_BOUND - 0.5 <= cut_after <= LONG_LIVED_BOUND + 3  # then cut at the bound
     assert wait_until(lambda: dataplane.active_connections() == 0, timeout=2)
 
 
