@@ -36,7 +36,7 @@ from agent.model import RenderError, RenderOptions
 from agent.proxy.base import ProxyDriver, driver_for
 from agent.proxy.process import ProxyFailed, ProxyProcess
 from agent.render import MAIN_FILE, ProxyName
-from lbcp.models.agent import AgentConfig
+from lbcp.models.agent import AgentConfig, BackendHealth
 
 ApplyStage = Literal["render", "certificates", "validate", "start", "reload", "drain"]
 KEEP_RELEASES = 3  # besides current and good: enough to look back, not enough to fill a disk
@@ -81,6 +81,10 @@ class DataPlane(Protocol):
         ...
 
     def active_connections(self) -> int: ...
+
+    def backend_health(self) -> list[BackendHealth] | None:
+        """Per spec backend, targets passing health checks; None where the proxy cannot tell."""
+        ...
 
     def drain(self) -> None: ...
 
@@ -229,6 +233,12 @@ class ProxyDataPlane:
             if not process.alive():  # it stopped while we asked: nothing is held
                 return 0
             raise
+
+    def backend_health(self) -> list[BackendHealth] | None:
+        process = self._process
+        if process is None or not process.alive() or self._draining:
+            return None  # nothing checks, or the checks no longer matter: out of rotation
+        return self.driver.backend_health(process)
 
     # --- drain ---------------------------------------------------------------
 

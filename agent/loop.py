@@ -39,7 +39,7 @@ from agent.dataplane import ApplyError, DataPlane
 from agent.identity import Identity
 from agent.metrics import MetricsSink, Sampler, collect
 from agent.proxy.process import ProxyFailed
-from lbcp.models.agent import AgentConfig, AgentState, Heartbeat, HeartbeatReply
+from lbcp.models.agent import AgentConfig, AgentState, BackendHealth, Heartbeat, HeartbeatReply
 from lbcp.models.metrics import PUBLISH_PERIOD_SECONDS
 
 log = logging.getLogger("lbcp.agent")
@@ -89,6 +89,7 @@ class Agent:
         self.last_reply: HeartbeatReply | None = None
         self.drain_deadline: datetime | None = None
         self.connections = 0
+        self.backends: list[BackendHealth] | None = None
         self._failed: tuple[int, float] | None = None  # (version, monotonic time it failed)
         started = clock.monotonic()
         self._next_publish = started + self.settings.publish_period_seconds
@@ -113,6 +114,7 @@ class Agent:
         """One round; returns how long to wait before the next."""
         self._supervise()
         self.connections = self._read_connections()
+        self.backends = self._read_backend_health()
         self._maybe_publish()
         before = (self.state(), self.dataplane.applied_version())
         heartbeat = self.heartbeat()
@@ -147,6 +149,7 @@ class Agent:
             applied_config_version=self.dataplane.applied_version(),
             error=self.error[:MAX_ERROR_LENGTH] if self.error else None,
             agent_version=__version__,
+            backends=self.backends,
         )
 
     def state(self) -> AgentState:
@@ -165,6 +168,13 @@ class Agent:
         except (ProxyFailed, OSError) as exc:
             log.warning("cannot read active connections: %s", exc)
             return self.connections  # the last known count, rather than a made-up zero
+
+    def _read_backend_health(self) -> list[BackendHealth] | None:
+        try:
+            return self.dataplane.backend_health()
+        except (ProxyFailed, OSError) as exc:
+            log.warning("cannot read backend health: %s", exc)
+            return None  # not known, rather than stale
 
     def _maybe_publish(self) -> None:
         if self.metrics is None or self.sampler is None:

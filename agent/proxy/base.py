@@ -10,6 +10,7 @@ from typing import Protocol
 from agent.model import RenderOptions
 from agent.proxy.process import ProxyFailed, ProxyProcess
 from agent.render import ProxyName
+from lbcp.models.agent import BackendHealth
 
 VALIDATE_TIMEOUT_SECONDS = 60.0
 RELOAD_TIMEOUT_SECONDS = 15.0
@@ -40,6 +41,10 @@ class ProxyDriver(Protocol):
 
     def adopt(self) -> ProxyProcess | None:
         """The master a previous agent started, if it still runs."""
+        ...
+
+    def backend_health(self, process: ProxyProcess) -> list[BackendHealth] | None:
+        """Per spec backend, targets passing active health checks; None if the proxy cannot tell."""
         ...
 
 

@@ -8,6 +8,7 @@
   the current one (success) or the master counts a failed reload. The new
   worker takes the listening sockets over from the old one (``expose-fd
   listeners``), so no connection is refused during a reload.
+- Backend health: the current worker's server rows (``show stat -1 4 -1``).
 - Connections: the sum of the public frontends' ``scur`` over every worker,
   old ones included (``@!<pid> show stat``): after a reload or in drain mode,
   old workers still hold connections, and a drain is over only when they are gone.
@@ -28,9 +29,11 @@ from agent.model import RenderOptions
 from agent.proxy.base import RELOAD_TIMEOUT_SECONDS, last_lines, read_log, run_check
 from agent.proxy.process import ProxyFailed, ProxyProcess, wait_for
 from agent.render import ProxyName
+from lbcp.models.agent import BackendHealth
 
 START_TIMEOUT_SECONDS = 15.0
 PUBLIC_FRONTEND_PREFIX = "l_"  # agent.model.frontend_id
+BACKEND_PREFIX = "b_"  # agent.model.backend_id: b_<spec name>_<mode>
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,39 @@ def parse_frontend_sessions(csv_text: str) -> int:
         if row.get("svname") == "FRONTEND" and row.get("pxname", "").startswith(PUBLIC_FRONTEND_PREFIX):
             total += int(row.get("scur") or 0)
     return total
+
+
+def parse_backend_health(csv_text: str) -> list[BackendHealth]:
+    """Per spec backend, its servers that pass their checks, from ``show stat`` server rows.
+
+    A server is healthy while its status is ``UP`` (``UP 1/3``: failing, not yet down) or
+    ``no check`` (the proxy sends it traffic unchecked). A spec backend that both L7 and
+    L4 listeners use has one HAProxy backend per mode: the fewer healthy counts.
+    """
+    header: list[str] = []
+    counts: dict[tuple[str, str], list[int]] = {}
+    for line in csv_text.splitlines():
+        if line.startswith("# "):
+            header = line[2:].split(",")
+            continue
+        if not line.strip() or not header:
+            continue
+        row = dict(zip(header, line.split(","), strict=False))
+        proxy, server = row.get("pxname", ""), row.get("svname", "")
+        if not proxy.startswith(BACKEND_PREFIX) or server in ("FRONTEND", "BACKEND"):
+            continue
+        name, _, mode = proxy.removeprefix(BACKEND_PREFIX).rpartition("_")
+        status = row.get("status", "")
+        passing = status.startswith("UP") or status == "no check"
+        tally = counts.setdefault((name, mode), [0, 0])
+        tally[0] += int(passing)
+        tally[1] += 1
+    by_name: dict[str, BackendHealth] = {}
+    for (name, _), (healthy, targets) in sorted(counts.items()):
+        seen = by_name.get(name)
+        if seen is None or healthy < seen.healthy_targets:
+            by_name[name] = BackendHealth(name=name, healthy_targets=healthy, targets=targets)
+    return [by_name[name] for name in sorted(by_name)]
 
 
 class MasterCli:
@@ -171,6 +207,16 @@ class HaproxyDriver:
             with contextlib.suppress(OSError):
                 total += parse_frontend_sessions(self.cli.command(f"@!{pid} show stat -1 1 -1"))
         return total
+
+    def backend_health(self, process: ProxyProcess) -> list[BackendHealth] | None:
+        # The current worker only: old ones run the previous config's checks, if any.
+        table = self.table()
+        if not table.current:
+            return None
+        try:
+            return parse_backend_health(self.cli.command(f"@!{table.current[0]} show stat -1 4 -1"))
+        except OSError as exc:
+            raise ProxyFailed(f"haproxy worker {table.current[0]} does not answer show stat: {exc}") from exc
 
     def _save_server_state(self, table: ProcTable) -> None:
         # Without it, a new worker would start with every server up, and send

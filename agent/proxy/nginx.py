@@ -9,6 +9,8 @@
 - Connections: stub_status's "Active connections" on the loopback status
   server, minus the status request itself. The counters live in shared memory
   that survives reloads, so old workers' connections are counted too.
+- Backend health: not known. NGINX open source has only passive checks
+  (``max_fails``), and no page that says which upstream servers they took out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from agent.model import RenderOptions
 from agent.proxy.base import RELOAD_TIMEOUT_SECONDS, last_lines, read_log, run_check
 from agent.proxy.process import ProxyFailed, ProxyProcess, command_line, wait_for
 from agent.render import ProxyName, host_port
+from lbcp.models.agent import BackendHealth
 
 START_TIMEOUT_SECONDS = 15.0
 CURRENT_WORKER_TITLE = "nginx: worker process"
@@ -107,6 +110,9 @@ class NginxDriver:
         if body is None:
             raise ProxyFailed(f"nginx status page {self.status_url} does not answer")
         return parse_stub_status(body)
+
+    def backend_health(self, process: ProxyProcess) -> list[BackendHealth] | None:
+        return None
 
     def _status(self) -> bytes | None:
         try:

@@ -27,7 +27,7 @@ from typing import Protocol
 from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.lifecycle import messages
-from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply
+from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply, backend_health_text
 from lbcp.models.lbvm import HEARTBEAT_PERSIST_INTERVAL, Lbvm, LbvmConflict
 from lbcp.models.resource import LoadBalancerRecord
 
@@ -108,6 +108,9 @@ class HeartbeatService:
                     unhealthy_timeout_seconds=lifecycle.unhealthy_timeout_seconds,
                 ),
             )
+        if lbvm is not before:
+            for change in messages.backend_changes(before, lbvm, now):
+                self.load_balancers.append_event(record.id, change)
         draining = _told_to_drain(lbvm, now)
         return HeartbeatReply(
             desired_config_version=record.generation,
@@ -150,6 +153,7 @@ class HeartbeatService:
             "applied_config_version": beat.applied_config_version,
             "agent_error": beat.error,
             "boot_id": beat.boot_id,
+            "backend_health": backend_health_text(beat.backends) if beat.backends is not None else None,
         }
         if beat.boot_id == lbvm.boot_id and (lbvm.heartbeat_sequence or -1) >= beat.sequence:
             return lbvm  # a late or repeated heartbeat: nothing new

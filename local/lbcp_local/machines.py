@@ -35,6 +35,7 @@ from agent.proxy.base import ProxyDriver, driver_for
 from agent.proxy.process import ProxyFailed, ProxyProcess
 from agent.render import ProxyName
 from agent.simulated import SimulatedDataPlane
+from lbcp.models.agent import BackendHealth
 
 DataPlaneKind = Literal["proxy", "simulated"]
 LOOPBACK = "127.0.0.1"
@@ -143,6 +144,9 @@ class PoweredDriver:
 
     def active_connections(self, process: ProxyProcess) -> int:
         return self._inner.active_connections(process)
+
+    def backend_health(self, process: ProxyProcess) -> list[BackendHealth] | None:
+        return self._inner.backend_health(process)
 
     def adopt(self) -> ProxyProcess | None:
         return None  # a machine that just booted runs nothing yet

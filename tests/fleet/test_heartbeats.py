@@ -295,3 +295,42 @@ def test_an_agent_error_is_an_event_once_with_what_happens_next(cloud: Cloud, ap
     refused = [e["message"] for e in events if e["reason"] == "AgentError"]
     assert len(refused) == 2
     assert refused[0].endswith("refused a config: validate: nginx: [emerg] unknown directive; config v1 keeps serving")
+
+
+def test_a_backend_no_target_answers_is_an_event_on_the_transition_only(
+    cloud: Cloud, api: Api, lb: dict[str, Any]
+) -> None:
+    lbvm_record(cloud, lb["id"], state="Routable", callback_kind=None, callback_token=None)
+
+    def health(app: int, db: int) -> list[dict[str, Any]]:
+        return [
+            {"name": "app", "healthyTargets": app, "targets": 2},
+            {"name": "db", "healthyTargets": db, "targets": 1},
+        ]
+
+    def said(reason: str) -> list[str]:
+        events = api.request("GET", f"/v1/load-balancers/{lb['id']}/events").json()["items"]
+        return [e["message"] for e in events if e["reason"] == reason]
+
+    assert send(beat(lb["id"], sequence=1, backends=health(2, 1))).status == 200
+    assert said("BackendUnavailable") == []  # all reachable: nothing to say
+    for sequence in (2, 3, 4):  # db's only target stops answering, and stays down for three beats
+        send(beat(lb["id"], sequence=sequence, backends=health(1, 0)))
+    [down] = said("BackendUnavailable")
+    assert down == (
+        f"{LBVM_ID} {INSTANCE}: backend db has 0 of 1 targets passing its health check; this LBVM answers its "
+        "requests with 503 until one passes. The LBVM stays in the entry: the fault is behind it, where every "
+        "LBVM sees the same targets"
+    )  # once, and app (1 of 2 still passing) is no event
+    stored = LbvmRepository(cloud.dynamodb, cloud.table).get(lb["id"], LBVM_ID)
+    assert stored is not None and stored.backend_health == "app=1/2,db=0/1"
+
+    send(beat(lb["id"], sequence=5, backends=None))  # not known (an NGINX agent, a drain): not a recovery
+    assert said("BackendAvailable") == []
+    stored = LbvmRepository(cloud.dynamodb, cloud.table).get(lb["id"], LBVM_ID)
+    assert stored is not None and stored.backend_health is None
+    send(beat(lb["id"], sequence=6, backends=health(2, 0)))
+    send(beat(lb["id"], sequence=7, backends=health(2, 1)))
+    assert said("BackendAvailable") == [
+        f"{LBVM_ID} {INSTANCE}: backend db is reachable again: 1 of 1 targets pass its health check"
+    ]

@@ -152,6 +152,12 @@ def _create_heal_and_delete(fleet_runtime: LocalRuntimeProcess, app_port: int) -
     assert active["status"]["observedGeneration"] == 1
     instance_ids = {lbvm["instanceId"] for lbvm in lbvms}
     _assert_served(fleet_runtime, active, instance_ids)
+    # Each LBVM's proxy (HAProxy) says what its health checks see of every backend: its one target passes.
+    checked = wait_for(read, lambda lb: all("backends" in lbvm for lbvm in lb["status"]["lbvms"]), 30)
+    for lbvm in checked["status"]["lbvms"]:
+        assert lbvm["backends"] == [
+            {"name": name, "healthyTargets": 1, "targets": 1} for name in sorted(b["name"] for b in spec["backends"])
+        ], lbvm
     elbv2 = aws(fleet_runtime, "elbv2")
     # This load balancer's target groups (the runtime is shared with other tests).
     names = {target_group_name(lb_id, listener["port"]) for listener in spec["listeners"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
+from lbcp.models.agent import parse_backend_health_text
 from lbcp.models.events import Event, EventType, LifecycleReason
 from lbcp.models.lbvm import Lbvm
 
@@ -145,6 +146,34 @@ def agent_error(
         what = f"is {state}"
         consequence = f"it stays {lbvm.state}"
     return event(lbvm, now, "AgentError", f"{_subject(lbvm)}: the agent {what}: {error}; {consequence}", "Warning")
+
+
+def backend_changes(before: Lbvm, after: Lbvm, now: datetime) -> list[Event]:
+    """A backend this LBVM's proxy can no longer reach (no target passes its checks), or reaches again.
+
+    Said on the transition only. Unknown health (NGINX, a drain, an old agent) says nothing:
+    not knowing is no recovery.
+    """
+    if after.backend_health is None:
+        return []
+    now_seen = {b.name: b for b in parse_backend_health_text(after.backend_health)}
+    was_down = {b.name for b in parse_backend_health_text(before.backend_health or "") if b.unavailable}
+    events = []
+    for name, backend in sorted(now_seen.items()):
+        if backend.unavailable and name not in was_down:
+            message = (
+                f"{_subject(after)}: backend {name} has 0 of {backend.targets} targets passing its health check; "
+                f"this LBVM answers its requests with 503 until one passes. The LBVM stays in the entry: "
+                f"the fault is behind it, where every LBVM sees the same targets"
+            )
+            events.append(event(after, now, "BackendUnavailable", message, "Warning"))
+        elif name in was_down and not backend.unavailable:
+            message = (
+                f"{_subject(after)}: backend {name} is reachable again: "
+                f"{backend.healthy_targets} of {backend.targets} targets pass its health check"
+            )
+            events.append(event(after, now, "BackendAvailable", message))
+    return events
 
 
 def failure(lbvm: Lbvm, now: datetime, phase: str, error: dict[str, Any] | None) -> Event:

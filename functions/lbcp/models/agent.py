@@ -21,8 +21,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from lbcp.models.spec import LoadBalancerSpec
-from lbcp.models.status import StatusModel
+from lbcp.models.base import StatusModel
+from lbcp.models.spec import MAX_BACKENDS, BackendName, LoadBalancerSpec
 
 AGENT_CONFIG_PATH = "/v1/agent/config"
 AGENT_HEARTBEAT_PATH = "/v1/agent/heartbeat"
@@ -44,6 +44,32 @@ class AgentConfig(StatusModel):
     spec: LoadBalancerSpec
 
 
+class BackendHealth(StatusModel):
+    """One spec backend as this LBVM's proxy sees it through its active health checks."""
+
+    name: BackendName
+    healthy_targets: int = Field(ge=0, description="Targets passing the backend's health check.")
+    targets: int = Field(ge=0)
+
+    @property
+    def unavailable(self) -> bool:
+        return self.targets > 0 and self.healthy_targets == 0
+
+
+def backend_health_text(backends: list[BackendHealth]) -> str:
+    """``app=2/2,db=0/1``, by name: one compact, comparable value to store on the LBVM's record."""
+    return ",".join(f"{b.name}={b.healthy_targets}/{b.targets}" for b in sorted(backends, key=lambda b: b.name))
+
+
+def parse_backend_health_text(text: str) -> list[BackendHealth]:
+    result = []
+    for part in filter(None, text.split(",")):
+        name, _, counts = part.partition("=")
+        healthy, _, targets = counts.partition("/")
+        result.append(BackendHealth(name=name, healthy_targets=int(healthy), targets=int(targets)))
+    return result
+
+
 class Heartbeat(StatusModel):
     lbvm_id: str
     instance_id: str
@@ -56,6 +82,12 @@ class Heartbeat(StatusModel):
     applied_config_version: int | None = None
     error: str | None = Field(default=None, max_length=1024)
     agent_version: str = Field(max_length=64)
+    backends: list[BackendHealth] | None = Field(
+        default=None,
+        max_length=MAX_BACKENDS,
+        description="Per spec backend, what the proxy's active health checks see; null where the proxy "
+        "cannot tell (NGINX open source has no active checks) or before a config serves.",
+    )
 
 
 class HeartbeatReply(StatusModel):

@@ -63,6 +63,8 @@ LifecycleReason = Literal[
     "DrainFailed",
     "LifecycleFailed",
     "AgentError",
+    "BackendUnavailable",
+    "BackendAvailable",
 ]
 
 # The scaler: a change of desired capacity, a hold worth telling, a warm floor's end.

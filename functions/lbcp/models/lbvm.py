@@ -77,6 +77,9 @@ class Lbvm(StatusModel):
     boot_id: str | None = None
     heartbeat_sequence: int | None = None
     agent_error: str | None = None
+    # Per backend, targets passing health checks (lbcp.models.agent.backend_health_text);
+    # None where the proxy cannot tell.
+    backend_health: str | None = None
 
     # Drain and end of life.
     drain_requested_at: datetime | None = None

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from lbcp.models.agent import BackendHealth
 from lbcp.models.base import StatusModel
 from lbcp.models.rollout import RolloutStatus
 from lbcp.models.spec import EntryMode
@@ -39,6 +40,12 @@ class LbvmStatus(StatusModel):
         default=None,
         exclude_if=lambda value: value is None,
         description="The last error its agent reported (a proxy that failed to start, a config it refused).",
+    )
+    backends: list[BackendHealth] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Per backend, targets passing health checks as this LBVM's proxy sees them "
+        "(absent where the proxy cannot tell: NGINX open source, a draining LBVM).",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lbcp.models.agent import parse_backend_health_text
 from lbcp.models.status import EntryStatus, LbvmStatus, LoadBalancerStatus, Phase
 from lbcp.reconcile.jobs import Launch
 from lbcp.reconcile.plan.context import PlanContext
@@ -68,6 +69,7 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
                 since=lbvm.state_since,
                 config_version=str(lbvm.applied_config_version) if lbvm.applied_config_version else None,
                 agent_error=lbvm.agent_error,
+                backends=parse_backend_health_text(lbvm.backend_health) if lbvm.backend_health is not None else None,
             )
             for lbvm in sorted(fleet.not_terminated, key=lambda lbvm: (lbvm.subnet_id, lbvm.created_at))
         ],
