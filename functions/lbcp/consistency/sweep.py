@@ -128,6 +128,12 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def _first(response: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The first item of a describe call's list, or None when it lists nothing."""
+    found = response.get(key, [])
+    return dict(found[0]) if found else None
+
+
 class Sweeper:
     """Deletes one orphan at a time, after re-checking it live, and audits the outcome."""
 
@@ -226,86 +232,137 @@ class Sweeper:
         raise Refused(f"{resource_type} findings are not swept (only orphans of instances, interfaces, Elastic IPs, "
                       "security groups, NLBs, target groups and DNS records)")  # fmt: skip
 
+    def _guarded(
+        self,
+        *,
+        describe: Callable[[], dict[str, Any] | None],
+        not_found: tuple[str, ...],
+        gone: str,
+        what: Callable[[dict[str, Any]], str],
+        tags: Callable[[dict[str, Any]], dict[str, str]],
+        claims: Literal["record", "lbvm"],
+        resource_id: str,
+        remove: Callable[[dict[str, Any], str, str], None],
+    ) -> str:
+        """The one pattern of every tagged removal.
+
+        Describe the resource (absent or ``not_found``: ``Gone(gone)``), require our owner tag,
+        require that nothing claims it (``record``: its load balancer has no record; ``lbvm``: no
+        live LBVM record claims it either), then ``remove`` it (which may refuse for its own reasons).
+        """
+        try:
+            found = describe()
+        except ClientError as exc:
+            if _code(exc) in not_found:
+                raise Gone(gone) from None
+            raise
+        if found is None:
+            raise Gone(gone)
+        name = what(found)
+        resource_tags = tags(found)
+        lb_id = self._owner_of(name, resource_tags)
+        if claims == "record":
+            self._require_unclaimed(name, lb_id)
+        else:
+            self._require_no_live_lbvm(name, lb_id, resource_tags, resource_id)
+        remove(found, name, lb_id)
+        return lb_id
+
     def _instance(self, instance_id: str) -> str:
         ec2 = self._client("ec2")
-        try:
-            reservations = ec2.describe_instances(InstanceIds=[instance_id]).get("Reservations", [])
-        except ClientError as exc:
-            if _code(exc) == "InvalidInstanceID.NotFound":
-                raise Gone(f"instance {instance_id} no longer exists") from None
-            raise
-        found = [i for r in reservations for i in r.get("Instances", [])]
-        if not found or found[0]["State"]["Name"] in ("shutting-down", "terminated"):
-            raise Gone(f"instance {instance_id} is already terminated")
-        instance = found[0]
-        tags = tags_of(instance)
-        what = f"instance {instance_id}"
-        lb_id = self._owner_of(what, tags)
-        self._require_no_live_lbvm(what, lb_id, tags, instance_id)
-        launched = instance.get("LaunchTime")
-        if self._load_balancers.get(lb_id) is not None and launched and self._clock() - launched < self._grace:
-            raise Refused(f"{what} was launched {launched:%H:%M:%SZ}: it may be a launch in flight")
-        ec2.terminate_instances(InstanceIds=[instance_id])
-        return lb_id
+
+        def describe() -> dict[str, Any] | None:
+            try:
+                reservations = ec2.describe_instances(InstanceIds=[instance_id]).get("Reservations", [])
+            except ClientError as exc:
+                if _code(exc) == "InvalidInstanceID.NotFound":
+                    raise Gone(f"instance {instance_id} no longer exists") from None
+                raise
+            found = [i for r in reservations for i in r.get("Instances", [])]
+            if not found or found[0]["State"]["Name"] in ("shutting-down", "terminated"):
+                return None
+            return dict(found[0])
+
+        def remove(instance: dict[str, Any], what: str, lb_id: str) -> None:
+            launched = instance.get("LaunchTime")
+            if self._load_balancers.get(lb_id) is not None and launched and self._clock() - launched < self._grace:
+                raise Refused(f"{what} was launched {launched:%H:%M:%SZ}: it may be a launch in flight")
+            ec2.terminate_instances(InstanceIds=[instance_id])
+
+        return self._guarded(
+            describe=describe,
+            not_found=(),
+            gone=f"instance {instance_id} is already terminated",
+            what=lambda _: f"instance {instance_id}",
+            tags=tags_of,
+            claims="lbvm",
+            resource_id=instance_id,
+            remove=remove,
+        )
 
     def _interface(self, interface_id: str) -> str:
         ec2 = self._client("ec2")
-        try:
-            found = ec2.describe_network_interfaces(NetworkInterfaceIds=[interface_id]).get("NetworkInterfaces", [])
-        except ClientError as exc:
-            if _code(exc) == "InvalidNetworkInterfaceID.NotFound":
-                raise Gone(f"network interface {interface_id} no longer exists") from None
-            raise
-        if not found:
-            raise Gone(f"network interface {interface_id} no longer exists")
-        tags = tags_of(found[0], "TagSet")
-        what = f"network interface {interface_id}"
-        lb_id = self._owner_of(what, tags)
-        self._require_no_live_lbvm(what, lb_id, tags, interface_id)
-        attached = (found[0].get("Attachment") or {}).get("InstanceId")
-        if found[0].get("Status") == "in-use" and attached:
-            raise Refused(f"{what} is attached to {attached}: it goes with that instance (sweep again after)")
-        ec2.delete_network_interface(NetworkInterfaceId=interface_id)
-        return lb_id
+
+        def remove(interface: dict[str, Any], what: str, _: str) -> None:
+            attached = (interface.get("Attachment") or {}).get("InstanceId")
+            if interface.get("Status") == "in-use" and attached:
+                raise Refused(f"{what} is attached to {attached}: it goes with that instance (sweep again after)")
+            ec2.delete_network_interface(NetworkInterfaceId=interface_id)
+
+        return self._guarded(
+            describe=lambda: _first(
+                ec2.describe_network_interfaces(NetworkInterfaceIds=[interface_id]), "NetworkInterfaces"
+            ),
+            not_found=("InvalidNetworkInterfaceID.NotFound",),
+            gone=f"network interface {interface_id} no longer exists",
+            what=lambda _: f"network interface {interface_id}",
+            tags=lambda found: tags_of(found, "TagSet"),
+            claims="lbvm",
+            resource_id=interface_id,
+            remove=remove,
+        )
 
     def _address(self, allocation_id: str) -> str:
         ec2 = self._client("ec2")
-        try:
-            found = ec2.describe_addresses(AllocationIds=[allocation_id]).get("Addresses", [])
-        except ClientError as exc:
-            if _code(exc) in ("InvalidAllocationID.NotFound", "InvalidAddress.NotFound"):
-                raise Gone(f"Elastic IP {allocation_id} is already released") from None
-            raise
-        if not found:
-            raise Gone(f"Elastic IP {allocation_id} is already released")
-        what = f"Elastic IP {allocation_id}"
-        lb_id = self._owner_of(what, tags_of(found[0]))
-        self._require_unclaimed(what, lb_id)
-        if found[0].get("AssociationId"):
-            raise Refused(f"{what} is associated ({found[0]['AssociationId']}): disassociate it first")
-        ec2.release_address(AllocationId=allocation_id)
-        return lb_id
+
+        def remove(address: dict[str, Any], what: str, _: str) -> None:
+            if address.get("AssociationId"):
+                raise Refused(f"{what} is associated ({address['AssociationId']}): disassociate it first")
+            ec2.release_address(AllocationId=allocation_id)
+
+        return self._guarded(
+            describe=lambda: _first(ec2.describe_addresses(AllocationIds=[allocation_id]), "Addresses"),
+            not_found=("InvalidAllocationID.NotFound", "InvalidAddress.NotFound"),
+            gone=f"Elastic IP {allocation_id} is already released",
+            what=lambda _: f"Elastic IP {allocation_id}",
+            tags=tags_of,
+            claims="record",
+            resource_id=allocation_id,
+            remove=remove,
+        )
 
     def _security_group(self, group_id: str) -> str:
         ec2 = self._client("ec2")
-        try:
-            found = ec2.describe_security_groups(GroupIds=[group_id]).get("SecurityGroups", [])
-        except ClientError as exc:
-            if _code(exc) == "InvalidGroup.NotFound":
-                raise Gone(f"security group {group_id} no longer exists") from None
-            raise
-        if not found:
-            raise Gone(f"security group {group_id} no longer exists")
-        what = f"security group {group_id}"
-        lb_id = self._owner_of(what, tags_of(found[0]))
-        self._require_unclaimed(what, lb_id)
-        try:
-            ec2.delete_security_group(GroupId=group_id)
-        except ClientError as exc:
-            if _code(exc) == "DependencyViolation":
-                raise Refused(f"{what} is still in use (an interface uses it): sweep again once it is gone") from None
-            raise
-        return lb_id
+
+        def remove(_: dict[str, Any], what: str, __: str) -> None:
+            try:
+                ec2.delete_security_group(GroupId=group_id)
+            except ClientError as exc:
+                if _code(exc) == "DependencyViolation":
+                    in_use = f"{what} is still in use (an interface uses it): sweep again once it is gone"
+                    raise Refused(in_use) from None
+                raise
+
+        return self._guarded(
+            describe=lambda: _first(ec2.describe_security_groups(GroupIds=[group_id]), "SecurityGroups"),
+            not_found=("InvalidGroup.NotFound",),
+            gone=f"security group {group_id} no longer exists",
+            what=lambda _: f"security group {group_id}",
+            tags=tags_of,
+            claims="record",
+            resource_id=group_id,
+            remove=remove,
+        )
 
     def _elbv2_tags(self, arn: str) -> dict[str, str]:
         from lbcp.entry.pool import tags_by_arn
@@ -315,42 +372,44 @@ class Sweeper:
 
     def _nlb(self, arn: str) -> str:
         elbv2 = self._client("elbv2")
-        try:
-            found = elbv2.describe_load_balancers(LoadBalancerArns=[arn]).get("LoadBalancers", [])
-        except ClientError as exc:
-            if _code(exc) == "LoadBalancerNotFound":
-                raise Gone(f"NLB {arn} no longer exists") from None
-            raise
-        if not found:
-            raise Gone(f"NLB {arn} no longer exists")
-        what = f"NLB {found[0]['LoadBalancerName']}"
-        lb_id = self._owner_of(what, self._elbv2_tags(arn))
-        self._require_unclaimed(what, lb_id)
-        for listener in elbv2.describe_listeners(LoadBalancerArn=arn).get("Listeners", []):
-            elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
-        elbv2.delete_load_balancer(LoadBalancerArn=arn)
-        return lb_id
+
+        def remove(_: dict[str, Any], __: str, ___: str) -> None:
+            for listener in elbv2.describe_listeners(LoadBalancerArn=arn).get("Listeners", []):
+                elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
+            elbv2.delete_load_balancer(LoadBalancerArn=arn)
+
+        return self._guarded(
+            describe=lambda: _first(elbv2.describe_load_balancers(LoadBalancerArns=[arn]), "LoadBalancers"),
+            not_found=("LoadBalancerNotFound",),
+            gone=f"NLB {arn} no longer exists",
+            what=lambda found: f"NLB {found['LoadBalancerName']}",
+            tags=lambda _: self._elbv2_tags(arn),
+            claims="record",
+            resource_id=arn,
+            remove=remove,
+        )
 
     def _target_group(self, arn: str) -> str:
         elbv2 = self._client("elbv2")
-        try:
-            found = elbv2.describe_target_groups(TargetGroupArns=[arn]).get("TargetGroups", [])
-        except ClientError as exc:
-            if _code(exc) == "TargetGroupNotFound":
-                raise Gone(f"target group {arn} no longer exists") from None
-            raise
-        if not found:
-            raise Gone(f"target group {arn} no longer exists")
-        what = f"target group {found[0]['TargetGroupName']}"
-        lb_id = self._owner_of(what, self._elbv2_tags(arn))
-        self._require_unclaimed(what, lb_id)
-        try:
-            elbv2.delete_target_group(TargetGroupArn=arn)
-        except ClientError as exc:
-            if _code(exc) == "ResourceInUse":
-                raise Refused(f"{what} is in use by a listener: sweep its NLB first") from None
-            raise
-        return lb_id
+
+        def remove(_: dict[str, Any], what: str, __: str) -> None:
+            try:
+                elbv2.delete_target_group(TargetGroupArn=arn)
+            except ClientError as exc:
+                if _code(exc) == "ResourceInUse":
+                    raise Refused(f"{what} is in use by a listener: sweep its NLB first") from None
+                raise
+
+        return self._guarded(
+            describe=lambda: _first(elbv2.describe_target_groups(TargetGroupArns=[arn]), "TargetGroups"),
+            not_found=("TargetGroupNotFound",),
+            gone=f"target group {arn} no longer exists",
+            what=lambda found: f"target group {found['TargetGroupName']}",
+            tags=lambda _: self._elbv2_tags(arn),
+            claims="record",
+            resource_id=arn,
+            remove=remove,
+        )
 
     def _dns_record(self, resource_id: str) -> str | None:
         """``<name>/A/<set identifier or alias>``: ours by shape, unclaimed by name and LBVM."""
