@@ -28,7 +28,6 @@ from lbcp.consistency.inventory import ResourceType
 from lbcp.models.status import StatusModel
 
 QUARANTINE_TAG: Final = "lbcp:quarantined-at"
-ENV_GC_POLICY: Final = "LBCP_GC_POLICY"
 # DNS records carry no tags: they cannot be quarantined, so they are never collected automatically.
 QUARANTINABLE: Final[tuple[ResourceType, ...]] = (
     "instance",
