@@ -2,7 +2,8 @@
 
 Invoked by its schedule (every 15 minutes: a check) and by the API, on demand:
 
-- ``{"action": "check"}`` (or any scheduled event): run the checker, store the report.
+- ``{"action": "check"}`` (or any scheduled event): run the checker, store the report, and let the
+  automatic GC act on it when the ``lbcp:gc`` policy says auto.
 - ``{"action": "plan"}``: run the checker and return the report and what a sweep would delete.
 - ``{"action": "sweep", "resourceType": ..., "resourceId": ..., "actor": ...}``: re-check one
   orphan against the live records and delete it if nothing claims it; audited either way.
@@ -52,7 +53,7 @@ def handle(event: Any) -> dict[str, Any]:
         result = sweeper().sweep(event["resourceType"], event["resourceId"], actor=str(event.get("actor") or "unknown"))
         logger.info("swept", extra=result.to_json())
         return result.to_json()
-    report = checker().run()
+    report = checker().run(collect=action == "check")  # a dry run never lets the automatic GC act
     logger.info("checked", counts=report.counts, aws_calls=report.aws_calls, load_balancers=report.load_balancers)
     body: dict[str, Any] = {"report": report.model_dump(mode="json", by_alias=True)}
     if action == "plan":

@@ -24,6 +24,8 @@ ENV_API_ENDPOINT = "LBCP_API_ENDPOINT"
 ENV_CONSISTENCY_FUNCTION = "LBCP_CONSISTENCY_FUNCTION"
 # Local runtime only: the file where its entry says where it listens for each load balancer.
 ENV_LOCAL_ENTRY_ENDPOINTS = "LBCP_LOCAL_ENTRY_ENDPOINTS"
+# The automatic GC policy (JSON of ``lbcp.consistency.gc_policy.GcPolicy``); unset: manual GC only.
+ENV_GC_POLICY = "LBCP_GC_POLICY"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Settings:
     api_endpoint: str | None = None
     consistency_function: str | None = None
     local_entry_endpoints: str | None = None
+    gc_policy: str | None = None
 
     @staticmethod
     def from_env() -> Settings:
@@ -60,6 +63,7 @@ class Settings:
             api_endpoint=env.get(ENV_API_ENDPOINT) or None,
             consistency_function=env.get(ENV_CONSISTENCY_FUNCTION) or None,
             local_entry_endpoints=env.get(ENV_LOCAL_ENTRY_ENDPOINTS) or None,
+            gc_policy=env.get(ENV_GC_POLICY) or None,
         )
 
 

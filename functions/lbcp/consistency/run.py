@@ -4,6 +4,8 @@ The order matters: the cloud first, the table second (``inventory``). The
 previous report gives each finding its ``firstSeen`` and its count of
 consecutive sightings. A finding seen for the first time on a load balancer
 that has a record becomes a Warning event on it, once (not every run).
+Then, when the ``lbcp:gc`` policy says auto, the automatic GC acts on the
+report (``autogc``; off by default, and never on a dry run).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final, Protocol
 
+from lbcp.consistency.autogc import AutoGc
 from lbcp.consistency.check import CheckSettings, check
 from lbcp.consistency.findings import ConsistencyReport, FindingKind, carry_forward, counts_of
 from lbcp.consistency.inventory import CloudInventory, TableSnapshot
@@ -48,6 +51,7 @@ class ConsistencyChecker:
         metrics: FindingsMetrics | None,
         clock: Callable[[], datetime],
         settings: CheckSettings | None = None,
+        gc: AutoGc | None = None,
     ) -> None:
         self._cloud = cloud
         self._load_balancers = load_balancers
@@ -56,8 +60,10 @@ class ConsistencyChecker:
         self._metrics = metrics
         self._clock = clock
         self._settings = settings or CheckSettings()
+        self._gc = gc
 
-    def run(self) -> ConsistencyReport:
+    def run(self, *, collect: bool = True) -> ConsistencyReport:
+        """One run; ``collect``: then let the automatic GC act on the report, if its policy says auto."""
         now = self._clock()
         cloud = self._cloud.list(now)  # first: see the module docstring of ``inventory``
         table = TableSnapshot(tuple(self._all_records()), tuple(self._lbvms.list_all()))
@@ -74,6 +80,8 @@ class ConsistencyChecker:
         if self._metrics is not None:
             self._metrics.publish(report.counts, now)
         self._write_events(report, {record.id for record in table.load_balancers})
+        if collect and self._gc is not None:
+            self._gc.run(report)
         return report
 
     def _write_events(self, report: ConsistencyReport, known: set[str]) -> None:

@@ -4,6 +4,7 @@
 Item                                        Key
 ==========================================  ===========================================
 The last report (one item, overwritten)     pk = ``CONSISTENCY``, sk = ``REPORT``
+What the automatic GC quarantined           pk = ``CONSISTENCY``, sk = ``QUARANTINE``
 One audit entry (never changed, no TTL)     pk = ``GC#AUDIT``, sk = ``<time>#<random>``
 ==========================================  ===========================================
 
@@ -28,12 +29,14 @@ from typing import Any, Final, Literal
 from pydantic import Field
 
 from lbcp.consistency.findings import ConsistencyReport
+from lbcp.consistency.gc_policy import Quarantined
 from lbcp.consistency.inventory import ResourceType
 from lbcp.dal.schema import PARTITION_KEY, SORT_KEY
 from lbcp.models.status import StatusModel
 from lbcp.models.times import utc_iso
 
 REPORT_KEY: Final = {PARTITION_KEY: {"S": "CONSISTENCY"}, SORT_KEY: {"S": "REPORT"}}
+QUARANTINE_KEY: Final = {PARTITION_KEY: {"S": "CONSISTENCY"}, SORT_KEY: {"S": "QUARANTINE"}}
 AUDIT_PARTITION: Final = "GC#AUDIT"
 # A DynamoDB item holds at most 400 KB; a finding takes about 400 bytes.
 MAX_STORED_FINDINGS: Final = 500
@@ -55,6 +58,10 @@ class AuditLog(StatusModel):
     items: list[AuditEntry]
 
 
+class QuarantineBook(StatusModel):
+    items: list[Quarantined]
+
+
 class ConsistencyStore:
     def __init__(self, client: Any, table_name: str) -> None:
         self._client = client
@@ -73,6 +80,17 @@ class ConsistencyStore:
             Item={**REPORT_KEY, "report": {"S": report.model_dump_json(by_alias=True)}},
         )
         return report
+
+    def quarantined(self) -> list[Quarantined]:
+        """What the automatic GC quarantined and has not deleted or released yet."""
+        item = self._client.get_item(TableName=self._table, Key=QUARANTINE_KEY, ConsistentRead=True).get("Item")
+        return QuarantineBook.model_validate_json(item["book"]["S"]).items if item else []
+
+    def put_quarantined(self, items: list[Quarantined]) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={**QUARANTINE_KEY, "book": {"S": QuarantineBook(items=items).model_dump_json(by_alias=True)}},
+        )
 
     def audit(self, entry: AuditEntry) -> None:
         self._client.put_item(

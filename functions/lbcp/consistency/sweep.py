@@ -20,6 +20,7 @@ report alone (it may be 15 minutes old):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
@@ -28,12 +29,14 @@ from pydantic import Field
 
 from lbcp.consistency.check import CheckSettings
 from lbcp.consistency.findings import ConsistencyReport, Finding
+from lbcp.consistency.gc_policy import QUARANTINE_TAG
 from lbcp.consistency.inventory import ResourceType, Tagged
-from lbcp.consistency.store import AuditEntry, ConsistencyStore
+from lbcp.consistency.store import AuditAction, AuditEntry, ConsistencyStore
 from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.entry import dns
 from lbcp.models.status import StatusModel
+from lbcp.models.times import utc_iso
 from lbcp.reconcile.compute import tags_of
 
 # The order of a sweep: instances first (their interfaces are freed when they go), NLBs before
@@ -54,6 +57,7 @@ ACTIONS: Final[dict[str, Action]] = {
 }
 
 Outcome = Literal["deleted", "refused", "gone"]
+ELBV2_TYPES: Final[tuple[ResourceType, ...]] = ("nlb", "target-group")
 
 
 class Candidate(StatusModel):
@@ -128,6 +132,35 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def _first(response: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The first item of a describe call's list, or None when it lists nothing."""
+    found = response.get(key, [])
+    return dict(found[0]) if found else None
+
+
+class GcOutcome(StatusModel):
+    """What the automatic GC's quarantine or release did to one resource (as audited)."""
+
+    action: AuditAction
+    reason: str
+    load_balancer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How to describe, read the tags of, and remove one resource type (``Sweeper._guarded``)."""
+
+    describe: Callable[[], dict[str, Any] | None]
+    not_found: tuple[str, ...]
+    gone: str
+    what: Callable[[dict[str, Any]], str]
+    tags: Callable[[dict[str, Any]], dict[str, str]]
+    claims: Literal["record", "lbvm"]
+    resource_id: str
+    resource_type: ResourceType
+    remove: Callable[[dict[str, Any], str, str], None]
+
+
 class Sweeper:
     """Deletes one orphan at a time, after re-checking it live, and audits the outcome."""
 
@@ -152,11 +185,14 @@ class Sweeper:
         self._domain = dns_domain
         self._grace: timedelta = (settings or CheckSettings()).in_flight_grace
 
-    def sweep(self, resource_type: ResourceType, resource_id: str, *, actor: str) -> SweepResult:
+    def sweep(
+        self, resource_type: ResourceType, resource_id: str, *, actor: str, quarantined: bool = False
+    ) -> SweepResult:
+        """Delete one orphan after the live re-check; ``quarantined``: only if it still carries the quarantine tag."""
         outcome: Outcome = "deleted"
         lb_id: str | None = None
         try:
-            lb_id = self._remove(resource_type, resource_id)
+            lb_id = self._remove(resource_type, resource_id, quarantined=quarantined)
             reason = f"{ACTIONS.get(resource_type, 'delete')}d: nothing claims it"
         except Refused as refused:
             outcome, reason, lb_id = "refused", str(refused), refused.load_balancer_id
@@ -169,18 +205,107 @@ class Sweeper:
             outcome=outcome,
             reason=reason,
         )
+        self._audit(result.outcome, resource_type, resource_id=resource_id, lb_id=lb_id, actor=actor, reason=reason)
+        return result
+
+    def quarantine(self, resource_type: ResourceType, resource_id: str, *, actor: str, reason: str) -> GcOutcome:
+        """Tag ``lbcp:quarantined-at`` (and stop an instance) after the same live re-check as a deletion."""
+        spec = self._spec(resource_type, resource_id)
+        at = self._clock()
+
+        def act(found: dict[str, Any], _: str, __: str) -> None:
+            self._tag(resource_type, resource_id, {QUARANTINE_TAG: utc_iso(at)})
+            if resource_type == "instance" and found["State"]["Name"] not in ("stopping", "stopped"):
+                self._client("ec2").stop_instances(InstanceIds=[resource_id])
+
+        return self._audited("quarantined", spec, act, actor, reason)
+
+    def release(self, resource_type: ResourceType, resource_id: str, *, actor: str, reason: str) -> GcOutcome:
+        """Forget a quarantine: remove the tag if it is still there (a stopped instance stays stopped)."""
+        spec = self._spec(resource_type, resource_id)
+        try:
+            tags = spec.tags(self._describe(spec))
+            if QUARANTINE_TAG in tags and Tagged(tags).ours:  # never touch what is not ours
+                self._untag(resource_type, resource_id, QUARANTINE_TAG)
+            lb_id = Tagged(tags).load_balancer_id
+            outcome: GcOutcome = GcOutcome(action="released", reason=reason, load_balancer_id=lb_id)
+        except Gone as gone:
+            outcome = GcOutcome(action="gone", reason=str(gone))
+        self._audit(
+            outcome.action, resource_type, resource_id=resource_id, lb_id=outcome.load_balancer_id,
+            actor=actor, reason=outcome.reason,
+        )  # fmt: skip
+        return outcome
+
+    def quarantine_tag(self, resource_type: ResourceType, resource_id: str) -> tuple[bool, datetime | None]:
+        """Whether the resource still exists, and the time on its quarantine tag (None: no tag)."""
+        spec = self._spec(resource_type, resource_id)
+        try:
+            found = self._describe(spec)
+        except Gone:
+            return False, None
+        value = spec.tags(found).get(QUARANTINE_TAG)
+        try:
+            return True, datetime.fromisoformat(value) if value else None
+        except ValueError:  # a hand-edited tag: still quarantined, from now on
+            return True, self._clock()
+
+    def _audited(
+        self,
+        action: AuditAction,
+        spec: _Spec,
+        act: Callable[[dict[str, Any], str, str], None],
+        actor: str,
+        reason: str,
+    ) -> GcOutcome:
+        resource_type = spec.resource_type
+        try:
+            lb_id = self._guarded(spec, act)
+            outcome = GcOutcome(action=action, reason=reason, load_balancer_id=lb_id)
+        except Refused as refused:
+            outcome = GcOutcome(action="refused", reason=str(refused), load_balancer_id=refused.load_balancer_id)
+        except Gone as gone:
+            outcome = GcOutcome(action="gone", reason=str(gone))
+        self._audit(
+            outcome.action, resource_type, resource_id=spec.resource_id, lb_id=outcome.load_balancer_id,
+            actor=actor, reason=outcome.reason,
+        )  # fmt: skip
+        return outcome
+
+    def _audit(
+        self,
+        action: AuditAction,
+        resource_type: ResourceType,
+        *,
+        resource_id: str,
+        lb_id: str | None,
+        actor: str,
+        reason: str,
+    ) -> None:
         self._store.audit(
             AuditEntry(
                 time=self._clock(),
-                action=result.outcome,
+                action=action,
                 resource_type=resource_type,
                 resource_id=resource_id,
-                load_balancer_id=result.load_balancer_id,
+                load_balancer_id=lb_id,
                 actor=actor,
-                reason=result.reason,
+                reason=reason,
             )
         )
-        return result
+
+    def _tag(self, resource_type: ResourceType, resource_id: str, tags: dict[str, str]) -> None:
+        pairs = [{"Key": key, "Value": value} for key, value in tags.items()]
+        if resource_type in ELBV2_TYPES:
+            self._client("elbv2").add_tags(ResourceArns=[resource_id], Tags=pairs)
+        else:
+            self._client("ec2").create_tags(Resources=[resource_id], Tags=pairs)
+
+    def _untag(self, resource_type: ResourceType, resource_id: str, key: str) -> None:
+        if resource_type in ELBV2_TYPES:
+            self._client("elbv2").remove_tags(ResourceArns=[resource_id], TagKeys=[key])
+        else:
+            self._client("ec2").delete_tags(Resources=[resource_id], Tags=[{"Key": key}])
 
     # --- the re-check ----------------------------------------------------------------------
 
@@ -207,7 +332,23 @@ class Sweeper:
 
     # --- the removals ----------------------------------------------------------------------
 
-    def _remove(self, resource_type: ResourceType, resource_id: str) -> str | None:
+    def _remove(self, resource_type: ResourceType, resource_id: str, *, quarantined: bool = False) -> str | None:
+        if resource_type == "dns-record":
+            if quarantined:
+                raise Refused("DNS records carry no tags: they are never quarantined")
+            return self._dns_record(resource_id)
+        spec = self._spec(resource_type, resource_id)
+        if not quarantined:
+            return self._guarded(spec, spec.remove)
+
+        def remove_if_still_quarantined(found: dict[str, Any], what: str, lb_id: str) -> None:
+            if QUARANTINE_TAG not in spec.tags(found):
+                raise Refused(f"{what} no longer carries {QUARANTINE_TAG}: it was released", lb_id)
+            spec.remove(found, what, lb_id)
+
+        return self._guarded(spec, remove_if_still_quarantined)
+
+    def _spec(self, resource_type: ResourceType, resource_id: str) -> _Spec:
         match resource_type:
             case "instance":
                 return self._instance(resource_id)
@@ -221,91 +362,138 @@ class Sweeper:
                 return self._nlb(resource_id)
             case "target-group":
                 return self._target_group(resource_id)
-            case "dns-record":
-                return self._dns_record(resource_id)
         raise Refused(f"{resource_type} findings are not swept (only orphans of instances, interfaces, Elastic IPs, "
                       "security groups, NLBs, target groups and DNS records)")  # fmt: skip
 
-    def _instance(self, instance_id: str) -> str:
-        ec2 = self._client("ec2")
-        try:
-            reservations = ec2.describe_instances(InstanceIds=[instance_id]).get("Reservations", [])
-        except ClientError as exc:
-            if _code(exc) == "InvalidInstanceID.NotFound":
-                raise Gone(f"instance {instance_id} no longer exists") from None
-            raise
-        found = [i for r in reservations for i in r.get("Instances", [])]
-        if not found or found[0]["State"]["Name"] in ("shutting-down", "terminated"):
-            raise Gone(f"instance {instance_id} is already terminated")
-        instance = found[0]
-        tags = tags_of(instance)
-        what = f"instance {instance_id}"
-        lb_id = self._owner_of(what, tags)
-        self._require_no_live_lbvm(what, lb_id, tags, instance_id)
-        launched = instance.get("LaunchTime")
-        if self._load_balancers.get(lb_id) is not None and launched and self._clock() - launched < self._grace:
-            raise Refused(f"{what} was launched {launched:%H:%M:%SZ}: it may be a launch in flight")
-        ec2.terminate_instances(InstanceIds=[instance_id])
+    def _guarded(self, spec: _Spec, act: Callable[[dict[str, Any], str, str], None]) -> str:
+        """The one pattern of every tagged removal (and quarantine).
+
+        Describe the resource (absent or ``not_found``: ``Gone(gone)``), require our owner tag,
+        require that nothing claims it (``record``: its load balancer has no record; ``lbvm``: no
+        live LBVM record claims it either), then ``act`` on it (which may refuse for its own reasons).
+        """
+        found = self._describe(spec)
+        name = spec.what(found)
+        resource_tags = spec.tags(found)
+        lb_id = self._owner_of(name, resource_tags)
+        if spec.claims == "record":
+            self._require_unclaimed(name, lb_id)
+        else:
+            self._require_no_live_lbvm(name, lb_id, resource_tags, spec.resource_id)
+        act(found, name, lb_id)
         return lb_id
 
-    def _interface(self, interface_id: str) -> str:
-        ec2 = self._client("ec2")
+    @staticmethod
+    def _describe(spec: _Spec) -> dict[str, Any]:
         try:
-            found = ec2.describe_network_interfaces(NetworkInterfaceIds=[interface_id]).get("NetworkInterfaces", [])
+            found = spec.describe()
         except ClientError as exc:
-            if _code(exc) == "InvalidNetworkInterfaceID.NotFound":
-                raise Gone(f"network interface {interface_id} no longer exists") from None
+            if _code(exc) in spec.not_found:
+                raise Gone(spec.gone) from None
             raise
-        if not found:
-            raise Gone(f"network interface {interface_id} no longer exists")
-        tags = tags_of(found[0], "TagSet")
-        what = f"network interface {interface_id}"
-        lb_id = self._owner_of(what, tags)
-        self._require_no_live_lbvm(what, lb_id, tags, interface_id)
-        attached = (found[0].get("Attachment") or {}).get("InstanceId")
-        if found[0].get("Status") == "in-use" and attached:
-            raise Refused(f"{what} is attached to {attached}: it goes with that instance (sweep again after)")
-        ec2.delete_network_interface(NetworkInterfaceId=interface_id)
-        return lb_id
+        if found is None:
+            raise Gone(spec.gone)
+        return found
 
-    def _address(self, allocation_id: str) -> str:
+    def _instance(self, instance_id: str) -> _Spec:
         ec2 = self._client("ec2")
-        try:
-            found = ec2.describe_addresses(AllocationIds=[allocation_id]).get("Addresses", [])
-        except ClientError as exc:
-            if _code(exc) in ("InvalidAllocationID.NotFound", "InvalidAddress.NotFound"):
-                raise Gone(f"Elastic IP {allocation_id} is already released") from None
-            raise
-        if not found:
-            raise Gone(f"Elastic IP {allocation_id} is already released")
-        what = f"Elastic IP {allocation_id}"
-        lb_id = self._owner_of(what, tags_of(found[0]))
-        self._require_unclaimed(what, lb_id)
-        if found[0].get("AssociationId"):
-            raise Refused(f"{what} is associated ({found[0]['AssociationId']}): disassociate it first")
-        ec2.release_address(AllocationId=allocation_id)
-        return lb_id
 
-    def _security_group(self, group_id: str) -> str:
+        def describe() -> dict[str, Any] | None:
+            try:
+                reservations = ec2.describe_instances(InstanceIds=[instance_id]).get("Reservations", [])
+            except ClientError as exc:
+                if _code(exc) == "InvalidInstanceID.NotFound":
+                    raise Gone(f"instance {instance_id} no longer exists") from None
+                raise
+            found = [i for r in reservations for i in r.get("Instances", [])]
+            if not found or found[0]["State"]["Name"] in ("shutting-down", "terminated"):
+                return None
+            return dict(found[0])
+
+        def remove(instance: dict[str, Any], what: str, lb_id: str) -> None:
+            launched = instance.get("LaunchTime")
+            if self._load_balancers.get(lb_id) is not None and launched and self._clock() - launched < self._grace:
+                raise Refused(f"{what} was launched {launched:%H:%M:%SZ}: it may be a launch in flight")
+            ec2.terminate_instances(InstanceIds=[instance_id])
+
+        return _Spec(
+            describe=describe,
+            not_found=(),
+            gone=f"instance {instance_id} is already terminated",
+            what=lambda _: f"instance {instance_id}",
+            tags=tags_of,
+            claims="lbvm",
+            resource_id=instance_id,
+            resource_type="instance",
+            remove=remove,
+        )
+
+    def _interface(self, interface_id: str) -> _Spec:
         ec2 = self._client("ec2")
-        try:
-            found = ec2.describe_security_groups(GroupIds=[group_id]).get("SecurityGroups", [])
-        except ClientError as exc:
-            if _code(exc) == "InvalidGroup.NotFound":
-                raise Gone(f"security group {group_id} no longer exists") from None
-            raise
-        if not found:
-            raise Gone(f"security group {group_id} no longer exists")
-        what = f"security group {group_id}"
-        lb_id = self._owner_of(what, tags_of(found[0]))
-        self._require_unclaimed(what, lb_id)
-        try:
-            ec2.delete_security_group(GroupId=group_id)
-        except ClientError as exc:
-            if _code(exc) == "DependencyViolation":
-                raise Refused(f"{what} is still in use (an interface uses it): sweep again once it is gone") from None
-            raise
-        return lb_id
+
+        def remove(interface: dict[str, Any], what: str, _: str) -> None:
+            attached = (interface.get("Attachment") or {}).get("InstanceId")
+            if interface.get("Status") == "in-use" and attached:
+                raise Refused(f"{what} is attached to {attached}: it goes with that instance (sweep again after)")
+            ec2.delete_network_interface(NetworkInterfaceId=interface_id)
+
+        return _Spec(
+            describe=lambda: _first(
+                ec2.describe_network_interfaces(NetworkInterfaceIds=[interface_id]), "NetworkInterfaces"
+            ),
+            not_found=("InvalidNetworkInterfaceID.NotFound",),
+            gone=f"network interface {interface_id} no longer exists",
+            what=lambda _: f"network interface {interface_id}",
+            tags=lambda found: tags_of(found, "TagSet"),
+            claims="lbvm",
+            resource_id=interface_id,
+            resource_type="network-interface",
+            remove=remove,
+        )
+
+    def _address(self, allocation_id: str) -> _Spec:
+        ec2 = self._client("ec2")
+
+        def remove(address: dict[str, Any], what: str, _: str) -> None:
+            if address.get("AssociationId"):
+                raise Refused(f"{what} is associated ({address['AssociationId']}): disassociate it first")
+            ec2.release_address(AllocationId=allocation_id)
+
+        return _Spec(
+            describe=lambda: _first(ec2.describe_addresses(AllocationIds=[allocation_id]), "Addresses"),
+            not_found=("InvalidAllocationID.NotFound", "InvalidAddress.NotFound"),
+            gone=f"Elastic IP {allocation_id} is already released",
+            what=lambda _: f"Elastic IP {allocation_id}",
+            tags=tags_of,
+            claims="record",
+            resource_id=allocation_id,
+            resource_type="elastic-ip",
+            remove=remove,
+        )
+
+    def _security_group(self, group_id: str) -> _Spec:
+        ec2 = self._client("ec2")
+
+        def remove(_: dict[str, Any], what: str, __: str) -> None:
+            try:
+                ec2.delete_security_group(GroupId=group_id)
+            except ClientError as exc:
+                if _code(exc) == "DependencyViolation":
+                    in_use = f"{what} is still in use (an interface uses it): sweep again once it is gone"
+                    raise Refused(in_use) from None
+                raise
+
+        return _Spec(
+            describe=lambda: _first(ec2.describe_security_groups(GroupIds=[group_id]), "SecurityGroups"),
+            not_found=("InvalidGroup.NotFound",),
+            gone=f"security group {group_id} no longer exists",
+            what=lambda _: f"security group {group_id}",
+            tags=tags_of,
+            claims="record",
+            resource_id=group_id,
+            resource_type="security-group",
+            remove=remove,
+        )
 
     def _elbv2_tags(self, arn: str) -> dict[str, str]:
         from lbcp.entry.pool import tags_by_arn
@@ -313,44 +501,48 @@ class Sweeper:
         listed = tags_by_arn(self._client("elbv2"), [arn]).get(arn, [])
         return {tag["Key"]: tag["Value"] for tag in listed}
 
-    def _nlb(self, arn: str) -> str:
+    def _nlb(self, arn: str) -> _Spec:
         elbv2 = self._client("elbv2")
-        try:
-            found = elbv2.describe_load_balancers(LoadBalancerArns=[arn]).get("LoadBalancers", [])
-        except ClientError as exc:
-            if _code(exc) == "LoadBalancerNotFound":
-                raise Gone(f"NLB {arn} no longer exists") from None
-            raise
-        if not found:
-            raise Gone(f"NLB {arn} no longer exists")
-        what = f"NLB {found[0]['LoadBalancerName']}"
-        lb_id = self._owner_of(what, self._elbv2_tags(arn))
-        self._require_unclaimed(what, lb_id)
-        for listener in elbv2.describe_listeners(LoadBalancerArn=arn).get("Listeners", []):
-            elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
-        elbv2.delete_load_balancer(LoadBalancerArn=arn)
-        return lb_id
 
-    def _target_group(self, arn: str) -> str:
+        def remove(_: dict[str, Any], __: str, ___: str) -> None:
+            for listener in elbv2.describe_listeners(LoadBalancerArn=arn).get("Listeners", []):
+                elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
+            elbv2.delete_load_balancer(LoadBalancerArn=arn)
+
+        return _Spec(
+            describe=lambda: _first(elbv2.describe_load_balancers(LoadBalancerArns=[arn]), "LoadBalancers"),
+            not_found=("LoadBalancerNotFound",),
+            gone=f"NLB {arn} no longer exists",
+            what=lambda found: f"NLB {found['LoadBalancerName']}",
+            tags=lambda _: self._elbv2_tags(arn),
+            claims="record",
+            resource_id=arn,
+            resource_type="nlb",
+            remove=remove,
+        )
+
+    def _target_group(self, arn: str) -> _Spec:
         elbv2 = self._client("elbv2")
-        try:
-            found = elbv2.describe_target_groups(TargetGroupArns=[arn]).get("TargetGroups", [])
-        except ClientError as exc:
-            if _code(exc) == "TargetGroupNotFound":
-                raise Gone(f"target group {arn} no longer exists") from None
-            raise
-        if not found:
-            raise Gone(f"target group {arn} no longer exists")
-        what = f"target group {found[0]['TargetGroupName']}"
-        lb_id = self._owner_of(what, self._elbv2_tags(arn))
-        self._require_unclaimed(what, lb_id)
-        try:
-            elbv2.delete_target_group(TargetGroupArn=arn)
-        except ClientError as exc:
-            if _code(exc) == "ResourceInUse":
-                raise Refused(f"{what} is in use by a listener: sweep its NLB first") from None
-            raise
-        return lb_id
+
+        def remove(_: dict[str, Any], what: str, __: str) -> None:
+            try:
+                elbv2.delete_target_group(TargetGroupArn=arn)
+            except ClientError as exc:
+                if _code(exc) == "ResourceInUse":
+                    raise Refused(f"{what} is in use by a listener: sweep its NLB first") from None
+                raise
+
+        return _Spec(
+            describe=lambda: _first(elbv2.describe_target_groups(TargetGroupArns=[arn]), "TargetGroups"),
+            not_found=("TargetGroupNotFound",),
+            gone=f"target group {arn} no longer exists",
+            what=lambda found: f"target group {found['TargetGroupName']}",
+            tags=lambda _: self._elbv2_tags(arn),
+            claims="record",
+            resource_id=arn,
+            resource_type="target-group",
+            remove=remove,
+        )
 
     def _dns_record(self, resource_id: str) -> str | None:
         """``<name>/A/<set identifier or alias>``: ours by shape, unclaimed by name and LBVM."""

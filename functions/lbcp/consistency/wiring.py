@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lbcp.consistency.alerts import CloudWatchFindingsMetrics
+from lbcp.consistency.autogc import AutoGc
 from lbcp.consistency.aws_inventory import AwsInventory
+from lbcp.consistency.gc_policy import GcPolicy
 from lbcp.consistency.run import ConsistencyChecker
 from lbcp.consistency.store import ConsistencyStore
 from lbcp.consistency.sweep import Sweeper
@@ -38,6 +40,19 @@ def build_checker(
     run_period: timedelta = RUN_PERIOD,
 ) -> ConsistencyChecker:
     load_balancers, lbvms = _repositories(settings, client)
+    policy = GcPolicy.from_env(settings.gc_policy)
+    store = ConsistencyStore(client("dynamodb"), settings.table_name)
+    gc = (
+        AutoGc(
+            policy=policy,
+            sweeper=build_sweeper(settings, client, clock=clock),
+            store=store,
+            load_balancers=load_balancers,
+            clock=clock,
+        )
+        if policy.auto
+        else None
+    )
     return ConsistencyChecker(
         cloud=AwsInventory(
             client,
@@ -51,9 +66,10 @@ def build_checker(
         ),
         load_balancers=load_balancers,
         lbvms=lbvms,
-        store=ConsistencyStore(client("dynamodb"), settings.table_name),
+        store=store,
         metrics=CloudWatchFindingsMetrics(client("cloudwatch")),
         clock=clock,
+        gc=gc,
     )
 
 

@@ -70,8 +70,9 @@ LifecycleReason = Literal[
 # The scaler: a change of desired capacity, a hold worth telling, a warm floor's end.
 ScalingReason = Literal["ScaledOut", "ScaledIn", "ScalingHeld", "WarmExpired"]
 
-# The consistency checker: a finding on this load balancer (first seen), an orphan of it swept.
-ConsistencyReason = Literal["ConsistencyFinding", "OrphanSwept"]
+# The consistency checker: a finding on this load balancer (first seen), an orphan of it swept; the automatic
+# GC's quarantine of an orphan and its release.
+ConsistencyReason = Literal["ConsistencyFinding", "OrphanSwept", "OrphanQuarantined", "OrphanReleased"]
 
 # The planner's rollout decisions (``lbcp.reconcile.plan.rollout``): one per transition.
 RolloutReason = Literal[
