@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from agent.dataplane import ProxyDataPlane
 from agent.model import GOAWAY_CLOSE_SECONDS
 from agent.render import ProxyName
 from tests.agent import h2
@@ -68,20 +69,34 @@ def _refused(port: int) -> bool:
     return False
 
 
+def _serving_app(
+    proxy: ProxyName,
+    backends: Backends,
+    make_dataplane: DataPlaneFactory,
+    *,
+    tls: bool = False,
+    lifetime: int | None = None,
+) -> tuple[ProxyDataPlane, int]:
+    """A data plane serving one HTTP (or HTTPS) listener in front of the ``app`` backend; and its port."""
+    app = backends.http("app")
+    port = free_port()
+    listener: dict[str, Any] = {"protocol": "HTTP", "port": port, "defaultBackend": "app"}
+    if tls:
+        listener.update(protocol="HTTPS", certificateArn=CERT_ARN)
+    extra: dict[str, Any] = {}
+    if lifetime is not None:
+        extra["drain"] = {"timeoutSeconds": 60, "maxConnectionLifetimeSeconds": lifetime, "connectionThreshold": 0}
+    document = spec_document(proxy=proxy, listeners=[listener], backends=[backend("app", port_of(app))], **extra)
+    dataplane = make_dataplane(proxy)
+    dataplane.apply(agent_config(document))
+    return dataplane, port
+
+
 @pytest.mark.parametrize("proxy", PROXIES)
 def test_l7_drain_finishes_requests_closes_keep_alive_and_bounds_long_lived_ones(
     proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
 ) -> None:
-    app = backends.http("app")
-    port = free_port()
-    document = spec_document(
-        proxy=proxy,
-        listeners=[{"protocol": "HTTP", "port": port, "defaultBackend": "app"}],
-        backends=[backend("app", port_of(app))],
-        drain={"timeoutSeconds": 60, "maxConnectionLifetimeSeconds": LONG_LIVED_BOUND, "connectionThreshold": 0},
-    )
-    dataplane = make_dataplane(proxy)
-    dataplane.apply(agent_config(document))
+    dataplane, port = _serving_app(proxy, backends, make_dataplane, lifetime=LONG_LIVED_BOUND)
 
     idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)  # a keep-alive client between requests
     idle.request("GET", "/")
@@ -128,16 +143,8 @@ def test_l7_drain_finishes_requests_closes_keep_alive_and_bounds_long_lived_ones
 def test_http2_drain_sends_goaway_finishes_streams_and_closes_long_before_the_lifetime_bound(
     proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
 ) -> None:
-    app = backends.http("app")
-    port, lifetime = free_port(), 30
-    document = spec_document(
-        proxy=proxy,
-        listeners=[{"protocol": "HTTPS", "port": port, "certificateArn": CERT_ARN, "defaultBackend": "app"}],
-        backends=[backend("app", port_of(app))],
-        drain={"timeoutSeconds": 60, "maxConnectionLifetimeSeconds": lifetime, "connectionThreshold": 0},
-    )
-    dataplane = make_dataplane(proxy)
-    dataplane.apply(agent_config(document))
+    lifetime = 30
+    dataplane, port = _serving_app(proxy, backends, make_dataplane, tls=True, lifetime=lifetime)
     busy, idle = h2.Connection.open(port), h2.Connection.open(port)  # a stream in flight / between streams
     busy.get(1, "/sleep/1")
     assert wait_until(lambda: dataplane.active_connections() == 2, timeout=3)
@@ -171,16 +178,7 @@ def test_http2_drain_sends_goaway_finishes_streams_and_closes_long_before_the_li
 def test_a_websocket_keeps_working_through_the_drain_until_the_lifetime_bound(
     proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
 ) -> None:
-    app = backends.http("app")
-    port = free_port()
-    document = spec_document(
-        proxy=proxy,
-        listeners=[{"protocol": "HTTP", "port": port, "defaultBackend": "app"}],
-        backends=[backend("app", port_of(app))],
-        drain={"timeoutSeconds": 60, "maxConnectionLifetimeSeconds": LONG_LIVED_BOUND, "connectionThreshold": 0},
-    )
-    dataplane = make_dataplane(proxy)
-    dataplane.apply(agent_config(document))
+    dataplane, port = _serving_app(proxy, backends, make_dataplane, lifetime=LONG_LIVED_BOUND)
     with websocket(port) as tunnel:
         tunnel.sendall(b"before\n")
         assert read_line(tunnel) == b"before\n"
@@ -204,15 +202,7 @@ def test_a_half_closed_http1_request_still_gets_its_slow_answer(
     backends: Backends, make_dataplane: DataPlaneFactory
 ) -> None:
     """HAProxy's `timeout client-fin` on HTTP listeners bounds GOAWAY'd HTTP/2 connections, not this."""
-    app = backends.http("app")
-    port = free_port()
-    document = spec_document(
-        proxy="haproxy",
-        listeners=[{"protocol": "HTTP", "port": port, "defaultBackend": "app"}],
-        backends=[backend("app", port_of(app))],
-    )
-    dataplane = make_dataplane("haproxy")
-    dataplane.apply(agent_config(document))
+    _, port = _serving_app("haproxy", backends, make_dataplane)
     with tcp_connection(port, timeout=15) as session:
         slow = GOAWAY_CLOSE_SECONDS + 2
         session.sendall(f"GET /sleep/{slow} HTTP/1.1\r\nHost: lb.test\r\nConnection: close\r\n\r\n".encode())
