@@ -319,8 +319,8 @@ def test_a_backend_no_target_answers_is_an_event_on_the_transition_only(
     [down] = said("BackendUnavailable")
     assert down == (
         f"{LBVM_ID} {INSTANCE}: backend db has 0 of 1 targets passing its health check; this LBVM answers its "
-        "requests with 503 until one passes. The LBVM stays in the entry: the fault is behind it, where every "
-        "LBVM sees the same targets"
+        "requests with 503 until one passes. Its place in the entry does not change (a Pending LBVM is still "
+        "registered once healthy): the fault is behind it, where every LBVM sees the same targets"
     )  # once, and app (1 of 2 still passing) is no event
     stored = LbvmRepository(cloud.dynamodb, cloud.table).get(lb["id"], LBVM_ID)
     assert stored is not None and stored.backend_health == "app=1/2,db=0/1"

@@ -163,8 +163,9 @@ def backend_changes(before: Lbvm, after: Lbvm, now: datetime) -> list[Event]:
         if backend.unavailable and name not in was_down:
             message = (
                 f"{_subject(after)}: backend {name} has 0 of {backend.targets} targets passing its health check; "
-                f"this LBVM answers its requests with 503 until one passes. The LBVM stays in the entry: "
-                f"the fault is behind it, where every LBVM sees the same targets"
+                f"this LBVM answers its requests with 503 until one passes. Its place in the entry does not "
+                f"change (a Pending LBVM is still registered once healthy): the fault is behind it, where every "
+                f"LBVM sees the same targets"
             )
             events.append(event(after, now, "BackendUnavailable", message, "Warning"))
         elif name in was_down and not backend.unavailable:
