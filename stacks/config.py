@@ -16,6 +16,8 @@ from typing import Any, Final
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from lbcp.consistency.gc_policy import GcPolicy, parse_policy
+
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 CDK_JSON: Final = REPO_ROOT / "cdk.json"
 FUNCTIONS_DIR: Final = REPO_ROOT / "functions"
@@ -25,6 +27,8 @@ CTX_API_THROTTLING_RATE_LIMIT: Final = "lbcp:apiThrottlingRateLimit"
 CTX_API_THROTTLING_BURST_LIMIT: Final = "lbcp:apiThrottlingBurstLimit"
 CTX_EVENT_RETENTION_DAYS: Final = "lbcp:eventRetentionDays"
 CTX_IDEMPOTENCY_TTL_SECONDS: Final = "lbcp:idempotencyTtlSeconds"
+# The automatic GC policy (lbcp.consistency.gc_policy.GcPolicy): an object, or its JSON from `-c`.
+CTX_GC: Final = "lbcp:gc"
 
 # CloudWatch Logs accepts only these retention periods.
 _RETENTION: Final[dict[int, logs.RetentionDays]] = {
@@ -89,6 +93,7 @@ class ControlPlaneConfig:
     api_throttling_burst_limit: int
     event_retention_days: int
     idempotency_ttl_seconds: int
+    gc_policy: GcPolicy
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -102,6 +107,8 @@ class ControlPlaneConfig:
             api_throttling_burst_limit=_positive_int(scope, CTX_API_THROTTLING_BURST_LIMIT),
             event_retention_days=_positive_int(scope, CTX_EVENT_RETENTION_DAYS),
             idempotency_ttl_seconds=_positive_int(scope, CTX_IDEMPOTENCY_TTL_SECONDS),
+            # InvalidGcPolicy is a ValueError naming the key and each bad field: a bad policy fails the synth.
+            gc_policy=parse_policy(scope.node.try_get_context(CTX_GC), source=CTX_GC),
         )
         if config.log_retention_days not in _RETENTION:
             allowed = ", ".join(str(days) for days in _RETENTION)

@@ -10,7 +10,7 @@ subscriptions are the operator's (README: "Alerts").
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -22,8 +22,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from lbcp.consistency.gc_policy import QUARANTINE_TAG
 from lbcp.models.metrics import DIMENSION_FINDING_KIND, METRIC_CONSISTENCY_FINDINGS, NAMESPACE
-from lbcp.settings import ENV_DRAIN_STATE_MACHINE_ARN, ENV_LIFECYCLE_STATE_MACHINE_ARN
+from lbcp.settings import ENV_DRAIN_STATE_MACHINE_ARN, ENV_GC_POLICY, ENV_LIFECYCLE_STATE_MACHINE_ARN
 from stacks import arns, nag, owner_tags
 from stacks.arns import ELB
 from stacks.entry_permissions import records_statement
@@ -55,6 +56,25 @@ EC2_SWEEP_ACTIONS: Final = (
     "ec2:DeleteSecurityGroup",
 )
 ELB_SWEEP_ACTIONS: Final = (f"{ELB}:DeleteLoadBalancer", f"{ELB}:DeleteListener", f"{ELB}:DeleteTargetGroup")
+EC2_OWNED_KINDS: Final = ("instance", "network-interface", "elastic-ip", "security-group")
+# Only with automatic GC on (cdk.json ``lbcp:gc``): quarantine stops an instance and tags what it holds.
+EC2_QUARANTINE_TAG_ACTIONS: Final = ("ec2:CreateTags", "ec2:DeleteTags")
+ELB_QUARANTINE_TAG_ACTIONS: Final = (f"{ELB}:AddTags", f"{ELB}:RemoveTags")
+
+
+def quarantine_tag_only() -> dict[str, Any]:
+    """Ours, made for a load balancer, and the request names the quarantine tag and no other.
+
+    ``ForAllValues`` alone would also match a request naming no key at all, and an
+    EC2 ``DeleteTags`` without keys removes every tag, owner tags included: the
+    ``Null`` test on ``aws:TagKeys`` closes that.
+    """
+    fenced = owner_tags.RESOURCE_TAGGED_FOR_A_LOAD_BALANCER
+    return {
+        **fenced,
+        "Null": {**fenced["Null"], "aws:TagKeys": "false"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": [QUARANTINE_TAG]},
+    }
 
 
 class ConsistencyFunction(LbcpFunction):
@@ -69,6 +89,8 @@ class ConsistencyFunction(LbcpFunction):
             environment={
                 ENV_LIFECYCLE_STATE_MACHINE_ARN: arns.state_machine(fleet.lifecycle_name),
                 ENV_DRAIN_STATE_MACHINE_ARN: arns.state_machine(fleet.drain_name),
+                # Always explicit, "auto": false included: what the function does is read off the template.
+                ENV_GC_POLICY: context.config.gc_policy.to_env(),
                 **fleet.fleet_config.environment(),
             },
             memory_size=1024,
@@ -91,9 +113,7 @@ class ConsistencyFunction(LbcpFunction):
             iam.PolicyStatement(
                 sid="SweepOwnEc2Orphans",
                 actions=list(EC2_SWEEP_ACTIONS),
-                resources=[
-                    arns.ec2(kind) for kind in ("instance", "network-interface", "elastic-ip", "security-group")
-                ],
+                resources=[arns.ec2(kind) for kind in EC2_OWNED_KINDS],
                 conditions=owner_tags.RESOURCE_TAGGED_FOR_A_LOAD_BALANCER,
             )
         )
@@ -105,6 +125,8 @@ class ConsistencyFunction(LbcpFunction):
                 conditions=owner_tags.RESOURCE_TAGGED_FOR_A_LOAD_BALANCER,
             )
         )
+        if context.config.gc_policy.auto:
+            self._allow_quarantine()
         if fleet.fleet_config.hosted_zone_id:
             self.add_to_role_policy(records_statement("ZoneRecords", fleet.fleet_config.hosted_zone_id))
         self.describe_policy = self.add_policy(
@@ -118,6 +140,37 @@ class ConsistencyFunction(LbcpFunction):
             ),
         )
         nag.acknowledge_consistency(self, self.describe_policy)
+
+    def _allow_quarantine(self) -> None:
+        """What automatic GC needs beyond the manual sweep's deletes, fenced like them by the owner tags.
+
+        Not granted while ``auto`` is off: a role that cannot stop an instance
+        cannot quarantine one by mistake.
+        """
+        self.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="StopOwnOrphanInstances",
+                actions=["ec2:StopInstances"],
+                resources=[arns.ec2("instance")],
+                conditions=owner_tags.RESOURCE_TAGGED_FOR_A_LOAD_BALANCER,
+            )
+        )
+        self.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="QuarantineTagOwnEc2Orphans",
+                actions=list(EC2_QUARANTINE_TAG_ACTIONS),
+                resources=[arns.ec2(kind) for kind in EC2_OWNED_KINDS],
+                conditions=quarantine_tag_only(),
+            )
+        )
+        self.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="QuarantineTagOwnEntryOrphans",
+                actions=list(ELB_QUARANTINE_TAG_ACTIONS),
+                resources=[arns.entry_load_balancers(), arns.entry_target_groups()],
+                conditions=quarantine_tag_only(),
+            )
+        )
 
 
 class ConsistencyChecker(Construct):

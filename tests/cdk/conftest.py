@@ -92,19 +92,18 @@ class Synthesized:
         return {(s["acknowledgedId"], s["acknowledgedAt"]) for s in acknowledged}
 
 
-@pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+def synthesize(outdir: Path, extra_context: dict[str, Any] | None = None) -> Synthesized:
+    """The stack synthesized with cdk.json's context, plus ``extra_context`` (as ``cdk synth -c`` would)."""
     from aws_cdk import Environment
 
     from stacks.application import STACK_NAME, build_app
     from stacks.config import load_cdk_json_context
 
-    outdir = tmp_path_factory.mktemp("cdk.out")
     app, _stack = build_app(
         # A concrete environment, as `cdk synth` with credentials gives: rendered
         # ARNs, and so cdk-nag finding ids, differ from an environment-agnostic synth.
         env=Environment(account=ACCOUNT, region=REGION),
-        extra_context={"aws:cdk:bundling-stacks": []},
+        extra_context={"aws:cdk:bundling-stacks": [], **(extra_context or {})},
         outdir=str(outdir),
         # ~5 s; test_cfn_lint_reports_nothing lints the same template more strictly.
         builtin_cloudformation_validation=False,
@@ -117,5 +116,10 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         template=template,
         validation_report=json.loads(report_path.read_text(encoding="utf-8")),
         assembly_dir=Path(assembly.directory),
-        context=load_cdk_json_context(),
+        context={**load_cdk_json_context(), **(extra_context or {})},
     )
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory.mktemp("cdk.out"))

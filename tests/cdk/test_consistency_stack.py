@@ -6,8 +6,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
+from lbcp.consistency.gc_policy import QUARANTINE_TAG, GcPolicy
 from lbcp.models.metrics import METRIC_CONSISTENCY_FINDINGS, NAMESPACE
-from lbcp.settings import ENV_CONSISTENCY_FUNCTION, ENV_DRAIN_STATE_MACHINE_ARN, ENV_LIFECYCLE_STATE_MACHINE_ARN
+from lbcp.settings import (
+    ENV_CONSISTENCY_FUNCTION,
+    ENV_DRAIN_STATE_MACHINE_ARN,
+    ENV_GC_POLICY,
+    ENV_LIFECYCLE_STATE_MACHINE_ARN,
+)
+from tests.cdk.conftest import synthesize
 from tests.cdk.test_fleet_stack import IAM5, NAG_ARN, NAG_EC2
 
 if TYPE_CHECKING:
@@ -42,6 +49,16 @@ EXPECTED_ACTIONS: Final = {
     "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:DeleteListener",
     "elasticloadbalancing:DeleteTargetGroup",
 }  # fmt: skip
+# What automatic GC adds, and only when cdk.json's lbcp:gc turns it on.
+QUARANTINE_ACTIONS: Final = {
+    "ec2:StopInstances", "ec2:CreateTags", "ec2:DeleteTags",
+    "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
+}  # fmt: skip
+AUTO_GC: Final = {"auto": True, "sightings": 4, "windows": ["Mon-Fri 09:00-17:00 UTC"], "maxDeletionsPerRun": 2}
+OWNED_FOR_A_LOAD_BALANCER: Final = {
+    "StringEquals": {"aws:ResourceTag/lbcp:product": "lbcp"},
+    "Null": {"aws:ResourceTag/lbcp:load-balancer-id": "false"},
+}
 DELETES: Final = {
     action for action in EXPECTED_ACTIONS if ":Delete" in action or ":Terminate" in action or ":Release" in action
 }
@@ -114,11 +131,78 @@ def test_it_deletes_only_what_carries_our_owner_tags(synthesized: Synthesized) -
     destructive = [s for s in _statements(synthesized) if set(_as_list(s["Action"])) & DELETES]
     assert {a for s in destructive for a in _as_list(s["Action"])} == DELETES
     for statement in destructive:
-        assert statement["Condition"] == {
-            "StringEquals": {"aws:ResourceTag/lbcp:product": "lbcp"},
-            "Null": {"aws:ResourceTag/lbcp:load-balancer-id": "false"},
-        }
+        assert statement["Condition"] == OWNED_FOR_A_LOAD_BALANCER
         assert "*" not in _as_list(statement["Resource"])
+
+
+@pytest.fixture(scope="module")
+def auto_gc(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The stack as `cdk deploy -c 'lbcp:gc={...auto: true...}'` (or the same in cdk.json) makes it."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out.autogc"), {"lbcp:gc": AUTO_GC})
+
+
+def test_by_default_gc_is_manual_and_the_role_cannot_quarantine(synthesized: Synthesized) -> None:
+    assert synthesized.context["lbcp:gc"] == {"auto": False}
+    variables = _function(synthesized)[1]["Properties"]["Environment"]["Variables"]
+    assert GcPolicy.from_env(variables[ENV_GC_POLICY]) == GcPolicy()
+    actions = {action for statement in _statements(synthesized) for action in _as_list(statement["Action"])}
+    assert not actions & QUARANTINE_ACTIONS
+
+
+def test_auto_gc_reaches_the_function_and_grants_only_fenced_quarantine(auto_gc: Synthesized) -> None:
+    variables = _function(auto_gc)[1]["Properties"]["Environment"]["Variables"]
+    policy = GcPolicy.from_env(variables[ENV_GC_POLICY])
+    assert (policy.auto, policy.sightings, policy.windows, policy.max_deletions_per_run) == (
+        True, 4, ["Mon-Fri 09:00-17:00 UTC"], 2,
+    )  # fmt: skip
+    statements = _statements(auto_gc)
+    actions = {action for statement in statements for action in _as_list(statement["Action"])}
+    assert actions == EXPECTED_ACTIONS | QUARANTINE_ACTIONS
+    granting = [s for s in statements if set(_as_list(s["Action"])) & QUARANTINE_ACTIONS]
+    stop = [s for s in granting if _as_list(s["Action"]) == ["ec2:StopInstances"]]
+    assert [s["Condition"] for s in stop] == [OWNED_FOR_A_LOAD_BALANCER]
+    tagging = [s for s in granting if s not in stop]
+    assert {a for s in tagging for a in _as_list(s["Action"])} == QUARANTINE_ACTIONS - {"ec2:StopInstances"}
+    for statement in granting:
+        assert "*" not in _as_list(statement["Resource"])
+    for statement in tagging:
+        # Only the quarantine tag, never a request without keys (an EC2 DeleteTags without keys removes them all).
+        assert statement["Condition"] == {
+            "StringEquals": OWNED_FOR_A_LOAD_BALANCER["StringEquals"],
+            "Null": {**OWNED_FOR_A_LOAD_BALANCER["Null"], "aws:TagKeys": "false"},
+            "ForAllValues:StringEquals": {"aws:TagKeys": [QUARANTINE_TAG]},
+        }
+    assert auto_gc.passes_nag("Lbcp/Consistency/") == EXPECTED_CONSISTENCY_ACKNOWLEDGMENTS
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ({"auto": True}, "needs at least one window"),
+        ({"auto": True, "windows": ["weekdays"]}, "windows"),
+        ('{"auto": true, "windows": ["Mon-Sun 00:00-24:00 UTC"], "sightings": 0}', "sightings"),
+        ({"auto": False, "quarantineDays": 2}, "quarantineDays"),
+    ],
+)
+def test_a_bad_gc_policy_fails_the_synth_naming_the_key_and_field(value: object, error: str) -> None:
+    from aws_cdk import App
+
+    from stacks.config import ControlPlaneConfig, load_cdk_json_context
+
+    app = App(context={**load_cdk_json_context(), "lbcp:gc": value})
+    with pytest.raises(ValueError, match=rf"invalid lbcp:gc: .*{error}"):
+        ControlPlaneConfig.from_context(app)
+
+
+def test_a_gc_policy_from_the_cli_is_parsed() -> None:
+    from aws_cdk import App
+
+    from stacks.config import ControlPlaneConfig, load_cdk_json_context
+
+    # `cdk deploy -c 'lbcp:gc={"auto":true,...}'` passes a string.
+    text = '{"auto": true, "windows": ["Sat 02:00-04:00 UTC"]}'
+    app = App(context={**load_cdk_json_context(), "lbcp:gc": text})
+    assert ControlPlaneConfig.from_context(app).gc_policy.windows == ["Sat 02:00-04:00 UTC"]
 
 
 def test_orphans_and_drift_alarm_to_an_encrypted_ssl_only_topic(synthesized: Synthesized) -> None:
