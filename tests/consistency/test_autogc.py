@@ -238,3 +238,36 @@ def test_a_claimed_or_untagged_resource_is_never_touched(gc: Gc) -> None:
 
 def seed_account_of(gc: Gc) -> Any:
     return seed_account(gc.ec2, gc.session.client("acm"), REGION)
+
+
+def test_a_tagged_orphan_missing_from_the_record_is_adopted_and_its_quarantine_counts_from_its_tag(gc: Gc) -> None:
+    """A run that tagged an orphan and failed before saving (or a person's tag) leaves a quarantine nobody tracks."""
+    eni = gc.planted.orphans["network-interface"]
+    tagged_at = "2026-12-06T09:00:00Z"  # a day before the first run
+    gc.ec2.create_tags(Resources=[eni], Tags=[{"Key": QUARANTINE_TAG, "Value": tagged_at}])
+    first = gc.run_at(MONDAY)
+    [finding] = [f for f in first.findings if f.resource_id == eni]
+    assert finding.quarantined_at == datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    gc.run_at(MONDAY + minutes(30))
+    assert eni not in {q.resource_id for q in gc.store.quarantined()}  # the tag does not skip the gates
+    assert still_there(gc.ec2, gc.elbv2, "network-interface", eni)
+    # Third sighting, an hour old: ripe. Its tag is over 24 hours old, so the adoption deletes it at once.
+    gc.run_at(MONDAY + minutes(60))
+    assert not still_there(gc.ec2, gc.elbv2, "network-interface", eni)
+    assert ("deleted", "network-interface") in gc.audit()
+    assert ("quarantined", "network-interface") not in gc.audit()  # never re-tagged: its own tag counted
+    messages = [e.message for e in gc.load_balancers.list_events(GHOST, 50, None).items]
+    assert any(eni in m and f"{QUARANTINE_TAG}={tagged_at}" in m for m in messages)
+
+
+def test_a_recently_tagged_orphan_is_adopted_and_waits_out_the_rest_of_its_quarantine(gc: Gc) -> None:
+    eni = gc.planted.orphans["network-interface"]
+    gc.ec2.create_tags(Resources=[eni], Tags=[{"Key": QUARANTINE_TAG, "Value": "2026-12-07T10:30:00Z"}])
+    for offset in (0, 30, 60):
+        gc.run_at(MONDAY + minutes(offset))
+    assert eni in {q.resource_id for q in gc.store.quarantined()}
+    assert gc.tags("network-interface", eni)[QUARANTINE_TAG] == "2026-12-07T10:30:00Z"  # not re-tagged
+    gc.run_at(datetime(2026, 12, 8, 10, 29, tzinfo=UTC))
+    assert still_there(gc.ec2, gc.elbv2, "network-interface", eni)
+    gc.run_at(datetime(2026, 12, 8, 10, 30, tzinfo=UTC))
+    assert not still_there(gc.ec2, gc.elbv2, "network-interface", eni)

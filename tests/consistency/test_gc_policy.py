@@ -168,3 +168,31 @@ def test_policy_round_trips_through_the_environment() -> None:
     assert GcPolicy.from_env(parsed.to_env()) == parsed
     assert parsed.max_quarantines_per_run == 5 and parsed.min_age == timedelta(minutes=30)
     assert GcPolicy.from_env(None) == GcPolicy() and GcPolicy().auto is False
+
+
+@pytest.mark.parametrize(
+    ("finding", "adopted", "deleted"),
+    [
+        # Tagged a day ago by a run that failed before saving: adopted, and due now.
+        (orphan("i-t", sightings=3).model_copy(update={"quarantined_at": NOW - timedelta(hours=25)}), True, True),
+        # Tagged an hour ago: adopted, waits out the rest of its quarantine (never re-tagged).
+        (orphan("i-t", sightings=3).model_copy(update={"quarantined_at": NOW - timedelta(hours=1)}), True, False),
+        # A tag does not skip the gates: too few sightings, nothing at all.
+        (orphan("i-t", sightings=1).model_copy(update={"quarantined_at": NOW - timedelta(days=9)}), False, False),
+        # Not an orphan (drift carries no quarantine): never adopted.
+        (
+            orphan("i-t", kind="drift").model_copy(update={"quarantined_at": NOW - timedelta(days=9)}),
+            False,
+            False,
+        ),
+    ],
+)
+def test_a_tagged_orphan_nobody_remembers_is_adopted_only_past_the_gates(
+    finding: Finding, adopted: bool, deleted: bool
+) -> None:
+    decision = decide([finding], [], AUTO, NOW)
+    assert [q.resource_id for q in decision.adopt] == (["i-t"] if adopted else [])
+    assert [a.resource_id for a in decision.delete] == (["i-t"] if deleted else [])
+    assert decision.quarantine == []  # a tagged resource is never tagged again (its time would move)
+    if adopted:
+        assert decision.adopt[0].tag == decision.adopt[0].quarantined_at == finding.quarantined_at

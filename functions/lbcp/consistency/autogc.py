@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import Final
 
 from lbcp.consistency.findings import ConsistencyReport
-from lbcp.consistency.gc_policy import GcAction, GcDecision, GcPolicy, Quarantined, decide
+from lbcp.consistency.gc_policy import QUARANTINE_TAG, GcAction, GcDecision, GcPolicy, Quarantined, decide
 from lbcp.consistency.store import ConsistencyStore
 from lbcp.consistency.sweep import Sweeper
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.models.events import Event, EventReason
+from lbcp.models.times import utc_iso
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,22 @@ class AutoGc:
         remembered = {q.key: q for q in self._store.quarantined()}
         live = [self._live(q) for q in remembered.values()]
         decision = decide(report.findings, live, self._policy, now)
+        for adopted in decision.adopt:
+            # Before the actions: an adopted resource already due is deleted (re-checked) in this run.
+            remembered[adopted.key] = adopted
+            self._event(
+                GcAction(
+                    verb="quarantine",
+                    resource_type=adopted.resource_type,
+                    resource_id=adopted.resource_id,
+                    load_balancer_id=adopted.load_balancer_id,
+                    reason="adopted",
+                ),
+                "OrphanQuarantined",
+                f"found carrying {QUARANTINE_TAG}={utc_iso(adopted.quarantined_at)} with no quarantine on "
+                "record (a run that tagged it failed before saving, or a person tagged it): its quarantine "
+                "counts from that time",
+            )
         for action in decision.release:
             self._sweeper.release(action.resource_type, action.resource_id, actor=ACTOR, reason=action.reason)
             remembered.pop((action.resource_type, action.resource_id), None)
@@ -72,7 +89,7 @@ class AutoGc:
                 self._event(action, "OrphanQuarantined", f"quarantined: {action.reason}")
         for key in decision.forget:
             remembered.pop(key, None)
-        if decision.actions or decision.forget:
+        if decision.actions or decision.forget or decision.adopt:
             self._store.put_quarantined(list(remembered.values()))
         return decision
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lbcp.consistency.findings import Finding, FindingKind
+from lbcp.consistency.gc_policy import QUARANTINE_TAG, quarantine_time
 from lbcp.consistency.inventory import (
     CloudInventory,
     IngressRule,
@@ -40,6 +41,7 @@ from lbcp.consistency.inventory import (
     NetworkInterface,
     ResourceType,
     TableSnapshot,
+    Tagged,
 )
 from lbcp.entry.names import NAME_PREFIX, record_name, target_group_port
 from lbcp.entry.network import desired_rules_for
@@ -110,7 +112,29 @@ def check(cloud: CloudInventory, table: TableSnapshot, settings: CheckSettings |
     _entries(cloud, records, lbvms, settings, out)
     _dns(cloud, records, lbvms, out)
     _records(cloud, table, settings, out)
-    return sorted(out.items, key=lambda f: (f.kind, f.resource_type, f.resource_id))
+    tagged = _quarantine_tags(cloud)
+    findings = [
+        f.model_copy(
+            update={"quarantined_at": quarantine_time(tagged[(f.resource_type, f.resource_id)], cloud.listed_at)}
+        )
+        if f.kind == "orphan" and (f.resource_type, f.resource_id) in tagged
+        else f
+        for f in out.items
+    ]
+    return sorted(findings, key=lambda f: (f.kind, f.resource_type, f.resource_id))
+
+
+def _quarantine_tags(cloud: CloudInventory) -> dict[tuple[str, str], str]:
+    """The quarantine tag of every listed resource that carries one, read from the listing (no call)."""
+    listed: list[tuple[str, str, Tagged]] = [
+        *(("instance", r.instance_id, r) for r in cloud.instances),
+        *(("network-interface", r.network_interface_id, r) for r in cloud.network_interfaces),
+        *(("elastic-ip", r.allocation_id, r) for r in cloud.elastic_ips),
+        *(("security-group", r.group_id, r) for r in cloud.security_groups),
+        *(("nlb", r.arn, r) for r in cloud.nlbs),
+        *(("target-group", r.arn, r) for r in cloud.target_groups),
+    ]
+    return {(kind, rid): r.tags[QUARANTINE_TAG] for kind, rid, r in listed if QUARANTINE_TAG in r.tags}
 
 
 def _no_record(what: str, lb_id: str) -> str:

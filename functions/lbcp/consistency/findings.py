@@ -35,6 +35,10 @@ class Finding(StatusModel):
     first_seen: datetime = Field(description="The first run of an unbroken series of runs that saw it.")
     message: str
     sightings: int = Field(default=1, ge=1, description="Consecutive runs that saw it (mark & sweep counts these).")
+    quarantined_at: datetime | None = Field(
+        default=None,
+        description="The time on its lbcp:quarantined-at tag, when it carries one (automatic GC).",
+    )
 
     @property
     def key(self) -> tuple[str, str, str]:

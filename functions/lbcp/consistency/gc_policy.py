@@ -43,6 +43,17 @@ _WINDOW = re.compile(
 )
 
 
+def quarantine_time(value: str | None, now: datetime) -> datetime | None:
+    """The time a ``lbcp:quarantined-at`` tag says; a hand-edited one that is no time counts from ``now``."""
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return now
+    return at if at.utcoffset() is not None else at.replace(tzinfo=UTC)
+
+
 class Window(StatusModel):
     """``Mon-Fri 09:00-17:00 UTC`` (or one day, ``Sat 02:00-04:00 UTC``); ``24:00`` ends at midnight."""
 
@@ -170,6 +181,11 @@ class GcDecision(StatusModel):
     delete: list[GcAction] = Field(default_factory=list)
     release: list[GcAction] = Field(default_factory=list)
     forget: list[tuple[str, str]] = Field(default_factory=list, description="Quarantined resources that are gone.")
+    adopt: list[Quarantined] = Field(
+        default_factory=list,
+        description="Orphans found carrying the quarantine tag that were not remembered (a run that tagged them "
+        "and failed before saving, or a person's tag): remembered from now on, counted from their tag.",
+    )
 
     @property
     def actions(self) -> list[GcAction]:
@@ -189,6 +205,21 @@ def decide(
         return GcDecision()
     orphans = {(f.resource_type, f.resource_id): f for f in findings if f.kind == "orphan"}
     remembered = {q.key for q in quarantined}
+    # A tagged orphan we do not remember passes the same gates as a quarantine before it is adopted: a tag
+    # alone never shortens the sightings and the age a deletion needs.
+    adopt = [
+        Quarantined(
+            resource_type=f.resource_type,
+            resource_id=f.resource_id,
+            load_balancer_id=f.load_balancer_id,
+            quarantined_at=f.quarantined_at,
+            tag=f.quarantined_at,
+        )
+        for key, f in sorted(orphans.items())
+        if f.quarantined_at is not None and key not in remembered and _ripe(f, policy, now)
+    ]
+    quarantined = [*quarantined, *adopt]
+    remembered |= {q.key for q in adopt}
     forget: list[tuple[str, str]] = []
     release: list[GcAction] = []
     due: list[GcAction] = []
@@ -202,12 +233,7 @@ def decide(
         elif now - q.tag >= policy.quarantine:
             due.append(_action("delete", q, f"quarantined since {q.tag.isoformat()} and still unclaimed"))
     ready = [
-        f
-        for key, f in orphans.items()
-        if key not in remembered
-        and f.resource_type in QUARANTINABLE
-        and f.sightings >= policy.sightings
-        and now - f.first_seen >= policy.min_age
+        f for key, f in orphans.items() if key not in remembered and f.quarantined_at is None and _ripe(f, policy, now)
     ]
     ready.sort(key=lambda f: (f.first_seen, _order(f.resource_type), f.resource_id))
     return GcDecision(
@@ -224,6 +250,15 @@ def decide(
         delete=due[: policy.max_deletions_per_run],
         release=release,
         forget=forget,
+        adopt=adopt,
+    )
+
+
+def _ripe(finding: Finding, policy: GcPolicy, now: datetime) -> bool:
+    return (
+        finding.resource_type in QUARANTINABLE
+        and finding.sightings >= policy.sightings
+        and now - finding.first_seen >= policy.min_age
     )
 
 

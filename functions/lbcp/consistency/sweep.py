@@ -29,7 +29,7 @@ from pydantic import Field
 
 from lbcp.consistency.check import CheckSettings
 from lbcp.consistency.findings import ConsistencyReport, Finding
-from lbcp.consistency.gc_policy import QUARANTINE_TAG
+from lbcp.consistency.gc_policy import QUARANTINE_TAG, quarantine_time
 from lbcp.consistency.inventory import ResourceType, Tagged
 from lbcp.consistency.store import AuditAction, AuditEntry, ConsistencyStore
 from lbcp.dal.lbvms import LbvmRepository
@@ -244,11 +244,7 @@ class Sweeper:
             found = self._describe(spec)
         except Gone:
             return False, None
-        value = spec.tags(found).get(QUARANTINE_TAG)
-        try:
-            return True, datetime.fromisoformat(value) if value else None
-        except ValueError:  # a hand-edited tag: still quarantined, from now on
-            return True, self._clock()
+        return True, quarantine_time(spec.tags(found).get(QUARANTINE_TAG), self._clock())
 
     def _audited(
         self,
