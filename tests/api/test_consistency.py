@@ -48,7 +48,7 @@ def test_the_last_report_is_served_as_stored(api: Api, cloud: Cloud) -> None:
     assert body["findings"] == [
         {
             "resourceType": "instance", "resourceId": "i-0abc", "loadBalancerId": GHOST, "kind": "orphan",
-            "firstSeen": "2026-12-01T12:00:00Z", "message": finding.message, "sightings": 1,
+            "firstSeen": "2026-12-01T12:00:00Z", "message": finding.message, "sightings": 1, "quarantinedAt": None,
         }
     ]  # fmt: skip
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -12,6 +13,7 @@ import pytest
 from lbcp import LB_ID_TAG_KEY, PRODUCT_TAG_KEY
 from lbcp.entry import EntryAdapter, EntryNotConfigured, EntryNotReady
 from lbcp.entry.names import ELBV2_NAME_MAX, nlb_name, target_group_name
+from lbcp.models.lbvm import Lbvm
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp_local.seed import example_spec
 from tests.conftest import REGION, Cloud
@@ -137,7 +139,10 @@ def test_the_entry_converges_on_a_changed_spec(
         entry={"scheme": "internal"},
     )
     view = adapter.ensure_entry(changed, lb_id)
-    nlb_arn = elbv2.describe_load_balancers(Names=[nlb_name(lb_id)])["LoadBalancers"][0]["LoadBalancerArn"]
+    (nlb,) = elbv2.describe_load_balancers(Names=[nlb_name(lb_id)])["LoadBalancers"]
+    # An NLB's scheme is fixed at creation: it was made again, internal.
+    assert nlb["Scheme"] == "internal"
+    nlb_arn = nlb["LoadBalancerArn"]
     assert [listener["Port"] for listener in elbv2.describe_listeners(LoadBalancerArn=nlb_arn)["Listeners"]] == [8443]
     names = {g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]}
     assert target_group_name(lb_id, 8443) in names
@@ -260,3 +265,136 @@ def test_teardown_leaves_what_is_not_ours(cloud: Cloud, adapter: EntryAdapter, e
     left = adapter.teardown_entry(spec, lb_id)
     assert left == [f"NLB {nlb_name(lb_id)} (not ours: no owner tags)"]
     assert elbv2.describe_load_balancers(Names=[nlb_name(lb_id)])["LoadBalancers"]
+
+
+# --- mode and scheme switches ----------------------------------------------------------
+
+
+def serving_lbvm(lb_id: str, vm: dict[str, Any], lbvm_id: str = "lbvm-000000000001") -> Lbvm:
+    now = datetime.now(UTC)
+    return Lbvm(
+        lbvm_id=lbvm_id, load_balancer_id=lb_id, subnet_id=vm["SubnetId"], state="Routable", state_since=now,
+        version=1, launched_generation=1, launch_reason="test", created_at=now, instance_id=vm["InstanceId"],
+        private_ip=vm["PrivateIpAddress"],
+    )  # fmt: skip
+
+
+class RecordChanges:
+    """Every ChangeResourceRecordSets call the adapter makes, as (action, set identifier or 'alias') lists."""
+
+    def __init__(self, route53: Any) -> None:
+        self.batches: list[list[tuple[str, str]]] = []
+        route53.meta.events.register("provide-client-params.route53.ChangeResourceRecordSets", self._seen)
+
+    def _seen(self, params: dict[str, Any], **_: Any) -> None:
+        self.batches.append(
+            [
+                (c["Action"], c["ResourceRecordSet"].get("SetIdentifier") or "alias")
+                for c in params["ChangeBatch"]["Changes"]
+            ]
+        )
+
+
+def names_of(route53: Any, zone_id: str) -> list[tuple[str, str]]:
+    """(set identifier or 'alias', value) of the A records in the zone."""
+    found = []
+    for record in route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]:
+        if record["Type"] == "A":
+            value = record.get("AliasTarget", {}).get("DNSName") or record["ResourceRecords"][0]["Value"]
+            found.append((record.get("SetIdentifier", "alias"), value.rstrip(".")))
+    return sorted(found)
+
+
+def test_pool_to_dns_moves_the_name_to_the_lbvms_in_one_change_then_removes_the_nlb(
+    cloud: Cloud, adapter: EntryAdapter, elbv2: Any, zone: tuple[str, str], lb_ids: list[str]
+) -> None:
+    lb_id = lb_ids[0]
+    pool_spec = spec_of(cloud, entry={"scheme": "internal"})
+    adapter.ensure_entry(pool_spec, lb_id)
+    vm = instance(cloud)
+    adapter.register_lbvm(
+        pool_spec, lb_id, lbvm_id="lbvm-000000000001", instance_id=vm["InstanceId"], private_ip=vm["PrivateIpAddress"]
+    )
+    dns_spec = spec_of(cloud, entry={"mode": "dns", "scheme": "internal"})
+    view = adapter.observe_entries([(lb_id, dns_spec)], verify=[lb_id])[lb_id]
+    assert view.ready and len(view.drift) == 1
+    assert f"NLB {nlb_name(lb_id)}" in view.drift[0] and "left from pool mode" in view.drift[0]
+    assert target_group_name(lb_id, 80) in view.drift[0] and "the alias record" in view.drift[0]
+
+    route53 = boto3.client("route53", region_name=REGION)
+    changes = RecordChanges(adapter._route53)
+    adapter.ensure_entry(dns_spec, lb_id, [serving_lbvm(lb_id, vm)])
+    # One atomic batch: the name never answers nothing (nor both kinds of record, which Route 53 refuses).
+    assert changes.batches == [[("DELETE", "alias"), ("UPSERT", "lbvm-000000000001")]]
+    assert names_of(route53, zone[0]) == [("lbvm-000000000001", vm["PrivateIpAddress"])]
+    assert nlb_name(lb_id) not in {nlb["LoadBalancerName"] for nlb in elbv2.describe_load_balancers()["LoadBalancers"]}
+    left = {g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]}
+    assert not {target_group_name(lb_id, 80), target_group_name(lb_id, 443)} & left
+    after = adapter.observe_entries([(lb_id, dns_spec)], verify=[lb_id])[lb_id]
+    assert after.drift == () and after.dns_record_ips == {"lbvm-000000000001": vm["PrivateIpAddress"]}
+
+
+def test_dns_to_pool_moves_the_name_to_the_nlb_once_it_routes_to_the_lbvms(
+    cloud: Cloud, adapter: EntryAdapter, elbv2: Any, zone: tuple[str, str], lb_ids: list[str]
+) -> None:
+    lb_id = lb_ids[0]
+    dns_spec = spec_of(cloud, entry={"mode": "dns", "scheme": "internal"})
+    adapter.ensure_entry(dns_spec, lb_id)
+    vm = instance(cloud)
+    adapter.register_lbvm(
+        dns_spec, lb_id, lbvm_id="lbvm-000000000001", instance_id=vm["InstanceId"], private_ip=vm["PrivateIpAddress"]
+    )
+    pool_spec = spec_of(cloud, entry={"scheme": "internal"})
+    assert not adapter.observe_entries([(lb_id, pool_spec)])[lb_id].ready  # no alias yet: EnsureEntry runs
+
+    route53 = boto3.client("route53", region_name=REGION)
+    changes = RecordChanges(adapter._route53)
+    adapter.ensure_entry(pool_spec, lb_id, [serving_lbvm(lb_id, vm)])
+    assert changes.batches == [[("DELETE", "lbvm-000000000001"), ("UPSERT", "alias")]]
+    (nlb,) = elbv2.describe_load_balancers(Names=[nlb_name(lb_id)])["LoadBalancers"]
+    assert names_of(route53, zone[0]) == [("alias", nlb["DNSName"])]
+    view = adapter.observe_entries([(lb_id, pool_spec)], verify=[lb_id])[lb_id]
+    # The serving LBVM was registered before the name moved: the NLB had somewhere to send clients.
+    assert view.ready and view.registered_instance_ids == frozenset({vm["InstanceId"]}) and view.drift == ()
+
+
+def test_dns_to_pool_keeps_the_lbvm_records_while_no_lbvm_passes_the_nlb_health_check(
+    cloud: Cloud, adapter: EntryAdapter, zone: tuple[str, str], lb_ids: list[str]
+) -> None:
+    lb_id = lb_ids[0]
+    dns_spec = spec_of(cloud, entry={"mode": "dns", "scheme": "internal"})
+    adapter.ensure_entry(dns_spec, lb_id)
+    vm = instance(cloud)
+    adapter.register_lbvm(
+        dns_spec, lb_id, lbvm_id="lbvm-000000000001", instance_id=vm["InstanceId"], private_ip=vm["PrivateIpAddress"]
+    )
+    cloud.ec2.stop_instances(InstanceIds=[vm["InstanceId"]])  # the NLB's health check cannot pass
+    pool_spec = spec_of(cloud, entry={"scheme": "internal"})
+    with pytest.raises(EntryNotReady, match=r"keeps answering with the LBVMs' own records"):
+        adapter.ensure_entry(pool_spec, lb_id, [serving_lbvm(lb_id, vm)])
+    route53 = boto3.client("route53", region_name=REGION)
+    assert names_of(route53, zone[0]) == [("lbvm-000000000001", vm["PrivateIpAddress"])]
+
+
+def test_a_wrong_scheme_is_drift_and_the_repair_makes_the_nlb_again_keeping_registrations(
+    cloud: Cloud, adapter: EntryAdapter, elbv2: Any, zone: tuple[str, str], lb_ids: list[str]
+) -> None:
+    lb_id = lb_ids[0]
+    public = spec_of(cloud)
+    adapter.ensure_entry(public, lb_id)
+    vm = instance(cloud)
+    adapter.register_lbvm(
+        public, lb_id, lbvm_id="lbvm-000000000001", instance_id=vm["InstanceId"], private_ip=vm["PrivateIpAddress"]
+    )
+    old_arn = elbv2.describe_load_balancers(Names=[nlb_name(lb_id)])["LoadBalancers"][0]["LoadBalancerArn"]
+    internal = spec_of(cloud, entry={"scheme": "internal"})
+    # The security group's rules drift too (internal admits the VPC only); the NLB is the new part.
+    (drift,) = [d for d in adapter.observe_entries([(lb_id, internal)])[lb_id].drift if d.startswith("NLB")]
+    assert drift.startswith(f"NLB {nlb_name(lb_id)} is internet-facing but the spec asks for internal")
+    adapter.ensure_entry(internal, lb_id, [serving_lbvm(lb_id, vm)])
+    (nlb,) = elbv2.describe_load_balancers(Names=[nlb_name(lb_id)])["LoadBalancers"]
+    assert nlb["Scheme"] == "internal" and nlb["LoadBalancerArn"] != old_arn  # a new NLB
+    route53 = boto3.client("route53", region_name=REGION)
+    assert names_of(route53, zone[0]) == [("alias", nlb["DNSName"])]
+    view = adapter.observe_entries([(lb_id, internal)], verify=[lb_id])[lb_id]
+    assert view.ready and view.drift == () and view.registered_instance_ids == frozenset({vm["InstanceId"]})

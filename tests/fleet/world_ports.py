@@ -347,7 +347,7 @@ class WorldEntry(_Port):
             if record.id == world.lb_id
         }
 
-    def ensure(self, record: LoadBalancerRecord) -> EntryView:
+    def ensure(self, record: LoadBalancerRecord, serving: Sequence[Lbvm] = ()) -> EntryView:
         self._call("entry.ensure")
         self._world.ensure_entry()
         return self._world.entry_view(verified=False)

@@ -137,3 +137,76 @@ def test_gc_reports_then_sweeps_exactly_the_planted_orphans(
     assert json.loads(out)["findings"] == []
     for kind in ("instance",):
         ec2.terminate_instances(InstanceIds=[planted.lookalikes[kind]])
+
+
+def a_records(route53: Any, zone_id: str, name: str) -> list[tuple[str, str]]:
+    found = []
+    for record in route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]:
+        if record["Type"] == "A" and record["Name"].rstrip(".") == name:
+            value = record.get("AliasTarget", {}).get("DNSName") or record["ResourceRecords"][0]["Value"]
+            found.append((record.get("SetIdentifier", "alias"), value.rstrip(".")))
+    return sorted(found)
+
+
+def test_switching_the_entry_mode_moves_the_name_without_a_gap_and_leaves_nothing_behind(
+    runtime: LocalRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = runtime.api_url + "/v1"
+    spec = {**runtime.example_spec("switch"), "capacity": {"min": 2, "max": 2}}
+    created = requests.post(f"{api}/load-balancers", json=spec, timeout=30)
+    assert created.status_code == 201, created.text
+    lb_id = created.json()["id"]
+
+    def lb() -> dict[str, Any]:
+        return dict(requests.get(f"{api}/load-balancers/{lb_id}", timeout=10).json())
+
+    wait_for(lb, lambda got: [vm["state"] for vm in got["status"]["lbvms"]] == ["Routable"] * 2, 120)
+    route53, elbv2 = aws(runtime, "route53"), aws(runtime, "elbv2")
+    zone_id = os.environ["LBCP_HOSTED_ZONE_ID"]
+    name = lb()["status"]["entry"]["dnsName"]
+    nlb_dns = a_records(route53, zone_id, name)
+    assert [kind for kind, _ in nlb_dns] == ["alias"]
+    answers_seen: list[int] = []
+
+    def switch(mode: str, done: Callable[[list[tuple[str, str]]], bool]) -> list[tuple[str, str]]:
+        current = lb()
+        patched = requests.patch(
+            f"{api}/load-balancers/{lb_id}", json={"entry": {"mode": mode}},
+            headers={"If-Match": f'"{current["generation"]}"'}, timeout=30,
+        )  # fmt: skip
+        assert patched.status_code == 200, patched.text
+
+        def records() -> list[tuple[str, str]]:
+            found = a_records(route53, zone_id, name)
+            answers_seen.append(len(found))
+            return found
+
+        return list(wait_for(records, done, 60))
+
+    by_instance = {vm["instanceId"]: vm["lbvmId"] for vm in lb()["status"]["lbvms"]}
+    reservations = aws(runtime, "ec2").describe_instances(InstanceIds=sorted(by_instance))["Reservations"]
+    lbvm_ips = {by_instance[i["InstanceId"]]: i["PrivateIpAddress"] for r in reservations for i in r["Instances"]}
+    to_dns = switch("dns", lambda found: [kind for kind, _ in found] == sorted(lbvm_ips))
+    assert to_dns == sorted(lbvm_ips.items())
+    assert 0 not in answers_seen  # the name always answered
+    wait_for(
+        lambda: [n["LoadBalancerName"] for n in elbv2.describe_load_balancers()["LoadBalancers"]],
+        lambda names: not any(lb_id[-8:] in n for n in names),
+        30,
+    )
+    events = requests.get(f"{api}/load-balancers/{lb_id}/events?limit=100", timeout=10).json()["items"]
+    assert any(e["reason"] == "EntryDriftRepaired" and "left from pool mode" in e["message"] for e in events)
+    code, out = lbctl(capsys, runtime, "gc", "report", "--refresh", "--json")
+    assert code == 0 and json.loads(out)["findings"] == []
+
+    answers_seen.clear()
+    to_pool = switch("pool", lambda found: [kind for kind, _ in found] == ["alias"])
+    assert 0 not in answers_seen
+    (nlb,) = [n for n in elbv2.describe_load_balancers()["LoadBalancers"] if n["DNSName"] == to_pool[0][1]]
+    wait_for(lb, lambda got: got["status"]["phase"] == "Active", 60)
+    code, out = lbctl(capsys, runtime, "gc", "report", "--refresh", "--json")
+    assert code == 0 and json.loads(out)["findings"] == [], out
+    groups = elbv2.describe_target_groups(LoadBalancerArn=nlb["LoadBalancerArn"])["TargetGroups"]
+    for group in groups:
+        health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
+        assert len(health) == 2, group["TargetGroupName"]

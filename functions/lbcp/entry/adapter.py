@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
 from lbcp import LB_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
 from lbcp.entry import dns, network, pool
 from lbcp.entry.names import nlb_name, record_name, security_group_name, target_group_port
@@ -45,6 +47,27 @@ class EntryNotConfigured(Exception):
 
 class EntryNotReady(Exception):
     """The entry is not (fully) built yet: ``ensure`` has to run first."""
+
+
+def _left_from_pool(
+    nlb: pool.Nlb | None, groups: dict[int, pool.TargetGroup], alias: Sequence[dns.ZoneRecord]
+) -> tuple[str, ...]:
+    """A dns-mode entry's drift: what pool mode left (after a switch, or a teardown that did not finish)."""
+    left = [f"NLB {nlb.name}"] if nlb is not None else []
+    left += [f"target group {group.name}" for _, group in sorted(groups.items())]
+    left += [f"the alias record {record.name}" for record in alias]
+    if not left:
+        return ()
+    return (f"the entry is in dns mode but {', '.join(left)} {'is' if len(left) == 1 else 'are'} left from pool mode",)
+
+
+def _scheme_drift(nlb: pool.Nlb | None, spec: LoadBalancerSpec) -> tuple[str, ...]:
+    if nlb is None or nlb.scheme == spec.entry.scheme:
+        return ()
+    return (
+        f"NLB {nlb.name} is {nlb.scheme} but the spec asks for {spec.entry.scheme}; an NLB's scheme is fixed at "
+        "creation, so it is replaced (its DNS name changes, the alias record follows, connections through it end)",
+    )
 
 
 @dataclass(frozen=True)
@@ -112,25 +135,114 @@ class EntryAdapter:
 
     # --- ensure ------------------------------------------------------------------------
 
-    def ensure_entry(self, spec: LoadBalancerSpec, load_balancer_id: str) -> EntryView:
-        """Create or converge everything the spec's entry needs; returns it as observed."""
+    def ensure_entry(self, spec: LoadBalancerSpec, load_balancer_id: str, serving: Sequence[Lbvm] = ()) -> EntryView:
+        """Create or converge everything the spec's entry needs; returns it as observed.
+
+        ``serving``: the Routable LBVMs. An entry that changes mode moves its
+        name to them (pool -> dns) or to the NLB once it can carry them (dns -> pool).
+        """
         if spec.entry.mode == "dns":
-            self._require_zone(spec)
+            zone, record = self._require_zone(spec)
+            group = network.ensure_security_group(self._ec2, spec, load_balancer_id)
+            self._leave_pool(spec, load_balancer_id, zone, record, serving)
+            return EntryView(ready=True, dns_name=record, security_group_id=group.group_id, resources_left=1)
         group = network.ensure_security_group(self._ec2, spec, load_balancer_id)
-        if spec.entry.mode == "dns":
-            return EntryView(
-                ready=True, dns_name=self.record_name(spec), security_group_id=group.group_id, resources_left=1
-            )
+        behind_old_nlb = self._replace_nlb_of_another_scheme(spec, load_balancer_id)
         nlb, groups = pool.ensure_pool(self._elbv2, spec, load_balancer_id)
+        for port, stale in behind_old_nlb.items():
+            if port not in groups:  # the new NLB never had them: ensure_pool cannot see them as stale
+                pool.delete_target_group(self._elbv2, stale)
         name = self.record_name(spec)
         if self._zone is not None and name is not None:
-            dns.ensure_alias(self._route53, self._zone, name, nlb.dns_name, nlb.canonical_zone_id)
+            self._point_name_at_nlb(load_balancer_id, nlb, groups=groups, zone=self._zone, name=name, serving=serving)
         return EntryView(
             ready=True,
             dns_name=name or nlb.dns_name,
             security_group_id=group.group_id,
             resources_left=2 + len(groups) + (1 if name else 0),
         )
+
+    def _replace_nlb_of_another_scheme(
+        self, spec: LoadBalancerSpec, load_balancer_id: str
+    ) -> dict[int, pool.TargetGroup]:
+        """An NLB's scheme is fixed at creation: one of the wrong scheme is deleted, and made again.
+
+        Its DNS name changes (the alias record follows) and connections through
+        it end, as with any NLB replacement; the target groups, and so the
+        LBVMs' registrations, are kept. Returns the groups the old NLB had.
+        """
+        nlb = pool.find_nlb(self._elbv2, load_balancer_id)
+        if nlb is None or nlb.scheme == spec.entry.scheme:
+            return {}
+        behind = pool.target_groups_of_nlb(self._elbv2, load_balancer_id, nlb)
+        gone = pool.delete_nlb(self._elbv2, load_balancer_id, nlb)
+        if gone is None:
+            raise EntryNotReady(f"NLB {nlb.name} has the wrong scheme ({nlb.scheme}) but no owner tags: not replaced")
+        if not gone:
+            raise EntryNotReady(
+                f"NLB {nlb.name} is {nlb.scheme} and the spec asks for {spec.entry.scheme}: it is being deleted, "
+                "to be made again once it is gone"
+            )
+        logger.warning("replaced NLB %s: scheme %s -> %s", nlb.name, nlb.scheme, spec.entry.scheme)
+        return behind
+
+    def _leave_pool(
+        self, spec: LoadBalancerSpec, load_balancer_id: str, zone: str, name: str, serving: Sequence[Lbvm]
+    ) -> None:
+        """pool -> dns: the name moves from the NLB to the serving LBVMs in one change, then the NLB goes."""
+        addresses: dict[str, str] = {}
+        for lbvm in serving:
+            if lbvm.instance_id is None:
+                continue
+            try:
+                addresses[lbvm.lbvm_id] = self._address(spec, lbvm.instance_id, lbvm.private_ip)
+            except EntryNotReady:
+                continue  # no address yet: registration publishes it later
+        if dns.swap_alias_for_lbvm_records(self._route53, zone, name, addresses, spec.entry.dns_ttl_seconds):
+            logger.info("entry %s: %s moved from the NLB to %d LBVM records", load_balancer_id, name, len(addresses))
+        left = pool.teardown_pool(self._elbv2, load_balancer_id, spec)
+        if left:
+            logger.info("entry %s: left from pool mode, still going: %s", load_balancer_id, "; ".join(left))
+
+    def _point_name_at_nlb(
+        self,
+        load_balancer_id: str,
+        nlb: pool.Nlb,
+        *,
+        groups: dict[int, pool.TargetGroup],
+        zone: str,
+        name: str,
+        serving: Sequence[Lbvm],
+    ) -> None:
+        """The alias record; dns -> pool moves the name only once the NLB can carry the serving LBVMs."""
+        if not dns.lbvm_records_named(self._route53, zone, name):
+            dns.ensure_alias(self._route53, zone, name, nlb.dns_name, nlb.canonical_zone_id)
+            return
+        # The name still answers with the LBVMs' own records: it keeps doing so until
+        # the new NLB is active and routes to them on every port.
+        instance_ids = sorted({lbvm.instance_id for lbvm in serving if lbvm.instance_id})
+        for instance_id in instance_ids:
+            try:
+                pool.register(self._elbv2, groups.values(), instance_id)
+            except ClientError as exc:
+                # Not running (stopping, or stopped behind our back): it cannot carry the name either.
+                if exc.response.get("Error", {}).get("Code") != "InvalidTarget":
+                    raise
+        current = pool.find_nlb(self._elbv2, load_balancer_id) or nlb  # a new NLB was read as it was created
+        if current.state != "active":
+            raise EntryNotReady(
+                f"entry mode dns -> pool: NLB {nlb.name} is {current.state}; {name} keeps answering with the "
+                "LBVMs' own records until it is active"
+            )
+        if instance_ids:
+            waiting = [port for port, group in sorted(groups.items()) if not pool.healthy_instances(self._elbv2, group)]
+            if waiting:
+                raise EntryNotReady(
+                    f"entry mode dns -> pool: no LBVM passes the NLB's health check yet on port(s) {waiting}; "
+                    f"{name} keeps answering with the LBVMs' own records until one does"
+                )
+        moved = dns.swap_lbvm_records_for_alias(self._route53, zone, name, nlb.dns_name, nlb.canonical_zone_id)
+        logger.info("entry: %s moved from %d LBVM records to NLB %s", name, moved, nlb.name)
 
     # --- registration ----------------------------------------------------------------
 
@@ -223,9 +335,9 @@ class EntryAdapter:
                 groups_by_lb[tags[LB_ID_TAG_KEY]] = raw["GroupId"]
                 parsed_by_lb[tags[LB_ID_TAG_KEY]] = network.parse_security_group(raw)
         drift = self._rule_drift(load_balancers, parsed_by_lb)
-        any_pool = any(spec.entry.mode == "pool" for _, spec in load_balancers)
-        nlbs = {nlb.name: nlb for nlb in pool.list_product_nlbs(self._elbv2)} if any_pool else {}
-        target_groups = pool.list_product_target_groups(self._elbv2) if any_pool else []
+        # Listed for dns-mode entries too: what a switch from pool mode left behind is drift.
+        nlbs = {nlb.name: nlb for nlb in pool.list_product_nlbs(self._elbv2)}
+        target_groups = pool.list_product_target_groups(self._elbv2)
         records: list[dns.ZoneRecord] = []
         if self._zone is not None and self._domain is not None:
             records = list(dns.iter_zone_records(self._route53, self._zone))
@@ -236,6 +348,13 @@ class EntryAdapter:
             named = [record for record in records if name is not None and record.name == name]
             lbvm_records = {r.set_identifier: r.values[0] for r in named if r.set_identifier and r.values}
             security_group = groups_by_lb.get(load_balancer_id)
+            nlb = nlbs.get(nlb_name(load_balancer_id))
+            ours = {
+                port: pool.TargetGroup(raw["TargetGroupArn"], raw["TargetGroupName"], port)
+                for raw in target_groups
+                if (port := target_group_port(load_balancer_id, raw["TargetGroupName"])) is not None
+            }
+            alias = [r for r in named if r.alias_target is not None and r.set_identifier is None]
             if spec.entry.mode == "dns":
                 views[load_balancer_id] = EntryView(
                     ready=security_group is not None and name is not None,
@@ -243,17 +362,10 @@ class EntryAdapter:
                     security_group_id=security_group,
                     dns_record_ips=lbvm_records if load_balancer_id in verify_ids else None,
                     resources_left=(1 if security_group else 0) + len(lbvm_records),
-                    drift=drift.get(load_balancer_id, ()),
+                    drift=drift.get(load_balancer_id, ()) + _left_from_pool(nlb, ours, alias),
                 )
                 continue
-            nlb = nlbs.get(nlb_name(load_balancer_id))
-            ours = {
-                port: pool.TargetGroup(raw["TargetGroupArn"], raw["TargetGroupName"], port)
-                for raw in target_groups
-                if (port := target_group_port(load_balancer_id, raw["TargetGroupName"])) is not None
-            }
             wanted_ports = {listener.port for listener in spec.listeners}
-            alias = [r for r in named if r.alias_target is not None and r.set_identifier is None]
             ready = (
                 security_group is not None
                 and nlb is not None
@@ -278,7 +390,7 @@ class EntryAdapter:
                 + len(ours)
                 + len(alias)
                 + len(lbvm_records),
-                drift=drift.get(load_balancer_id, ()),
+                drift=drift.get(load_balancer_id, ()) + _scheme_drift(nlb, spec),
             )
         return views
 
@@ -335,8 +447,8 @@ class EntryAdapter:
 
     # --- the reconciler's EntryPort ----------------------------------------------------
 
-    def ensure(self, record: LoadBalancerRecord) -> EntryView:
-        return self.ensure_entry(record.spec, record.id)
+    def ensure(self, record: LoadBalancerRecord, serving: Sequence[Lbvm] = ()) -> EntryView:
+        return self.ensure_entry(record.spec, record.id, serving)
 
     def register(self, record: LoadBalancerRecord, lbvm: Lbvm) -> None:
         if lbvm.instance_id is None:

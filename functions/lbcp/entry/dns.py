@@ -92,6 +92,25 @@ def _delete(route53: Any, hosted_zone_id: str, record: ZoneRecord, comment: str)
             raise
 
 
+def _alias_record_set(name: str, dns_name: str, canonical_zone_id: str) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Type": "A",
+        "AliasTarget": {"HostedZoneId": canonical_zone_id, "DNSName": dns_name, "EvaluateTargetHealth": True},
+    }
+
+
+def _lbvm_record_set(name: str, lbvm_id: str, address: str, ttl: int | None) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Type": "A",
+        "SetIdentifier": lbvm_id,
+        "MultiValueAnswer": True,
+        "TTL": ttl or DEFAULT_DNS_TTL_SECONDS,
+        "ResourceRecords": [{"Value": address}],
+    }
+
+
 def ensure_alias(route53: Any, hosted_zone_id: str, name: str, dns_name: str, canonical_zone_id: str) -> None:
     current = [record for record in records_named(route53, hosted_zone_id, name) if record.set_identifier is None]
     if current and current[0].alias_target == _strip(dns_name):
@@ -100,17 +119,58 @@ def ensure_alias(route53: Any, hosted_zone_id: str, name: str, dns_name: str, ca
         route53,
         hosted_zone_id,
         "UPSERT",
-        {
-            "Name": name,
-            "Type": "A",
-            "AliasTarget": {
-                "HostedZoneId": canonical_zone_id,
-                "DNSName": dns_name,
-                "EvaluateTargetHealth": True,
-            },
-        },
+        _alias_record_set(name, dns_name, canonical_zone_id),
         "lbcp: the load balancer's entry (NLB alias)",
     )
+
+
+def _is_lbvm_record(record: ZoneRecord) -> bool:
+    return record.set_identifier is not None and record.set_identifier.startswith("lbvm-")
+
+
+def lbvm_records_named(route53: Any, hosted_zone_id: str, name: str) -> list[ZoneRecord]:
+    return [record for record in records_named(route53, hosted_zone_id, name) if _is_lbvm_record(record)]
+
+
+# An entry that changes mode moves its name from one kind of record to the other. Route 53
+# refuses a simple (alias) record and multivalue records of the same name and type side by
+# side, and deleting one kind before creating the other leaves the name answering nothing
+# for a while; one change batch is atomic, so each switch is one batch.
+
+
+def swap_alias_for_lbvm_records(
+    route53: Any, hosted_zone_id: str, name: str, addresses: dict[str, str], ttl: int | None
+) -> bool:
+    """pool -> dns: the NLB alias goes and each serving LBVM's record comes, in one batch; False: no alias."""
+    alias = [r for r in records_named(route53, hosted_zone_id, name) if r.alias_target and r.set_identifier is None]
+    if not alias:
+        return False
+    changes = [{"Action": "DELETE", "ResourceRecordSet": record.raw} for record in alias]
+    changes += [
+        {"Action": "UPSERT", "ResourceRecordSet": _lbvm_record_set(name, lbvm_id, address, ttl)}
+        for lbvm_id, address in sorted(addresses.items())
+    ]
+    route53.change_resource_record_sets(
+        HostedZoneId=hosted_zone_id,
+        ChangeBatch={"Comment": "lbcp: entry mode pool -> dns", "Changes": changes},
+    )
+    return True
+
+
+def swap_lbvm_records_for_alias(
+    route53: Any, hosted_zone_id: str, name: str, dns_name: str, canonical_zone_id: str
+) -> int:
+    """dns -> pool: the LBVMs' own records go and the NLB alias comes, in one batch; how many records went."""
+    records = lbvm_records_named(route53, hosted_zone_id, name)
+    if not records:
+        return 0
+    changes = [{"Action": "DELETE", "ResourceRecordSet": record.raw} for record in records]
+    changes.append({"Action": "UPSERT", "ResourceRecordSet": _alias_record_set(name, dns_name, canonical_zone_id)})
+    route53.change_resource_record_sets(
+        HostedZoneId=hosted_zone_id,
+        ChangeBatch={"Comment": "lbcp: entry mode dns -> pool", "Changes": changes},
+    )
+    return len(records)
 
 
 def delete_alias(route53: Any, hosted_zone_id: str, name: str) -> bool:
@@ -127,18 +187,7 @@ def upsert_lbvm_record(
     route53: Any, hosted_zone_id: str, name: str, *, lbvm_id: str, address: str, ttl: int | None
 ) -> None:
     _change(
-        route53,
-        hosted_zone_id,
-        "UPSERT",
-        {
-            "Name": name,
-            "Type": "A",
-            "SetIdentifier": lbvm_id,
-            "MultiValueAnswer": True,
-            "TTL": ttl or DEFAULT_DNS_TTL_SECONDS,
-            "ResourceRecords": [{"Value": address}],
-        },
-        f"lbcp: {lbvm_id} is routable",
+        route53, hosted_zone_id, "UPSERT", _lbvm_record_set(name, lbvm_id, address, ttl), f"lbcp: {lbvm_id} is routable"
     )
 
 
@@ -153,9 +202,7 @@ def delete_lbvm_record(route53: Any, hosted_zone_id: str, name: str, lbvm_id: st
 
 def delete_lbvm_records(route53: Any, hosted_zone_id: str, name: str) -> int:
     """Delete every per-LBVM record under ``name`` (teardown)."""
-    deleted = 0
-    for record in records_named(route53, hosted_zone_id, name):
-        if record.set_identifier is not None and record.set_identifier.startswith("lbvm-"):
-            _delete(route53, hosted_zone_id, record, "lbcp: load balancer deleted")
-            deleted += 1
-    return deleted
+    records = lbvm_records_named(route53, hosted_zone_id, name)
+    for record in records:
+        _delete(route53, hosted_zone_id, record, "lbcp: load balancer deleted")
+    return len(records)

@@ -277,7 +277,7 @@ def ensure_pool(elbv2: Any, spec: LoadBalancerSpec, load_balancer_id: str) -> tu
             elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
     for port, stale in target_groups_of_nlb(elbv2, load_balancer_id, nlb).items():
         if port not in groups:
-            _delete_target_group(elbv2, stale)
+            delete_target_group(elbv2, stale)
     return nlb, groups
 
 
@@ -302,7 +302,7 @@ def deregister(elbv2: Any, groups: Iterable[TargetGroup], instance_id: str) -> i
     return count
 
 
-def _delete_target_group(elbv2: Any, group: TargetGroup) -> bool:
+def delete_target_group(elbv2: Any, group: TargetGroup) -> bool:
     try:
         elbv2.delete_target_group(TargetGroupArn=group.arn)
     except ClientError as exc:
@@ -313,25 +313,38 @@ def _delete_target_group(elbv2: Any, group: TargetGroup) -> bool:
     return True
 
 
+def delete_nlb(elbv2: Any, load_balancer_id: str, nlb: Nlb) -> bool | None:
+    """Delete the NLB and its listeners if it carries our owner tags: True gone, False deleting, None not ours."""
+    if not owned_arns(elbv2, [nlb.arn], load_balancer_id):
+        return None
+    for listener in elbv2.describe_listeners(LoadBalancerArn=nlb.arn).get("Listeners", []):
+        elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
+    elbv2.delete_load_balancer(LoadBalancerArn=nlb.arn)
+    # Deletion is asynchronous; the groups can go once nothing references them.
+    return find_nlb(elbv2, load_balancer_id) is None
+
+
+def healthy_instances(elbv2: Any, target_group: TargetGroup) -> frozenset[str]:
+    """The targets the NLB's own health checks pass (what it would route to now)."""
+    health = elbv2.describe_target_health(TargetGroupArn=target_group.arn).get("TargetHealthDescriptions", [])
+    return frozenset(d["Target"]["Id"] for d in health if d.get("TargetHealth", {}).get("State") == "healthy")
+
+
 def teardown_pool(elbv2: Any, load_balancer_id: str, spec: LoadBalancerSpec | None) -> list[str]:
     """Delete listeners, the NLB and the target groups we own; returns what is left."""
     left: list[str] = []
     groups = all_target_groups(elbv2, load_balancer_id, spec)
     nlb = find_nlb(elbv2, load_balancer_id)
     if nlb is not None:
-        if not owned_arns(elbv2, [nlb.arn], load_balancer_id):
+        gone = delete_nlb(elbv2, load_balancer_id, nlb)
+        if gone is None:
             left.append(f"NLB {nlb.name} (not ours: no owner tags)")
-        else:
-            for listener in elbv2.describe_listeners(LoadBalancerArn=nlb.arn).get("Listeners", []):
-                elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
-            elbv2.delete_load_balancer(LoadBalancerArn=nlb.arn)
-            # Deletion is asynchronous; the groups can go once nothing references them.
-            if find_nlb(elbv2, load_balancer_id) is not None:
-                left.append(f"NLB {nlb.name} (deleting)")
+        elif not gone:
+            left.append(f"NLB {nlb.name} (deleting)")
     owned = owned_arns(elbv2, [group.arn for group in groups.values()], load_balancer_id)
     for group in groups.values():
         if group.arn not in owned:
             left.append(f"target group {group.name} (not ours: no owner tags)")
-        elif not _delete_target_group(elbv2, group):
+        elif not delete_target_group(elbv2, group):
             left.append(f"target group {group.name} (in use)")
     return left

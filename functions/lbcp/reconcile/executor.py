@@ -121,7 +121,8 @@ class Executor:
     def _run(self, record: LoadBalancerRecord, lbvms: dict[str, Lbvm], job: Job, entry: EntryView) -> Any:
         match job:
             case EnsureEntry():
-                return self._entry.ensure(record)
+                # The serving LBVMs: an entry changing mode moves its name to them, or waits for them.
+                return self._entry.ensure(record, [lbvm for lbvm in lbvms.values() if lbvm.state == "Routable"])
             case Launch():
                 return self._launch(record, job, entry)
             case StartLifecycle(lbvm_id=lbvm_id):
