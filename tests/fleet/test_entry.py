@@ -398,3 +398,35 @@ def test_a_wrong_scheme_is_drift_and_the_repair_makes_the_nlb_again_keeping_regi
     assert names_of(route53, zone[0]) == [("alias", nlb["DNSName"])]
     view = adapter.observe_entries([(lb_id, internal)], verify=[lb_id])[lb_id]
     assert view.ready and view.drift == () and view.registered_instance_ids == frozenset({vm["InstanceId"]})
+
+
+def test_every_kind_of_hand_added_rule_is_drift_and_revoked(
+    cloud: Cloud, adapter: EntryAdapter, lb_ids: list[str]
+) -> None:
+    lb_id = lb_ids[0]
+    spec = spec_of(cloud)
+    group_id = adapter.ensure_entry(spec, lb_id).security_group_id
+    assert group_id is not None
+    other = cloud.ec2.create_security_group(GroupName=f"other-{lb_id}", Description="x", VpcId=spec.vpc_id)["GroupId"]
+    cloud.ec2.authorize_security_group_ingress(
+        GroupId=group_id,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 1000, "ToPort": 2000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+            {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]},
+            {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0", "Description": "by hand"}]},
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": other}]},
+        ],
+    )
+    drift = adapter.observe_entries([(lb_id, spec)])[lb_id].drift
+    assert sorted(drift) == sorted(
+        f"security group {group_id} admits {rule}, which the spec does not imply"
+        for rule in ("tcp/1000-2000 0.0.0.0/0", "udp/53 10.0.0.0/8", "-1 ::/0", f"tcp/80 {other}")
+    )
+    adapter.ensure_entry(spec, lb_id)
+    (group,) = cloud.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    left = [
+        (p["IpProtocol"], p.get("FromPort"), r["CidrIp"]) for p in group["IpPermissions"] for r in p.get("IpRanges", [])
+    ]
+    assert sorted(left) == [("tcp", 80, "0.0.0.0/0"), ("tcp", 443, "0.0.0.0/0")]
+    assert all(not p.get("Ipv6Ranges") and not p.get("UserIdGroupPairs") for p in group["IpPermissions"])
+    assert adapter.observe_entries([(lb_id, spec)])[lb_id].drift == ()

@@ -43,22 +43,10 @@ VPC_BATCH: Final = 200
 
 
 def _ingress(group: dict[str, Any]) -> frozenset[IngressRule]:
-    """Every ingress rule of a described group, one per source (CIDR, IPv6 CIDR, prefix list or group)."""
-    rules: set[IngressRule] = set()
-    for permission in group.get("IpPermissions", []):
-        protocol = str(permission.get("IpProtocol", "-1"))
-        from_port, to_port = permission.get("FromPort"), permission.get("ToPort")
-        if protocol == "-1":
-            from_port = to_port = None
-        sources = [
-            *(item["CidrIp"] for item in permission.get("IpRanges", [])),
-            *(item["CidrIpv6"] for item in permission.get("Ipv6Ranges", [])),
-            *(item["PrefixListId"] for item in permission.get("PrefixListIds", [])),
-            *(item["GroupId"] for item in permission.get("UserIdGroupPairs", []) if "GroupId" in item),
-        ]
-        for source in sources:
-            rules.add(IngressRule(protocol, from_port, to_port, source))
-    return frozenset(rules)
+    """Every ingress rule of a described group, one per source, as the reconciler sees them (``ingress_atoms``)."""
+    return frozenset(
+        IngressRule(atom.protocol, atom.from_port, atom.to_port, atom.source) for atom in network.ingress_atoms(group)
+    )
 
 
 class CountingClients:

@@ -399,8 +399,8 @@ class EntryAdapter:
     ) -> dict[str, tuple[str, ...]]:
         """Per load balancer, the ingress rules of its group that differ from the spec (one DescribeVpcs at most).
 
-        The rules ``ensure_security_group`` converges (TCP, one port, a CIDR): those
-        are what the reconciler can repair; the checker reports every other kind.
+        Every kind of rule: those the spec implies are TCP, one port, an IPv4 CIDR, so
+        any other (a range, UDP, a group) is drift that ``ensure_security_group`` revokes.
         """
         internal_vpcs = sorted(
             {
@@ -421,6 +421,8 @@ class EntryAdapter:
             wanted = network.desired_rules_for(spec, cidrs.get(spec.vpc_id, ()))
             found = [f"security group {group.group_id} admits tcp/{port} {cidr}, which the spec does not imply"
                      for port, cidr in sorted(group.rules - wanted)]  # fmt: skip
+            found += [f"security group {group.group_id} admits {atom.describe()}, which the spec does not imply"
+                      for atom in group.foreign]  # fmt: skip
             found += [f"security group {group.group_id} lacks tcp/{port} {cidr}, which the spec implies"
                       for port, cidr in sorted(wanted - group.rules)]  # fmt: skip
             if found:

@@ -4,14 +4,15 @@ NLB instance targets see the clients' own addresses (client IP preservation),
 so the group admits the clients: anyone for an internet-facing load balancer,
 the VPC's CIDR blocks for an internal one. NLB health checks come from the
 NLB's addresses in the VPC, which both cases admit. The rules converge on the
-spec: missing ones are added, ours that no longer match a listener are removed.
+spec: missing ones are added, and every other one is removed (ours that no longer
+match a listener, and any rule a person added: a port range, UDP, another group).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -21,12 +22,76 @@ from lbcp.models.spec import LoadBalancerSpec
 ANYWHERE = "0.0.0.0/0"
 
 
+SourceKind = Literal["cidr", "cidr6", "prefix-list", "group"]
+# Where each kind of source sits in an IpPermission, and the key of its value.
+_SOURCES: tuple[tuple[SourceKind, str, str], ...] = (
+    ("cidr", "IpRanges", "CidrIp"),
+    ("cidr6", "Ipv6Ranges", "CidrIpv6"),
+    ("prefix-list", "PrefixListIds", "PrefixListId"),
+    ("group", "UserIdGroupPairs", "GroupId"),
+)
+
+
+@dataclass(frozen=True)
+class IngressAtom:
+    """One ingress rule with one source, and the IpPermission that revokes exactly it."""
+
+    protocol: str  # tcp, udp, icmp, -1
+    from_port: int | None
+    to_port: int | None
+    source: str
+    kind: SourceKind
+    permission: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def ours(self) -> tuple[int, str] | None:
+        """(port, cidr) when it is the only kind of rule the spec implies: TCP, one port, an IPv4 CIDR."""
+        single_port = self.from_port is not None and self.from_port == self.to_port
+        if self.protocol == "tcp" and self.kind == "cidr" and single_port and self.from_port is not None:
+            return (self.from_port, self.source)
+        return None
+
+    def describe(self) -> str:
+        ports = "" if self.from_port is None else f"/{self.from_port}"
+        if self.to_port is not None and self.to_port != self.from_port:
+            ports += f"-{self.to_port}"
+        return f"{self.protocol}{ports} {self.source}"
+
+
+def ingress_atoms(group: dict[str, Any]) -> list[IngressAtom]:
+    """Every ingress rule of a described group, one per source (CIDR, IPv6 CIDR, prefix list or group)."""
+    atoms: list[IngressAtom] = []
+    for permission in group.get("IpPermissions", []):
+        protocol = str(permission.get("IpProtocol", "-1"))
+        ports = {key: permission[key] for key in ("FromPort", "ToPort") if key in permission}
+        from_port, to_port = (None, None) if protocol == "-1" else (ports.get("FromPort"), ports.get("ToPort"))
+        for kind, list_key, value_key in _SOURCES:
+            for item in permission.get(list_key, []):
+                if value_key not in item:
+                    continue
+                source = {k: v for k, v in item.items() if k != "Description"}
+                atoms.append(
+                    IngressAtom(
+                        protocol=protocol,
+                        from_port=None if from_port is None else int(from_port),
+                        to_port=None if to_port is None else int(to_port),
+                        source=str(item[value_key]),
+                        kind=kind,
+                        permission={"IpProtocol": protocol, **ports, list_key: [source]},
+                    )
+                )
+    return atoms
+
+
 @dataclass(frozen=True)
 class SecurityGroup:
     group_id: str
     vpc_id: str
     rules: frozenset[tuple[int, str]]  # (port, cidr) of the TCP ingress rules
     tags: tuple[tuple[str, str], ...]
+    # Every other ingress rule (a port range, UDP, all traffic, IPv6, a prefix list, another group):
+    # the spec never implies one, so each is drift, revoked by ensure_security_group.
+    foreign: tuple[IngressAtom, ...] = ()
 
 
 def _error_code(exc: ClientError) -> str:
@@ -34,17 +99,13 @@ def _error_code(exc: ClientError) -> str:
 
 
 def parse_security_group(group: dict[str, Any]) -> SecurityGroup:
-    rules: set[tuple[int, str]] = set()
-    for permission in group.get("IpPermissions", []):
-        if permission.get("IpProtocol") != "tcp" or permission.get("FromPort") != permission.get("ToPort"):
-            continue
-        for ip_range in permission.get("IpRanges", []):
-            rules.add((int(permission["FromPort"]), ip_range["CidrIp"]))
+    atoms = ingress_atoms(group)
     return SecurityGroup(
         group_id=group["GroupId"],
         vpc_id=group["VpcId"],
-        rules=frozenset(rules),
+        rules=frozenset(rule for atom in atoms if (rule := atom.ours) is not None),
         tags=tuple((tag["Key"], tag["Value"]) for tag in group.get("Tags", [])),
+        foreign=tuple(sorted((atom for atom in atoms if atom.ours is None), key=IngressAtom.describe)),
     )
 
 
@@ -134,8 +195,9 @@ def ensure_security_group(ec2: Any, spec: LoadBalancerSpec, load_balancer_id: st
         except ClientError as exc:
             if _error_code(exc) != "InvalidPermission.Duplicate":
                 raise
-    if extra:
-        ec2.revoke_security_group_ingress(GroupId=group.group_id, IpPermissions=_permissions(extra))
+    revoke = [*_permissions(extra), *(atom.permission for atom in group.foreign)]
+    if revoke:
+        ec2.revoke_security_group_ingress(GroupId=group.group_id, IpPermissions=revoke)
     return SecurityGroup(group.group_id, group.vpc_id, wanted, group.tags)
 
 
