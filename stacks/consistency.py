@@ -111,6 +111,14 @@ class ConsistencyFunction(LbcpFunction):
         )
         self.add_to_role_policy(
             iam.PolicyStatement(
+                # The sweep stops a stuck execution after re-reading it (lbctl gc sweep --apply).
+                sid="StopStuckExecutions",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[arns.executions(fleet.lifecycle_name), arns.executions(fleet.drain_name)],
+            )
+        )
+        self.add_to_role_policy(
+            iam.PolicyStatement(
                 sid="SweepOwnEc2Orphans",
                 actions=list(EC2_SWEEP_ACTIONS),
                 resources=[arns.ec2(kind) for kind in EC2_OWNED_KINDS],

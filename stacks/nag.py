@@ -318,6 +318,16 @@ CONSISTENCY_SWEEPS: Final = (
         Finding(finding.rule, finding.reason.replace("changes and deletes", "the garbage collector's deletes"))
         for finding in ENTRY_ELBV2
     ),
+    *(
+        Finding(
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+            f"execution:Lbcp-lbvm-{machine}:*]",
+            f"states:DescribeExecution and states:StopExecution on executions of the {machine} state machine only: "
+            "the sweep stops a stuck one (its LBVM has no record or was terminated over an hour ago), named after "
+            "its LBVM at run time, after re-reading the execution and the LBVM record just before the call.",
+        )
+        for machine in ("lifecycle", "drain")
+    ),
 )
 
 

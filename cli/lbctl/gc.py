@@ -86,10 +86,13 @@ def cmd_sweep(ctx: Any, print_json: Callable[[Any], None]) -> int:
             print_json(plan)
             return EXIT_OK
         if not candidates:
-            _out("Nothing to sweep: no orphans.")
+            _out("Nothing to sweep: no orphans, no stuck executions.")
             return EXIT_OK
-        _out(f"A sweep would remove {len(candidates)} orphan{'s' if len(candidates) != 1 else ''} (nothing changed; "
-             "--apply removes them):")  # fmt: skip
+        stops = sum(1 for c in candidates if c.get("action") == "stop")
+        removals = len(candidates) - stops
+        parts = [f"remove {removals} orphan{'s' if removals != 1 else ''}"] if removals else []
+        parts += [f"stop {stops} stuck execution{'s' if stops != 1 else ''}"] if stops else []
+        _out(f"A sweep would {' and '.join(parts)} (nothing changed; --apply does it):")
         _out(table(
             ["ACTION", "TYPE", "RESOURCE", "LOAD BALANCER", "WHY"],
             [[c.get("action"), c.get("resourceType"), c.get("resourceId"), c.get("loadBalancerId"), c.get("reason")]

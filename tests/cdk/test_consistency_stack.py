@@ -36,11 +36,16 @@ EXPECTED_CONSISTENCY_ACKNOWLEDGMENTS: Final = {
         (f"{IAM5}{NAG_ARN.format(service='elasticloadbalancing', resource=pattern)}]", ROLE_POLICY)
         for pattern in ("loadbalancer/net/lbcp-*/*", "targetgroup/lbcp-*/*", "listener/net/lbcp-*/*/*")
     ),
+    *(
+        (f"{IAM5}{NAG_ARN.format(service='states', resource=f'execution:Lbcp-lbvm-{machine}:*')}]", ROLE_POLICY)
+        for machine in ("lifecycle", "drain")
+    ),
 }
 # Everything the checker may do. A change here is a security review.
 EXPECTED_ACTIONS: Final = {
     "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
     "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "states:ListExecutions",
+    "states:DescribeExecution", "states:StopExecution",
     "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeAddresses", "ec2:DescribeSecurityGroups",
     "ec2:DescribeVpcs", "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeListeners",

@@ -178,3 +178,61 @@ def test_a_record_written_after_the_listing_keeps_its_resources_out_of_the_repor
     checker._cloud = Replay()
     kinds = {(f.kind, f.resource_type) for f in checker.run().findings}
     assert not {("orphan", kind) for kind in ("elastic-ip", "security-group", "target-group")} & kinds
+
+
+def test_a_stuck_execution_is_stopped_by_the_sweep_after_the_live_recheck(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.core.config import default_user_config
+
+    from lbcp.dal.lbvms import LbvmRepository
+    from lbcp.models.lbvm import Lbvm
+
+    # Executions only exist here, they do not run (an in-process local runtime may have switched execution on).
+    monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": False})
+
+    session = boto3.session.Session(region_name=REGION)
+    sfn = session.client("stepfunctions")
+    role = "arn:aws:iam::123456789012:role/sfn"
+    definition = '{"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 86400, "End": true}}}'
+    ours = sfn.create_state_machine(name="lbcp-lifecycle", definition=definition, roleArn=role)["stateMachineArn"]
+    foreign = sfn.create_state_machine(name="someone-else", definition=definition, roleArn=role)["stateMachineArn"]
+
+    def start(machine: str, lbvm_id: str, lb_id: str) -> str:
+        body = f'{{"lbvmId": "{lbvm_id}", "loadBalancerId": "{lb_id}"}}'
+        return str(sfn.start_execution(stateMachineArn=machine, name=lbvm_id, input=body)["executionArn"])
+
+    orphaned = start(ours, "lbvm-00000000dead", GHOST)  # its LBVM has no record
+    live_lbvm = start(ours, "lbvm-00000000a11e", "lb-00000000000000001")
+    not_ours = start(foreign, "lbvm-00000000f0e1", GHOST)
+    now = datetime.now(UTC)
+    LbvmRepository(cloud.dynamodb, cloud.table).create(
+        Lbvm(
+            lbvm_id="lbvm-00000000a11e", load_balancer_id="lb-00000000000000001", subnet_id="subnet-1",
+            state="Routable", state_since=now, version=1, launched_generation=1, launch_reason="test",
+            created_at=now,
+        )
+    )  # fmt: skip
+    later = now + timedelta(hours=2)  # past stuck_after (1 h)
+    settings = Settings(
+        table_name=cloud.table, event_retention_days=30, idempotency_ttl_seconds=60, lifecycle_state_machine_arn=ours
+    )
+    report = build_checker(settings, session.client, clock=lambda: later).run()
+    stuck = [c for c in candidates(report.findings) if c.action == "stop"]
+    assert [(c.resource_type, c.resource_id) for c in stuck] == [("execution", orphaned)]
+    assert candidates(report.findings)[0].resource_id == orphaned  # stopped before anything is removed
+
+    sweeper = build_sweeper(settings, session.client, clock=lambda: later)
+    early = build_sweeper(settings, session.client, clock=lambda: now + timedelta(minutes=30))
+    assert early.sweep("execution", orphaned, actor="test").outcome == "refused"  # not stuck yet
+    refused = sweeper.sweep("execution", live_lbvm, actor="test")
+    assert (refused.outcome, refused.reason) == (
+        "refused",
+        "LBVM lbvm-00000000a11e of load balancer lb-00000000000000001 is Routable: its execution is not stuck",
+    )
+    assert sweeper.sweep("execution", not_ours, actor="test").outcome == "refused"
+    stopped = sweeper.sweep("execution", orphaned, actor="test")
+    assert (stopped.outcome, stopped.reason) == ("deleted", "stopped: nothing claims it")
+    statuses = {arn: sfn.describe_execution(executionArn=arn)["status"] for arn in (orphaned, live_lbvm, not_ours)}
+    assert statuses == {orphaned: "ABORTED", live_lbvm: "RUNNING", not_ours: "RUNNING"}
+    assert sweeper.sweep("execution", orphaned, actor="test").outcome == "gone"  # idempotent

@@ -97,15 +97,19 @@ def test_first_seen_and_sightings_carry_over_consecutive_runs_only() -> None:
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_sweep_candidates_are_orphans_only_in_dependency_order(seed: int) -> None:
+def test_sweep_candidates_are_orphans_and_stuck_executions_in_dependency_order(seed: int) -> None:
     world = converged(seed)
     for _ in range(10):
         world.rng.choice(PLANTERS)(world)
     findings = check(world.cloud(), world.table())
     chosen = candidates(findings)
     assert {(c.resource_type, c.resource_id) for c in chosen} == {
-        (f.resource_type, f.resource_id) for f in findings if f.kind == "orphan" and f.resource_type in SWEEP_ORDER
+        (f.resource_type, f.resource_id)
+        for f in findings
+        if (f.kind == "orphan" and f.resource_type in SWEEP_ORDER)
+        or (f.kind == "stuck" and f.resource_type == "execution")
     }
+    assert {c.action for c in chosen if c.resource_type == "execution"} <= {"stop"}
     order = [SWEEP_ORDER.index(c.resource_type) for c in chosen]
     assert order == sorted(order)
     claimed = {lbvm.instance_id for lbvm in world.lbvms if lbvm.state != "Terminated"}

@@ -1,7 +1,7 @@
 """Garbage collection of orphans: which findings may go (pure), and the adapter that removes them.
 
-Only orphans are swept: drift is repaired by the reconciler (the spec is the
-truth), leaks and stuck executions are reported for a person to look at.
+Orphans are swept, and stuck executions stopped: drift is repaired by the
+reconciler (the spec is the truth), leaks are reported for a person to look at.
 Every deletion is decided again at the moment of the call, from the live
 resource and strongly consistent reads of its owner records, never from the
 report alone (it may be 15 minutes old):
@@ -14,11 +14,15 @@ report alone (it may be 15 minutes old):
 - an instance or interface goes when its load balancer has no record, or when
   no live LBVM record of it claims it and it is older than the in-flight
   grace;
+- an execution is stopped only while it still runs, is one of our two state
+  machines', and its LBVM has no record or has been Terminated for longer
+  than ``stuck_after``;
 - every outcome (deleted, refused, already gone) is written to the audit log.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +45,9 @@ from lbcp.reconcile.compute import tags_of
 
 # The order of a sweep: instances first (their interfaces are freed when they go), NLBs before
 # their target groups (a group in use cannot go), security groups after the interfaces using them.
+# A stuck execution is stopped first: left running, it could act on what the sweep removes.
 SWEEP_ORDER: Final[tuple[ResourceType, ...]] = (
+    "execution",
     "instance",
     "nlb",
     "target-group",
@@ -50,10 +56,17 @@ SWEEP_ORDER: Final[tuple[ResourceType, ...]] = (
     "security-group",
     "dns-record",
 )
-Action = Literal["terminate", "delete", "release"]
+Action = Literal["terminate", "delete", "release", "stop"]
 ACTIONS: Final[dict[str, Action]] = {
+    "execution": "stop",
     "instance": "terminate",
     "elastic-ip": "release",
+}
+DONE: Final[dict[Action, str]] = {
+    "terminate": "terminated",
+    "delete": "deleted",
+    "release": "released",
+    "stop": "stopped",
 }
 
 Outcome = Literal["deleted", "refused", "gone"]
@@ -99,10 +112,16 @@ class SweepRequest(StatusModel):
     resource_id: str | None = Field(default=None, max_length=2048, description="With apply: its resourceId.")
 
 
+def _sweepable(finding: Finding) -> bool:
+    if finding.resource_type == "execution":
+        return finding.kind == "stuck"
+    return finding.kind == "orphan" and finding.resource_type in SWEEP_ORDER
+
+
 def candidates(findings: Sequence[Finding]) -> list[Candidate]:
-    """The orphans a sweep would remove, in the order it removes them (pure)."""
+    """The orphans a sweep would remove and the stuck executions it would stop, in its order (pure)."""
     order = {resource_type: index for index, resource_type in enumerate(SWEEP_ORDER)}
-    chosen = [f for f in findings if f.kind == "orphan" and f.resource_type in order]
+    chosen = [f for f in findings if _sweepable(f)]
     chosen.sort(key=lambda f: (order[f.resource_type], f.resource_id))
     return [
         Candidate(
@@ -175,8 +194,10 @@ class Sweeper:
         hosted_zone_id: str | None = None,
         dns_domain: str | None = None,
         settings: CheckSettings | None = None,
+        state_machine_arns: Sequence[str] = (),
     ) -> None:
         self._client = client
+        self._state_machines = tuple(arn for arn in state_machine_arns if arn)
         self._load_balancers = load_balancers
         self._lbvms = lbvms
         self._store = store
@@ -184,6 +205,7 @@ class Sweeper:
         self._zone = hosted_zone_id
         self._domain = dns_domain
         self._grace: timedelta = (settings or CheckSettings()).in_flight_grace
+        self._stuck_after: timedelta = (settings or CheckSettings()).stuck_after
 
     def sweep(
         self, resource_type: ResourceType, resource_id: str, *, actor: str, quarantined: bool = False
@@ -193,7 +215,7 @@ class Sweeper:
         lb_id: str | None = None
         try:
             lb_id = self._remove(resource_type, resource_id, quarantined=quarantined)
-            reason = f"{ACTIONS.get(resource_type, 'delete')}d: nothing claims it"
+            reason = f"{DONE[ACTIONS.get(resource_type, 'delete')]}: nothing claims it"
         except Refused as refused:
             outcome, reason, lb_id = "refused", str(refused), refused.load_balancer_id
         except Gone as gone:
@@ -329,10 +351,12 @@ class Sweeper:
     # --- the removals ----------------------------------------------------------------------
 
     def _remove(self, resource_type: ResourceType, resource_id: str, *, quarantined: bool = False) -> str | None:
+        if resource_type in ("dns-record", "execution") and quarantined:
+            raise Refused(f"{resource_type}s carry no tags: they are never quarantined")
         if resource_type == "dns-record":
-            if quarantined:
-                raise Refused("DNS records carry no tags: they are never quarantined")
             return self._dns_record(resource_id)
+        if resource_type == "execution":
+            return self._stop_execution(resource_id)
         spec = self._spec(resource_type, resource_id)
         if not quarantined:
             return self._guarded(spec, spec.remove)
@@ -359,7 +383,7 @@ class Sweeper:
             case "target-group":
                 return self._target_group(resource_id)
         raise Refused(f"{resource_type} findings are not swept (only orphans of instances, interfaces, Elastic IPs, "
-                      "security groups, NLBs, target groups and DNS records)")  # fmt: skip
+                      "security groups, NLBs, target groups and DNS records, and stuck executions)")  # fmt: skip
 
     def _guarded(self, spec: _Spec, act: Callable[[dict[str, Any], str, str], None]) -> str:
         """The one pattern of every tagged removal (and quarantine).
@@ -567,5 +591,40 @@ class Sweeper:
                 "Comment": "lbcp gc: orphaned record",
                 "Changes": [{"Action": "DELETE", "ResourceRecordSet": record.raw}],
             },
+        )
+        return lb_id
+
+    def _stop_execution(self, execution_arn: str) -> str | None:
+        """Stop a stuck lifecycle or drain execution, after the same test the checker made, read live."""
+        machine = execution_arn.replace(":execution:", ":stateMachine:", 1).rsplit(":", 1)[0]
+        if machine not in self._state_machines:
+            raise Refused(f"execution {execution_arn} is not one of our state machines'")
+        sfn = self._client("stepfunctions")
+        try:
+            execution = sfn.describe_execution(executionArn=execution_arn)
+        except ClientError as exc:
+            if _code(exc) == "ExecutionDoesNotExist":
+                raise Gone(f"execution {execution_arn} no longer exists") from None
+            raise
+        if execution.get("status") != "RUNNING":
+            raise Gone(f"execution {execution_arn} is no longer running ({execution.get('status')})")
+        try:
+            lb_id = str(json.loads(execution.get("input") or "{}")["loadBalancerId"])
+        except (ValueError, KeyError, TypeError):
+            raise Refused(f"execution {execution_arn} names no load balancer in its input") from None
+        lbvm_id = str(execution["name"]).removeprefix("drain-")
+        lbvm = self._lbvms.get(lb_id, lbvm_id)
+        since: datetime = execution["startDate"]
+        if lbvm is not None:
+            if lbvm.state != "Terminated":
+                raise Refused(
+                    f"LBVM {lbvm_id} of load balancer {lb_id} is {lbvm.state}: its execution is not stuck", lb_id
+                )
+            since = lbvm.terminated_at or since
+        if self._clock() - since <= self._stuck_after:
+            raise Refused(f"execution {execution['name']} is not stuck yet (since {utc_iso(since)})", lb_id)
+        why = "has no record" if lbvm is None else f"is Terminated since {utc_iso(since)}"
+        sfn.stop_execution(
+            executionArn=execution_arn, error="lbcp.Stuck", cause=f"lbcp gc: LBVM {lbvm_id} {why}"[:32768]
         )
         return lb_id

@@ -83,4 +83,7 @@ def build_sweeper(settings: Settings, client: Callable[[str], Any], *, clock: Ca
         clock=clock,
         hosted_zone_id=settings.hosted_zone_id,
         dns_domain=settings.dns_domain,
+        state_machine_arns=[
+            arn for arn in (settings.lifecycle_state_machine_arn, settings.drain_state_machine_arn) if arn
+        ],
     )
