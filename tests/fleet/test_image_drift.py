@@ -301,3 +301,20 @@ def test_a_paused_rollout_is_not_failed_by_its_alarms() -> None:
     assert resumed.rollout is not None and resumed.rollout.state == "RolledBack" and resumed.rollout.rejected
     assert [note.reason for note in resumed.notes] == ["RolloutResumed", "RolloutFailed", "RolledBack"]
     assert "alarm api-5xx is in ALARM" in resumed.notes[1].message
+
+
+def test_verdicts_stored_before_these_settings_keep_their_key_and_the_followed_ami_is_part_of_it() -> None:
+    from lbcp.models.rollout import template_of
+    from lbcp.reconcile.plan.rollout import verdict_key
+    from lbcp.validation import parse_spec
+    from tests.unit.test_spec import valid
+
+    # Digests computed by the code before followLatestImage and alarmNames existed: a rejected template
+    # stays rejected across the upgrade.
+    assert verdict_key(parse_spec(valid())) == "04ef547150263c30"
+    assert verdict_key(parse_spec({**valid(), "rollout": {"bakeSeconds": 60}})) == "767c82ec20b87bf4"
+    gated = parse_spec({**valid(), "rollout": {"alarmNames": ["api-5xx"]}})
+    assert verdict_key(gated) != "04ef547150263c30"  # a new gate is a new verdict
+    following = parse_spec({**valid(), "rollout": {"followLatestImage": True}})
+    keys = {verdict_key(following, template_of(following, ami)) for ami in (OLD, NEW)}
+    assert len(keys) == 2  # a later AMI is judged afresh

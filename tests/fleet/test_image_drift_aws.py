@@ -96,6 +96,34 @@ def test_the_public_parameter_is_read_once_per_architecture_per_tick(cloud: Clou
     assert counts == {("ssm", "GetParameter"): 3}
 
 
+def test_a_template_that_follows_the_latest_image_launches_its_own_ami_without_asking_ssm(cloud: Cloud) -> None:
+    from lbcp.models.rollout import LaunchTemplate, spec_on
+    from lbcp.reconcile.launch import DefaultLaunchSettings
+
+    counts: Counter[tuple[str, str]] = Counter()
+    ssm = counting(lambda service: boto3.client(service, region_name=REGION), counts)("ssm")
+    settings = DefaultLaunchSettings(
+        LatestImages(ssm), api_endpoint="https://api.example", agent_artifact_url="", region=REGION
+    )
+    pinned_ami, latest_now = image(cloud, "al2023-pinned"), image(cloud, "al2023-now")
+    publish(latest_now)
+    spec = parse_spec(example_spec(cloud.account))
+    now = datetime.now(UTC)
+    record = LoadBalancerRecord(
+        id="lb-0123456789abcdef0",
+        generation=1,
+        spec=spec,
+        status=initial_status(spec),
+        created_at=now,
+        updated_at=now,
+        desired_capacity=2,
+    )
+    followed = LaunchTemplate(instance_type="c6i.large", proxy="haproxy", latest_image=pinned_ami)
+    on_pin = record.model_copy(update={"spec": spec_on(spec, followed)})
+    assert settings.image_id(on_pin) == pinned_ami and not counts  # a rollback returns to this AMI, whatever is new
+    assert settings.image_id(record) == latest_now and counts == {("ssm", "GetParameter"): 1}
+
+
 def test_rollout_alarms_are_read_in_one_call_per_hundred_names(cloud: Cloud) -> None:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     names = [f"lbcp-test-{n:03d}" for n in range(101)]
