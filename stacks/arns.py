@@ -86,3 +86,8 @@ def hosted_zone(zone_id: str) -> str:
 def default_image_parameters() -> str:
     """AWS's public Amazon Linux 2023 image parameters (no account owns them)."""
     return arn("ssm", "parameter", AL2023_IMAGE_PARAMETERS, account="")
+
+
+def alarms() -> str:
+    """Every CloudWatch alarm of this account and region (their names are the users', chosen at run time)."""
+    return arn("cloudwatch", "alarm", "*", separator=":")

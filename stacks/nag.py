@@ -274,6 +274,11 @@ RECONCILER_IMAGES: Final = Finding(
     "ssm:GetParameter on AWS's public Amazon Linux image parameters only (the default LBVM image); the "
     "architecture (x86_64 or arm64) is chosen at run time from the spec's instance type.",
 )
+RECONCILER_ALARMS: Final = Finding(
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*]",
+    "cloudwatch:DescribeAlarms (read-only) on this account's alarms: a spec's rollout.alarmNames are the "
+    "users' own alarms, named in the spec at run time, so they cannot be listed at deploy time.",
+)
 
 
 STREAM_DEAD_LETTER_QUEUE: Final = Finding(
@@ -286,7 +291,7 @@ STREAM_DEAD_LETTER_QUEUE: Final = Finding(
 
 def acknowledge_reconciler(fn: LbcpFunction, observe_policy: IConstruct) -> None:
     acknowledge(observe_policy, RECONCILER_OBSERVE_WILDCARD)
-    acknowledge(fn.default_policy, *RECONCILER_ORPHANS, RECONCILER_IMAGES)
+    acknowledge(fn.default_policy, *RECONCILER_ORPHANS, RECONCILER_IMAGES, RECONCILER_ALARMS)
 
 
 # --- the consistency checker (stacks/consistency.py) ----------------------------------------

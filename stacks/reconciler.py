@@ -73,6 +73,12 @@ class ReconcilerFunction(LbcpFunction):
                 resources=[arns.default_image_parameters()],
             )
         )
+        # The alarms a rollout is gated on (rollout.alarmNames), read while it is active; read-only.
+        self.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ReadRolloutAlarms", actions=["cloudwatch:DescribeAlarms"], resources=[arns.alarms()]
+            )
+        )
         # Terminations and interface deletions only of what carries our product tag
         # (the code also checks the load balancer's id before it acts).
         self.add_to_role_policy(

@@ -15,7 +15,8 @@ EPILOG = (
     "A rollout moves the fleet onto a new launch template (instance type, image, proxy): a canary\n"
     "first, a bake, then the rest within maxSurge/maxUnavailable; on failure it rolls back and the\n"
     "new template is rejected until the spec asks for something else.\n\n"
-    "  lbctl rollout status web      the current or last rollout: state, step, progress, why it waits\n"
+    "  lbctl rollout status web      the current or last rollout: state, step, progress, why it waits;\n"
+    "                                and a newer Amazon Linux 2023 image than the fleet runs, if any\n"
     "  lbctl rollout pause web       hold it where it is (the fleet keeps serving)\n"
     "  lbctl rollout resume web\n"
     "  lbctl rollout abort web       roll back now\n"
@@ -61,12 +62,17 @@ def run(client: Any, args: argparse.Namespace, as_json: bool) -> int:
     if args.action == "status":
         lb = client.json("GET", lb_path(args.ref))
         rollout = (lb.get("status") or {}).get("rollout")
+        newer = (lb.get("status") or {}).get("newerImage")
         if as_json:
             _print(rollout)
             return EXIT_OK
         if not rollout:
             _out("No rollout.")
-            return EXIT_OK
+        else:
+            _out(describe(rollout))
+        if isinstance(newer, dict):
+            _out(fields([("Newer image", newer.get("message"))]))
+        return EXIT_OK
     else:
         rollout = client.json("POST", lb_path(args.ref, "rollout", args.action))
         if as_json:
@@ -103,6 +109,8 @@ def _template(template: Any) -> str:
     if not isinstance(template, dict):
         return NONE
     image = template.get("imageId") or "the latest Amazon Linux 2023"
+    if not template.get("imageId") and template.get("latestImage"):
+        image += f" ({template['latestImage']})"  # followed (rollout.followLatestImage): the AMI it resolved to
     return f"{template.get('instanceType')} from {image} running {template.get('proxy')}"
 
 

@@ -37,6 +37,10 @@ EXPECTED_RECONCILER_ACKNOWLEDGMENTS: Final = {
         f"{IAM5}arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/ami-amazon-linux-latest/*]",
         "Lbcp/Reconciler/Function/Role/DefaultPolicy",
     ),
+    (
+        f"{IAM5}arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*]",
+        "Lbcp/Reconciler/Function/Role/DefaultPolicy",
+    ),
     ("AwsSolutions::AwsSolutions-SQS3", "Lbcp/Reconciler/StreamDeadLetters"),
     # What it may do to the entries (stacks/entry_permissions.py).
     (f"{IAM5}*]", f"{ENTRY}/Describe"),
@@ -162,6 +166,31 @@ def test_it_starts_lifecycles_and_answers_their_callbacks(synthesized: Synthesiz
     actions = {action for statement in _statements(synthesized) for action in _as_list(statement["Action"])}
     assert {"states:StartExecution", "states:SendTaskSuccess"} <= actions
     assert not any("*" in action for action in actions)
+
+
+def test_it_reads_only_alarms_of_its_own_account_and_nothing_else_of_cloudwatch(synthesized: Synthesized) -> None:
+    reading = [
+        statement
+        for statement in _statements(synthesized)
+        if any(action.startswith("cloudwatch:") for action in _as_list(statement["Action"]))
+    ]
+    [statement] = reading
+    assert (statement["Sid"], _as_list(statement["Action"])) == ("ReadRolloutAlarms", ["cloudwatch:DescribeAlarms"])
+    [resource] = _as_list(statement["Resource"])
+    assert resource == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":cloudwatch:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":alarm:*",
+            ],
+        ]
+    }
 
 
 def test_it_passes_cdk_nag_with_exactly_the_expected_acknowledgments(synthesized: Synthesized) -> None:

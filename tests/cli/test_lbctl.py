@@ -895,3 +895,34 @@ def test_rollout_status_shows_state_step_progress_and_why_it_waits(
     paused = invoke(capsys, ["--endpoint", server.url, "rollout", "pause", "web"])
     assert paused.code == 0 and server.requests[-1].method == "POST"
     assert server.requests[-1].path == "/v1/load-balancers/web/rollout/pause"
+
+
+def test_rollout_status_shows_a_newer_image_and_the_ami_a_followed_template_resolved_to(
+    recording_server: Callable[[Callable[[Recorded], Answer | None]], RecordingServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    latest = {"instanceType": "c6i.large", "imageId": None, "proxy": "haproxy"}
+    rollout = {
+        "id": "ro-0123456789ab",
+        "state": "Progressing",
+        "step": "Canary",
+        "fromTemplate": {**latest, "latestImage": "ami-0aaaaaaaaaaaaaaaa"},
+        "toTemplate": {**latest, "latestImage": "ami-0bbbbbbbbbbbbbbbb"},
+        "progress": "0 of 3 replaced",
+        "message": "rolling",
+    }
+    newer = {"imageId": "ami-0bbbbbbbbbbbbbbbb", "message": "a newer image is available: ami-0bbbbbbbbbbbbbbbb (...)"}
+    answers = iter([{"status": {"rollout": rollout, "newerImage": newer}}, {"status": {"newerImage": newer}}])
+    server = recording_server(lambda request: json_answer(200, next(answers)))
+    shown = invoke(capsys, ["--endpoint", server.url, "rollout", "status", "web"])
+    assert shown.code == 0, shown.err
+    for pattern in (
+        r"From:\s+c6i\.large from the latest Amazon Linux 2023 \(ami-0aaaaaaaaaaaaaaaa\) running haproxy",
+        r"To:\s+c6i\.large from the latest Amazon Linux 2023 \(ami-0bbbbbbbbbbbbbbbb\) running haproxy",
+        r"Newer image:\s+a newer image is available: ami-0bbbbbbbbbbbbbbbb",
+    ):
+        assert re.search(pattern, shown.out), f"{pattern!r} not in:\n{shown.out}"
+    # No rollout yet: the newer image is still worth saying.
+    alone = invoke(capsys, ["--endpoint", server.url, "rollout", "status", "web"])
+    assert alone.out.splitlines()[0] == "No rollout."
+    assert re.search(r"Newer image:\s+a newer image is available", alone.out), alone.out

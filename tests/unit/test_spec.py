@@ -140,6 +140,16 @@ def test_a_stored_spec_reads_back_identically() -> None:
             "rollout.maxSurge",
             "out_of_range",
         ),
+        (
+            lambda d: d.update(rollout={"alarmNames": ["api-5xx", "latency", "api-5xx"]}),
+            "rollout.alarmNames[2]",
+            "duplicate",
+        ),
+        (
+            lambda d: d.update(instance={"imageId": "ami-0123456789abcdef0"}, rollout={"followLatestImage": True}),
+            "rollout.followLatestImage",
+            "not_allowed",
+        ),
         (lambda d: d.update(tags={"lbcp:owner": "x"}), "tags.lbcp:owner", "reserved"),
         (
             lambda d: d.update(scaling={"metrics": {"cpu": {"scaleOutAbove": 50, "scaleInBelow": 60}}}),

@@ -272,6 +272,18 @@ def _rollout(spec: LoadBalancerSpec) -> Iterator[FieldError]:
             "a canary that boots in time would fail the rollout",
             "out_of_range",
         )
+    seen: dict[str, int] = {}
+    for index, name in enumerate(spec.rollout.alarm_names):
+        if name in seen:
+            yield _error(("rollout", "alarmNames", index), f"duplicate of alarmNames[{seen[name]}]", "duplicate")
+        seen.setdefault(name, index)
+    if spec.rollout.follow_latest_image and spec.instance.image_id is not None:
+        yield _error(
+            ("rollout", "followLatestImage"),
+            f"follows the latest Amazon Linux 2023 image, but instance.imageId names {spec.instance.image_id}: "
+            "unset one of them",
+            "not_allowed",
+        )
 
 
 def _tags(spec: LoadBalancerSpec) -> Iterator[FieldError]:

@@ -74,7 +74,8 @@ ScalingReason = Literal["ScaledOut", "ScaledIn", "ScalingHeld", "WarmExpired"]
 # GC's quarantine of an orphan and its release.
 ConsistencyReason = Literal["ConsistencyFinding", "OrphanSwept", "OrphanQuarantined", "OrphanReleased"]
 
-# The planner's rollout decisions (``lbcp.reconcile.plan.rollout``): one per transition.
+# The planner's rollout decisions (``lbcp.reconcile.plan.rollout``): one per transition; and a newer
+# Amazon Linux 2023 image than the fleet runs, said once per image (``lbcp.reconcile.plan.images``).
 RolloutReason = Literal[
     "RolloutStarted",
     "RolloutProgressed",
@@ -84,6 +85,7 @@ RolloutReason = Literal[
     "RolloutFailed",
     "RolledBack",
     "RolloutSuperseded",
+    "NewerImageAvailable",
 ]
 
 EventReason = Literal[ApiReason, ReconcilerReason, LifecycleReason, ScalingReason, ConsistencyReason, RolloutReason]

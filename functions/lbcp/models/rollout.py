@@ -4,12 +4,20 @@ A rollout starts when the spec asks for instances that the running LBVMs are not
 (another instance type, image or proxy). It goes through steps (``Canary``:
 the first LBVMs on the new template; ``Bake``: they must stay healthy for
 ``bakeSeconds``; ``Roll``: the rest, within maxSurge and maxUnavailable) and ends
-``Succeeded``, or, when the new template fails its health gate, returns the
+``Succeeded``, or, when the new template fails its health gate (or one of
+``rollout.alarmNames`` goes into ALARM), returns the
 fleet to the template it came from (``Rollback``) and ends ``RolledBack``: the
 new template is then rejected, and never rolled onto again while the spec asks
 for it with the same gates (``verdict_key``). ``Failed`` means even the way
 back did not progress. The planner decides all of it (``lbcp.reconcile.plan.rollout``);
 operators steer it through ``RolloutControl``.
+
+A spec that leaves the image unset runs "the latest Amazon Linux 2023". With
+``rollout.followLatestImage`` the fleet follows AWS's public parameter: the
+template then names the concrete AMI it resolved to (``latest_image``), so that
+a rollout onto a newer image has two templates to tell apart, a rollback
+returns to the AMI the fleet really ran, and a rejected AMI stays rejected
+while a later one is tried.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ ACTIVE_STATES: frozenset[str] = frozenset({"Progressing", "Paused"})
 
 LATEST_AL2023 = "the latest Amazon Linux 2023"
 _DESCRIPTION = re.compile(
-    rf"^(?P<type>\S+) from (?P<image>ami-[0-9a-f]+|{LATEST_AL2023}) running (?P<proxy>haproxy|nginx)$"
+    rf"^(?P<type>\S+) from (?P<image>ami-[0-9a-f]+|{LATEST_AL2023}(?: \((?P<latest>ami-[0-9a-f]+)\))?) "
+    r"running (?P<proxy>haproxy|nginx)$"
 )
 
 
@@ -41,15 +50,34 @@ class LaunchTemplate(StatusModel):
     instance_type: str
     image_id: str | None = Field(default=None, description="Unset: the latest Amazon Linux 2023 at launch.")
     proxy: ProxyEngine
+    latest_image: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="With imageId unset and rollout.followLatestImage: the AMI the latest Amazon Linux 2023 "
+        "resolved to, which this template launches.",
+    )
 
     @property
     def description(self) -> str:
         """In words; also the identity LBVM records keep (``Lbvm.launch_template``)."""
-        return f"{self.instance_type} from {self.image_id or LATEST_AL2023} running {self.proxy}"
+        return f"{self.instance_type} from {self.image_text} running {self.proxy}"
 
     @property
     def image_text(self) -> str:
-        return self.image_id or LATEST_AL2023
+        if self.image_id:
+            return self.image_id
+        return f"{LATEST_AL2023} ({self.latest_image})" if self.latest_image else LATEST_AL2023
+
+    @property
+    def on_latest(self) -> bool:
+        """It runs whatever the public Amazon Linux 2023 parameter says (pinned or not), not an image of the spec's."""
+        return self.image_id is None
+
+    def pinned(self, latest_image: str | None) -> LaunchTemplate:
+        """The same template at ``latest_image`` (None: unpinned, the latest at launch); a spec's image stays."""
+        if self.image_id is not None:
+            return self
+        return self.model_copy(update={"latest_image": latest_image})
 
     @classmethod
     def from_description(cls, description: str | None) -> LaunchTemplate | None:
@@ -60,20 +88,36 @@ class LaunchTemplate(StatusModel):
         image = match["image"]
         return cls(
             instance_type=match["type"],
-            image_id=None if image == LATEST_AL2023 else image,
+            image_id=image if image.startswith("ami-") else None,
             proxy=match["proxy"],
+            latest_image=match["latest"],
         )
 
 
-def template_of(spec: LoadBalancerSpec) -> LaunchTemplate:
-    """The template a spec asks for."""
-    return LaunchTemplate(instance_type=spec.instance.type, image_id=spec.instance.image_id, proxy=spec.proxy)
+def template_of(spec: LoadBalancerSpec, latest_image: str | None = None) -> LaunchTemplate:
+    """The template a spec asks for; pinned at ``latest_image`` (the parameter's value now) when it follows it."""
+    template = LaunchTemplate(instance_type=spec.instance.type, image_id=spec.instance.image_id, proxy=spec.proxy)
+    if spec.rollout.follow_latest_image and latest_image is not None:
+        return template.pinned(latest_image)
+    return template
 
 
 def spec_on(spec: LoadBalancerSpec, template: LaunchTemplate) -> LoadBalancerSpec:
-    """The spec as an LBVM on ``template`` runs it: its instance and proxy are the template's."""
-    instance = spec.instance.model_copy(update={"type": template.instance_type, "image_id": template.image_id})
+    """The spec as an LBVM on ``template`` runs it: its instance and proxy are the template's (a pin is an image)."""
+    image_id = template.image_id or template.latest_image
+    instance = spec.instance.model_copy(update={"type": template.instance_type, "image_id": image_id})
     return spec.model_copy(update={"instance": instance, "proxy": template.proxy})
+
+
+class NewerImage(StatusModel):
+    """A newer Amazon Linux 2023 image than some LBVMs run, on a spec that leaves the image unset."""
+
+    image_id: str = Field(description="What the public parameter names now.")
+    running_image_ids: list[str] = Field(description="The older images LBVMs run, most used first.")
+    outdated: int = Field(ge=0, description="Live LBVMs on an older image.")
+    lbvms: int = Field(ge=0, description="Live LBVMs whose image is known.")
+    since: datetime = Field(description="When this image was first seen.")
+    message: str
 
 
 class RolloutStatus(StatusModel):

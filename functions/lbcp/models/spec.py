@@ -40,6 +40,7 @@ MAX_BACKENDS = 20
 MAX_TARGETS_PER_BACKEND = 100
 MAX_RULES_PER_LISTENER = 50
 MAX_TAGS = 20
+MAX_ROLLOUT_ALARMS = 10
 
 LB_ID_PATTERN = r"^lb-[0-9a-f]{17}$"
 
@@ -85,6 +86,8 @@ CERTIFICATE_ARN_PATTERN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate
 PATH_PREFIX_PATTERN = r"^/[A-Za-z0-9._~%/-]*$"
 TAG_KEY_PATTERN = r"^[\w .:/=+@-]+$"
 TAG_VALUE_PATTERN = r"^[\w .:/=+@-]*$"
+# CloudWatch accepts any name of 1 to 255 characters; control characters would only hide a typo.
+ALARM_NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
 # What each pattern means, for error messages a person can act on.
 PATTERN_HINTS = {
@@ -97,6 +100,7 @@ PATTERN_HINTS = {
     PATH_PREFIX_PATTERN: "must start with '/' and contain only letters, digits, '.', '_', '~', '%', '/' and '-'",
     TAG_KEY_PATTERN: "may contain letters, digits, spaces and . : / = + @ - _ only",
     TAG_VALUE_PATTERN: "may contain letters, digits, spaces and . : / = + @ - _ only",
+    ALARM_NAME_PATTERN: "must be a CloudWatch alarm name (no control characters)",
 }
 
 DnsLabel = Annotated[
@@ -163,6 +167,11 @@ PathPrefix = Annotated[
 ]
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=TAG_KEY_PATTERN)]
 TagValue = Annotated[str, StringConstraints(max_length=256, pattern=TAG_VALUE_PATTERN)]
+AlarmName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255, pattern=ALARM_NAME_PATTERN),
+    Field(description="The name of a CloudWatch alarm in the load balancer's account and region."),
+]
 
 LoadBalancerType = Literal["application", "classic"]
 ListenerProtocol = Literal["HTTP", "HTTPS", "TCP", "TLS"]
@@ -539,6 +548,22 @@ class Rollout(SpecModel):
         description="Launches of the new template that never pass the health gate (or stop passing it) before "
         "the rollout fails and rolls back. A rollout onto a template that never gets healthy launches it at "
         "most canary + maxFailedLaunches - 1 times.",
+    )
+    follow_latest_image: bool = Field(
+        default=False,
+        description="With instance.imageId unset: when AWS publishes a newer Amazon Linux 2023 image, roll the "
+        "fleet onto it (an ordinary rollout: canary, bake, rollback; a rolled-back image is not tried again, a "
+        "later one is). Off by default: a new image is then only reported (status.newerImage and an event), "
+        "because following it replaces every LBVM of every load balancer on the default image whenever AWS "
+        "publishes one, without anyone asking for it. Instances launched meanwhile (scale-out, replacements) "
+        "still get the image current at their launch.",
+    )
+    alarm_names: list[AlarmName] = Field(
+        default_factory=list,
+        max_length=MAX_ROLLOUT_ALARMS,
+        description="CloudWatch alarms that fail a rollout (which then rolls back) when any of them is in ALARM "
+        "while the rollout is in its canary, bake or roll step, as an Auto Scaling instance refresh does. Read "
+        "once per reconcile tick while a rollout is active; a paused rollout is judged when it resumes.",
     )
 
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from lbcp.models.agent import BackendHealth
 from lbcp.models.base import StatusModel
-from lbcp.models.rollout import RolloutStatus
+from lbcp.models.rollout import NewerImage, RolloutStatus
 from lbcp.models.spec import EntryMode
 
 __all__ = ["StatusModel"]  # re-exported: most models import it from here
@@ -81,4 +81,10 @@ class LoadBalancerStatus(StatusModel):
         default=None,
         exclude_if=lambda value: value is None,
         description="The current or last rollout (lbctl rollout history lists the earlier ones).",
+    )
+    newer_image: NewerImage | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="instance.imageId unset: AWS publishes a newer Amazon Linux 2023 image than some LBVMs run "
+        "(rolled onto only with rollout.followLatestImage).",
     )

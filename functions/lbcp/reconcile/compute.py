@@ -50,6 +50,7 @@ class Ec2Compute:
                             subnet_id=instance.get("SubnetId"),
                             private_ip=instance.get("PrivateIpAddress"),
                             launched_at=instance.get("LaunchTime"),
+                            image_id=instance.get("ImageId"),
                         )
                     )
         interfaces: list[ObservedNetworkInterface] = []

@@ -24,22 +24,40 @@ def launch_template(spec: LoadBalancerSpec) -> str:
     return template_of(spec).description
 
 
-class DefaultLaunchSettings:
-    def __init__(self, ssm: Any, *, api_endpoint: str, agent_artifact_url: str, region: str) -> None:
+class LatestImages:
+    """The public Amazon Linux 2023 parameter, read at most once per architecture per tick.
+
+    The reconciler observes it (image drift) and launches from it with the same
+    reading: a warm Lambda must not keep launching last week's image, and a
+    tick must not ask SSM again for every launch.
+    """
+
+    def __init__(self, ssm: Any) -> None:
         self._ssm = ssm
+        self._images: dict[str, str] = {}
+
+    def new_tick(self) -> None:
+        self._images.clear()
+
+    def latest(self, architecture: str) -> str:
+        if architecture not in self._images:
+            name = AL2023_PARAMETER.format(arch=architecture)
+            self._images[architecture] = self._ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        return self._images[architecture]
+
+
+class DefaultLaunchSettings:
+    def __init__(self, images: LatestImages, *, api_endpoint: str, agent_artifact_url: str, region: str) -> None:
+        self._images = images
         self._api_endpoint = api_endpoint
         self._agent_artifact_url = agent_artifact_url
         self._region = region
-        self._images: dict[str, str] = {}
 
     def image_id(self, record: LoadBalancerRecord) -> str:
+        # A template that follows the latest image names its AMI here (``spec_on``).
         if record.spec.instance.image_id:
             return record.spec.instance.image_id
-        arch = architecture(record.spec.instance.type)
-        if arch not in self._images:
-            name = AL2023_PARAMETER.format(arch=arch)
-            self._images[arch] = self._ssm.get_parameter(Name=name)["Parameter"]["Value"]
-        return self._images[arch]
+        return self._images.latest(architecture(record.spec.instance.type))
 
     def user_data(self, record: LoadBalancerRecord, lbvm: Lbvm) -> str:
         from lbcp.bootstrap import user_data

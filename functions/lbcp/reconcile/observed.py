@@ -22,6 +22,7 @@ class ObservedInstance:
     subnet_id: str | None
     private_ip: str | None
     launched_at: datetime | None
+    image_id: str | None = None  # the AMI it runs (DescribeInstances lists it at no extra cost)
 
     @property
     def alive(self) -> bool:
@@ -57,7 +58,22 @@ class EntryView:
 
 
 @dataclass(frozen=True)
+class ObservedAlarm:
+    """A CloudWatch alarm a rollout is gated on, as DescribeAlarms reports it."""
+
+    name: str
+    state: str  # OK | ALARM | INSUFFICIENT_DATA
+    reason: str  # CloudWatch's StateReason
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
 class LoadBalancerView:
     instances: tuple[ObservedInstance, ...] = ()
     network_interfaces: tuple[ObservedNetworkInterface, ...] = ()
     entry: EntryView = field(default_factory=lambda: EntryView(ready=False))
+    # The public Amazon Linux 2023 parameter's value now, for the spec's architecture; None when the spec names
+    # its image, or the parameter could not be read this tick.
+    latest_image: str | None = None
+    # The spec's rollout.alarmNames, read while a rollout is active; None when they were not read this tick.
+    alarms: tuple[ObservedAlarm, ...] | None = None

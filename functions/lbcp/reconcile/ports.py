@@ -1,6 +1,7 @@
 """What the reconciler needs from the outside world, as small interfaces.
 
-The AWS implementations live in adapters: EC2 in ``compute.py``, the entry in
+The AWS implementations live in adapters: EC2 in ``compute.py``, the public
+image parameter in ``launch.py``, rollout alarms in ``alarms.py``, the entry in
 ``lbcp.entry``, Step Functions in ``lifecycle_port.py``, the lease in
 ``lease.py``, the records in ``lbcp.dal``. The simulated world of the property
 tests implements every one of them in memory, so that those tests run the
@@ -20,7 +21,7 @@ from lbcp.models.lifecycle import LifecycleInput
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.rollout import RolloutStatus
 from lbcp.models.status import LoadBalancerStatus
-from lbcp.reconcile.observed import EntryView, ObservedInstance, ObservedNetworkInterface
+from lbcp.reconcile.observed import EntryView, ObservedAlarm, ObservedInstance, ObservedNetworkInterface
 
 
 class LeaseHeld(Exception):
@@ -145,4 +146,19 @@ class LaunchSettingsPort(Protocol):
 
     def user_data(self, record: LoadBalancerRecord, lbvm: Lbvm) -> str:
         """The instance's user data (plain text; the executor encodes it)."""
+        ...
+
+
+class ImagePort(Protocol):
+    def new_tick(self) -> None:
+        """Forget what was read: the next ``latest`` reads the parameter again (once per tick)."""
+
+    def latest(self, architecture: str) -> str:
+        """The AMI the public Amazon Linux 2023 parameter names now for this architecture."""
+        ...
+
+
+class AlarmPort(Protocol):
+    def read(self, names: Iterable[str]) -> dict[str, ObservedAlarm]:
+        """The named alarms' states, in as few calls as the API allows; a name that does not exist is absent."""
         ...

@@ -1,7 +1,9 @@
 """One reconcile tick: observe everything once, plan each load balancer, act only where needed.
 
 Reads are batched across load balancers (one paginated listing each of load
-balancers, LBVMs, instances and interfaces, plus the entry's reads), so their
+balancers, LBVMs, instances and interfaces, plus the entry's reads; one read
+of the public image parameter per architecture that a spec leaving its image
+unset uses; the rollout alarms of active rollouts, 100 names a call), so their
 number grows with pagination only. Writes happen only where a plan has jobs
 or a changed status: a converged fleet costs no writes at all. Acting takes
 the load balancer's lease and re-plans from fresh, consistent reads, so two
@@ -18,14 +20,24 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from lbcp.instance_types import architecture
 from lbcp.models.events import Event
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.reconcile.executor import Executor
 from lbcp.reconcile.jobs import RemoveLoadBalancer
-from lbcp.reconcile.observed import EntryView, LoadBalancerView
+from lbcp.reconcile.observed import EntryView, LoadBalancerView, ObservedAlarm
 from lbcp.reconcile.plan import PlannerSettings, ReconcilePlan, plan
-from lbcp.reconcile.ports import ComputePort, EntryPort, LbvmStore, LeaseHeld, LeasePort, LoadBalancerStore
+from lbcp.reconcile.ports import (
+    AlarmPort,
+    ComputePort,
+    EntryPort,
+    ImagePort,
+    LbvmStore,
+    LeaseHeld,
+    LeasePort,
+    LoadBalancerStore,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +84,8 @@ class Reconciler:
         planner_settings: PlannerSettings | None = None,
         verify_budget: int = 10,
         tick_period: timedelta = timedelta(minutes=1),
+        images: ImagePort | None = None,
+        alarms: AlarmPort | None = None,
     ) -> None:
         self._load_balancers = load_balancers
         self._lbvms = lbvms
@@ -84,6 +98,8 @@ class Reconciler:
         self._planner_settings = planner_settings or PlannerSettings()
         self._verify_budget = verify_budget
         self._tick_period = tick_period
+        self._images = images
+        self._alarms = alarms
 
     def owners_of(self, instance_ids: Iterable[str]) -> set[str]:
         """The load balancers these instances belong to (by owner tags): what an EC2 state change concerns."""
@@ -102,11 +118,19 @@ class Reconciler:
         instances, interfaces = self._compute.observe()
         verify = verification_batch((r.id for r in records), now, self._verify_budget, self._tick_period)
         entries = self._entry.observe(records, verify)
+        latest = self._latest_images(records)
+        alarms = self._alarm_states(records)
         for record in records:
             view = LoadBalancerView(
                 instances=tuple(i for i in instances if i.load_balancer_id == record.id),
                 network_interfaces=tuple(n for n in interfaces if n.load_balancer_id == record.id),
                 entry=entries.get(record.id, EntryView(ready=False)),
+                latest_image=latest.get(architecture(record.spec.instance.type))
+                if record.spec.instance.image_id is None
+                else None,
+                alarms=None
+                if alarms is None or not _gated(record)
+                else tuple(alarms[name] for name in record.spec.rollout.alarm_names if name in alarms),
             )
             first = plan(record, by_lb[record.id], view, now, rng=self._rng, settings=self._planner_settings)
             report.plans[record.id] = first
@@ -157,6 +181,35 @@ class Reconciler:
             extra={"lb": load_balancer_id, "jobs": len(outcome.done), "failed": len(outcome.failed)},
         )
 
+    def _latest_images(self, records: list[LoadBalancerRecord]) -> dict[str, str]:
+        """The public image parameter, by architecture, for the specs that leave their image unset."""
+        if self._images is None:
+            return {}
+        self._images.new_tick()  # launches in this tick reuse these readings
+        wanted = {
+            architecture(record.spec.instance.type)
+            for record in records
+            if record.spec.instance.image_id is None and record.deletion_requested_at is None
+        }
+        found: dict[str, str] = {}
+        for arch in sorted(wanted):
+            try:
+                found[arch] = self._images.latest(arch)
+            except Exception:  # drift waits for the next tick; a launch that needs it fails and is retried
+                logger.exception("the latest Amazon Linux 2023 image could not be read", extra={"arch": arch})
+        return found
+
+    def _alarm_states(self, records: list[LoadBalancerRecord]) -> dict[str, ObservedAlarm] | None:
+        """The rollout alarms of load balancers whose rollout is active; None when they could not be read."""
+        names = {name for record in records if _gated(record) for name in record.spec.rollout.alarm_names}
+        if not names or self._alarms is None:
+            return {}
+        try:
+            return self._alarms.read(names)
+        except Exception:  # not judged this tick (the rollout goes on); the next tick reads them again
+            logger.exception("rollout alarms could not be read", extra={"alarms": len(names)})
+            return None
+
     def _all_records(self) -> Iterator[LoadBalancerRecord]:
         token: str | None = None
         while True:
@@ -165,3 +218,15 @@ class Reconciler:
             token = page.next_token
             if token is None:
                 return
+
+
+def _gated(record: LoadBalancerRecord) -> bool:
+    """A rollout that its alarms can fail: active, not on its way back, on a load balancer in service."""
+    rollout = record.status.rollout
+    return (
+        bool(record.spec.rollout.alarm_names)
+        and rollout is not None
+        and rollout.active
+        and rollout.step != "Rollback"
+        and record.deletion_requested_at is None
+    )

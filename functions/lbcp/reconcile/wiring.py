@@ -12,9 +12,10 @@ from typing import Any
 from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.entry.adapter import EntryAdapter
+from lbcp.reconcile.alarms import CloudWatchAlarms
 from lbcp.reconcile.compute import Ec2Compute
 from lbcp.reconcile.executor import Executor, ExecutorSettings
-from lbcp.reconcile.launch import DefaultLaunchSettings
+from lbcp.reconcile.launch import DefaultLaunchSettings, LatestImages
 from lbcp.reconcile.lease import Leases
 from lbcp.reconcile.lifecycle_port import StepFunctionsLifecycle
 from lbcp.reconcile.plan import PlannerSettings
@@ -57,8 +58,9 @@ def build_reconciler(
     lifecycle = StepFunctionsLifecycle(
         client("stepfunctions"), _required(settings.lifecycle_state_machine_arn, "the lifecycle state machine ARN")
     )
+    images = LatestImages(client("ssm"))
     launch_settings = DefaultLaunchSettings(
-        client("ssm"),
+        images,
         api_endpoint=_required(settings.api_endpoint, "the API endpoint"),
         agent_artifact_url=settings.agent_artifact_url or "",
         region=ec2.meta.region_name,
@@ -89,4 +91,6 @@ def build_reconciler(
         rng=rng,
         planner_settings=planner_settings,
         tick_period=tick_period,
+        images=images,
+        alarms=CloudWatchAlarms(client("cloudwatch")),
     )

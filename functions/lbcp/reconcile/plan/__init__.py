@@ -30,6 +30,7 @@ from lbcp.reconcile.plan.capacity import capacity
 from lbcp.reconcile.plan.context import Fleet, PlanContext, PlannerSettings, Rule
 from lbcp.reconcile.plan.drift import incomplete_entry, registration_drift
 from lbcp.reconcile.plan.finalize import finalize
+from lbcp.reconcile.plan.images import as_followed, followed_image, newer_image
 from lbcp.reconcile.plan.orphans import orphans
 from lbcp.reconcile.plan.rollout import RolloutDecision, RolloutNote, decide_rollout
 from lbcp.reconcile.plan.status import status
@@ -91,6 +92,9 @@ def plan(
     if deleting:
         decision = RolloutDecision(record.status.rollout, template_of(record.spec))
     else:
+        # The image the fleet follows (rollout.followLatestImage), and the LBVMs as compared with it.
+        following = followed_image(record.spec, observed.latest_image, record.status.rollout)
+        lbvms = as_followed(lbvms, observed.instances, record.spec, following)
         decision = decide_rollout(
             record.status.rollout,
             record.rollout_control,
@@ -100,8 +104,24 @@ def plan(
             lbvms=lbvms,
             now=now,
             load_balancer_id=record.id,
+            latest_image=following,
+            alarms=observed.alarms,
         )
     ctx = PlanContext(record, Fleet(lbvms), observed, now, settings or PlannerSettings(), rng, decision)
     for rule in DELETING if deleting else RUNNING:
         ctx.jobs += rule(ctx)
-    return ReconcilePlan(record.id, tuple(ctx.jobs), status(ctx), decision.notes, decision.ended)
+    notes = decision.notes
+    result = status(ctx)
+    if not deleting:
+        drift, said = newer_image(
+            record.status.newer_image,
+            record.spec,
+            lbvms,
+            observed.instances,
+            latest=observed.latest_image,
+            decision=decision,
+            now=now,
+        )
+        result = result.model_copy(update={"newer_image": drift})
+        notes += said
+    return ReconcilePlan(record.id, tuple(ctx.jobs), result, notes, decision.ended)

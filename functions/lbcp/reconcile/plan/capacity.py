@@ -195,6 +195,8 @@ def _rebalance(ctx: PlanContext, placed: Sequence[Lbvm]) -> list[Job]:
                 f"{_zone_text(zones.get(subnet_id))}, then draining one from the fullest zone",
                 subnet_id=subnet_id,
                 availability_zone=zones.get(subnet_id),
+                # The fleet's template (a followed image is pinned in it), not the spec's words.
+                template=ctx.rollout.template,
             )
         ]
     if unavailable_count(spec.rollout, ctx.record.status.desired_capacity) > 0:

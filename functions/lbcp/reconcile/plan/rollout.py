@@ -12,7 +12,8 @@ gate) -> Bake (they stay healthy for ``bakeSeconds``) -> Roll (the rest,
 within maxSurge/maxUnavailable, like a Deployment) -> Succeeded. A failure
 (``maxFailedLaunches`` launches of the new template that never pass the gate
 or stop passing it, a canary failing during the bake, no progress for
-``progressDeadlineSeconds``, or an operator's abort) -> Rollback (the same
+``progressDeadlineSeconds``, one of ``rollout.alarmNames`` in ALARM, or an
+operator's abort) -> Rollback (the same
 availability rules, towards the template the fleet came from) -> RolledBack,
 with the new template rejected. It cannot loop: a rejected template is not
 rolled onto again until the spec asks for something else or changes the
@@ -38,6 +39,7 @@ from lbcp.models.events import EventType, RolloutReason
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.rollout import LaunchTemplate, RolloutControl, RolloutStatus, RolloutStep, template_of
 from lbcp.models.spec import LoadBalancerSpec
+from lbcp.reconcile.observed import ObservedAlarm
 
 # Why a launch counts as failed: it never passed the gate, or stopped passing it.
 _FAILURE_WORDS = {
@@ -48,12 +50,17 @@ _FAILURE_WORDS = {
 }
 
 
-def verdict_key(spec: LoadBalancerSpec) -> str:
-    """What a rollout's verdict depends on: the template and the gates it was judged by."""
+def verdict_key(spec: LoadBalancerSpec, template: LaunchTemplate | None = None) -> str:
+    """What a rollout's verdict depends on: the template (with the AMI it follows) and the gates it was judged by."""
+    rollout = spec.rollout.model_dump(mode="json", by_alias=True)
+    # Settings added later count only when set: a stored verdict keeps its key across the upgrade.
+    for name, unset in (("followLatestImage", False), ("alarmNames", [])):
+        if rollout.get(name) == unset:
+            rollout.pop(name, None)
     judged = {
-        "template": template_of(spec).description,
+        "template": (template or template_of(spec)).description,
         "lifecycle": spec.lifecycle.model_dump(mode="json", by_alias=True),
-        "rollout": spec.rollout.model_dump(mode="json", by_alias=True),
+        "rollout": rollout,
     }
     return hashlib.sha256(json.dumps(judged, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -98,6 +105,7 @@ class _Inputs:
     lbvms: Sequence[Lbvm]
     now: datetime
     load_balancer_id: str
+    alarms: Sequence[ObservedAlarm] | None = None
 
 
 def decide_rollout(
@@ -110,9 +118,13 @@ def decide_rollout(
     lbvms: Sequence[Lbvm],
     now: datetime,
     load_balancer_id: str = "",
+    latest_image: str | None = None,
+    alarms: Sequence[ObservedAlarm] | None = None,
 ) -> RolloutDecision:
-    inputs = _Inputs(spec, generation, desired, lbvms, now, load_balancer_id)
-    wanted = template_of(spec)
+    """``latest_image``: the AMI the spec follows this tick (``rollout.followLatestImage``), else None.
+    ``alarms``: the states of ``rollout.alarmNames`` (None: not read this tick)."""
+    inputs = _Inputs(spec, generation, desired, lbvms, now, load_balancer_id, alarms)
+    wanted = template_of(spec, latest_image)
     notes: list[RolloutNote] = []
     if previous is not None and previous.active:
         if previous.to_template != wanted:
@@ -126,7 +138,7 @@ def decide_rollout(
         previous is not None
         and previous.rejected
         and previous.to_template == wanted
-        and previous.verdict_key == verdict_key(spec)
+        and previous.verdict_key == verdict_key(spec, wanted)
     ):
         return RolloutDecision(previous, previous.from_template)
     on_other = [
@@ -162,7 +174,7 @@ def _start(
         desired=desired,
         canary=canary,
         message="",
-        verdict_key=verdict_key(spec),
+        verdict_key=verdict_key(spec, wanted),
         started_at=now,
         step_started_at=now,
         last_progress_at=now,
@@ -291,6 +303,9 @@ def _step(
         on_new = sum(1 for lbvm in _live(inputs.lbvms) if lbvm.launch_template == new.description)
         return RolloutDecision(rollout, new, cap=on_new, fallback=old, notes=tuple(notes))
 
+    firing = _firing(settings.alarm_names, inputs.alarms)
+    if firing:
+        return _fail(rollout, f"{firing} at {rollout.progress}", inputs, notes)
     stalled = now - rollout.last_progress_at > timedelta(seconds=settings.progress_deadline_seconds)
     failure = _failure_text(rollout, inputs)
     if len(rollout.failed) >= settings.max_failed_launches:
@@ -529,6 +544,17 @@ def _failure_text(rollout: RolloutStatus, inputs: _Inputs) -> str:
         f"{len(rollout.failed)} of {len(rollout.launched)} {which}LBVM(s) on {rollout.to_template.description} "
         f"failed the health gate: {words}"
     )
+
+
+def _firing(names: Sequence[str], alarms: Sequence[ObservedAlarm] | None) -> str:
+    """'alarm api-5xx is in ALARM (Threshold Crossed: ...)' for the spec's alarms in ALARM, or ''."""
+    if not names or not alarms:
+        return ""
+    wanted = set(names)
+    firing = sorted(
+        (alarm for alarm in alarms if alarm.name in wanted and alarm.state == "ALARM"), key=lambda alarm: alarm.name
+    )
+    return "; ".join(f"alarm {alarm.name} is in ALARM ({alarm.reason or 'no reason given'})" for alarm in firing)
 
 
 def _healthy(rollout: RolloutStatus, inputs: _Inputs) -> list[Lbvm]:
