@@ -40,6 +40,7 @@ ROUTES: Final[tuple[tuple[apigwv2.HttpMethod, str], ...]] = (
     (apigwv2.HttpMethod.PATCH, "/v1/load-balancers/{id}"),
     (apigwv2.HttpMethod.DELETE, "/v1/load-balancers/{id}"),
     (apigwv2.HttpMethod.GET, "/v1/load-balancers/{id}/events"),
+    (apigwv2.HttpMethod.GET, "/v1/load-balancers/{id}/lbvms/{lbvmId}"),
     (apigwv2.HttpMethod.POST, "/v1/load-balancers/{id}/warm"),
     (apigwv2.HttpMethod.POST, "/v1/load-balancers/{id}/rollout/pause"),
     (apigwv2.HttpMethod.POST, "/v1/load-balancers/{id}/rollout/resume"),

@@ -40,6 +40,7 @@ EXPECTED_ROUTE_KEYS = {
     "PATCH /v1/load-balancers/{id}",
     "DELETE /v1/load-balancers/{id}",
     "GET /v1/load-balancers/{id}/events",
+    "GET /v1/load-balancers/{id}/lbvms/{lbvmId}",
     "GET /v1/openapi.json",
     "POST /v1/load-balancers/{id}/warm",
     "GET /v1/agent/config",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from lbcp.api.idempotency import IdempotentCreates
     from lbcp.consistency.store import ConsistencyStore
     from lbcp.heartbeats import HeartbeatService
+    from lbcp.inspection import Inspection
 
 
 class Dependencies:
@@ -43,6 +44,7 @@ class Dependencies:
         self._idempotency: IdempotentCreates | None = None
         self._heartbeats: HeartbeatService | None = None
         self._consistency_function: ConsistencyFunction | None = None
+        self._inspection: Inspection | None = None
         self._lambda_context: Any = None
 
     @staticmethod
@@ -80,6 +82,20 @@ class Dependencies:
                 clock=self.clock,
             )
         return self._heartbeats
+
+    @property
+    def inspection(self) -> Inspection:
+        if self._inspection is None:
+            from lbcp.dal.lbvms import LbvmRepository
+            from lbcp.inspection import Inspection
+
+            self._inspection = Inspection(
+                self.service,
+                self.load_balancers,
+                LbvmRepository(self.dynamodb, self.settings.table_name),
+                self.clock,
+            )
+        return self._inspection
 
     @property
     def consistency_store(self) -> ConsistencyStore:
