@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from lbcp.consistency.store import ConsistencyStore
     from lbcp.heartbeats import HeartbeatService
     from lbcp.inspection import Inspection
+    from lbcp.reconcile.ports import ComputePort, EntryPort
 
 
 class Dependencies:
@@ -90,12 +91,28 @@ class Dependencies:
             from lbcp.inspection import Inspection
 
             self._inspection = Inspection(
-                self.service,
-                self.load_balancers,
-                LbvmRepository(self.dynamodb, self.settings.table_name),
-                self.clock,
+                service=self.service,
+                load_balancers=self.load_balancers,
+                lbvms=LbvmRepository(self.dynamodb, self.settings.table_name),
+                clock=self.clock,
+                observers=self._observers,
             )
         return self._inspection
+
+    def _observers(self) -> tuple[ComputePort, EntryPort]:
+        """What the plan preview observes the account with: the reconciler's own adapters, used for reads only."""
+        from lbcp.entry.adapter import EntryAdapter
+        from lbcp.reconcile.compute import Ec2Compute
+
+        ec2 = self._session.create_client("ec2", config=self._config)
+        entry = EntryAdapter(
+            ec2=ec2,
+            elbv2=self._session.create_client("elbv2", config=self._config),
+            route53=self._session.create_client("route53", config=self._config),
+            hosted_zone_id=self.settings.hosted_zone_id,
+            dns_domain=self.settings.dns_domain,
+        )
+        return Ec2Compute(ec2), entry
 
     @property
     def consistency_store(self) -> ConsistencyStore:

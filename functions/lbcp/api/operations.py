@@ -35,6 +35,7 @@ PATCH_LOAD_BALANCER = Operation(LOAD_BALANCER, "PATCH", reads_body=True)
 DELETE_LOAD_BALANCER = Operation(LOAD_BALANCER, "DELETE")
 LIST_EVENTS = Operation(f"{LOAD_BALANCER}/events", "GET")
 GET_LBVM = Operation(f"{LOAD_BALANCER}/lbvms/<lbvmId>", "GET")
+GET_PLAN = Operation(f"{LOAD_BALANCER}/plan", "GET")
 WARM = Operation(f"{LOAD_BALANCER}/warm", "POST", reads_body=True)
 PAUSE_ROLLOUT = Operation(f"{LOAD_BALANCER}/rollout/pause", "POST")
 RESUME_ROLLOUT = Operation(f"{LOAD_BALANCER}/rollout/resume", "POST")
@@ -56,6 +57,7 @@ OPERATIONS: tuple[Operation, ...] = (
     DELETE_LOAD_BALANCER,
     LIST_EVENTS,
     GET_LBVM,
+    GET_PLAN,
     WARM,
     PAUSE_ROLLOUT,
     RESUME_ROLLOUT,

@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field
 from lbcp.models.agent import BackendHealth, parse_backend_health_text
 from lbcp.models.events import Event
 from lbcp.models.lbvm import CallbackKind, Lbvm
+from lbcp.models.rollout import RolloutStatus
 from lbcp.models.status import DrainReason, LbvmState, StatusModel
 
 
@@ -100,3 +101,63 @@ class LbvmDetail(StatusModel):
             events=list(events),
             events_truncated=truncated,
         )
+
+
+class PlannedJob(StatusModel):
+    """One job the reconciler would run now, with the reason it would record."""
+
+    action: str = Field(description="The kind of job: Launch, RequestDrain, RegisterTarget, EnsureEntry, ...")
+    event_reason: str = Field(description="The reason word of the event it would write.")
+    reason: str
+    warning: bool = False
+    lbvm_id: str | None = None
+    subnet_id: str | None = None
+    availability_zone: str | None = None
+    instance_id: str | None = None
+    network_interface_id: str | None = None
+    template: str | None = Field(default=None, description="What a launch would run.")
+    drain_reason: DrainReason | None = None
+    drawn_from: list[str] | None = Field(
+        default=None,
+        description="A scale-in victim is drawn at random from these LBVMs: the reconciler's own draw may pick "
+        "another of them.",
+    )
+
+
+class RolloutNoteView(StatusModel):
+    reason: str
+    message: str
+    type: str
+
+
+class FieldDiff(StatusModel):
+    """One field of the desired state against what is observed."""
+
+    field: str = Field(
+        description="capacity, lbvms[subnet], instances, registrations, configVersion[lbvm], launchTemplate[lbvm], "
+        "entry or entry.drift"
+    )
+    desired: str
+    observed: str
+    in_sync: bool
+    note: str | None = None
+
+
+class PlanView(StatusModel):
+    """What the reconciler would do now and why: the planner run on a fresh observation, with nothing acted on."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    load_balancer_id: str
+    generation: int
+    planned_at: datetime
+    phase: str = Field(description="The stored phase.")
+    planned_phase: str = Field(description="The phase the plan would leave.")
+    message: str | None = Field(default=None, description="The status message the plan would leave.")
+    template: str | None = Field(default=None, description="What the fleet converges on now (the rollout's choice).")
+    rollout: RolloutStatus | None = None
+    noop: bool = Field(description="True when the reconciler would do nothing and write nothing.")
+    jobs: list[PlannedJob]
+    rollout_notes: list[RolloutNoteView] = Field(description="Rollout transitions the plan would record.")
+    diff: list[FieldDiff]
+    in_sync: bool = Field(description="Every field of the diff is in sync.")

@@ -23,9 +23,10 @@ from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.reconcile.executor import Executor
 from lbcp.reconcile.jobs import RemoveLoadBalancer
-from lbcp.reconcile.observed import EntryView, LoadBalancerView
+from lbcp.reconcile.observed import LoadBalancerView
 from lbcp.reconcile.plan import PlannerSettings, ReconcilePlan, plan
 from lbcp.reconcile.ports import ComputePort, EntryPort, LbvmStore, LeaseHeld, LeasePort, LoadBalancerStore
+from lbcp.reconcile.snapshot import observe
 
 logger = logging.getLogger(__name__)
 
@@ -99,15 +100,10 @@ class Reconciler:
         by_lb: dict[str, list[Lbvm]] = defaultdict(list)
         for lbvm in self._lbvms.list_all():
             by_lb[lbvm.load_balancer_id].append(lbvm)
-        instances, interfaces = self._compute.observe()
         verify = verification_batch((r.id for r in records), now, self._verify_budget, self._tick_period)
-        entries = self._entry.observe(records, verify)
+        views = observe(self._compute, self._entry, records, verify)
         for record in records:
-            view = LoadBalancerView(
-                instances=tuple(i for i in instances if i.load_balancer_id == record.id),
-                network_interfaces=tuple(n for n in interfaces if n.load_balancer_id == record.id),
-                entry=entries.get(record.id, EntryView(ready=False)),
-            )
+            view = views[record.id]
             first = plan(record, by_lb[record.id], view, now, rng=self._rng, settings=self._planner_settings)
             report.plans[record.id] = first
             if first.is_noop(record.status):
