@@ -46,6 +46,7 @@ class Dependencies:
         self._heartbeats: HeartbeatService | None = None
         self._consistency_function: ConsistencyFunction | None = None
         self._inspection: Inspection | None = None
+        self._observation: tuple[ComputePort, EntryPort] | None = None
         self._lambda_context: Any = None
 
     @staticmethod
@@ -101,6 +102,11 @@ class Dependencies:
 
     def _observers(self) -> tuple[ComputePort, EntryPort]:
         """What the plan preview observes the account with: the reconciler's own adapters, used for reads only."""
+        if self._observation is None:
+            self._observation = self._build_observers()
+        return self._observation
+
+    def _build_observers(self) -> tuple[ComputePort, EntryPort]:
         from lbcp.entry.adapter import EntryAdapter
         from lbcp.reconcile.compute import Ec2Compute
 
