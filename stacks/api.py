@@ -9,7 +9,7 @@ logs and metrics carry a meaningful ``routeKey``.
 from __future__ import annotations
 
 import json
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import jsii
 from aws_cdk import Stack
@@ -26,8 +26,12 @@ from lbcp.models.metrics import NAMESPACE as METRICS_NAMESPACE
 from lbcp.settings import ENV_CONSISTENCY_FUNCTION, ENV_IDEMPOTENCY_TTL_SECONDS
 from stacks import arns, nag
 from stacks.config import ControlPlaneConfig
+from stacks.entry_permissions import ENTRY_DESCRIBE_ACTIONS
 from stacks.functions import FunctionContext, LbcpFunction
 from stacks.storage import ITEM_ACTIONS
+
+if TYPE_CHECKING:
+    from stacks.fleet import FleetConfig
 
 API_HANDLER: Final = "handlers.api.lambda_handler"
 API_SERVICE_NAME: Final = "lbcp-api"
@@ -40,6 +44,8 @@ ROUTES: Final[tuple[tuple[apigwv2.HttpMethod, str], ...]] = (
     (apigwv2.HttpMethod.PATCH, "/v1/load-balancers/{id}"),
     (apigwv2.HttpMethod.DELETE, "/v1/load-balancers/{id}"),
     (apigwv2.HttpMethod.GET, "/v1/load-balancers/{id}/events"),
+    (apigwv2.HttpMethod.GET, "/v1/load-balancers/{id}/lbvms/{lbvmId}"),
+    (apigwv2.HttpMethod.GET, "/v1/load-balancers/{id}/plan"),
     (apigwv2.HttpMethod.POST, "/v1/load-balancers/{id}/warm"),
     (apigwv2.HttpMethod.POST, "/v1/load-balancers/{id}/rollout/pause"),
     (apigwv2.HttpMethod.POST, "/v1/load-balancers/{id}/rollout/resume"),
@@ -115,6 +121,33 @@ class ApiFunction(LbcpFunction):
             ),
         )
         nag.acknowledge_api_function(self)
+
+    def observe_fleet(self, fleet_config: FleetConfig) -> None:
+        """The plan preview observes what the reconciler observes, with the same reads and nothing else.
+
+        Its Describe actions accept only Resource "*" (EC2 and ELBv2 have no
+        resource-level permissions for them): alone in a policy, acknowledged apart.
+        The zone's records are listed on the zone itself.
+        """
+        for name, value in fleet_config.environment().items():
+            self.function.add_environment(name, value)
+        self.observe_policy = self.add_policy(
+            "ObserveFleetPolicy",
+            iam.PolicyStatement(
+                sid="ObserveFleet",
+                actions=sorted({*ENTRY_DESCRIBE_ACTIONS, "ec2:DescribeNetworkInterfaces"}),
+                resources=["*"],
+            ),
+        )
+        if fleet_config.hosted_zone_id:
+            self.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="ListZoneRecords",
+                    actions=["route53:ListResourceRecordSets"],
+                    resources=[arns.hosted_zone(fleet_config.hosted_zone_id)],
+                )
+            )
+        nag.acknowledge_api_observation(self.observe_policy)
 
     def use_consistency_function(self, function: lambda_.IFunction) -> None:
         """Dry runs and sweeps run in the consistency function: the API only invokes it (by name)."""

@@ -39,6 +39,8 @@ class ControlPlaneStack(Stack):
         self.api = HttpApiFrontend(self, "Api", handler=self.api_function.function, config=self.config)
         # The LBVM lifecycle and drain state machines, their tasks function and the LBVM role.
         self.fleet = FleetMachinery(self, "Fleet", context=self.functions, api_id=self.api.http_api.api_id)
+        # The plan preview reads what the reconciler reads (and the same DNS settings).
+        self.api_function.observe_fleet(self.fleet.fleet_config)
         self.scaler = Scaler(self, "Scaler", context=self.functions)
         self.agent_artifact = AgentArtifact(self, "AgentArtifact")
         self.agent_artifact.grant_read(self.fleet.lbvm_role.role)

@@ -99,6 +99,21 @@ def acknowledge_api_function(fn: ApiFunction) -> None:
     acknowledge(fn.default_policy, ACM_CERTIFICATES)
 
 
+API_OBSERVE_WILDCARD: Final = Finding(
+    "AwsSolutions-IAM5[Resource::*]",
+    "EC2 and ELBv2 Describe actions (ec2:DescribeInstances/DescribeNetworkInterfaces/"
+    "DescribeSecurityGroups/DescribeVpcs, elasticloadbalancing:DescribeLoadBalancers/"
+    "DescribeTargetGroups/DescribeTargetHealth/DescribeListeners/DescribeTags) do not support "
+    "resource-level permissions and accept only Resource '*'. They are read-only and alone in their "
+    "policy: the plan preview (GET /v1/load-balancers/{id}/plan) observes the fleet as the reconciler does.",
+)
+
+
+def acknowledge_api_observation(policy: IConstruct) -> None:
+    """The API function's plan preview: the reconciler's Describe reads."""
+    acknowledge(policy, API_OBSERVE_WILDCARD)
+
+
 # --- the LBVM fleet machinery (stacks/fleet.py) -----------------------------------------
 
 

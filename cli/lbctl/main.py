@@ -1,6 +1,7 @@
 """lbctl: manage load balancers through the lbcp control plane API.
 
-Commands: create, get, list, patch, delete, events, rollout (``lbctl COMMAND --help``),
+Commands: create, get, list, patch, delete, events, plan (what the reconciler would do now, and
+why), lbvm (one LBVM's detail and history), rollout (``lbctl COMMAND --help``),
 gc (the consistency report and garbage collection of orphans), and simulate
 (offline: what a scaling policy would have done on a load trace).
 A load balancer REF is its id (``lb-...``) or its name.
@@ -49,6 +50,7 @@ from lbctl.errors import (
     UsageError,
     WaitTimeout,
 )
+from lbctl.explain import LBVM_EPILOG, PLAN_EPILOG, add_lbvm_arguments, add_plan_arguments, run_lbvm, run_plan
 from lbctl.gc import EPILOG as GC_EPILOG
 from lbctl.gc import add_arguments as add_gc_arguments
 from lbctl.output import NONE, age, cell, compact_json, fields, table, timestamp
@@ -266,14 +268,18 @@ def render_load_balancer(lb: dict[str, Any], now: datetime | None = None) -> str
         sections.append(
             f"LBVMs ({summary}):\n"
             + table(
-                ["INSTANCE", "SUBNET", "ZONE", "STATE", "SINCE"],
+                ["LBVM", "INSTANCE", "SUBNET", "ZONE", "STATE", "SINCE", "HEARTBEAT", "NOTE"],
                 [
                     [
+                        item.get("lbvmId"),
                         item.get("instanceId"),
                         item.get("subnetId"),
                         item.get("availabilityZone"),
                         item.get("state"),
                         age(item.get("since"), now) if item.get("since") else None,
+                        f"{age(item['lastHeartbeatAt'], now)} ago" if item.get("lastHeartbeatAt") else None,
+                        # Why it is leaving, or what its agent last complained of (lbctl lbvm REF ID: the rest).
+                        f"drain: {item['drainReason']}" if item.get("drainReason") else item.get("agentError"),
                     ]
                     for item in lbvms
                 ],
@@ -521,6 +527,17 @@ def cmd_events(ctx: Context) -> int:
     return EXIT_OK
 
 
+# --- plan, lbvm -----------------------------------------------------------------------
+
+
+def cmd_plan(ctx: Context) -> int:
+    return run_plan(ctx.client, ctx.args, ctx.json)
+
+
+def cmd_lbvm(ctx: Context) -> int:
+    return run_lbvm(ctx.client, ctx.args, ctx.json)
+
+
 # --- rollout --------------------------------------------------------------------------
 
 
@@ -646,6 +663,14 @@ def build_parser() -> argparse.ArgumentParser:
     events = command("events", cmd_events, "Show a load balancer's events, newest first.")
     events.add_argument("ref", metavar="REF")
     events.add_argument("--limit", type=_limit, metavar="N", help="how many, 1 to 100 (API default 50)")
+
+    plan = command(
+        "plan", cmd_plan, "What the reconciler would do now and why, and desired against observed.", PLAN_EPILOG
+    )
+    add_plan_arguments(plan)
+
+    lbvm = command("lbvm", cmd_lbvm, "One LBVM: why it exists, why it is in its state, and its events.", LBVM_EPILOG)
+    add_lbvm_arguments(lbvm)
 
     gc = command(
         "gc",

@@ -40,6 +40,8 @@ EXPECTED_ROUTE_KEYS = {
     "PATCH /v1/load-balancers/{id}",
     "DELETE /v1/load-balancers/{id}",
     "GET /v1/load-balancers/{id}/events",
+    "GET /v1/load-balancers/{id}/lbvms/{lbvmId}",
+    "GET /v1/load-balancers/{id}/plan",
     "GET /v1/openapi.json",
     "POST /v1/load-balancers/{id}/warm",
     "GET /v1/agent/config",
@@ -70,6 +72,15 @@ EXPECTED_API_ACTIONS = {
     "ec2:DescribeSubnets",
     "ec2:DescribeImages",
     "acm:DescribeCertificate",
+    # The plan preview observes the fleet as the reconciler does (reads only).
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeTags",
     # The agent routes answer the LBVM lifecycle's callbacks.
     "states:SendTaskSuccess",
     "states:SendTaskHeartbeat",
@@ -81,6 +92,8 @@ EXPECTED_API_ACTIONS = {
 EXPECTED_API_ACKNOWLEDGMENTS = {
     ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/ApiFunction/Role/DefaultPolicy"),
     ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/ApiFunction/DescribeNetworkPolicy"),
+    # The plan preview's EC2 and ELBv2 Describe reads (they accept only Resource "*").
+    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/ApiFunction/ObserveFleetPolicy"),
     (
         "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:acm:<AWS::Region>"
         ":<AWS::AccountId>:certificate/*]",
@@ -267,7 +280,7 @@ def test_api_function_depends_on_its_policies_not_its_role(synthesized: Synthesi
     function = _api_function(synthesized)
     role_id = _ref_id(function["Properties"]["Role"])
     policy_ids = {logical_id for logical_id, _ in _policies_of_role(synthesized, role_id)}
-    assert len(policy_ids) == 2
+    assert len(policy_ids) == 3  # the default one, and the two Resource "*" ones apart
     # The role is already ordered by the GetAtt (cfn-lint W3005 otherwise).
     assert set(function["DependsOn"]) == policy_ids
 
@@ -387,10 +400,13 @@ def test_api_function_permissions_are_exactly_the_expected_ones(synthesized: Syn
     assert all(statement["Effect"] == "Allow" for statement in statements)
     actions = {action for statement in statements for action in _as_list(statement["Action"])}
     assert actions == EXPECTED_API_ACTIONS
-    # Resource "*" only where the service offers nothing narrower.
+    # Resource "*" only where the service offers nothing narrower: X-Ray, EC2 Describe* and, for the plan
+    # preview, ELBv2 Describe* (they accept only "*"; every other ELBv2 action is absent from this role).
     for statement in statements:
         if "*" in _as_list(statement["Resource"]):
-            assert {a.split(":")[0] for a in _as_list(statement["Action"])} <= {"xray", "ec2"}, statement
+            actions_here = _as_list(statement["Action"])
+            assert {a.split(":")[0] for a in actions_here} <= {"xray", "ec2", "elasticloadbalancing"}, statement
+            assert all(a.startswith("elasticloadbalancing:Describe") for a in actions_here if "elastic" in a)
 
 
 def test_acm_permission_is_scoped_to_certificates(synthesized: Synthesized) -> None:

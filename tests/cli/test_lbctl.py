@@ -926,3 +926,99 @@ def test_rollout_status_shows_a_newer_image_and_the_ami_a_followed_template_reso
     alone = invoke(capsys, ["--endpoint", server.url, "rollout", "status", "web"])
     assert alone.out.splitlines()[0] == "No rollout."
     assert re.search(r"Newer image:\s+a newer image is available", alone.out), alone.out
+
+
+# --- plan, lbvm -------------------------------------------------------------------------
+
+PLAN = {
+    "loadBalancerId": "lb-0123456789abcdef0", "generation": 3, "plannedAt": "2026-12-01T12:00:00Z",
+    "phase": "Active", "plannedPhase": "Degraded", "message": "1 of 2 LBVMs routable, 1 draining",
+    "template": "c6i.large from ami-0aaaaaaaaaaaaaaaa running haproxy", "noop": False, "inSync": False,
+    "jobs": [
+        {"action": "RequestDrain", "eventReason": "DrainRequested", "warning": False, "lbvmId": "lbvm-00000000000a",
+         "drainReason": "scale-in", "drawnFrom": ["lbvm-00000000000a", "lbvm-00000000000b"],
+         "reason": "lbvm-00000000000a in subnet-a: 3 LBVMs for a desired capacity of 2; draining the excess"},
+        {"action": "RegisterTarget", "eventReason": "RegistrationRepaired", "warning": True,
+         "lbvmId": "lbvm-00000000000c", "reason": "lbvm-00000000000c is Routable but i-0c is not registered"},
+    ],
+    "rolloutNotes": [],
+    "diff": [
+        {"field": "capacity", "desired": "2", "observed": "3", "inSync": False, "note": "3 routable"},
+        {"field": "lbvms[subnet-b]", "desired": "1", "observed": "1", "inSync": True, "note": "subnet"},
+    ],
+}  # fmt: skip
+
+
+def test_plan_prints_the_jobs_with_their_signs_and_only_the_fields_out_of_sync(
+    recording_server: Callable[[Callable[[Recorded], Answer | None]], RecordingServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = recording_server(lambda request: json_answer(200, PLAN))
+    shown = invoke(capsys, ["--endpoint", server.url, "plan", "web"])
+    assert shown.code == 0, shown.err
+    assert server.requests[-1].method == "GET" and server.requests[-1].path == "/v1/load-balancers/web/plan"
+    for pattern in (
+        r"Phase:\s+Active -> Degraded",
+        r"Converging on:\s+c6i\.large from ami-0aaaaaaaaaaaaaaaa running haproxy",
+        r"\n  - RequestDrain: lbvm-00000000000a in subnet-a: 3 LBVMs",
+        r"drawn at random from: lbvm-00000000000a, lbvm-00000000000b",
+        r"\n  \+ RegisterTarget: lbvm-00000000000c is Routable",
+        r"~\s+capacity\s+3 -> 2\s+3 routable",
+        r"Plan: 0 to launch, 1 to drain, 1 other; 1 field\(s\) out of sync, 1 in sync\.",
+    ):
+        assert re.search(pattern, shown.out), f"{pattern!r} not in:\n{shown.out}"
+    assert "lbvms[subnet-b]" not in shown.out
+    every = invoke(capsys, ["--endpoint", server.url, "plan", "web", "--all"])
+    assert re.search(r"lbvms\[subnet-b\]\s+1\s+subnet", every.out), every.out
+    as_json = invoke(capsys, ["--endpoint", server.url, "plan", "web", "--json"])
+    assert as_json.json() == PLAN
+
+
+def test_plan_and_lbvm_against_the_local_runtime(
+    lbctl: Lbctl, tmp_path: Path, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    spec = make_spec("plan")
+    lb = create_lb(lbctl, tmp_path, spec)
+    planned = lbctl("plan", spec["name"], "--json")
+    assert planned.code == 0, planned.err
+    assert planned.json()["loadBalancerId"] == lb["id"]
+    assert {field["field"] for field in planned.json()["diff"]} >= {"capacity", "instances", "entry"}
+    text = lbctl("plan", spec["name"])
+    assert text.code == 0 and re.search(r"\n\s+~\s+capacity\s", text.out), text.out
+    missing = lbctl("lbvm", spec["name"], "lbvm-0000000000ff")
+    assert missing.code == 4 and "lbvm-0000000000ff" in missing.err
+    malformed = lbctl("lbvm", spec["name"], "nope")
+    assert malformed.code == 3 and "lbvmId" in malformed.err
+
+
+def test_lbvm_prints_why_it_exists_its_state_its_execution_and_its_events(
+    recording_server: Callable[[Callable[[Recorded], Answer | None]], RecordingServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    arn = "arn:aws:states:eu-west-1:123456789012:execution:lbcp-lifecycle:lbvm-00000000000a"
+    detail = {
+        "lbvmId": "lbvm-00000000000a", "loadBalancerId": "lb-0123456789abcdef0", "subnetId": "subnet-a",
+        "availabilityZone": "eu-west-1a", "state": "Draining", "stateSince": "2026-12-01T12:10:00Z",
+        "createdAt": "2026-12-01T11:00:00Z", "launchedGeneration": 2, "launchReason": "launching an LBVM in subnet-a",
+        "appliedConfigVersion": 3, "lastHeartbeatAt": "2026-12-01T12:09:30Z", "agentError": "proxy refused config",
+        "drainRequestedAt": "2026-12-01T12:10:00Z", "drainReason": "scale-in", "executionArn": arn,
+        "executionConsoleUrl": f"https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/{arn}",
+        "events": [{"time": "2026-12-01T12:10:00Z", "type": "Normal", "reason": "Draining", "message": "draining it"}],
+        "eventsTruncated": False,
+    }  # fmt: skip
+    server = recording_server(lambda request: json_answer(200, detail))
+    shown = invoke(capsys, ["--endpoint", server.url, "lbvm", "web", "lbvm-00000000000a"])
+    assert shown.code == 0, shown.err
+    assert server.requests[-1].path == "/v1/load-balancers/web/lbvms/lbvm-00000000000a"
+    for pattern in (
+        r"State:\s+Draining since 2026-12-01T12:10:00Z",
+        r"Launch reason:\s+launching an LBVM in subnet-a",
+        r"Config version:\s+3",
+        r"Last heartbeat:\s+2026-12-01T12:09:30Z \(",
+        r"Agent error:\s+proxy refused config",
+        r"Drain:\s+scale-in, requested 2026-12-01T12:10:00Z",
+        rf"Execution:\s+{re.escape(arn)}",
+        r"Console:\s+https://eu-west-1\.console\.aws\.amazon\.com/states/",
+        r"2026-12-01T12:10:00Z\s+Normal\s+Draining\s+draining it",
+    ):
+        assert re.search(pattern, shown.out), f"{pattern!r} not in:\n{shown.out}"

@@ -374,3 +374,19 @@ def test_max_surge_and_max_unavailable_as_percentages_of_desired() -> None:
     old = [lbvm(n, subnet=(SUBNET_A, SUBNET_B)[n % 2], launch_template=OLD_TEMPLATE) for n in range(1, 5)]
     result = decide(rec, old, world(old))
     assert kinds(result) == {"Launch": 2, "RequestDrain": 1}
+
+
+def test_the_status_says_why_each_lbvm_is_there_and_why_it_is_leaving() -> None:
+    vms = [
+        lbvm(1, launch_reason="launching an LBVM in subnet-a: 0 of 2 desired"),
+        lbvm(2, subnet=SUBNET_B, launch_reason="rebalancing", drain_requested_at=NOW, drain_reason="scale-in"),
+    ]
+    result = decide(record(desired=2), vms, world(vms))
+    shown = {vm.lbvm_id: vm for vm in result.status.lbvms}
+    assert shown[vms[0].lbvm_id].launch_reason == "launching an LBVM in subnet-a: 0 of 2 desired"
+    assert shown[vms[0].lbvm_id].drain_reason is None
+    assert (shown[vms[1].lbvm_id].launch_reason, shown[vms[1].lbvm_id].drain_reason) == ("rebalancing", "scale-in")
+    # The heartbeat time is not stored in the status: a heartbeat alone must not make a status write.
+    assert all(vm.last_heartbeat_at is None for vm in result.status.lbvms)
+    later = [vms[0].model_copy(update={"last_heartbeat_at": NOW}), vms[1]]
+    assert decide(record(desired=2), later, world(later)).status == result.status

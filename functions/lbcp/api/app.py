@@ -17,7 +17,16 @@ from lbcp.api.preflight import decode_json_body
 from lbcp.api.problems import PROBLEM_CONTENT_TYPE, ApiProblem
 from lbcp.api.resolver import app, keep_json_body, logger
 from lbcp.api.responses import problem_response
-from lbcp.api.routes import agent, consistency, events, load_balancers, openapi, rollouts, warm  # noqa: F401
+from lbcp.api.routes import (  # noqa: F401
+    agent,
+    consistency,
+    events,
+    inspection,
+    load_balancers,
+    openapi,
+    rollouts,
+    warm,
+)
 
 __all__ = ["app", "dependencies", "handle", "logger"]
 

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from lbcp.api.idempotency import IdempotentCreates
     from lbcp.consistency.store import ConsistencyStore
     from lbcp.heartbeats import HeartbeatService
+    from lbcp.inspection import Inspection
+    from lbcp.reconcile.ports import ComputePort, EntryPort
 
 
 class Dependencies:
@@ -43,6 +45,8 @@ class Dependencies:
         self._idempotency: IdempotentCreates | None = None
         self._heartbeats: HeartbeatService | None = None
         self._consistency_function: ConsistencyFunction | None = None
+        self._inspection: Inspection | None = None
+        self._observation: tuple[ComputePort, EntryPort] | None = None
         self._lambda_context: Any = None
 
     @staticmethod
@@ -80,6 +84,41 @@ class Dependencies:
                 clock=self.clock,
             )
         return self._heartbeats
+
+    @property
+    def inspection(self) -> Inspection:
+        if self._inspection is None:
+            from lbcp.dal.lbvms import LbvmRepository
+            from lbcp.inspection import Inspection
+
+            self._inspection = Inspection(
+                service=self.service,
+                load_balancers=self.load_balancers,
+                lbvms=LbvmRepository(self.dynamodb, self.settings.table_name),
+                clock=self.clock,
+                observers=self._observers,
+            )
+        return self._inspection
+
+    def _observers(self) -> tuple[ComputePort, EntryPort]:
+        """What the plan preview observes the account with: the reconciler's own adapters, used for reads only."""
+        if self._observation is None:
+            self._observation = self._build_observers()
+        return self._observation
+
+    def _build_observers(self) -> tuple[ComputePort, EntryPort]:
+        from lbcp.entry.adapter import EntryAdapter
+        from lbcp.reconcile.compute import Ec2Compute
+
+        ec2 = self._session.create_client("ec2", config=self._config)
+        entry = EntryAdapter(
+            ec2=ec2,
+            elbv2=self._session.create_client("elbv2", config=self._config),
+            route53=self._session.create_client("route53", config=self._config),
+            hosted_zone_id=self.settings.hosted_zone_id,
+            dns_domain=self.settings.dns_domain,
+        )
+        return Ec2Compute(ec2), entry
 
     @property
     def consistency_store(self) -> ConsistencyStore:

@@ -15,6 +15,7 @@ from lbcp.api.responses import etag, problem_response
 from lbcp.dal.repository import BeingDeleted, GenerationMismatch, InvalidPageToken, NameInUse, NotFound
 from lbcp.errors import FieldError, Location, SpecRejected
 from lbcp.heartbeats import Forbidden, UnknownLbvm
+from lbcp.inspection import LbvmNotFound
 from lbcp.service import NoRollout, WarmContended
 from lbcp.validation import errors_from_pydantic
 
@@ -117,6 +118,13 @@ def _on_no_rollout(exc: NoRollout) -> Response[Any]:
 @app.exception_handler(Forbidden)
 def _on_forbidden(exc: Forbidden) -> Response[Any]:
     return problem_response(ApiProblem("forbidden", str(exc)))
+
+
+@app.exception_handler(LbvmNotFound)
+def _on_lbvm_not_found(exc: LbvmNotFound) -> Response[Any]:
+    return problem_response(
+        ApiProblem("not-found", str(exc), [FieldError(("lbvmId",), "no such LBVM", "not_found", "path")])
+    )
 
 
 @app.exception_handler(UnknownLbvm)

@@ -34,6 +34,8 @@ GET_LOAD_BALANCER = Operation(LOAD_BALANCER, "GET")
 PATCH_LOAD_BALANCER = Operation(LOAD_BALANCER, "PATCH", reads_body=True)
 DELETE_LOAD_BALANCER = Operation(LOAD_BALANCER, "DELETE")
 LIST_EVENTS = Operation(f"{LOAD_BALANCER}/events", "GET")
+GET_LBVM = Operation(f"{LOAD_BALANCER}/lbvms/<lbvmId>", "GET")
+GET_PLAN = Operation(f"{LOAD_BALANCER}/plan", "GET")
 WARM = Operation(f"{LOAD_BALANCER}/warm", "POST", reads_body=True)
 PAUSE_ROLLOUT = Operation(f"{LOAD_BALANCER}/rollout/pause", "POST")
 RESUME_ROLLOUT = Operation(f"{LOAD_BALANCER}/rollout/resume", "POST")
@@ -54,6 +56,8 @@ OPERATIONS: tuple[Operation, ...] = (
     PATCH_LOAD_BALANCER,
     DELETE_LOAD_BALANCER,
     LIST_EVENTS,
+    GET_LBVM,
+    GET_PLAN,
     WARM,
     PAUSE_ROLLOUT,
     RESUME_ROLLOUT,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 import secrets
 from collections.abc import Sequence
@@ -153,6 +154,41 @@ class LoadBalancerRepository:
             [_event_from_item(item) for item in response.get("Items", [])],
             _encode_token(response.get("LastEvaluatedKey")),
         )
+
+    def events_mentioning(
+        self, lb_id: str, needles: Sequence[str], limit: int, *, page_size: int = 200, max_pages: int = 10
+    ) -> tuple[Sequence[Event], bool]:
+        """Up to ``limit`` events of a load balancer, newest first, whose stored JSON contains one of ``needles``.
+
+        The filter runs in DynamoDB (an LBVM's id is in its events' ``lbvmId``, and in
+        the messages of events written before that field existed), but a filter does
+        not make a query read less: at most ``max_pages`` pages are read, and the
+        second value says whether older events were left unread.
+        """
+        names = {"#pk": PARTITION_KEY, "#sk": SORT_KEY, "#event": "event"}
+        values: dict[str, Any] = {":pk": {"S": f"LB#{lb_id}"}, ":prefix": {"S": EVENT_PREFIX}}
+        values.update({f":n{index}": {"S": needle} for index, needle in enumerate(needles)})
+        conditions = [f"contains(#event, :n{index})" for index in range(len(needles))]
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "FilterExpression": " OR ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "Limit": page_size,
+        }
+        found: builtins.list[Event] = []
+        for _ in range(max_pages):
+            response = self._client.query(**request)
+            found.extend(_event_from_item(item) for item in response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            if len(found) >= limit:
+                return found[:limit], len(found) > limit or last is not None
+            if last is None:
+                return found, False
+            request = {**request, "ExclusiveStartKey": last}
+        return found, True
 
     # --- writes --------------------------------------------------------------
 

@@ -34,6 +34,7 @@ def event(lbvm: Lbvm, now: datetime, reason: LifecycleReason, message: str, type
         generation=lbvm.launched_generation,
         actor=ACTOR,
         instance_id=lbvm.instance_id,
+        lbvm_id=lbvm.lbvm_id,
     )
 
 

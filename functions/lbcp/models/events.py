@@ -106,3 +106,5 @@ class Event(StatusModel):
     generation: int | None = None
     actor: str | None = None
     instance_id: str | None = None
+    # The LBVM it concerns, where there is one (GET .../lbvms/{lbvmId} lists its events by it).
+    lbvm_id: str | None = None

@@ -19,7 +19,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from lbcp.models.status import LbvmState, StatusModel
+from lbcp.models.status import DrainReason, LbvmState, StatusModel
+
+__all__ = ["DrainReason"]  # re-exported: defined with the status, which shows it
 
 LBVM_ID_PATTERN = r"^lbvm-[0-9a-f]{12}$"
 
@@ -33,8 +35,6 @@ HEARTBEAT_PERSIST_INTERVAL = timedelta(seconds=30)
 #   recovery         Unroutable: a heartbeat completes it (the LBVM is back)
 CallbackKind = Literal["first-heartbeat", "heartbeats", "recovery"]
 
-# Why an LBVM is being drained or replaced (machine-readable, in events too).
-DrainReason = Literal["scale-in", "replace", "rollout", "delete", "unhealthy", "pending-timeout", "orphan"]
 
 LIVE_STATES: frozenset[str] = frozenset({"Launching", "Pending", "Routable", "Unroutable"})
 

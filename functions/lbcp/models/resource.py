@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -94,14 +95,21 @@ def representation(
     now: datetime,
     local_endpoints: list[dict[str, Any]] | None = None,
     rollout: RolloutStatus | None = None,
+    heartbeats: Mapping[str, datetime] | None = None,
 ) -> dict[str, Any]:
     """The JSON the API returns for a load balancer (the shape of ``LoadBalancer``).
 
     ``local_endpoints`` is where the local runtime's entry listens for it (None in AWS);
     ``rollout``, status.rollout with an operator's pending request folded in
-    (``lbcp.service.effective_rollout``), if there is one.
+    (``lbcp.service.effective_rollout``), if there is one; ``heartbeats``, when each
+    LBVM's last heartbeat was stored, by LBVM id (read from the LBVM records: the
+    stored status leaves it out, so that it does not change with every heartbeat).
     """
     status = record.status.model_dump(mode="json", by_alias=True)
+    if heartbeats:
+        for lbvm in status["lbvms"]:
+            if (at := heartbeats.get(lbvm.get("lbvmId") or "")) is not None:
+                lbvm["lastHeartbeatAt"] = utc_iso(at)
     if rollout is not None:
         status["rollout"] = rollout.model_dump(mode="json", by_alias=True, exclude_none=True)
     if local_endpoints is not None:

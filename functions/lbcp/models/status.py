@@ -27,6 +27,9 @@ Phase = Literal["Pending", "Provisioning", "Active", "Updating", "Degraded", "De
 # Lifecycle of one LBVM (exact strings fixed by the design).
 LbvmState = Literal["Launching", "Pending", "Routable", "Unroutable", "Draining", "Terminated"]
 
+# Why an LBVM is being drained or replaced (machine-readable, in events too).
+DrainReason = Literal["scale-in", "replace", "rollout", "delete", "unhealthy", "pending-timeout", "orphan"]
+
 
 class LbvmStatus(StatusModel):
     lbvm_id: str | None = None
@@ -36,6 +39,30 @@ class LbvmStatus(StatusModel):
     state: LbvmState
     since: datetime | None = None
     config_version: str | None = None
+    # Why it is there and why it is in its state: the planner's and the lifecycle's own sentences.
+    launch_reason: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Why it was launched (the reconciler's reason, as in its Launching event).",
+    )
+    drain_reason: DrainReason | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Why it is draining or being replaced: scale-in, replace, rollout, delete, unhealthy, "
+        "pending-timeout or orphan.",
+    )
+    end_reason: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="How its life ended (set once it is terminated, or forced to be).",
+    )
+    last_heartbeat_at: datetime | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="When its agent's last heartbeat was stored (stored at least every 30 s while the agent "
+        "reports). Served from the LBVM records by GET of one load balancer; never part of the stored status, "
+        "which must not change with every heartbeat.",
+    )
     agent_error: str | None = Field(
         default=None,
         exclude_if=lambda value: value is None,

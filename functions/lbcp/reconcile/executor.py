@@ -113,7 +113,9 @@ class Executor:
                 )
             else:
                 report.done.append(job)
-                report.events.append(self._event(record, job, job.reason))
+                # A launch's LBVM is named only now, by its marker.
+                launched = outcome.lbvm_id if isinstance(outcome, Lbvm) else None
+                report.events.append(self._event(record, job, job.reason, lbvm_id=launched))
         return report
 
     # --- jobs -----------------------------------------------------------------------
@@ -257,7 +259,9 @@ class Executor:
             callback_kind=None,
         )
 
-    def _event(self, record: LoadBalancerRecord, job: Job, message: str, failed: bool = False) -> Event:
+    def _event(
+        self, record: LoadBalancerRecord, job: Job, message: str, failed: bool = False, lbvm_id: str | None = None
+    ) -> Event:
         return Event(
             time=self._clock(),
             type="Warning" if failed or job.warning else "Normal",
@@ -266,4 +270,5 @@ class Executor:
             generation=record.generation,
             actor="reconciler",
             instance_id=getattr(job, "instance_id", None),
+            lbvm_id=lbvm_id or getattr(job, "lbvm_id", None),
         )

@@ -73,6 +73,8 @@ class RequestDrain(Job):
     # Take it out of the entry now, not when its lifecycle gets to it: it is not serving
     # (lost, silent, never healthy), and its lifecycle may be the thing that is stuck.
     deregister_now: bool = False
+    # A scale-in victim is drawn at random from these LBVMs (ids): another tick, or a preview, may draw another.
+    drawn_from: tuple[str, ...] = ()
     event_reason: ClassVar[ReconcilerReason] = "DrainRequested"
     failure_reason: ClassVar[ReconcilerReason] = "DrainRequestFailed"
 

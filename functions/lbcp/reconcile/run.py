@@ -26,7 +26,7 @@ from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.reconcile.executor import Executor
 from lbcp.reconcile.jobs import RemoveLoadBalancer
-from lbcp.reconcile.observed import EntryView, LoadBalancerView, ObservedAlarm
+from lbcp.reconcile.observed import LoadBalancerView, ObservedAlarm
 from lbcp.reconcile.plan import PlannerSettings, ReconcilePlan, plan
 from lbcp.reconcile.ports import (
     AlarmPort,
@@ -38,6 +38,7 @@ from lbcp.reconcile.ports import (
     LeasePort,
     LoadBalancerStore,
 )
+from lbcp.reconcile.snapshot import gated, observe
 
 logger = logging.getLogger(__name__)
 
@@ -115,23 +116,17 @@ class Reconciler:
         by_lb: dict[str, list[Lbvm]] = defaultdict(list)
         for lbvm in self._lbvms.list_all():
             by_lb[lbvm.load_balancer_id].append(lbvm)
-        instances, interfaces = self._compute.observe()
         verify = verification_batch((r.id for r in records), now, self._verify_budget, self._tick_period)
-        entries = self._entry.observe(records, verify)
-        latest = self._latest_images(records)
-        alarms = self._alarm_states(records)
+        views = observe(
+            self._compute,
+            self._entry,
+            records,
+            verify,
+            latest_images=self._latest_images(records),
+            alarms=self._alarm_states(records),
+        )
         for record in records:
-            view = LoadBalancerView(
-                instances=tuple(i for i in instances if i.load_balancer_id == record.id),
-                network_interfaces=tuple(n for n in interfaces if n.load_balancer_id == record.id),
-                entry=entries.get(record.id, EntryView(ready=False)),
-                latest_image=latest.get(architecture(record.spec.instance.type))
-                if record.spec.instance.image_id is None
-                else None,
-                alarms=None
-                if alarms is None or not _gated(record)
-                else tuple(alarms[name] for name in record.spec.rollout.alarm_names if name in alarms),
-            )
+            view = views[record.id]
             first = plan(record, by_lb[record.id], view, now, rng=self._rng, settings=self._planner_settings)
             report.plans[record.id] = first
             if first.is_noop(record.status):
@@ -201,7 +196,7 @@ class Reconciler:
 
     def _alarm_states(self, records: list[LoadBalancerRecord]) -> dict[str, ObservedAlarm] | None:
         """The rollout alarms of load balancers whose rollout is active; None when they could not be read."""
-        names = {name for record in records if _gated(record) for name in record.spec.rollout.alarm_names}
+        names = {name for record in records if gated(record) for name in record.spec.rollout.alarm_names}
         if not names or self._alarms is None:
             return {}
         try:
@@ -218,15 +213,3 @@ class Reconciler:
             token = page.next_token
             if token is None:
                 return
-
-
-def _gated(record: LoadBalancerRecord) -> bool:
-    """A rollout that its alarms can fail: active, not on its way back, on a load balancer in service."""
-    rollout = record.status.rollout
-    return (
-        bool(record.spec.rollout.alarm_names)
-        and rollout is not None
-        and rollout.active
-        and rollout.step != "Rollback"
-        and record.deletion_requested_at is None
-    )

@@ -133,7 +133,16 @@ def list_load_balancers(
     tags=_TAGS,
 )
 def get_load_balancer(id: LbRef) -> Response[Any]:
-    return _resource_response(200, dependencies().service.resolve(id))
+    deps = dependencies()
+    record = deps.service.resolve(id)
+    body = representation(
+        record,
+        deps.clock(),
+        deps.local_endpoints(record.id),
+        effective_rollout(record, deps.clock()),
+        heartbeats=deps.inspection.heartbeats(record),
+    )
+    return json_response(200, body, {"ETag": etag(record.generation)})
 
 
 @route(

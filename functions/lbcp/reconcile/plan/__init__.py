@@ -21,7 +21,7 @@ from datetime import datetime
 
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
-from lbcp.models.rollout import RolloutStatus, template_of
+from lbcp.models.rollout import LaunchTemplate, RolloutStatus, template_of
 from lbcp.models.status import LoadBalancerStatus
 from lbcp.reconcile.jobs import Job
 from lbcp.reconcile.observed import LoadBalancerView
@@ -74,6 +74,8 @@ class ReconcilePlan:
     # Rollout transitions decided in this plan (events), and rollouts that ended without being status.rollout.
     notes: tuple[RolloutNote, ...] = ()
     ended_rollouts: tuple[RolloutStatus, ...] = ()
+    # What the fleet converges on in this plan (the rollout's decision): LBVMs on another template are replaced.
+    template: LaunchTemplate | None = None
 
     def is_noop(self, stored: LoadBalancerStatus) -> bool:
         return not self.jobs and self.status == stored
@@ -124,4 +126,4 @@ def plan(
         )
         result = result.model_copy(update={"newer_image": drift})
         notes += said
-    return ReconcilePlan(record.id, tuple(ctx.jobs), result, notes, decision.ended)
+    return ReconcilePlan(record.id, tuple(ctx.jobs), result, notes, decision.ended, template=decision.template)

@@ -18,7 +18,7 @@ from lbcp.reconcile.jobs import Job, Launch, RequestDrain
 from lbcp.reconcile.placement import subnets_for_launches
 from lbcp.reconcile.plan.context import PlanContext
 from lbcp.reconcile.plan.roll import Replacement, drain_replaced, replacements
-from lbcp.scaling.victim import LbvmRef, choose_scale_in_victims
+from lbcp.scaling.victim import LbvmRef, Victim, draw_scale_in_victims
 
 
 def capacity(ctx: PlanContext) -> list[Job]:
@@ -88,17 +88,28 @@ def _scale_in(ctx: PlanContext, placed: Sequence[Lbvm], excess: int, desired: in
     refs = [LbvmRef(lbvm.lbvm_id, lbvm.subnet_id, lbvm.state) for lbvm in placed]
     by_id = {lbvm.lbvm_id: lbvm for lbvm in placed}
     jobs: list[Job] = []
-    for ref in choose_scale_in_victims(refs, excess, ctx.rng):
-        victim = by_id[ref.lbvm_id]
+    for drawn in draw_scale_in_victims(refs, excess, ctx.rng):
+        victim = by_id[drawn.lbvm.lbvm_id]
         jobs.append(
             RequestDrain(
                 reason=f"{victim.lbvm_id} in {victim.subnet_id}: {len(placed)} LBVMs for a desired capacity of "
-                f"{desired}; draining the excess (keeping Availability Zones balanced)",
+                f"{desired}; draining the excess (keeping Availability Zones balanced); {_drawn_text(drawn)}",
                 lbvm_id=victim.lbvm_id,
                 drain_reason="scale-in",
+                drawn_from=tuple(ref.lbvm_id for ref in drawn.drawn_from),
             )
         )
     return jobs
+
+
+def _drawn_text(drawn: Victim) -> str:
+    """How the victim was chosen: the seed policy draws at random, so that no LBVM is always the one kept."""
+    pool = drawn.drawn_from
+    if len(pool) == 1:
+        return "the only candidate in the fullest zone"
+    idle = " serving no traffic" if all(ref.state != "Routable" for ref in pool) else ""
+    zones = "zone" if len({ref.zone for ref in pool}) == 1 else "zones"
+    return f"drawn at random from the {len(pool)} LBVMs{idle} of the fullest {zones}"
 
 
 def _held_back(
@@ -203,13 +214,15 @@ def _rebalance(ctx: PlanContext, placed: Sequence[Lbvm]) -> list[Job]:
         # No room to surge: drain from the fullest zone first; the launch into the
         # emptiest follows once it is gone (within maxUnavailable).
         refs = [LbvmRef(lbvm.lbvm_id, lbvm.subnet_id, lbvm.state) for lbvm in placed]
-        [chosen] = choose_scale_in_victims(refs, 1, ctx.rng)
+        [drawn] = draw_scale_in_victims(refs, 1, ctx.rng)
         return [
             RequestDrain(
                 reason=f"rebalancing Availability Zones: {_counts(per_subnet)}; no room to launch first "
-                f"(maxSurge {spec.rollout.max_surge}), so draining {chosen.lbvm_id} from the fullest zone first",
-                lbvm_id=chosen.lbvm_id,
+                f"(maxSurge {spec.rollout.max_surge}), so draining {drawn.lbvm.lbvm_id} from the fullest zone "
+                f"first; {_drawn_text(drawn)}",
+                lbvm_id=drawn.lbvm.lbvm_id,
                 drain_reason="scale-in",
+                drawn_from=tuple(ref.lbvm_id for ref in drawn.drawn_from),
             )
         ]
     return []

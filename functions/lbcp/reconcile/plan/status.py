@@ -68,6 +68,9 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
                 state=lbvm.state,
                 since=lbvm.state_since,
                 config_version=str(lbvm.applied_config_version) if lbvm.applied_config_version else None,
+                launch_reason=lbvm.launch_reason,
+                drain_reason=lbvm.drain_reason,
+                end_reason=lbvm.end_reason,
                 agent_error=lbvm.agent_error,
                 backends=parse_backend_health_text(lbvm.backend_health) if lbvm.backend_health is not None else None,
             )

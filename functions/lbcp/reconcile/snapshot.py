@@ -1,0 +1,59 @@
+"""Taking the snapshot: the observed world of some load balancers, from a fixed number of listings.
+
+One place for it, so that the reconciler's tick and the plan preview
+(``GET /v1/load-balancers/{id}/plan``) plan from the same observation. Reads only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from lbcp.instance_types import architecture
+from lbcp.models.resource import LoadBalancerRecord
+from lbcp.reconcile.observed import EntryView, LoadBalancerView, ObservedAlarm
+from lbcp.reconcile.ports import ComputePort, EntryPort
+
+
+def gated(record: LoadBalancerRecord) -> bool:
+    """A rollout that its alarms can fail: active, not on its way back, on a load balancer in service."""
+    rollout = record.status.rollout
+    return (
+        bool(record.spec.rollout.alarm_names)
+        and rollout is not None
+        and rollout.active
+        and rollout.step != "Rollback"
+        and record.deletion_requested_at is None
+    )
+
+
+def observe(
+    compute: ComputePort,
+    entry: EntryPort,
+    records: Sequence[LoadBalancerRecord],
+    verify: Iterable[str],
+    *,
+    latest_images: Mapping[str, str] | None = None,
+    alarms: Mapping[str, ObservedAlarm] | None = None,
+) -> dict[str, LoadBalancerView]:
+    """Per load balancer, its instances, interfaces and entry; registrations only for those in ``verify``.
+
+    ``latest_images`` (by architecture) and ``alarms`` (by name; None: they could not be read)
+    are read by the caller, which holds those ports; a view without them judges neither.
+    """
+    instances, interfaces = compute.observe()
+    entries = entry.observe(records, verify)
+    latest = latest_images or {}
+    return {
+        record.id: LoadBalancerView(
+            instances=tuple(i for i in instances if i.load_balancer_id == record.id),
+            network_interfaces=tuple(n for n in interfaces if n.load_balancer_id == record.id),
+            entry=entries.get(record.id, EntryView(ready=False)),
+            latest_image=latest.get(architecture(record.spec.instance.type))
+            if record.spec.instance.image_id is None
+            else None,
+            alarms=None
+            if alarms is None or not gated(record)
+            else tuple(alarms[name] for name in record.spec.rollout.alarm_names if name in alarms),
+        )
+        for record in records
+    }
