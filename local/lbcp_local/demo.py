@@ -150,6 +150,9 @@ def _active(current: dict[str, Any]) -> bool:
     return bool(current.get("status", {}).get("phase") == "Active")
 
 
+MAX_FAILURES_SHOWN = 5
+
+
 class TrafficStory:
     """Real clients through the local entry; each step's requests, told when the step ends."""
 
@@ -166,7 +169,10 @@ class TrafficStory:
     def told(self, what: str, label: str) -> PhaseStats:
         """Say what the requests since the last step met; ``label`` names the step in the picture."""
         now = time.monotonic()
-        stats = summarize(label, self.generator.snapshot(), self._since, now)
+        records = self.generator.snapshot()
+        stats = summarize(label, records, self._since, now)
+        failed = [r for r in records if self._since <= r.started < now and r.failed]
+        step_began = self._since
         self._since = now
         self.phases.append(stats)
         failures = ", ".join(f"{count} {kind}" for kind, count in sorted(stats.failures.items()))
@@ -175,6 +181,14 @@ class TrafficStory:
             f"   {colour}traffic during {what}: {stats.sent} requests, {stats.failed} failed"
             f"{f' ({failures})' if failures else ''}, p99 {stats.p99_ms} ms{RESET}"
         )
+        # Each loss, so that one can be matched with the step's events (which client, when, how long it waited).
+        for record in failed[:MAX_FAILURES_SHOWN]:
+            print(
+                f"     {RED}{record.kind} client: {record.outcome} after {record.latency_ms:.0f} ms, "
+                f"sent {record.started - step_began:.1f} s into the step{RESET}"
+            )
+        if len(failed) > MAX_FAILURES_SHOWN:
+            print(f"     {RED}... and {len(failed) - MAX_FAILURES_SHOWN} more{RESET}")
         return stats
 
     def stop(self) -> None:
