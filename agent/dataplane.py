@@ -36,7 +36,7 @@ from agent.model import RenderError, RenderOptions
 from agent.proxy.base import ProxyDriver, driver_for
 from agent.proxy.process import ProxyFailed, ProxyProcess
 from agent.render import MAIN_FILE, ProxyName
-from lbcp.models.agent import AgentConfig, BackendHealth
+from lbcp.models.agent import AgentConfig, BackendHealth, HttpResponses
 
 ApplyStage = Literal["render", "certificates", "validate", "start", "reload", "drain"]
 KEEP_RELEASES = 3  # besides current and good: enough to look back, not enough to fill a disk
@@ -86,11 +86,36 @@ class DataPlane(Protocol):
         """Per spec backend, targets passing health checks; None where the proxy cannot tell."""
         ...
 
+    def http_responses(self) -> HttpResponses | None:
+        """HTTP answers since this data plane started, across proxy reloads; None where the proxy cannot count."""
+        ...
+
     def drain(self) -> None: ...
 
     def undrain(self) -> None: ...
 
     def stop(self) -> None: ...
+
+
+class ResponseTally:
+    """HTTP answers summed over proxy workers that come and go (each counts from its own start)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[int, int]] = {}
+        self.requests = 0
+        self.server_errors = 0
+
+    def add(self, per_worker: dict[int, tuple[int, int]]) -> HttpResponses:
+        for pid, (requests, errors) in per_worker.items():
+            seen_requests, seen_errors = self._seen.get(pid, (0, 0))
+            if requests < seen_requests or errors < seen_errors:
+                seen_requests, seen_errors = 0, 0  # a reused pid: another worker, counting from zero
+            self.requests += requests - seen_requests
+            self.server_errors += errors - seen_errors
+            self._seen[pid] = (requests, errors)
+        for pid in set(self._seen) - set(per_worker):
+            del self._seen[pid]  # exited: what it answered is in the totals
+        return HttpResponses(requests=self.requests, server_errors=self.server_errors)
 
 
 class ProxyDataPlane:
@@ -108,6 +133,7 @@ class ProxyDataPlane:
         self.certificates = certificates
         self.driver = driver or driver_for(proxy, options)
         self.releases_dir = self.state_dir / "releases"
+        self._tally = ResponseTally()
         self.current_link = self.state_dir / "current"
         self.good_link = self.state_dir / "good"
         self._lock = threading.RLock()
@@ -239,6 +265,13 @@ class ProxyDataPlane:
         if process is None or not process.alive() or self._draining:
             return None  # nothing checks, or the checks no longer matter: out of rotation
         return self.driver.backend_health(process)
+
+    def http_responses(self) -> HttpResponses | None:
+        process = self._process
+        if process is None or not process.alive():
+            return None
+        counts = self.driver.http_counts(process)
+        return None if counts is None else self._tally.add(counts)
 
     # --- drain ---------------------------------------------------------------
 

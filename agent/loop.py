@@ -39,7 +39,7 @@ from agent.dataplane import ApplyError, DataPlane
 from agent.identity import Identity
 from agent.metrics import MetricsSink, Sampler, collect
 from agent.proxy.process import ProxyFailed
-from lbcp.models.agent import AgentConfig, AgentState, BackendHealth, Heartbeat, HeartbeatReply
+from lbcp.models.agent import AgentConfig, AgentState, BackendHealth, Heartbeat, HeartbeatReply, HttpResponses
 from lbcp.models.metrics import PUBLISH_PERIOD_SECONDS
 
 log = logging.getLogger("lbcp.agent")
@@ -90,6 +90,7 @@ class Agent:
         self.drain_deadline: datetime | None = None
         self.connections = 0
         self.backends: list[BackendHealth] | None = None
+        self.responses: HttpResponses | None = None
         self._failed: tuple[int, float] | None = None  # (version, monotonic time it failed)
         started = clock.monotonic()
         self._next_publish = started + self.settings.publish_period_seconds
@@ -115,6 +116,7 @@ class Agent:
         self._supervise()
         self.connections = self._read_connections()
         self.backends = self._read_backend_health()
+        self.responses = self._read_responses()
         self._maybe_publish()
         before = (self.state(), self.dataplane.applied_version())
         heartbeat = self.heartbeat()
@@ -150,6 +152,7 @@ class Agent:
             error=self.error[:MAX_ERROR_LENGTH] if self.error else None,
             agent_version=__version__,
             backends=self.backends,
+            responses=self.responses,
         )
 
     def state(self) -> AgentState:
@@ -175,6 +178,13 @@ class Agent:
         except (ProxyFailed, OSError) as exc:
             log.warning("cannot read backend health: %s", exc)
             return None  # not known, rather than stale
+
+    def _read_responses(self) -> HttpResponses | None:
+        try:
+            return self.dataplane.http_responses()
+        except (ProxyFailed, OSError) as exc:
+            log.warning("cannot read HTTP answers: %s", exc)
+            return self.responses  # cumulative: the last known totals are still true
 
     def _maybe_publish(self) -> None:
         if self.metrics is None or self.sampler is None:

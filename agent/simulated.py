@@ -15,7 +15,7 @@ from pathlib import Path
 from agent.dataplane import ApplyError, ApplyResult
 from agent.model import RenderError, RenderOptions, build_model
 from agent.platform import Platform
-from lbcp.models.agent import AgentConfig, BackendHealth
+from lbcp.models.agent import AgentConfig, BackendHealth, HttpResponses
 
 # A simulated LBVM has every module: it refuses only what the model refuses.
 _SIMULATED_PLATFORM = Platform(
@@ -96,6 +96,9 @@ class SimulatedDataPlane:
 
     def backend_health(self) -> list[BackendHealth] | None:
         return None  # nothing is checked in a simulation
+
+    def http_responses(self) -> HttpResponses | None:
+        return None  # nothing is answered in a simulation
 
     def active_connections(self) -> int:
         with self._lock:

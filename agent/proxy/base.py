@@ -47,6 +47,10 @@ class ProxyDriver(Protocol):
         """Per spec backend, targets passing active health checks; None if the proxy cannot tell."""
         ...
 
+    def http_counts(self, process: ProxyProcess) -> dict[int, tuple[int, int]] | None:
+        """Per worker pid, (requests, 5xx answers) it counted since it started; None if the proxy cannot tell."""
+        ...
+
 
 def run_check(command: Sequence[str], what: str) -> None:
     try:

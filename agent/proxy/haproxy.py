@@ -12,6 +12,9 @@
 - Connections: the sum of the public frontends' ``scur`` over every worker,
   old ones included (``@!<pid> show stat``): after a reload or in drain mode,
   old workers still hold connections, and a drain is over only when they are gone.
+- HTTP answers: per worker, the public HTTP frontends' ``req_tot`` and
+  ``hrsp_5xx`` (each worker counts from its own start; ``ResponseTally`` sums them
+  across reloads).
 """
 
 from __future__ import annotations
@@ -85,6 +88,32 @@ def parse_frontend_sessions(csv_text: str) -> int:
         if row.get("svname") == "FRONTEND" and row.get("pxname", "").startswith(PUBLIC_FRONTEND_PREFIX):
             total += int(row.get("scur") or 0)
     return total
+
+
+def _rows(csv_text: str) -> list[dict[str, str]]:
+    header: list[str] = []
+    rows = []
+    for line in csv_text.splitlines():
+        if line.startswith("# "):
+            header = line[2:].split(",")
+            continue
+        if line.strip() and header:
+            rows.append(dict(zip(header, line.split(","), strict=False)))
+    return rows
+
+
+def parse_frontend_http(csv_text: str) -> tuple[int, int] | None:
+    """(requests, 5xx answers) over the public HTTP frontends of ``show stat``; None if none is HTTP."""
+    http = [
+        row
+        for row in _rows(csv_text)
+        if row.get("svname") == "FRONTEND"
+        and row.get("pxname", "").startswith(PUBLIC_FRONTEND_PREFIX)
+        and row.get("mode") == "http"
+    ]
+    if not http:
+        return None
+    return sum(int(r.get("req_tot") or 0) for r in http), sum(int(r.get("hrsp_5xx") or 0) for r in http)
 
 
 def parse_backend_health(csv_text: str) -> list[BackendHealth]:
@@ -207,6 +236,16 @@ class HaproxyDriver:
             with contextlib.suppress(OSError):
                 total += parse_frontend_sessions(self.cli.command(f"@!{pid} show stat -1 1 -1"))
         return total
+
+    def http_counts(self, process: ProxyProcess) -> dict[int, tuple[int, int]] | None:
+        table = self.table()
+        counts: dict[int, tuple[int, int]] = {}
+        for pid in (*table.current, *table.old):
+            with contextlib.suppress(OSError):  # an old worker that exits meanwhile: its counts were taken before
+                found = parse_frontend_http(self.cli.command(f"@!{pid} show stat -1 1 -1"))
+                if found is not None:
+                    counts[pid] = found
+        return counts if counts or not table.current else None
 
     def backend_health(self, process: ProxyProcess) -> list[BackendHealth] | None:
         # The current worker only: old ones run the previous config's checks, if any.

@@ -114,6 +114,9 @@ class NginxDriver:
     def backend_health(self, process: ProxyProcess) -> list[BackendHealth] | None:
         return None
 
+    def http_counts(self, process: ProxyProcess) -> dict[int, tuple[int, int]] | None:
+        return None  # stub_status counts requests, not their status codes
+
     def _status(self) -> bytes | None:
         try:
             with _DIRECT.open(self.status_url, timeout=2) as response:

@@ -171,6 +171,9 @@ class HeartbeatService:
                     current,
                     **reported,
                     active_connections=beat.active_connections,
+                    # Not a reason to write (they move with every request): stored with whatever is written.
+                    http_requests=beat.responses.requests if beat.responses else None,
+                    http_server_errors=beat.responses.server_errors if beat.responses else None,
                     heartbeat_sequence=beat.sequence,
                     last_heartbeat_at=now,
                 )

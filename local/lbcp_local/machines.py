@@ -148,6 +148,9 @@ class PoweredDriver:
     def backend_health(self, process: ProxyProcess) -> list[BackendHealth] | None:
         return self._inner.backend_health(process)
 
+    def http_counts(self, process: ProxyProcess) -> dict[int, tuple[int, int]] | None:
+        return self._inner.http_counts(process)
+
     def adopt(self) -> ProxyProcess | None:
         return None  # a machine that just booted runs nothing yet
 

@@ -78,3 +78,49 @@ def test_a_backend_both_modes_use_counts_its_fewer_healthy_servers_and_the_text_
         BackendHealth(name="db", healthy_targets=0, targets=1),
     ]
     assert parse_backend_health_text("") == []
+
+
+def test_haproxy_counts_http_answers_and_their_5xx_across_a_reload(
+    backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    from lbcp.models.agent import HttpResponses
+    from tests.agent.helpers import get
+
+    app = backends.http("app", health_status=500)  # /healthz answers 500: a backend's 5xx the proxy passes on
+    web = free_port()
+    listener = {"protocol": "HTTP", "port": web, "defaultBackend": "app"}
+    document = spec_document(listeners=[listener], backends=[backend("app", port_of(app))])
+    dataplane = make_dataplane("haproxy")
+    dataplane.apply(agent_config(document))
+    assert dataplane.http_responses() == HttpResponses(requests=0, server_errors=0)
+    statuses = [get(web, path).status for path in ("/", "/", "/healthz", "/", "/healthz", "/healthz", "/")]
+    assert statuses.count(500) == 3
+    assert wait_until(lambda: dataplane.http_responses() == HttpResponses(requests=7, server_errors=3), timeout=5), (
+        dataplane.http_responses()
+    )
+    # A reload starts a new worker that counts from zero: the totals go on from where they were.
+    changed = spec_document(
+        listeners=[{**listener, "rules": [{"pathPrefix": "/other/", "backend": "app"}]}],
+        backends=[backend("app", port_of(app))],
+    )
+    dataplane.apply(agent_config(changed, version=2))
+    assert dataplane.applied_version() == 2
+    assert [get(web, path).status for path in ("/", "/healthz")] == [200, 500]
+    assert wait_until(lambda: dataplane.http_responses() == HttpResponses(requests=9, server_errors=4), timeout=5), (
+        dataplane.http_responses()
+    )
+
+
+def test_the_tally_sums_workers_that_come_and_go() -> None:
+    from agent.dataplane import ResponseTally
+    from lbcp.models.agent import HttpResponses
+
+    def totals(requests: int, errors: int) -> HttpResponses:
+        return HttpResponses(requests=requests, server_errors=errors)
+
+    tally = ResponseTally()
+    assert tally.add({10: (5, 1)}) == totals(5, 1)
+    # Reload: the old worker finishes (7, 2) while the new one starts counting.
+    assert tally.add({10: (7, 2), 11: (1, 0)}) == totals(8, 2)
+    assert tally.add({11: (4, 1)}) == totals(11, 3)  # the old one exited
+    assert tally.add({11: (2, 0)}) == totals(13, 3)  # a reused pid: another worker, from zero

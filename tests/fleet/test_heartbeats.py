@@ -334,3 +334,20 @@ def test_a_backend_no_target_answers_is_an_event_on_the_transition_only(
     assert said("BackendAvailable") == [
         f"{LBVM_ID} {INSTANCE}: backend db is reachable again: 1 of 1 targets pass its health check"
     ]
+
+
+def test_http_answer_counts_ride_along_with_stored_heartbeats_and_never_cause_a_write(
+    cloud: Cloud, lb: dict[str, Any]
+) -> None:
+    lbvm_record(cloud, lb["id"], state="Routable")
+    repository = LbvmRepository(cloud.dynamodb, cloud.table)
+    send(beat(lb["id"], sequence=1, responses={"requests": 10, "serverErrors": 1}))
+    first = repository.get(lb["id"], LBVM_ID)
+    assert first is not None and (first.http_requests, first.http_server_errors) == (10, 1)
+    send(beat(lb["id"], sequence=2, responses={"requests": 500, "serverErrors": 40}))
+    assert repository.get(lb["id"], LBVM_ID) == first  # counts move with every request: not a reason to write
+    send(beat(lb["id"], sequence=3, appliedConfigVersion=2, responses={"requests": 600, "serverErrors": 41}))
+    third = repository.get(lb["id"], LBVM_ID)
+    assert third is not None and (third.http_requests, third.http_server_errors) == (600, 41)
+    refused = send(beat(lb["id"], sequence=4, responses={"requests": -1, "serverErrors": 0}))
+    assert refused.status == 400 and b"#/responses/requests" in refused.body

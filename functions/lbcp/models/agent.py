@@ -70,6 +70,16 @@ def parse_backend_health_text(text: str) -> list[BackendHealth]:
     return result
 
 
+class HttpResponses(StatusModel):
+    """HTTP requests this LBVM's proxy answered since its agent started (its ``bootId``), and those with a 5xx.
+
+    Counted over every proxy worker, old ones included, so a reload does not reset it.
+    """
+
+    requests: int = Field(ge=0)
+    server_errors: int = Field(ge=0, description="Answers with a 5xx status (the proxy's own, or a backend's).")
+
+
 class Heartbeat(StatusModel):
     lbvm_id: str
     instance_id: str
@@ -87,6 +97,11 @@ class Heartbeat(StatusModel):
         max_length=MAX_BACKENDS,
         description="Per spec backend, what the proxy's active health checks see; null where the proxy "
         "cannot tell (NGINX open source has no active checks) or before a config serves.",
+    )
+    responses: HttpResponses | None = Field(
+        default=None,
+        description="HTTP answers since the agent started; null where the proxy cannot count 5xx "
+        "(NGINX's stub status has no status codes) or serves no HTTP listener.",
     )
 
 

@@ -80,6 +80,10 @@ class Lbvm(StatusModel):
     # Per backend, targets passing health checks (lbcp.models.agent.backend_health_text);
     # None where the proxy cannot tell.
     backend_health: str | None = None
+    # HTTP answers since the agent's boot (``boot_id``), as of the last stored heartbeat (at most
+    # HEARTBEAT_PERSIST_INTERVAL old): a rollout's gate compares canaries' 5xx with the others'.
+    http_requests: int | None = None
+    http_server_errors: int | None = None
 
     # Drain and end of life.
     drain_requested_at: datetime | None = None
