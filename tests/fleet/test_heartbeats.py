@@ -351,3 +351,11 @@ def test_http_answer_counts_ride_along_with_stored_heartbeats_and_never_cause_a_
     assert third is not None and (third.http_requests, third.http_server_errors) == (600, 41)
     refused = send(beat(lb["id"], sequence=4, responses={"requests": -1, "serverErrors": 0}))
     assert refused.status == 400 and b"#/responses/requests" in refused.body
+
+
+def test_a_newer_agents_unknown_fields_are_ignored_not_refused(cloud: Cloud, lb: dict[str, Any]) -> None:
+    lbvm_record(cloud, lb["id"], state="Routable")
+    answer = send(beat(lb["id"], sequence=1, someFieldOfALaterVersion={"x": 1}))
+    assert answer.status == 200
+    stored = LbvmRepository(cloud.dynamodb, cloud.table).get(lb["id"], LBVM_ID)
+    assert stored is not None and stored.agent_state == "ready"

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from lbcp.models.base import StatusModel
 from lbcp.models.spec import MAX_BACKENDS, BackendName, LoadBalancerSpec
@@ -81,6 +81,11 @@ class HttpResponses(StatusModel):
 
 
 class Heartbeat(StatusModel):
+    # A tolerant reader: an agent newer than its control plane (a stack rolled back under running LBVMs)
+    # may send fields this version does not know. They are dropped, not refused: refusing would make
+    # every LBVM of a newer agent look dead. Known fields are still validated strictly.
+    model_config = ConfigDict(**{**StatusModel.model_config, "extra": "ignore"})
+
     lbvm_id: str
     instance_id: str
     load_balancer_id: str
