@@ -133,3 +133,39 @@ def test_patching_the_template_back_during_a_rollout_returns_the_fleet_without_r
     assert rollout is not None and (rollout.state, rollout.step, rollout.rejected) == ("Progressing", "Rollback", False)
     gone = decide(back.model_copy(update={"status": result.status}), old, world(old)).status.rollout
     assert gone is not None and gone.state == "RolledBack" and not gone.rejected
+
+
+def test_a_canary_answering_clearly_more_5xx_than_the_rest_during_the_bake_rolls_back() -> None:
+    rec = record(desired=4, capacity={"min": 1, "max": 10}, instance={"type": "c6i.xlarge"})
+
+    def counted(vm: Lbvm, requests: int, errors: int) -> Lbvm:
+        return vm.model_copy(update={"boot_id": "boot", "http_requests": requests, "http_server_errors": errors})
+
+    old = [counted(vm, 1000, 1) for vm in fleet_of_four()]
+    started = decide(rec, old, world(old))
+    rec = rec.model_copy(update={"status": started.status})
+    canary = counted(lbvm(9, launch_template=NEW, created_at=NOW), 10, 0)
+    up = [*old, canary]
+    baking = decide(rec, up, world(up)).status
+    assert baking.rollout is not None and baking.rollout.step == "Bake"
+    assert baking.rollout.answers_at_bake[canary.lbvm_id].requests == 10  # the window starts here
+    rec = rec.model_copy(update={"status": baking})
+    one_old_left = old[1:]  # the canary took one old LBVM's place
+
+    def during_bake(canary_answers: tuple[int, int]) -> RolloutStatus | None:
+        now_old = [counted(vm, 1400, 2) for vm in one_old_left]  # 1200 answers, 3 of them 5xx (0.25%)
+        now = [*now_old, counted(canary, *canary_answers)]
+        return decide_rollout(
+            baking.rollout, None, rec.spec, generation=1, desired=4, lbvms=now, now=NOW + timedelta(seconds=60)
+        ).rollout
+
+    # As good as the rest: it bakes on.
+    fine = during_bake((410, 1))
+    assert fine is not None and fine.step == "Bake"
+    # 40 of its 400 answers were 5xx, against 3 of 1200: rolled back, saying both numbers.
+    bad = during_bake((410, 40))
+    assert bad is not None and bad.step == "Rollback" and bad.rejected
+    assert (
+        "the canary answered worse than the rest during the bake: 40 of 400 answers 5xx (10.0%) on 1 LBVM(s) "
+        "against 3 of 1200 answers 5xx (0.2%) on 3 LBVM(s)"
+    ) in bad.message

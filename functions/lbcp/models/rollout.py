@@ -120,6 +120,14 @@ class NewerImage(StatusModel):
     message: str
 
 
+class AnswerCount(StatusModel):
+    """One LBVM's HTTP answers when a bake began (its later counts of the same boot are compared with it)."""
+
+    boot_id: str
+    requests: int
+    server_errors: int
+
+
 class RolloutStatus(StatusModel):
     """One rollout, as ``status.rollout`` and ``lbctl rollout status|history`` show it."""
 
@@ -151,6 +159,11 @@ class RolloutStatus(StatusModel):
     finished_at: datetime | None = None
     paused_step: RolloutStep | None = None
     paused_by: str | None = None
+    answers_at_bake: dict[str, AnswerCount] = Field(
+        default_factory=dict,
+        description="Per LBVM, its HTTP answers when the bake began: the 5xx gate compares what the canary and "
+        "the rest answered since then.",
+    )
 
     @property
     def active(self) -> bool:

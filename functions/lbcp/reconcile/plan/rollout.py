@@ -22,7 +22,9 @@ that was healthy.
 
 The health gate: an LBVM on the new template is healthy when it is Routable
 and its agent reports ready, with the rollout's config version (or a later
-one) applied, and no error.
+one) applied, and no error. During the bake, the canary must also not answer
+clearly more 5xx than the LBVMs it replaces, over the same window
+(``answer_gate``), and no alarm of ``rollout.alarmNames`` may be in ALARM.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from lbcp.models.lbvm import Lbvm
 from lbcp.models.rollout import LaunchTemplate, RolloutControl, RolloutStatus, RolloutStep, template_of
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.reconcile.observed import ObservedAlarm
+from lbcp.reconcile.plan.answer_gate import answer_counts, worse_answers
 
 # Why a launch counts as failed: it never passed the gate, or stopped passing it.
 _FAILURE_WORDS = {
@@ -327,6 +330,7 @@ def _step(
                         "last_progress_at": now,
                         "message": message,
                         "waiting_for": f"the bake to end at {_time(until)} with the canary healthy",
+                        "answers_at_bake": answer_counts(_live(inputs.lbvms)),
                     }
                 )
                 return RolloutDecision(rollout, new, cap=canary, fallback=old, notes=tuple(notes))
@@ -376,6 +380,18 @@ def _bake(rollout: RolloutStatus, canary: int, inputs: _Inputs, notes: list[Roll
             inputs,
             notes,
         )
+    live = _live(inputs.lbvms)
+    worse = worse_answers(
+        [lbvm for lbvm in live if lbvm.launch_template == new.description],
+        [
+            lbvm
+            for lbvm in live
+            if lbvm.launch_template == rollout.from_template.description and lbvm.state == "Routable"
+        ],
+        rollout.answers_at_bake,
+    )
+    if worse:
+        return _fail(rollout, f"{worse} (on {new.description})", inputs, notes)
     if rollout.replaced < canary:
         # A canary left for another reason (a scale-in): the canary step again, with a fresh deadline.
         message = f"{rollout.replaced} of {canary} canary LBVM(s) healthy during the bake: back to the canary step"
