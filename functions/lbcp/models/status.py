@@ -9,6 +9,7 @@ from pydantic import Field
 
 from lbcp.models.agent import BackendHealth
 from lbcp.models.base import StatusModel
+from lbcp.models.config_rollout import ConfigRolloutStatus, ServedConfig
 from lbcp.models.rollout import RolloutStatus
 from lbcp.models.spec import EntryMode
 
@@ -81,4 +82,14 @@ class LoadBalancerStatus(StatusModel):
         default=None,
         exclude_if=lambda value: value is None,
         description="The current or last rollout (lbctl rollout history lists the earlier ones).",
+    )
+    config: ServedConfig | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The config version LBVMs outside a config canary are told to run (the planner's decision).",
+    )
+    config_rollout: ConfigRolloutStatus | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The current or last config rollout (a config change that needs no new instances, staged).",
     )
