@@ -180,8 +180,9 @@ def test_a_config_that_breaks_a_health_check_fails_the_canary_during_the_bake_wi
     failed = run(baking.rollout, broken, timedelta(seconds=60))
     rollout = failed.rollout
     assert rollout is not None and (rollout.step, rollout.rejected) == ("Rollback", True)
-    assert f"{canary} sees backend(s) unavailable: app 0/1 healthy (on version 1: 1/1 healthy on lbvm-" in (
-        rollout.message
+    assert (
+        f"{canary} sees backend(s) unavailable that LBVMs on version 1 see available: app 0/1 healthy "
+        "(1/1 healthy on lbvm-" in rollout.message
     )
     assert set(told(failed, lbvms).values()) == {1}
     assert rollout.waiting_for == "1 LBVM(s) to apply config version 1 again"

@@ -145,7 +145,7 @@ def _start(source: ServedConfig, inputs: _Inputs, notes: list[RolloutNote]) -> C
     spec, now = inputs.spec, inputs.now
     current = ServedConfig(version=inputs.generation, digest=inputs.digest)
     # Canaries come from LBVMs that pass the gate on the previous version: an error seen later is the new one's.
-    healthy_old = [lbvm for lbvm in inputs.lbvms if lbvm.live and _passes(lbvm, source.version)]
+    healthy_old = _candidates(inputs.lbvms, source.version)
     if not healthy_old:
         # Nothing serves the previous version to compare with or protect: the new one goes to everyone.
         return ConfigDecision(None, current, tuple(notes))
@@ -198,7 +198,8 @@ def _step(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote
         return _fail(
             rollout, f"{len(ids)} of {len(told)} LBVM(s) on config version {rollout.to_version}: {why}", inputs, notes
         )
-    healthy = [lbvm for lbvm in told if _passes(lbvm, rollout.to_version)]
+    available = _available_backends(_control(rollout, inputs.lbvms))
+    healthy = [lbvm for lbvm in told if _passes(lbvm, rollout.to_version) and not _broken(lbvm, available)]
     progressed = len(healthy) > rollout.applied
     rollout = rollout.model_copy(
         update={
@@ -242,10 +243,19 @@ def _step(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote
             rollout = _refill(rollout, inputs)
         if now > deadline:
             waited = int((now - rollout.last_progress_at).total_seconds())
+            broken = [
+                f"{lbvm.lbvm_id}: {', '.join(_broken(lbvm, available))}" for lbvm in told if _broken(lbvm, available)
+            ]
             return _fail(
                 rollout,
                 f"{rollout.applied} of {len(told)} canary LBVM(s) on config version {rollout.to_version} passed the "
-                f"health gate after {waited} s (progress deadline {settings.progress_deadline_seconds} s)",
+                f"health gate after {waited} s (progress deadline {settings.progress_deadline_seconds} s)"
+                + (
+                    f"; backend(s) unavailable that LBVMs on version {rollout.from_version} see available: "
+                    f"{'; '.join(broken)}"
+                    if broken
+                    else ""
+                ),
                 inputs,
                 notes,
             )
@@ -368,8 +378,7 @@ def _end(
 
 def _refill(rollout: ConfigRolloutStatus, inputs: _Inputs) -> ConfigRolloutStatus:
     """Every canary left (scale-in, replacement): pick new ones among the LBVMs serving the previous version."""
-    candidates = [lbvm for lbvm in inputs.lbvms if lbvm.live and _passes(lbvm, rollout.from_version)]
-    chosen = _pick(candidates, rollout.canary)
+    chosen = _pick(_candidates(inputs.lbvms, rollout.from_version), rollout.canary)
     if not chosen:
         return rollout
     return rollout.model_copy(update={"canary_lbvms": chosen, "last_progress_at": inputs.now})
@@ -392,11 +401,40 @@ def _passes(lbvm: Lbvm, version: int) -> bool:
     )
 
 
+def _candidates(lbvms: Sequence[Lbvm], version: int) -> list[Lbvm]:
+    """LBVMs that pass the gate on the previous version, none of their backends down where others see it up:
+    whatever goes wrong on a canary afterwards is the new version's doing."""
+    passing = [lbvm for lbvm in lbvms if lbvm.live and _passes(lbvm, version)]
+    available = _available_backends(passing)
+    return [lbvm for lbvm in passing if not _broken(lbvm, available)]
+
+
+def _control(rollout: ConfigRolloutStatus, lbvms: Sequence[Lbvm]) -> list[Lbvm]:
+    """The LBVMs still running the previous version: what a backend looks like without the new config."""
+    return [lbvm for lbvm in _serving(lbvms) if lbvm.applied_config_version == rollout.from_version]
+
+
+def _broken(lbvm: Lbvm, available: dict[str, str]) -> list[str]:
+    """This LBVM's backends that are unavailable to it but available to the control group, in words."""
+    if lbvm.backend_health is None:
+        return []
+    return [
+        f"{b.name} {b.healthy_targets}/{b.targets} healthy ({available[b.name]})"
+        for b in parse_backend_health_text(lbvm.backend_health)
+        if b.unavailable and b.name in available
+    ]
+
+
 def _failures(rollout: ConfigRolloutStatus, told: Sequence[Lbvm], lbvms: Sequence[Lbvm]) -> dict[str, str]:
-    """Why LBVMs told the new version fail the gate on it, by id (with the numbers)."""
+    """Why LBVMs told the new version fail the gate on it, by id (with the numbers).
+
+    A backend unavailable on the new version fails a canary only during the bake, after it passed the gate:
+    right after a reload the proxy may still carry a check's verdict from before (HAProxy keeps server state
+    across reloads), and a target on its way back up must get its healthy checks first. Before that it
+    simply does not pass yet, and the progress deadline bounds the wait.
+    """
     to = rollout.to_version
-    control = [lbvm for lbvm in _serving(lbvms) if lbvm.applied_config_version == rollout.from_version]
-    available_elsewhere = _available_backends(control)
+    available_elsewhere = _available_backends(_control(rollout, lbvms))
     failures: dict[str, str] = {}
     for lbvm in told:
         on_new = lbvm.applied_config_version == to
@@ -407,15 +445,11 @@ def _failures(rollout: ConfigRolloutStatus, told: Sequence[Lbvm], lbvms: Sequenc
             failures[lbvm.lbvm_id] = f"went {lbvm.state} after applying it"
         elif on_new and lbvm.agent_state not in ("ready", None):
             failures[lbvm.lbvm_id] = f"agent {lbvm.agent_state} after applying it"
-        elif on_new and lbvm.backend_health is not None:
-            broken = [
-                f"{b.name} {b.healthy_targets}/{b.targets} healthy (on version {rollout.from_version}: "
-                f"{available_elsewhere[b.name]})"
-                for b in parse_backend_health_text(lbvm.backend_health)
-                if b.unavailable and b.name in available_elsewhere
-            ]
-            if broken:
-                failures[lbvm.lbvm_id] = f"sees backend(s) unavailable: {', '.join(broken)}"
+        elif on_new and rollout.step == "Bake" and (broken := _broken(lbvm, available_elsewhere)):
+            failures[lbvm.lbvm_id] = (
+                f"sees backend(s) unavailable that LBVMs on version {rollout.from_version} see available: "
+                f"{', '.join(broken)}"
+            )
     # A canary that left because it went unhealthy fails too (it is no longer in ``told``).
     for lbvm in lbvms:
         if (
@@ -430,7 +464,7 @@ def _failures(rollout: ConfigRolloutStatus, told: Sequence[Lbvm], lbvms: Sequenc
 
 
 def _available_backends(control: Sequence[Lbvm]) -> dict[str, str]:
-    """Backends some LBVM on the previous version sees available: 'name' -> '2/2 healthy on lbvm-...'."""
+    """Backends some of these LBVMs see available: 'name' -> '2/2 healthy on lbvm-...'."""
     seen: dict[str, str] = {}
     for lbvm in control:
         if lbvm.backend_health is None:
