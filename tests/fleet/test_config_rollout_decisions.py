@@ -310,3 +310,40 @@ def test_property_no_more_than_the_canary_before_the_bake_and_a_failure_ends_wit
         final = run(decision.rollout, healed, elapsed + timedelta(seconds=1), served=decision.served)
         assert final.rollout is not None and final.rollout.state == "RolledBack"
         assert set(told(final, healed).values()) == {1}
+
+
+def test_an_error_on_the_new_version_during_the_roll_rolls_everyone_back() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    on_canary = applying(lbvms, {canary}, 2)
+    baking = run(first.rollout, on_canary, timedelta(seconds=10))
+    rolling = run(baking.rollout, on_canary, timedelta(seconds=10 + BAKE))
+    assert rolling.rollout is not None and rolling.rollout.step == "Roll"
+    [other, *_] = sorted({vm.lbvm_id for vm in lbvms} - {canary})
+    refused = applying(on_canary, {other}, 1, agent_error="nginx: [emerg] unknown directive")
+    failed = run(rolling.rollout, refused, timedelta(seconds=20 + BAKE))
+    assert failed.rollout is not None and failed.rollout.rejected and failed.rollout.step == "Rollback"
+    assert f"{other} reported an error (still running version 1): nginx: [emerg]" in failed.rollout.message
+    assert set(told(failed, lbvms).values()) == {1}
+
+
+def test_a_second_config_change_during_a_rollout_starts_over_from_the_version_known_good() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    again = run(
+        first.rollout, applying(lbvms, {canary}, 2), timedelta(seconds=5), current=spec(port=8090), generation=3
+    )
+    [ended] = again.ended
+    assert ended.state == "Failed" and "superseded at" in ended.message
+    assert again.rollout is not None and (again.rollout.from_version, again.rollout.to_version) == (1, 3)
+    assert sum(v == 3 for v in told(again, lbvms, generation=3).values()) == 1
+    assert all(v in (1, 3) for v in told(again, lbvms, generation=3).values())
+
+
+def test_a_canary_taken_out_as_unhealthy_on_the_new_version_fails_the_rollout() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    gone = applying(lbvms, {canary}, 2, state="Draining", drain_reason="unhealthy", drain_requested_at=NOW)
+    failed = run(first.rollout, gone, timedelta(seconds=40))
+    assert failed.rollout is not None and failed.rollout.rejected
+    assert f"{canary} was taken out (unhealthy) after applying it" in failed.rollout.message
