@@ -11,6 +11,10 @@ A heartbeat does three things:
    ``HEARTBEAT_PERSIST_INTERVAL`` otherwise (DynamoDB writes are the cost of heartbeats;
    liveness itself is tracked by Step Functions, not by these writes);
 3. its reply tells the agent which config version to run and whether to drain.
+   That version is the LBVM's own: during a staged config change the canary
+   LBVMs are told the new one and the rest the previous one, and after a
+   rollback everyone the previous one (``told_version``). Each version's spec
+   is stored immutably, so the config route can serve an older one.
 
 Only a ready agent counts as alive: one whose proxy failed or is still
 starting does not reset the clock, so it is taken out of rotation too.
@@ -28,6 +32,7 @@ from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.lifecycle import messages
 from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply, backend_health_text
+from lbcp.models.config_rollout import served_config_version
 from lbcp.models.lbvm import HEARTBEAT_PERSIST_INTERVAL, Lbvm, LbvmConflict
 from lbcp.models.resource import LoadBalancerRecord
 
@@ -41,6 +46,24 @@ class Forbidden(Exception):
 
 class UnknownLbvm(Exception):
     pass
+
+
+class ConfigVersionGone(Exception):
+    """The version an LBVM is told was never stored (a load balancer from before config versions were kept)."""
+
+    def __init__(self, load_balancer_id: str, version: int) -> None:
+        super().__init__(f"config version {version} of {load_balancer_id} is not stored")
+        self.version = version
+
+
+def told_version(record: LoadBalancerRecord, lbvm_id: str) -> int:
+    """The config version this LBVM runs: its config rollout's decision, or the current generation.
+
+    Read from the status document the record already carries, so a heartbeat costs no extra read;
+    the planner decides it (``lbcp.reconcile.plan.config_rollout``).
+    """
+    status = record.status
+    return served_config_version(status.config, status.config_rollout, record.generation, lbvm_id)
 
 
 class Callbacks(Protocol):
@@ -79,11 +102,14 @@ class HeartbeatService:
     clock: Callable[[], datetime]
 
     def config(self, principal_arn: str | None, load_balancer_id: str, lbvm_id: str) -> AgentConfig:
+        """The config version this LBVM is told to run (see ``told_version``), from its immutable copy."""
         record, lbvm = self._lookup(load_balancer_id, lbvm_id)
         self._authorize(principal_arn, lbvm, claimed_instance=None)
-        return AgentConfig(
-            load_balancer_id=record.id, lbvm_id=lbvm.lbvm_id, config_version=record.generation, spec=record.spec
-        )
+        version = told_version(record, lbvm.lbvm_id)
+        spec = record.spec if version == record.generation else self.load_balancers.get_config(record.id, version)
+        if spec is None:
+            raise ConfigVersionGone(record.id, version)
+        return AgentConfig(load_balancer_id=record.id, lbvm_id=lbvm.lbvm_id, config_version=version, spec=spec)
 
     def heartbeat(self, principal_arn: str | None, beat: Heartbeat) -> HeartbeatReply:
         record, lbvm = self._lookup(beat.load_balancer_id, beat.lbvm_id)
@@ -113,7 +139,7 @@ class HeartbeatService:
                 self.load_balancers.append_event(record.id, change)
         draining = _told_to_drain(lbvm, now)
         return HeartbeatReply(
-            desired_config_version=record.generation,
+            desired_config_version=told_version(record, lbvm.lbvm_id),
             drain=draining,
             drain_deadline=lbvm.drain_deadline,
             heartbeat_interval_seconds=record.spec.lifecycle.heartbeat_interval_seconds,

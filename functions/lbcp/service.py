@@ -177,7 +177,7 @@ class LoadBalancerService:
             generation=record.generation + 1,
             actor=actor,
         )
-        updated = self._repository.update_spec(record.id, record.generation, spec, now, event)
+        updated = self._repository.update_spec(record.id, record.generation, spec, now, event, previous=record.spec)
         return PatchResult(updated, changed=True)
 
     def delete(self, ref: str, expected_generation: int | None, actor: str | None) -> LoadBalancerRecord:

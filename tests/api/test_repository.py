@@ -85,3 +85,58 @@ def test_no_scaling_write_lands_on_a_load_balancer_being_deleted(
     repository.request_deletion("lb-0123456789abcdef0", None, NOW, event("DeletionRequested"))
     with pytest.raises(BeingDeleted):
         repository.set_desired_capacity("lb-0123456789abcdef0", 0, 3, ScalingState(), event("ScaledOut"))
+
+
+def test_every_generation_keeps_its_config_version_after_the_spec_moves_on(
+    repository: LoadBalancerRepository, cloud: Cloud, spec: dict[str, Any]
+) -> None:
+    lb_id = "lb-0123456789abcdef0"
+    repository.create(record(spec), event("Created"))
+    first = repository.get_config(lb_id, 1)
+    assert first is not None and first == parse_spec(spec)
+    second = parse_spec({**spec, "capacity": {"min": 2, "max": 4}})
+    repository.update_spec(lb_id, 1, second, NOW, event("SpecUpdated"), previous=first)
+    third = parse_spec({**spec, "capacity": {"min": 3, "max": 4}})
+    repository.update_spec(lb_id, 2, third, NOW, event("SpecUpdated"), previous=second)
+    assert [repository.get_config(lb_id, v) for v in (1, 2, 3)] == [first, second, third]
+    assert repository.get_config(lb_id, 4) is None
+    # A stale writer cannot replace a version: the generation condition refuses it, and the version stays.
+    with pytest.raises(GenerationMismatch):
+        repository.update_spec(
+            lb_id, 2, parse_spec({**spec, "capacity": {"min": 1, "max": 2}}), NOW, event("SpecUpdated")
+        )
+    assert repository.get_config(lb_id, 3) == third
+
+
+def test_a_load_balancer_from_before_config_versions_gets_its_previous_one_stored_at_its_next_patch(
+    repository: LoadBalancerRepository, cloud: Cloud, spec: dict[str, Any]
+) -> None:
+    lb_id = "lb-0123456789abcdef0"
+    repository.create(record(spec), event("Created"))
+    cloud.dynamodb.delete_item(
+        TableName=cloud.table, Key={"pk": {"S": f"LB#{lb_id}"}, "sk": {"S": "CONFIG#0000000001"}}
+    )
+    assert repository.get_config(lb_id, 1) is None
+    old = parse_spec(spec)
+    repository.update_spec(
+        lb_id, 1, parse_spec({**spec, "capacity": {"min": 2, "max": 4}}), NOW, event("SpecUpdated"), previous=old
+    )
+    assert repository.get_config(lb_id, 1) == old
+    # ...and a stored version is never overwritten by the backfill.
+    other = parse_spec({**spec, "capacity": {"min": 1, "max": 2}})
+    repository.update_spec(
+        lb_id, 2, parse_spec({**spec, "capacity": {"min": 3, "max": 4}}), NOW, event("SpecUpdated"), previous=other
+    )
+    assert repository.get_config(lb_id, 2) == parse_spec({**spec, "capacity": {"min": 2, "max": 4}})
+
+
+def test_config_versions_are_removed_with_the_load_balancer(
+    repository: LoadBalancerRepository, cloud: Cloud, spec: dict[str, Any]
+) -> None:
+    lb_id = "lb-0123456789abcdef0"
+    repository.create(record(spec), event("Created"))
+    repository.update_spec(lb_id, 1, parse_spec({**spec, "capacity": {"min": 2, "max": 4}}), NOW, event("SpecUpdated"))
+    repository.request_deletion(lb_id, None, NOW, event("DeletionRequested"))
+    repository.remove(lb_id, event("Deleted"))
+    left = [item["sk"]["S"] for item in cloud.table_items() if item["pk"]["S"] == f"LB#{lb_id}"]
+    assert left and all(sk.startswith("EVENT#") for sk in left)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,7 +11,12 @@ from typing import Any
 import pytest
 
 from lbcp.dal.lbvms import LbvmRepository
+from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.models.lbvm import Lbvm
+from lbcp.models.rollout import template_of
+from lbcp.models.status import LoadBalancerStatus
+from lbcp.reconcile.observed import EntryView, LoadBalancerView
+from lbcp.reconcile.plan import plan
 from lbcp_local.invoke import ApiResponse, invoke_api
 from tests.conftest import Api, Cloud
 
@@ -359,3 +365,84 @@ def test_a_newer_agents_unknown_fields_are_ignored_not_refused(cloud: Cloud, lb:
     assert answer.status == 200
     stored = LbvmRepository(cloud.dynamodb, cloud.table).get(lb["id"], LBVM_ID)
     assert stored is not None and stored.agent_state == "ready"
+
+
+def _tick(cloud: Cloud, lb_id: str) -> LoadBalancerStatus:
+    """One decision of the real planner, its status written as the reconciler writes it (its jobs not run)."""
+    repository = LoadBalancerRepository(cloud.dynamodb, cloud.table)
+    record = repository.get(lb_id)
+    assert record is not None
+    lbvms = LbvmRepository(cloud.dynamodb, cloud.table).list_for(lb_id)
+    view = LoadBalancerView(entry=EntryView(ready=True, dns_name="web.example.com"))
+    decided = plan(record, lbvms, view, datetime.now(UTC), rng=random.Random(1))
+    repository.write_status(lb_id, decided.status, [])
+    return decided.status
+
+
+def test_during_a_staged_config_change_each_lbvm_is_told_and_served_its_own_version(
+    cloud: Cloud, api: Api, lb: dict[str, Any], spec: dict[str, Any]
+) -> None:
+    record = LoadBalancerRepository(cloud.dynamodb, cloud.table).get(lb["id"])
+    assert record is not None
+    template = template_of(record.spec).description
+    instances = {"lbvm-0000000000a1": "i-0aaaaaaaaaaaaaaa1", "lbvm-0000000000b2": "i-0bbbbbbbbbbbbbbb2"}
+    for lbvm_id, instance in instances.items():
+        lbvm_record(
+            cloud,
+            lb["id"],
+            lbvm_id=lbvm_id,
+            instance_id=instance,
+            state="Routable",
+            agent_state="ready",
+            applied_config_version=1,
+            launch_template=template,
+        )
+    assert _tick(cloud, lb["id"]).config is not None  # the planner's first word: everyone on version 1
+
+    def role(lbvm_id: str) -> str:
+        return f"arn:aws:sts::123456789012:assumed-role/lbcp-lbvm/{instances[lbvm_id]}"
+
+    def fetch(lbvm_id: str) -> dict[str, Any]:
+        response = invoke_api(
+            "GET", "/v1/agent/config", query=f"lbvmId={lbvm_id}&loadBalancerId={lb['id']}", principal_arn=role(lbvm_id)
+        )
+        assert response.status == 200
+        result: dict[str, Any] = response.json()
+        return result
+
+    sequence = iter(range(1, 100))
+
+    def told(lbvm_id: str, **changes: Any) -> int:
+        body = beat(lb["id"], sequence=next(sequence), lbvmId=lbvm_id, instanceId=instances[lbvm_id], **changes)
+        response = send(body, principal=role(lbvm_id))
+        assert response.status == 200
+        return int(response.json()["desiredConfigVersion"])
+
+    backends = [dict(backend) for backend in spec["backends"]]
+    old_port = backends[0]["targets"][0]["port"]
+    backends[0]["targets"] = [{**backends[0]["targets"][0], "port": old_port + 1}]
+    patched = api.request(
+        "PATCH",
+        f"/v1/load-balancers/{lb['id']}",
+        {"backends": backends},
+        headers={"Content-Type": "application/merge-patch+json", "If-Match": '"1"'},
+    )
+    assert patched.status == 200
+    # Until the planner decides, nobody is told version 2.
+    assert {lbvm_id: told(lbvm_id) for lbvm_id in instances} == dict.fromkeys(instances, 1)
+    rollout = _tick(cloud, lb["id"]).config_rollout
+    assert rollout is not None and rollout.step == "Canary"
+    [canary] = rollout.canary_lbvms
+    [other] = set(instances) - {canary}
+    assert (told(canary), told(other)) == (2, 1)
+    served = {lbvm_id: fetch(lbvm_id) for lbvm_id in instances}
+    assert (served[canary]["configVersion"], served[other]["configVersion"]) == (2, 1)
+    assert served[canary]["spec"]["backends"][0]["targets"][0]["port"] == old_port + 1
+    assert served[other]["spec"]["backends"][0]["targets"][0]["port"] == old_port  # version 1, from its copy
+    # The canary's proxy refuses version 2: the planner rolls back, and both are told (and served) version 1.
+    told(canary, error="haproxy -c: config refused", appliedConfigVersion=1)
+    after = _tick(cloud, lb["id"])
+    assert after.config_rollout is not None and after.config_rollout.rejected
+    assert (told(canary), told(other)) == (1, 1)
+    assert fetch(canary)["configVersion"] == 1
+    assert fetch(canary)["spec"]["backends"][0]["targets"][0]["port"] == old_port

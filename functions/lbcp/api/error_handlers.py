@@ -14,7 +14,7 @@ from lbcp.api.resolver import app, logger
 from lbcp.api.responses import etag, problem_response
 from lbcp.dal.repository import BeingDeleted, GenerationMismatch, InvalidPageToken, NameInUse, NotFound
 from lbcp.errors import FieldError, Location, SpecRejected
-from lbcp.heartbeats import Forbidden, UnknownLbvm
+from lbcp.heartbeats import ConfigVersionGone, Forbidden, UnknownLbvm
 from lbcp.inspection import LbvmNotFound
 from lbcp.service import NoRollout, WarmContended
 from lbcp.validation import errors_from_pydantic
@@ -134,6 +134,18 @@ def _on_unknown_lbvm(exc: UnknownLbvm) -> Response[Any]:
             "not-found",
             f"no LBVM {exc} is known: it may have been terminated",
             [FieldError(("lbvmId",), "no such LBVM", "not_found", "query")],
+        )
+    )
+
+
+@app.exception_handler(ConfigVersionGone)
+def _on_config_version_gone(exc: ConfigVersionGone) -> Response[Any]:
+    # The agent keeps serving what it runs and asks again; the next PATCH stores the version it lacks.
+    return problem_response(
+        ApiProblem(
+            "not-found",
+            f"{exc}: this LBVM keeps its current config until the next spec change",
+            [FieldError(("loadBalancerId",), f"config version {exc.version} is not stored", "not_found", "query")],
         )
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import contextlib
 import json
 import secrets
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ LB_SORT_KEY = "LB"
 NAME_SORT_KEY = "NAME"
 EVENT_PREFIX = "EVENT#"
 ROLLOUT_PREFIX = "ROLLOUT#"
+CONFIG_PREFIX = "CONFIG#"
 KIND_LOAD_BALANCER = "LB"
 
 
@@ -84,6 +86,11 @@ def lb_key(lb_id: str) -> dict[str, Any]:
 
 def name_key(name: str) -> dict[str, Any]:
     return {PARTITION_KEY: {"S": f"NAME#{name}"}, SORT_KEY: {"S": NAME_SORT_KEY}}
+
+
+def config_key(lb_id: str, version: int) -> dict[str, Any]:
+    # Zero-padded, so that the versions of a load balancer sort as numbers.
+    return {PARTITION_KEY: {"S": f"LB#{lb_id}"}, SORT_KEY: {"S": f"{CONFIG_PREFIX}{version:010d}"}}
 
 
 def new_load_balancer_id() -> str:
@@ -218,6 +225,7 @@ class LoadBalancerRepository:
                             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                         }
                     },
+                    self._put_config(record.id, record.generation, record.spec, record.created_at),
                     self._put_event(record.id, event),
                 ]
             )
@@ -229,9 +237,24 @@ class LoadBalancerRepository:
             raise
 
     def update_spec(
-        self, lb_id: str, expected_generation: int, spec: LoadBalancerSpec, now: datetime, event: Event
+        self,
+        lb_id: str,
+        expected_generation: int,
+        spec: LoadBalancerSpec,
+        now: datetime,
+        event: Event,
+        *,
+        previous: LoadBalancerSpec | None = None,
     ) -> LoadBalancerRecord:
-        """Replace the spec and bump the generation, if the generation is still the expected one."""
+        """Replace the spec and bump the generation, if the generation is still the expected one.
+
+        The new generation's config version is written in the same transaction.
+        ``previous`` (the spec of ``expected_generation``) is stored as its
+        version too if it is not yet (load balancers created before config
+        versions were kept): a staged config change must be able to return to it.
+        """
+        if previous is not None:
+            self._backfill_config(lb_id, expected_generation, previous, now)
         try:
             self._client.transact_write_items(
                 TransactItems=[
@@ -258,6 +281,7 @@ class LoadBalancerRepository:
                             },
                         }
                     },
+                    self._put_config(lb_id, expected_generation + 1, spec, now),
                     self._put_event(lb_id, event),
                 ]
             )
@@ -417,6 +441,7 @@ class LoadBalancerRepository:
                 self._put_event(lb_id, event),
             ]
         )
+        self._remove_configs(lb_id)
 
     def request_rollout_action(self, lb_id: str, control: RolloutControl, event: Event) -> None:
         """An operator's pause, resume or abort: the planner carries it out (only the latest request counts)."""
@@ -466,6 +491,13 @@ class LoadBalancerRepository:
             _encode_token(response.get("LastEvaluatedKey")),
         )
 
+    def get_config(self, lb_id: str, version: int) -> LoadBalancerSpec | None:
+        """The spec of one generation (its config version), or None if it was never stored."""
+        item = self._client.get_item(TableName=self._table, Key=config_key(lb_id, version)).get("Item")
+        # A version is written once and never changed: an eventually consistent read cannot be stale, only
+        # missing for a moment after the write, and the version is not served before that write committed.
+        return LoadBalancerSpec.model_validate_json(item["spec"]["S"]) if item else None
+
     def append_event(self, lb_id: str, event: Event) -> None:
         self._client.put_item(TableName=self._table, Item=self._event_item(lb_id, event))
 
@@ -494,6 +526,53 @@ class LoadBalancerRepository:
             TTL_ATTRIBUTE: {"N": str(int((updated + self._event_retention).timestamp()))},
         }
         return {"Put": {"TableName": self._table, "Item": item}}
+
+    def _config_item(self, lb_id: str, version: int, spec: LoadBalancerSpec, now: datetime) -> dict[str, Any]:
+        return {
+            **config_key(lb_id, version),
+            "spec": {"S": spec.model_dump_json(by_alias=True)},
+            "createdAt": {"S": _iso(now)},
+        }
+
+    def _put_config(self, lb_id: str, version: int, spec: LoadBalancerSpec, now: datetime) -> dict[str, Any]:
+        """The transaction item that stores one config version, never over another."""
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": self._config_item(lb_id, version, spec, now),
+                "ConditionExpression": "attribute_not_exists(#pk)",
+                "ExpressionAttributeNames": {"#pk": PARTITION_KEY},
+            }
+        }
+
+    def _backfill_config(self, lb_id: str, version: int, spec: LoadBalancerSpec, now: datetime) -> None:
+        # Refused when stored already: versions are immutable.
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
+            self._client.put_item(
+                TableName=self._table,
+                Item=self._config_item(lb_id, version, spec, now),
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PARTITION_KEY},
+            )
+
+    def _remove_configs(self, lb_id: str) -> None:
+        """The config versions go with the record (they have no TTL: a version in use must not expire)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+            "ExpressionAttributeValues": {":pk": {"S": f"LB#{lb_id}"}, ":prefix": {"S": CONFIG_PREFIX}},
+            "ProjectionExpression": "#pk, #sk",
+        }
+        while True:
+            response = self._client.query(**request)
+            for item in response.get("Items", []):
+                self._client.delete_item(
+                    TableName=self._table, Key={PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]}
+                )
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _put_event(self, lb_id: str, event: Event) -> dict[str, Any]:
         """The transaction item that records ``event``."""

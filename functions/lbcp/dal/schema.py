@@ -13,6 +13,7 @@ Resolve a name to an id (uniqueness claim)  pk = ``NAME#<name>``, sk = ``NAME``
 List load balancers, ordered by name        GSI ``byKind``: gsi1pk = ``LB``, by gsi1sk (name)
 Events of a load balancer, newest first     pk = ``LB#<id>``, sk begins_with ``EVENT#``, descending
 Rollout history, newest first               pk = ``LB#<id>``, sk begins_with ``ROLLOUT#``, descending
+One config version (a generation's spec)    pk = ``LB#<id>``, sk = ``CONFIG#<generation, 10 digits>``
 Idempotency records of API creates          pk = ``idempotency#<function>``, sk = key hash
 ==========================================  ===========================================
 
@@ -20,6 +21,13 @@ Creates write the load balancer, its name claim and its first event in one
 transaction, each conditioned on not existing. Every later change to a load
 balancer is a conditional update on its ``generation``. Events, rollout
 history items and idempotency records expire through the table's TTL attribute.
+Config versions do not: every generation's spec is written once, with the
+write that creates it (conditioned on not existing), so that a staged config
+change can serve LBVMs the previous version and return the fleet to it. They
+are all kept, not pruned to the last few: a rejected version can hold the
+fleet on one many generations old (each PATCH while it is rejected adds one),
+a spec is a few kilobytes and PATCHes come at human rates; they are removed
+with the load balancer.
 The current rollout is part of the status document (``status.rollout``, written
 by the reconciler's conditional status write, with its history item in the same
 transaction); an operator's pause/resume/abort is the ``rolloutControl``

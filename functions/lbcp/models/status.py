@@ -9,6 +9,7 @@ from pydantic import Field
 
 from lbcp.models.agent import BackendHealth
 from lbcp.models.base import StatusModel
+from lbcp.models.config_rollout import ConfigRolloutStatus, ServedConfig
 from lbcp.models.rollout import NewerImage, RolloutStatus
 from lbcp.models.spec import EntryMode
 
@@ -114,4 +115,14 @@ class LoadBalancerStatus(StatusModel):
         exclude_if=lambda value: value is None,
         description="instance.imageId unset: AWS publishes a newer Amazon Linux 2023 image than some LBVMs run "
         "(rolled onto only with rollout.followLatestImage).",
+    )
+    config: ServedConfig | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The config version LBVMs outside a config canary are told to run (the planner's decision).",
+    )
+    config_rollout: ConfigRolloutStatus | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="The current or last config rollout (a config change that needs no new instances, staged).",
     )

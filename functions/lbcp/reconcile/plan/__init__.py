@@ -27,6 +27,7 @@ from lbcp.reconcile.jobs import Job
 from lbcp.reconcile.observed import LoadBalancerView
 from lbcp.reconcile.plan.backstops import stuck_lifecycles, stuck_lifecycles_while_deleting
 from lbcp.reconcile.plan.capacity import capacity
+from lbcp.reconcile.plan.config_rollout import ConfigDecision, decide_config_rollout
 from lbcp.reconcile.plan.context import Fleet, PlanContext, PlannerSettings, Rule
 from lbcp.reconcile.plan.drift import incomplete_entry, registration_drift
 from lbcp.reconcile.plan.finalize import finalize
@@ -91,6 +92,7 @@ def plan(
     settings: PlannerSettings | None = None,
 ) -> ReconcilePlan:
     deleting = record.deletion_requested_at is not None
+    config: ConfigDecision | None = None
     if deleting:
         decision = RolloutDecision(record.status.rollout, template_of(record.spec))
     else:
@@ -109,10 +111,21 @@ def plan(
             latest_image=following,
             alarms=observed.alarms,
         )
-    ctx = PlanContext(record, Fleet(lbvms), observed, now, settings or PlannerSettings(), rng, decision)
+        config = decide_config_rollout(
+            record.status.config_rollout,
+            record.status.config,
+            record.spec,
+            generation=record.generation,
+            desired=record.status.desired_capacity,
+            lbvms=lbvms,
+            now=now,
+            template_rolling=decision.rollout is not None and decision.rollout.active,
+            load_balancer_id=record.id,
+        )
+    ctx = PlanContext(record, Fleet(lbvms), observed, now, settings or PlannerSettings(), rng, decision, config)
     for rule in DELETING if deleting else RUNNING:
         ctx.jobs += rule(ctx)
-    notes = decision.notes
+    notes = decision.notes + (config.notes if config is not None else ())
     result = status(ctx)
     if not deleting:
         drift, said = newer_image(

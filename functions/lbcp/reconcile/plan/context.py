@@ -13,6 +13,7 @@ from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.reconcile.jobs import ForceTerminate, Job, RequestDrain
 from lbcp.reconcile.observed import LoadBalancerView, ObservedInstance
+from lbcp.reconcile.plan.config_rollout import ConfigDecision
 from lbcp.reconcile.plan.rollout import RolloutDecision
 
 
@@ -74,6 +75,9 @@ class PlanContext:
     rng: random.Random
     # What the fleet converges on (the rollout's decision for this tick).
     rollout: RolloutDecision
+    # Which config version each LBVM is told (the config rollout's decision for this tick); None: as before,
+    # the current generation to everyone (a load balancer being deleted).
+    config: ConfigDecision | None = None
     # What the rules before this one planned: a rule must not count, drain or
     # terminate again an LBVM that an earlier rule already takes out.
     jobs: list[Job] = field(default_factory=list)

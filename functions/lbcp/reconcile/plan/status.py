@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from lbcp.models.agent import parse_backend_health_text
+from lbcp.models.config_rollout import served_config_version
 from lbcp.models.status import EntryStatus, LbvmStatus, LoadBalancerStatus, Phase
 from lbcp.reconcile.jobs import Launch
 from lbcp.reconcile.plan.context import PlanContext
 from lbcp.reconcile.plan.roll import replacements
+
+
+def _told(ctx: PlanContext, lbvm_id: str) -> int:
+    config = ctx.config
+    if config is None:
+        return ctx.record.generation
+    return served_config_version(config.served, config.rollout, ctx.record.generation, lbvm_id)
 
 
 def status(ctx: PlanContext) -> LoadBalancerStatus:
@@ -24,7 +32,9 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
         left = len(fleet.not_terminated)
         message = f"tearing down: {left} LBVM(s) left" if left else "tearing down the entry"
     else:
-        outdated = [lbvm for lbvm in serving if (lbvm.applied_config_version or 0) < record.generation]
+        config = ctx.config
+        # Outdated: not running the version it is told (a staged config tells some LBVMs an older one).
+        outdated = [lbvm for lbvm in serving if lbvm.applied_config_version != _told(ctx, lbvm.lbvm_id)]
         staying = [lbvm for lbvm in fleet.routable + fleet.starting if lbvm.lbvm_id not in leaving]
         to_replace = len(replacements(record.spec, staying, ctx.rollout.template.description))
         if routable >= desired and ctx.observed.entry.ready and not outdated and not to_replace:
@@ -54,6 +64,12 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
                 f"; the spec asks for {rejected.to_template.description}, which rollout {rejected.id} rejected: "
                 f"running {rejected.from_template.description}"
             )
+        if config is not None and config.held_back and config.rollout is not None:
+            held = config.rollout
+            message += (
+                f"; the spec asks for config version {record.generation}, whose config config rollout {held.id} "
+                f"rejected (as version {held.to_version}): running config version {held.from_version}"
+            )
     return LoadBalancerStatus(
         phase=phase,
         observed_generation=record.generation,
@@ -78,4 +94,6 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
         ],
         message=message,
         rollout=ctx.rollout.rollout,
+        config=ctx.config.served if ctx.config is not None else record.status.config,
+        config_rollout=ctx.config.rollout if ctx.config is not None else record.status.config_rollout,
     )

@@ -1,0 +1,91 @@
+"""A config rollout: moving a fleet from one config version to another, without new instances.
+
+A spec PATCH that needs no new instances (a routing rule, a backend, a WAF rule)
+makes a new config version (its generation). Unstaged, every LBVM would take
+it at its next heartbeat, so a valid-but-wrong config would reach them all at
+once. Staged, it goes to ``canary`` LBVMs first (``Canary``: they apply it and
+pass the health gate; ``Bake``: they stay healthy for ``bakeSeconds``), then to
+the rest (``Roll``), and ends ``Succeeded``. When it fails the gate, every LBVM
+is told the previous version again (``Rollback``) and the rollout ends
+``RolledBack`` with the new version rejected: it is not served again while the
+spec's config stays the same (``to_digest``). The spec is never rewritten: the
+status shows that it asks for a version the fleet does not run.
+
+Which version each LBVM is told is decided by the pure planner
+(``lbcp.reconcile.plan.config_rollout``) and kept in the status document, so
+the heartbeat handler, which reads the load balancer's record anyway, knows it
+at no extra cost (``served_config_version``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from lbcp.models.base import StatusModel
+from lbcp.models.rollout import ACTIVE_STATES, RolloutState, RolloutStep
+
+
+class ServedConfig(StatusModel):
+    """The config version every LBVM outside a config canary is told to run."""
+
+    version: int = Field(ge=1, description="A spec generation: the last config that passed, or the current one.")
+    digest: str = Field(description="What of that generation's spec the agents render (a digest).")
+
+
+class ConfigRolloutStatus(StatusModel):
+    """One config rollout, as ``status.configRollout`` shows it."""
+
+    id: str
+    state: RolloutState
+    step: RolloutStep | None = Field(default=None, description="Unset once the rollout has ended.")
+    from_version: int = Field(ge=1, description="The config version the fleet ran, and returns to on a rollback.")
+    to_version: int = Field(ge=1, description="The config version the spec asks for.")
+    from_digest: str
+    to_digest: str
+    canary_lbvms: list[str] = Field(
+        default_factory=list, description="The LBVMs told to_version first (during Canary and Bake)."
+    )
+    progress: str = Field(description="N of M on to_version and healthy (M: the LBVMs told it).")
+    applied: int = Field(ge=0, description="LBVMs told to_version that run it and pass the health gate.")
+    canary: int = Field(ge=0, description="How many LBVMs go first (rollout.canary resolved against desired).")
+    waiting_for: str | None = None
+    message: str = Field(description="What the rollout did last, or how it ended, with the numbers.")
+    failed: list[str] = Field(default_factory=list, description="LBVMs that failed the health gate on to_version.")
+    rejected: bool = Field(
+        default=False,
+        description="to_version failed: the fleet stays on from_version until the spec's config changes again.",
+    )
+    started_at: datetime
+    step_started_at: datetime
+    last_progress_at: datetime
+    finished_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def told_new(self, lbvm_id: str) -> bool:
+        """Whether this LBVM is told to_version now."""
+        if not self.active:
+            return False
+        if self.step in ("Canary", "Bake"):
+            return lbvm_id in self.canary_lbvms
+        return self.step == "Roll"
+
+
+def served_config_version(
+    served: ServedConfig | None, rollout: ConfigRolloutStatus | None, generation: int, lbvm_id: str
+) -> int:
+    """The config version an LBVM is told to run (and is served when it asks for its config).
+
+    With no decision of the planner yet (a load balancer before its first
+    tick, or a status written before config rollouts existed), the current
+    generation, as before.
+    """
+    if rollout is not None and rollout.told_new(lbvm_id):
+        return rollout.to_version
+    if served is not None:
+        return served.version
+    return generation

@@ -1,0 +1,349 @@
+"""Staged config changes, one transition at a time (pure: plain models, time passed in)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lbcp.models.config_rollout import ConfigRolloutStatus, ServedConfig, served_config_version
+from lbcp.models.lbvm import Lbvm
+from lbcp.models.rollout import template_of
+from lbcp.models.spec import LoadBalancerSpec
+from lbcp.reconcile.plan.config_rollout import ConfigDecision, config_digest, decide_config_rollout
+from lbcp.validation import parse_spec
+from tests.fleet.test_planner import NOW, OLD_TEMPLATE, SUBNET_A, SUBNET_B, decide, lbvm, record, world
+from tests.unit.test_spec import valid
+
+BAKE = 300
+DEADLINE = 900
+
+
+def spec(port: int = 8080, **changes: Any) -> LoadBalancerSpec:
+    """A spec whose app backend listens on ``port``: another port is another config."""
+    document = valid()
+    document["backends"][0]["targets"][0]["port"] = port
+    rollout = {"canary": 1, "bakeSeconds": BAKE, "progressDeadlineSeconds": DEADLINE}
+    return parse_spec({**document, "capacity": {"min": 1, "max": 10}, "rollout": rollout, **changes})
+
+
+V1 = spec()
+SERVED_V1 = ServedConfig(version=1, digest=config_digest(V1))
+V2 = spec(port=8081)  # generation 2: a config-only change
+
+
+def fleet(count: int = 4, version: int = 1, **changes: Any) -> list[Lbvm]:
+    return [
+        lbvm(
+            n,
+            subnet=(SUBNET_A, SUBNET_B)[n % 2],
+            **{
+                "launch_template": OLD_TEMPLATE,
+                "agent_state": "ready",
+                "applied_config_version": version,
+                "backend_health": "api=2/2,app=1/1",
+                **changes,
+            },
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+def run(
+    previous: ConfigRolloutStatus | None,
+    lbvms: list[Lbvm],
+    at: timedelta = timedelta(0),
+    *,
+    served: ServedConfig | None = SERVED_V1,
+    current: LoadBalancerSpec = V2,
+    generation: int = 2,
+    template_rolling: bool = False,
+) -> ConfigDecision:
+    return decide_config_rollout(
+        previous,
+        served,
+        current,
+        generation=generation,
+        desired=len(lbvms),
+        lbvms=lbvms,
+        now=NOW + at,
+        template_rolling=template_rolling,
+        load_balancer_id="lb-0123456789abcdef0",
+    )
+
+
+def told(decision: ConfigDecision, lbvms: list[Lbvm], generation: int = 2) -> dict[str, int]:
+    return {
+        vm.lbvm_id: served_config_version(decision.served, decision.rollout, generation, vm.lbvm_id) for vm in lbvms
+    }
+
+
+def applying(lbvms: list[Lbvm], ids: set[str], version: int, **changes: Any) -> list[Lbvm]:
+    """The fleet after the LBVMs ``ids`` applied ``version`` (and whatever else changed on them)."""
+    return [
+        vm.model_copy(update={"applied_config_version": version, **changes}) if vm.lbvm_id in ids else vm
+        for vm in lbvms
+    ]
+
+
+def started(lbvms: list[Lbvm]) -> tuple[ConfigDecision, str]:
+    decision = run(None, lbvms)
+    assert decision.rollout is not None
+    [canary] = decision.rollout.canary_lbvms
+    return decision, canary
+
+
+def test_a_config_only_change_goes_to_one_canary_first_and_the_rest_after_the_bake() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    rollout = first.rollout
+    assert rollout is not None
+    assert (rollout.state, rollout.step, rollout.from_version, rollout.to_version) == ("Progressing", "Canary", 1, 2)
+    assert told(first, lbvms) == {vm.lbvm_id: 2 if vm.lbvm_id == canary else 1 for vm in lbvms}
+    assert [note.reason for note in first.notes] == ["RolloutStarted"]
+    assert f"staging config version 2 (from version 1): 1 canary LBVM(s) first ({canary})" in first.notes[0].message
+    # The canary applies it and passes the gate: the bake starts, and still nobody else is told version 2.
+    on_canary = applying(lbvms, {canary}, 2)
+    baking = run(rollout, on_canary, timedelta(seconds=10))
+    assert baking.rollout is not None and baking.rollout.step == "Bake"
+    assert sum(v == 2 for v in told(baking, lbvms).values()) == 1
+    during = run(baking.rollout, on_canary, timedelta(seconds=10 + BAKE - 1))
+    assert during.rollout is not None and during.rollout.step == "Bake"
+    assert during.rollout.waiting_for is not None and "the bake to end at" in during.rollout.waiting_for
+    # The bake ends: everyone is told version 2.
+    rolling = run(during.rollout, on_canary, timedelta(seconds=10 + BAKE))
+    assert rolling.rollout is not None and rolling.rollout.step == "Roll"
+    assert set(told(rolling, lbvms).values()) == {2}
+    assert rolling.rollout.progress == "1 of 4 on config version 2"
+    everyone = applying(lbvms, {vm.lbvm_id for vm in lbvms}, 2)
+    done = run(rolling.rollout, everyone, timedelta(seconds=20 + BAKE))
+    assert done.rollout is not None and done.rollout.state == "Succeeded"
+    assert done.served == ServedConfig(version=2, digest=config_digest(V2))
+    assert set(told(done, lbvms).values()) == {2}
+    assert "4 of 4 LBVMs on config version 2, all healthy" in done.rollout.message
+
+
+def test_a_change_the_agents_do_not_render_moves_every_lbvm_on_at_once() -> None:
+    decision = run(None, fleet(), current=spec(capacity={"min": 2, "max": 10}))
+    assert decision.rollout is None and not decision.notes
+    assert decision.served == ServedConfig(version=2, digest=config_digest(V1))
+
+
+def test_new_instances_carry_the_config_so_a_template_rollout_tells_everyone_the_generation() -> None:
+    lbvms = fleet()
+    first, _ = started(lbvms)
+    superseded = run(first.rollout, lbvms, timedelta(seconds=5), generation=3, template_rolling=True)
+    assert superseded.rollout is None and superseded.served.version == 3
+    [ended] = superseded.ended
+    assert ended.state == "Failed" and "superseded" in ended.message
+    assert [note.reason for note in superseded.notes] == ["RolloutSuperseded"]
+
+
+def test_a_canary_whose_proxy_refuses_the_config_rolls_everyone_back_and_the_version_is_rejected() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    # The agent validated version 2 and refused it: still on version 1, ready, with an error.
+    refused = applying(lbvms, {canary}, 1, agent_error="haproxy -c: backend 'app' has no server")
+    failed = run(first.rollout, refused, timedelta(seconds=10))
+    rollout = failed.rollout
+    assert rollout is not None and rollout.rejected
+    # It is already back on version 1, so the rollback ends at once.
+    assert rollout.state == "RolledBack" and set(told(failed, lbvms).values()) == {1}
+    assert [note.reason for note in failed.notes] == ["RolloutFailed", "RolledBack"]
+    assert (
+        f"1 of 1 LBVM(s) on config version 2: {canary} reported an error (still running version 1): haproxy -c"
+        in rollout.message
+    )
+    assert "the spec keeps asking for version 2's config" in rollout.message
+    # Rejected: a PATCH that changes nothing the agents render keeps everyone on version 1...
+    held = run(
+        rollout, lbvms, timedelta(seconds=60), current=spec(port=8081, capacity={"min": 2, "max": 10}), generation=3
+    )
+    assert held.held_back and held.served.version == 1 and not held.notes
+    assert set(told(held, lbvms, generation=3).values()) == {1}
+    # ...and one that changes the config starts a new rollout from version 1.
+    fixed = run(rollout, lbvms, timedelta(seconds=90), current=spec(port=8082), generation=4)
+    assert fixed.rollout is not None and fixed.rollout.id != rollout.id
+    assert (fixed.rollout.from_version, fixed.rollout.to_version, fixed.rollout.step) == (1, 4, "Canary")
+
+
+def test_a_config_that_breaks_a_health_check_fails_the_canary_during_the_bake_with_the_numbers() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    on_canary = applying(lbvms, {canary}, 2)
+    baking = run(first.rollout, on_canary, timedelta(seconds=10))
+    assert baking.rollout is not None and baking.rollout.step == "Bake"
+    # The proxy took version 2, but its health check of app now fails, where the LBVMs on version 1 pass it.
+    broken = applying(lbvms, {canary}, 2, backend_health="api=2/2,app=0/1")
+    failed = run(baking.rollout, broken, timedelta(seconds=60))
+    rollout = failed.rollout
+    assert rollout is not None and (rollout.step, rollout.rejected) == ("Rollback", True)
+    assert (
+        f"{canary} sees backend(s) unavailable that LBVMs on version 1 see available: app 0/1 healthy "
+        "(1/1 healthy on lbvm-" in rollout.message
+    )
+    assert set(told(failed, lbvms).values()) == {1}
+    assert rollout.waiting_for == "1 LBVM(s) to apply config version 1 again"
+    back = run(rollout, lbvms, timedelta(seconds=70))
+    assert back.rollout is not None and back.rollout.state == "RolledBack"
+    assert "rolled back to config version 1: 4 LBVM(s) routable on it" in back.rollout.message
+
+
+def test_a_backend_down_everywhere_is_not_the_configs_fault() -> None:
+    lbvms = fleet(backend_health="api=2/2,app=0/1")
+    first, canary = started(lbvms)
+    baking = run(first.rollout, applying(lbvms, {canary}, 2), timedelta(seconds=10))
+    assert baking.rollout is not None and baking.rollout.step == "Bake" and not baking.rollout.failed
+
+
+def test_a_canary_that_goes_unroutable_on_the_new_version_fails_the_rollout() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    silent = applying(lbvms, {canary}, 2, state="Unroutable")
+    failed = run(first.rollout, silent, timedelta(seconds=30))
+    assert failed.rollout is not None and failed.rollout.rejected
+    assert f"{canary} went Unroutable after applying it" in failed.rollout.message
+
+
+def test_a_canary_that_never_applies_the_version_fails_at_the_progress_deadline() -> None:
+    lbvms = fleet()
+    first, _ = started(lbvms)
+    waiting = run(first.rollout, lbvms, timedelta(seconds=DEADLINE))
+    assert waiting.rollout is not None and waiting.rollout.step == "Canary"
+    assert waiting.rollout.waiting_for is not None and "to apply config version 2" in waiting.rollout.waiting_for
+    late = run(first.rollout, lbvms, timedelta(seconds=DEADLINE + 1))
+    assert late.rollout is not None and late.rollout.rejected and late.rollout.state == "RolledBack"
+    assert f"0 of 1 canary LBVM(s) on config version 2 passed the health gate after {DEADLINE + 1} s" in (
+        late.rollout.message
+    )
+
+
+def test_patching_the_config_back_during_a_rollout_ends_it_without_rejecting_anything() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    back = run(first.rollout, applying(lbvms, {canary}, 2), timedelta(seconds=5), current=spec(), generation=3)
+    assert back.rollout is not None and back.rollout.state == "RolledBack" and not back.rollout.rejected
+    assert set(told(back, lbvms, generation=3).values()) == {3}
+
+
+def test_the_planner_shows_the_divergence_and_the_heartbeat_version_in_the_status() -> None:
+    rec = record(desired=2, capacity={"min": 1, "max": 4})
+    lbvms = fleet(2, launch_template=template_of(rec.spec).description)
+    first = decide(rec, lbvms, world(lbvms))
+    assert first.status.config == ServedConfig(version=1, digest=config_digest(rec.spec))
+    assert first.status.config_rollout is None and first.status.phase == "Active"
+    document = valid()
+    document["backends"][0]["targets"][0]["port"] = 8081
+    changed = parse_spec({**document, "capacity": {"min": 1, "max": 4}})
+    rec = rec.model_copy(update={"generation": 2, "spec": changed, "status": first.status})
+    second = decide(rec, lbvms, world(lbvms))
+    rollout = second.status.config_rollout
+    assert rollout is not None and rollout.step == "Canary"
+    assert [note.reason for note in second.notes] == ["RolloutStarted"]
+    assert second.status.phase == "Updating" and "1 on an older config" in (second.status.message or "")
+    [canary] = rollout.canary_lbvms
+    refused = applying(lbvms, {canary}, 1, agent_error="nginx -t failed")
+    rec = rec.model_copy(update={"status": second.status})
+    third = decide(rec, refused, world(refused))
+    assert third.status.config_rollout is not None and third.status.config_rollout.state == "RolledBack"
+    rec = rec.model_copy(update={"status": third.status})
+    healed = applying(lbvms, {canary}, 1)
+    fourth = decide(rec, healed, world(healed))
+    # Everyone runs what it is told (version 1): Active, and the status says the spec asks for more.
+    assert fourth.status.phase == "Active"
+    assert (
+        f"the spec asks for config version 2, whose config config rollout {rollout.id} rejected (as version 2): "
+        "running config version 1" in (fourth.status.message or "")
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(min_value=1, max_value=6),
+    script=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=200), st.sampled_from(["apply", "error", "unroutable", "wait"])),
+        min_size=1,
+        max_size=25,
+    ),
+)
+def test_property_no_more_than_the_canary_before_the_bake_and_a_failure_ends_with_everyone_on_the_old_version(
+    size: int, script: list[tuple[int, str]]
+) -> None:
+    """Whatever the agents do: at most ``canary`` LBVMs are told version 2 before the bake ends, and a failed
+    rollout always ends RolledBack (once the LBVMs apply what they are told) with everyone told version 1."""
+    lbvms = fleet(size)
+    decision = run(None, lbvms)
+    elapsed = timedelta(0)
+    bake_ended = False
+    for seconds, action in script:
+        elapsed += timedelta(seconds=seconds)
+        rollout = decision.rollout
+        assert rollout is not None
+        targets = {vm.lbvm_id for vm in lbvms if told(decision, lbvms)[vm.lbvm_id] == 2}
+        if action == "apply":
+            lbvms = [
+                vm.model_copy(update={"applied_config_version": told(decision, lbvms)[vm.lbvm_id]}) for vm in lbvms
+            ]
+        elif action == "error" and targets:
+            lbvms = applying(lbvms, {min(targets)}, 2, agent_error="refused")
+        elif action == "unroutable" and targets:
+            lbvms = applying(lbvms, {min(targets)}, 2, state="Unroutable")
+        decision = run(rollout, lbvms, elapsed, served=decision.served)
+        now_on_two = sum(v == 2 for v in told(decision, lbvms).values())
+        if decision.rollout is not None and decision.rollout.step == "Roll":
+            bake_ended = True
+        if not bake_ended:
+            assert now_on_two <= 1
+        if decision.rollout is not None and decision.rollout.rejected:
+            assert now_on_two == 0
+            break
+        if decision.rollout is None or not decision.rollout.active:
+            break
+    if decision.rollout is not None and decision.rollout.rejected:
+        # The agents apply what they are told and recover: the rollback ends, everyone on version 1.
+        healed = [
+            vm.model_copy(update={"applied_config_version": 1, "agent_error": None, "state": "Routable"})
+            for vm in lbvms
+        ]
+        final = run(decision.rollout, healed, elapsed + timedelta(seconds=1), served=decision.served)
+        assert final.rollout is not None and final.rollout.state == "RolledBack"
+        assert set(told(final, healed).values()) == {1}
+
+
+def test_an_error_on_the_new_version_during_the_roll_rolls_everyone_back() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    on_canary = applying(lbvms, {canary}, 2)
+    baking = run(first.rollout, on_canary, timedelta(seconds=10))
+    rolling = run(baking.rollout, on_canary, timedelta(seconds=10 + BAKE))
+    assert rolling.rollout is not None and rolling.rollout.step == "Roll"
+    [other, *_] = sorted({vm.lbvm_id for vm in lbvms} - {canary})
+    refused = applying(on_canary, {other}, 1, agent_error="nginx: [emerg] unknown directive")
+    failed = run(rolling.rollout, refused, timedelta(seconds=20 + BAKE))
+    assert failed.rollout is not None and failed.rollout.rejected and failed.rollout.step == "Rollback"
+    assert f"{other} reported an error (still running version 1): nginx: [emerg]" in failed.rollout.message
+    assert set(told(failed, lbvms).values()) == {1}
+
+
+def test_a_second_config_change_during_a_rollout_starts_over_from_the_version_known_good() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    again = run(
+        first.rollout, applying(lbvms, {canary}, 2), timedelta(seconds=5), current=spec(port=8090), generation=3
+    )
+    [ended] = again.ended
+    assert ended.state == "Failed" and "superseded at" in ended.message
+    assert again.rollout is not None and (again.rollout.from_version, again.rollout.to_version) == (1, 3)
+    assert sum(v == 3 for v in told(again, lbvms, generation=3).values()) == 1
+    assert all(v in (1, 3) for v in told(again, lbvms, generation=3).values())
+
+
+def test_a_canary_taken_out_as_unhealthy_on_the_new_version_fails_the_rollout() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    gone = applying(lbvms, {canary}, 2, state="Draining", drain_reason="unhealthy", drain_requested_at=NOW)
+    failed = run(first.rollout, gone, timedelta(seconds=40))
+    assert failed.rollout is not None and failed.rollout.rejected
+    assert f"{canary} was taken out (unhealthy) after applying it" in failed.rollout.message
