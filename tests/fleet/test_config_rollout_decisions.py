@@ -347,3 +347,35 @@ def test_a_canary_taken_out_as_unhealthy_on_the_new_version_fails_the_rollout() 
     failed = run(first.rollout, gone, timedelta(seconds=40))
     assert failed.rollout is not None and failed.rollout.rejected
     assert f"{canary} was taken out (unhealthy) after applying it" in failed.rollout.message
+
+
+def test_a_config_whose_canary_answers_clearly_more_5xx_than_the_rest_rolls_back_during_the_bake() -> None:
+    """A routing rule sending part of the traffic nowhere: health checks pass, clients get 503s."""
+    lbvms = fleet(boot_id="boot", http_requests=1000, http_server_errors=1)
+    first, canary = started(lbvms)
+    on_canary = applying(lbvms, {canary}, 2)
+    baking = run(first.rollout, on_canary, timedelta(seconds=10))
+    assert baking.rollout is not None and baking.rollout.step == "Bake"
+    assert set(baking.rollout.answers_at_bake) == {vm.lbvm_id for vm in lbvms}
+
+    def later(canary_errors: int) -> ConfigDecision:
+        # Each LBVM answered 500 more requests since the bake began; the rest 1 of them with a 5xx.
+        counted = [
+            vm.model_copy(
+                update={
+                    "http_requests": 1500,
+                    "http_server_errors": 1 + (canary_errors if vm.lbvm_id == canary else 1),
+                }
+            )
+            for vm in on_canary
+        ]
+        return run(baking.rollout, counted, timedelta(seconds=70))
+
+    within = later(2).rollout  # 0.4% against 0.2%: within the margin
+    assert within is not None and within.step == "Bake"
+    failed = later(60).rollout
+    assert failed is not None and failed.step == "Rollback" and failed.rejected
+    assert (
+        "the canary answered worse than the rest during the bake: 60 of 500 answers 5xx (12.0%) on 1 LBVM(s) "
+        "against 3 of 1500 answers 5xx (0.2%) on 3 LBVM(s) (config version 2)"
+    ) in failed.message

@@ -24,7 +24,7 @@ from datetime import datetime
 from pydantic import Field
 
 from lbcp.models.base import StatusModel
-from lbcp.models.rollout import ACTIVE_STATES, RolloutState, RolloutStep
+from lbcp.models.rollout import ACTIVE_STATES, AnswerCount, RolloutState, RolloutStep
 
 
 class ServedConfig(StatusModel):
@@ -61,6 +61,11 @@ class ConfigRolloutStatus(StatusModel):
     step_started_at: datetime
     last_progress_at: datetime
     finished_at: datetime | None = None
+    answers_at_bake: dict[str, AnswerCount] = Field(
+        default_factory=dict,
+        description="Per LBVM, its HTTP answers when the bake began: the 5xx gate compares what the canary and "
+        "the rest answered since then.",
+    )
 
     @property
     def active(self) -> bool:

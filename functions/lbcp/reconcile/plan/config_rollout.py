@@ -41,6 +41,7 @@ from lbcp.models.config_rollout import ConfigRolloutStatus, ServedConfig
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.rollout import RolloutState
 from lbcp.models.spec import LoadBalancerSpec
+from lbcp.reconcile.plan.answer_gate import answer_counts, worse_answers
 from lbcp.reconcile.plan.rollout import RolloutNote, canary_count
 
 # What of a spec the agent renders (agent/model.py reads these and nothing else); the rest
@@ -215,13 +216,22 @@ def _step(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote
             message += f"; baking for {settings.bake_seconds} s"
             notes.append(RolloutNote("RolloutProgressed", f"config rollout {rollout.id}: {message}"))
             rollout = rollout.model_copy(
-                update={"step": "Bake", "step_started_at": now, "last_progress_at": now, "message": message}
+                update={
+                    "step": "Bake",
+                    "step_started_at": now,
+                    "last_progress_at": now,
+                    "message": message,
+                    "answers_at_bake": answer_counts(_serving(inputs.lbvms)),
+                }
             )
         else:
             rollout = _enter_roll(rollout, message, inputs, notes)
             return _step(rollout, inputs, notes)
     if rollout.step == "Bake":
         until = rollout.step_started_at + timedelta(seconds=settings.bake_seconds)
+        worse = worse_answers(told, _control(rollout, inputs.lbvms), rollout.answers_at_bake)
+        if worse:
+            return _fail(rollout, f"{worse} (config version {rollout.to_version})", inputs, notes)
         if len(healthy) < len(told) or not told:
             # A canary left for another reason (a scale-in) or is not yet back: back to the canary step.
             message = f"{len(healthy)} of {len(told)} canary LBVM(s) healthy during the bake: back to the canary step"
