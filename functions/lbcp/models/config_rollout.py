@@ -19,12 +19,10 @@ at no extra cost (``served_config_version``).
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field
 
 from lbcp.models.base import StatusModel
-from lbcp.models.rollout import ACTIVE_STATES, AnswerCount, RolloutState, RolloutStep
+from lbcp.models.rollout import RolloutRecord
 
 
 class ServedConfig(StatusModel):
@@ -34,12 +32,9 @@ class ServedConfig(StatusModel):
     digest: str = Field(description="What of that generation's spec the agents render (a digest).")
 
 
-class ConfigRolloutStatus(StatusModel):
+class ConfigRolloutStatus(RolloutRecord):
     """One config rollout, as ``status.configRollout`` shows it."""
 
-    id: str
-    state: RolloutState
-    step: RolloutStep | None = Field(default=None, description="Unset once the rollout has ended.")
     from_version: int = Field(ge=1, description="The config version the fleet ran, and returns to on a rollback.")
     to_version: int = Field(ge=1, description="The config version the spec asks for.")
     from_digest: str
@@ -57,19 +52,6 @@ class ConfigRolloutStatus(StatusModel):
         default=False,
         description="to_version failed: the fleet stays on from_version until the spec's config changes again.",
     )
-    started_at: datetime
-    step_started_at: datetime
-    last_progress_at: datetime
-    finished_at: datetime | None = None
-    answers_at_bake: dict[str, AnswerCount] = Field(
-        default_factory=dict,
-        description="Per LBVM, its HTTP answers when the bake began: the 5xx gate compares what the canary and "
-        "the rest answered since then.",
-    )
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_STATES
 
     def told_new(self, lbvm_id: str) -> bool:
         """Whether this LBVM is told to_version now."""

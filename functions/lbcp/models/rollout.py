@@ -128,12 +128,30 @@ class AnswerCount(StatusModel):
     server_errors: int
 
 
-class RolloutStatus(StatusModel):
-    """One rollout, as ``status.rollout`` and ``lbctl rollout status|history`` show it."""
+class RolloutRecord(StatusModel):
+    """What every rollout has, of a template or of a config: its state, step, times and the bake's 5xx window."""
 
     id: str
     state: RolloutState
     step: RolloutStep | None = Field(default=None, description="Unset once the rollout has ended.")
+    started_at: datetime
+    step_started_at: datetime
+    last_progress_at: datetime
+    finished_at: datetime | None = None
+    answers_at_bake: dict[str, AnswerCount] = Field(
+        default_factory=dict,
+        description="Per LBVM, its HTTP answers when the bake began: the 5xx gate compares what the canary and "
+        "the rest answered since then.",
+    )
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+class RolloutStatus(RolloutRecord):
+    """One rollout, as ``status.rollout`` and ``lbctl rollout status|history`` show it."""
+
     from_template: LaunchTemplate = Field(description="What the fleet ran, and returns to on a rollback.")
     to_template: LaunchTemplate = Field(description="What the spec asks for.")
     generation: int = Field(ge=1, description="The spec generation that asked for to_template.")
@@ -153,21 +171,8 @@ class RolloutStatus(StatusModel):
         "(or changes its lifecycle or rollout settings).",
     )
     verdict_key: str = Field(description="The parts of the spec the verdict was reached on (a digest).")
-    started_at: datetime
-    step_started_at: datetime
-    last_progress_at: datetime
-    finished_at: datetime | None = None
     paused_step: RolloutStep | None = None
     paused_by: str | None = None
-    answers_at_bake: dict[str, AnswerCount] = Field(
-        default_factory=dict,
-        description="Per LBVM, its HTTP answers when the bake began: the 5xx gate compares what the canary and "
-        "the rest answered since then.",
-    )
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_STATES
 
 
 class RolloutControl(StatusModel):
