@@ -187,7 +187,9 @@ def test_a_drained_lbvm_keeps_accepting_for_the_deregistration_grace_before_it_d
     """The entry still sends new connections for a while after deregistration: the LBVM must take them."""
     lb_id, spec = _pool(fleet)
     # 100 s of grace, 1 s here (waits run at 1/100): no connections, yet no termination before it ends.
-    lifecycle_input = fleet.lifecycle_input(lb_id, spec, unhealthy=30, threshold=1, drain_timeout=600, grace=100)
+    # The test heartbeats once: an unhealthy timeout of 300 s (3 s here) keeps a loaded machine's slow drain
+    # request from racing the heartbeat timeout (at 30 s, 0.3 s here, a full parallel run lost it once).
+    lifecycle_input = fleet.lifecycle_input(lb_id, spec, unhealthy=300, threshold=1, drain_timeout=600, grace=100)
     lbvm_id = lifecycle_input.lbvm_id
     arn = fleet.start(lifecycle_input)
     _routable(fleet, lb_id, lbvm_id)
