@@ -87,7 +87,8 @@ class DataPlane(Protocol):
         ...
 
     def http_responses(self) -> HttpResponses | None:
-        """HTTP answers since this data plane started, across proxy reloads; None where the proxy cannot count."""
+        """HTTP answers since this data plane started, across proxy reloads, as of the last
+        ``active_connections`` read; None where the proxy cannot count."""
         ...
 
     def drain(self) -> None: ...
@@ -134,6 +135,7 @@ class ProxyDataPlane:
         self.driver = driver or driver_for(proxy, options)
         self.releases_dir = self.state_dir / "releases"
         self._tally = ResponseTally()
+        self._responses: HttpResponses | None = None
         self.current_link = self.state_dir / "current"
         self.good_link = self.state_dir / "good"
         self._lock = threading.RLock()
@@ -254,11 +256,14 @@ class ProxyDataPlane:
         if process is None or not process.alive():
             return 0
         try:
-            return self.driver.active_connections(process)
+            counters = self.driver.frontend_counters(process)
         except ProxyFailed:
             if not process.alive():  # it stopped while we asked: nothing is held
                 return 0
             raise
+        # The same read carries the HTTP answers: counted here, so a heartbeat round asks the proxy once.
+        self._responses = None if counters.http is None else self._tally.add(counters.http)
+        return counters.connections
 
     def backend_health(self) -> list[BackendHealth] | None:
         process = self._process
@@ -267,11 +272,11 @@ class ProxyDataPlane:
         return self.driver.backend_health(process)
 
     def http_responses(self) -> HttpResponses | None:
+        """As of the last ``active_connections`` read (the agent reads both every round, connections first)."""
         process = self._process
         if process is None or not process.alive():
             return None
-        counts = self.driver.http_counts(process)
-        return None if counts is None else self._tally.add(counts)
+        return self._responses
 
     # --- drain ---------------------------------------------------------------
 

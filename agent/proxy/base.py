@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +15,15 @@ from lbcp.models.agent import BackendHealth
 
 VALIDATE_TIMEOUT_SECONDS = 60.0
 RELOAD_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class FrontendCounters:
+    """What the public listeners hold and have answered, as one read of the proxy gives it."""
+
+    connections: int  # client connections now, every worker
+    # Per worker pid, (HTTP requests, 5xx answers) it counted since it started; None: the proxy cannot tell.
+    http: dict[int, tuple[int, int]] | None = None
 
 
 class ProxyDriver(Protocol):
@@ -35,8 +45,8 @@ class ProxyDriver(Protocol):
         """Hot reload from the config path the master was started with; returns once new workers serve."""
         ...
 
-    def active_connections(self, process: ProxyProcess) -> int:
-        """Client connections on the public listeners, old workers (reload, drain) included."""
+    def frontend_counters(self, process: ProxyProcess) -> FrontendCounters:
+        """The public listeners' connections and HTTP answers, old workers (reload, drain) included (one read)."""
         ...
 
     def adopt(self) -> ProxyProcess | None:
@@ -45,10 +55,6 @@ class ProxyDriver(Protocol):
 
     def backend_health(self, process: ProxyProcess) -> list[BackendHealth] | None:
         """Per spec backend, targets passing active health checks; None if the proxy cannot tell."""
-        ...
-
-    def http_counts(self, process: ProxyProcess) -> dict[int, tuple[int, int]] | None:
-        """Per worker pid, (requests, 5xx answers) it counted since it started; None if the proxy cannot tell."""
         ...
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.model import RenderOptions
-from agent.proxy.base import RELOAD_TIMEOUT_SECONDS, last_lines, read_log, run_check
+from agent.proxy.base import RELOAD_TIMEOUT_SECONDS, FrontendCounters, last_lines, read_log, run_check
 from agent.proxy.process import ProxyFailed, ProxyProcess, wait_for
 from agent.render import ProxyName
 from lbcp.models.agent import BackendHealth
@@ -74,23 +74,8 @@ def parse_show_proc(text: str) -> ProcTable:
     return ProcTable(reloads, failed, tuple(current), tuple(old))
 
 
-def parse_frontend_sessions(csv_text: str) -> int:
-    """Sum of ``scur`` over the public frontends in ``show stat`` CSV output."""
-    header: list[str] = []
-    total = 0
-    for line in csv_text.splitlines():
-        if line.startswith("# "):
-            header = line[2:].split(",")
-            continue
-        if not line.strip() or not header:
-            continue
-        row = dict(zip(header, line.split(","), strict=False))
-        if row.get("svname") == "FRONTEND" and row.get("pxname", "").startswith(PUBLIC_FRONTEND_PREFIX):
-            total += int(row.get("scur") or 0)
-    return total
-
-
 def _rows(csv_text: str) -> list[dict[str, str]]:
+    """The rows of ``show stat`` CSV output, by column name."""
     header: list[str] = []
     rows = []
     for line in csv_text.splitlines():
@@ -102,18 +87,25 @@ def _rows(csv_text: str) -> list[dict[str, str]]:
     return rows
 
 
-def parse_frontend_http(csv_text: str) -> tuple[int, int] | None:
-    """(requests, 5xx answers) over the public HTTP frontends of ``show stat``; None if none is HTTP."""
-    http = [
-        row
-        for row in _rows(csv_text)
-        if row.get("svname") == "FRONTEND"
-        and row.get("pxname", "").startswith(PUBLIC_FRONTEND_PREFIX)
-        and row.get("mode") == "http"
-    ]
+def _public_frontends(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [r for r in rows if r.get("svname") == "FRONTEND" and r.get("pxname", "").startswith(PUBLIC_FRONTEND_PREFIX)]
+
+
+def frontend_sessions(rows: list[dict[str, str]]) -> int:
+    """Sum of ``scur`` over the public frontends."""
+    return sum(int(row.get("scur") or 0) for row in _public_frontends(rows))
+
+
+def frontend_http(rows: list[dict[str, str]]) -> tuple[int, int] | None:
+    """(requests, 5xx answers) over the public HTTP frontends; None if none is HTTP."""
+    http = [row for row in _public_frontends(rows) if row.get("mode") == "http"]
     if not http:
         return None
     return sum(int(r.get("req_tot") or 0) for r in http), sum(int(r.get("hrsp_5xx") or 0) for r in http)
+
+
+def parse_frontend_sessions(csv_text: str) -> int:
+    return frontend_sessions(_rows(csv_text))
 
 
 def parse_backend_health(csv_text: str) -> list[BackendHealth]:
@@ -123,15 +115,8 @@ def parse_backend_health(csv_text: str) -> list[BackendHealth]:
     ``no check`` (the proxy sends it traffic unchecked). A spec backend that both L7 and
     L4 listeners use has one HAProxy backend per mode: the fewer healthy counts.
     """
-    header: list[str] = []
     counts: dict[tuple[str, str], list[int]] = {}
-    for line in csv_text.splitlines():
-        if line.startswith("# "):
-            header = line[2:].split(",")
-            continue
-        if not line.strip() or not header:
-            continue
-        row = dict(zip(header, line.split(","), strict=False))
+    for row in _rows(csv_text):
         proxy, server = row.get("pxname", ""), row.get("svname", "")
         if not proxy.startswith(BACKEND_PREFIX) or server in ("FRONTEND", "BACKEND"):
             continue
@@ -228,24 +213,21 @@ class HaproxyDriver:
         if outcome:
             raise ProxyFailed(outcome[0])
 
-    def active_connections(self, process: ProxyProcess) -> int:
+    def frontend_counters(self, process: ProxyProcess) -> FrontendCounters:
         table = self.table()
-        total = 0
+        connections = 0
+        http: dict[int, tuple[int, int]] = {}
         for pid in (*table.current, *table.old):
-            # An old worker may exit between "show proc" and its turn: it then holds nothing.
+            # An old worker may exit between "show proc" and its turn: it then holds nothing, and what it
+            # answered was counted at the previous read.
             with contextlib.suppress(OSError):
-                total += parse_frontend_sessions(self.cli.command(f"@!{pid} show stat -1 1 -1"))
-        return total
-
-    def http_counts(self, process: ProxyProcess) -> dict[int, tuple[int, int]] | None:
-        table = self.table()
-        counts: dict[int, tuple[int, int]] = {}
-        for pid in (*table.current, *table.old):
-            with contextlib.suppress(OSError):  # an old worker that exits meanwhile: its counts were taken before
-                found = parse_frontend_http(self.cli.command(f"@!{pid} show stat -1 1 -1"))
-                if found is not None:
-                    counts[pid] = found
-        return counts if counts or not table.current else None
+                rows = _rows(self.cli.command(f"@!{pid} show stat -1 1 -1"))
+                connections += frontend_sessions(rows)
+                answers = frontend_http(rows)
+                if answers is not None:
+                    http[pid] = answers
+        # No HTTP listener at all: None. No worker for a moment (a reload): nothing new, the totals stand.
+        return FrontendCounters(connections, http if http or not table.current else None)
 
     def backend_health(self, process: ProxyProcess) -> list[BackendHealth] | None:
         # The current worker only: old ones run the previous config's checks, if any.

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from agent.model import RenderOptions
-from agent.proxy.base import RELOAD_TIMEOUT_SECONDS, last_lines, read_log, run_check
+from agent.proxy.base import RELOAD_TIMEOUT_SECONDS, FrontendCounters, last_lines, read_log, run_check
 from agent.proxy.process import ProxyFailed, ProxyProcess, command_line, wait_for
 from agent.render import ProxyName, host_port
 from lbcp.models.agent import BackendHealth
@@ -105,17 +105,15 @@ class NginxDriver:
         if outcome:
             raise ProxyFailed(outcome[0])
 
-    def active_connections(self, process: ProxyProcess) -> int:
+    def frontend_counters(self, process: ProxyProcess) -> FrontendCounters:
         body = self._status()
         if body is None:
             raise ProxyFailed(f"nginx status page {self.status_url} does not answer")
-        return parse_stub_status(body)
+        # stub_status counts requests, not their status codes: no HTTP answers to report.
+        return FrontendCounters(parse_stub_status(body))
 
     def backend_health(self, process: ProxyProcess) -> list[BackendHealth] | None:
         return None
-
-    def http_counts(self, process: ProxyProcess) -> dict[int, tuple[int, int]] | None:
-        return None  # stub_status counts requests, not their status codes
 
     def _status(self) -> bytes | None:
         try:

@@ -31,7 +31,7 @@ from agent.dataplane import DataPlane, ProxyDataPlane
 from agent.metrics import FixedSampler, ProcessSampler, Sampler
 from agent.model import RenderOptions
 from agent.platform import Platform
-from agent.proxy.base import ProxyDriver, driver_for
+from agent.proxy.base import FrontendCounters, ProxyDriver, driver_for
 from agent.proxy.process import ProxyFailed, ProxyProcess
 from agent.render import ProxyName
 from agent.simulated import SimulatedDataPlane
@@ -142,14 +142,11 @@ class PoweredDriver:
     def reload(self, process: ProxyProcess) -> None:
         self._inner.reload(process)
 
-    def active_connections(self, process: ProxyProcess) -> int:
-        return self._inner.active_connections(process)
+    def frontend_counters(self, process: ProxyProcess) -> FrontendCounters:
+        return self._inner.frontend_counters(process)
 
     def backend_health(self, process: ProxyProcess) -> list[BackendHealth] | None:
         return self._inner.backend_health(process)
-
-    def http_counts(self, process: ProxyProcess) -> dict[int, tuple[int, int]] | None:
-        return self._inner.http_counts(process)
 
     def adopt(self) -> ProxyProcess | None:
         return None  # a machine that just booted runs nothing yet

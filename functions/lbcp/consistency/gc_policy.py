@@ -28,7 +28,9 @@ from lbcp.consistency.inventory import ResourceType
 from lbcp.models.status import StatusModel
 
 QUARANTINE_TAG: Final = "lbcp:quarantined-at"
-# DNS records carry no tags: they cannot be quarantined, so they are never collected automatically.
+# DNS records and executions carry no tags: they cannot be quarantined, so they are never collected
+# automatically. In dependency order (instances first: their interfaces are freed when they go; NLBs
+# before their target groups; security groups after the interfaces that use them).
 QUARANTINABLE: Final[tuple[ResourceType, ...]] = (
     "instance",
     "nlb",

@@ -33,7 +33,7 @@ from pydantic import Field
 
 from lbcp.consistency.check import CheckSettings
 from lbcp.consistency.findings import ConsistencyReport, Finding
-from lbcp.consistency.gc_policy import QUARANTINE_TAG, quarantine_time
+from lbcp.consistency.gc_policy import QUARANTINABLE, QUARANTINE_TAG, quarantine_time
 from lbcp.consistency.inventory import ResourceType, Tagged
 from lbcp.consistency.store import AuditAction, AuditEntry, ConsistencyStore
 from lbcp.dal.lbvms import LbvmRepository
@@ -46,16 +46,8 @@ from lbcp.reconcile.compute import tags_of
 # The order of a sweep: instances first (their interfaces are freed when they go), NLBs before
 # their target groups (a group in use cannot go), security groups after the interfaces using them.
 # A stuck execution is stopped first: left running, it could act on what the sweep removes.
-SWEEP_ORDER: Final[tuple[ResourceType, ...]] = (
-    "execution",
-    "instance",
-    "nlb",
-    "target-group",
-    "network-interface",
-    "elastic-ip",
-    "security-group",
-    "dns-record",
-)
+# The tagged resources go in the order the automatic GC quarantines and deletes them, too.
+SWEEP_ORDER: Final[tuple[ResourceType, ...]] = ("execution", *QUARANTINABLE, "dns-record")
 Action = Literal["terminate", "delete", "release", "stop"]
 ACTIONS: Final[dict[str, Action]] = {
     "execution": "stop",

@@ -14,7 +14,7 @@ import builtins
 import contextlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -143,23 +143,28 @@ class LoadBalancerRepository:
         )
 
     def list_events(self, lb_id: str, limit: int, token: str | None) -> Page[Event]:
+        return self._newest_first(lb_id, EVENT_PREFIX, limit, token, _event_from_item)
+
+    def _newest_first(
+        self, lb_id: str, prefix: str, limit: int, token: str | None, parse: Callable[[dict[str, Any]], T]
+    ) -> Page[T]:
+        """One page of a load balancer's items under ``prefix``, newest first; the token must be this listing's."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
             "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-            "ExpressionAttributeValues": {":pk": {"S": f"LB#{lb_id}"}, ":prefix": {"S": EVENT_PREFIX}},
+            "ExpressionAttributeValues": {":pk": {"S": f"LB#{lb_id}"}, ":prefix": {"S": prefix}},
             "ScanIndexForward": False,
             "Limit": limit,
         }
         if token is not None:
             start = _decode_token(token, {PARTITION_KEY, SORT_KEY})
-            if start[PARTITION_KEY]["S"] != f"LB#{lb_id}" or not start[SORT_KEY]["S"].startswith(EVENT_PREFIX):
+            if start[PARTITION_KEY]["S"] != f"LB#{lb_id}" or not start[SORT_KEY]["S"].startswith(prefix):
                 raise InvalidPageToken("the token belongs to another listing")
             request["ExclusiveStartKey"] = start
         response = self._client.query(**request)
         return Page(
-            [_event_from_item(item) for item in response.get("Items", [])],
-            _encode_token(response.get("LastEvaluatedKey")),
+            [parse(item) for item in response.get("Items", [])], _encode_token(response.get("LastEvaluatedKey"))
         )
 
     def events_mentioning(
@@ -472,23 +477,8 @@ class LoadBalancerRepository:
 
     def list_rollouts(self, lb_id: str, limit: int, token: str | None) -> Page[RolloutStatus]:
         """The rollout history of a load balancer, newest first."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-            "ExpressionAttributeValues": {":pk": {"S": f"LB#{lb_id}"}, ":prefix": {"S": ROLLOUT_PREFIX}},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if token is not None:
-            start = _decode_token(token, {PARTITION_KEY, SORT_KEY})
-            if start[PARTITION_KEY]["S"] != f"LB#{lb_id}" or not start[SORT_KEY]["S"].startswith(ROLLOUT_PREFIX):
-                raise InvalidPageToken("the token belongs to another listing")
-            request["ExclusiveStartKey"] = start
-        response = self._client.query(**request)
-        return Page(
-            [RolloutStatus.model_validate_json(item["rollout"]["S"]) for item in response.get("Items", [])],
-            _encode_token(response.get("LastEvaluatedKey")),
+        return self._newest_first(
+            lb_id, ROLLOUT_PREFIX, limit, token, lambda item: RolloutStatus.model_validate_json(item["rollout"]["S"])
         )
 
     def get_config(self, lb_id: str, version: int) -> LoadBalancerSpec | None:
