@@ -56,14 +56,21 @@ class ConfigVersionGone(Exception):
         self.version = version
 
 
-def told_version(record: LoadBalancerRecord, lbvm_id: str) -> int:
-    """The config version this LBVM runs: its config rollout's decision, or the current generation.
+def told_version(record: LoadBalancerRecord, lbvm: Lbvm) -> int:
+    """The config version this LBVM runs: the planner's decision (``served_config_version``).
 
     Read from the status document the record already carries, so a heartbeat costs no extra read;
     the planner decides it (``lbcp.reconcile.plan.config_rollout``).
     """
     status = record.status
-    return served_config_version(status.config, status.config_rollout, record.generation, lbvm_id)
+    return served_config_version(
+        status.config,
+        status.config_rollout,
+        record.generation,
+        lbvm.lbvm_id,
+        template_rollout=status.rollout,
+        launch_template=lbvm.launch_template,
+    )
 
 
 class Callbacks(Protocol):
@@ -105,7 +112,7 @@ class HeartbeatService:
         """The config version this LBVM is told to run (see ``told_version``), from its immutable copy."""
         record, lbvm = self._lookup(load_balancer_id, lbvm_id)
         self._authorize(principal_arn, lbvm, claimed_instance=None)
-        version = told_version(record, lbvm.lbvm_id)
+        version = told_version(record, lbvm)
         spec = record.spec if version == record.generation else self.load_balancers.get_config(record.id, version)
         if spec is None:
             raise ConfigVersionGone(record.id, version)
@@ -139,7 +146,7 @@ class HeartbeatService:
                 self.load_balancers.append_event(record.id, change)
         draining = _told_to_drain(lbvm, now)
         return HeartbeatReply(
-            desired_config_version=told_version(record, lbvm.lbvm_id),
+            desired_config_version=told_version(record, lbvm),
             drain=draining,
             drain_deadline=lbvm.drain_deadline,
             heartbeat_interval_seconds=record.spec.lifecycle.heartbeat_interval_seconds,

@@ -75,6 +75,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _BackendServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default accept backlog is 5: a burst of new upstream connections (the demo's
+    # 240 held streams) overflows it, the kernel drops SYNs, and a request waits out 1 s, 3 s, 7 s
+    # retransmissions and times out. A production server listens with hundreds (NGINX 511).
+    request_queue_size = 1024
 
     def __init__(self, name: str) -> None:
         super().__init__((LOOPBACK, 0), _Handler)

@@ -131,14 +131,51 @@ def test_a_change_the_agents_do_not_render_moves_every_lbvm_on_at_once() -> None
     assert decision.served == ServedConfig(version=2, digest=config_digest(V1))
 
 
-def test_new_instances_carry_the_config_so_a_template_rollout_tells_everyone_the_generation() -> None:
+def test_a_template_rollout_supersedes_a_config_rollout_and_keeps_the_last_good_version_served() -> None:
     lbvms = fleet()
     first, _ = started(lbvms)
     superseded = run(first.rollout, lbvms, timedelta(seconds=5), generation=3, template_rolling=True)
-    assert superseded.rollout is None and superseded.served.version == 3
+    # The old LBVMs go back to version 1 (their canary's version 2 never passed); new instances get 3.
+    assert superseded.rollout is None and superseded.served == SERVED_V1
     [ended] = superseded.ended
     assert ended.state == "Failed" and "superseded" in ended.message
-    assert [note.reason for note in superseded.notes] == ["RolloutSuperseded"]
+    assert "the LBVMs they replace go back to config version 1" in ended.message
+
+
+def test_a_rollout_onto_another_proxy_tells_only_its_new_lbvms_the_new_config() -> None:
+    """An HAProxy LBVM is never told a config version written for NGINX (it could not render it)."""
+    from tests.fleet.test_planner import decide, record
+
+    def template_rollout_plan(vms: list[Lbvm], served: ServedConfig) -> Any:
+        rec = record(desired=2, proxy="nginx")
+        status = rec.status.model_copy(update={"config": served})
+        rec = rec.model_copy(update={"generation": 2, "status": status})
+        return rec, decide(rec, vms, world(vms))
+
+    old = [
+        lbvm(n, subnet=(SUBNET_A, SUBNET_B)[n % 2], launch_template=OLD_TEMPLATE, agent_state="ready") for n in (1, 2)
+    ]
+    served = ServedConfig(version=1, digest=config_digest(parse_spec(valid())))
+    rec, result = template_rollout_plan(old, served)
+    rollout = result.status.rollout
+    assert rollout is not None and rollout.active and rollout.to_template.proxy == "nginx"
+    assert result.status.config == served  # not moved on to generation 2 while the rollout runs
+    new_template = rollout.to_template.description
+    newcomer = lbvm(3, "Pending", launch_template=new_template, applied_config_version=None)
+    status = result.status
+
+    def told_to(vm: Lbvm) -> int:
+        return served_config_version(
+            status.config,
+            status.config_rollout,
+            rec.generation,
+            vm.lbvm_id,
+            template_rollout=status.rollout,
+            launch_template=vm.launch_template,
+        )
+
+    assert [told_to(vm) for vm in old] == [1, 1]
+    assert told_to(newcomer) == 2
 
 
 def test_a_canary_whose_proxy_refuses_the_config_rolls_everyone_back_and_the_version_is_rejected() -> None:
@@ -379,3 +416,24 @@ def test_a_config_whose_canary_answers_clearly_more_5xx_than_the_rest_rolls_back
         "the canary answered worse than the rest during the bake: 60 of 500 answers 5xx (12.0%) on 1 LBVM(s) "
         "against 3 of 1500 answers 5xx (0.2%) on 3 LBVM(s) (config version 2)"
     ) in failed.message
+
+
+def test_no_config_rollout_starts_while_a_rejected_template_of_another_proxy_holds_the_fleet_back() -> None:
+    nginx_v2 = spec(port=8081, proxy="nginx")
+    held = decide_config_rollout(
+        None,
+        SERVED_V1,
+        nginx_v2,
+        generation=2,
+        desired=4,
+        lbvms=fleet(),
+        now=NOW,
+        fleet_proxy="haproxy",
+        load_balancer_id="lb-0123456789abcdef0",
+    )
+    assert held.rollout is None and held.served == SERVED_V1 and not held.notes
+    # The same fleet with the proxy it is asked for stages the change as usual.
+    staged = decide_config_rollout(
+        None, SERVED_V1, nginx_v2, generation=2, desired=4, lbvms=fleet(), now=NOW, fleet_proxy="nginx"
+    )
+    assert staged.rollout is not None and staged.rollout.step == "Canary"

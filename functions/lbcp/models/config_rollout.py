@@ -22,7 +22,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from lbcp.models.base import StatusModel
-from lbcp.models.rollout import RolloutRecord
+from lbcp.models.rollout import RolloutRecord, RolloutStatus
 
 
 class ServedConfig(StatusModel):
@@ -63,9 +63,23 @@ class ConfigRolloutStatus(RolloutRecord):
 
 
 def served_config_version(
-    served: ServedConfig | None, rollout: ConfigRolloutStatus | None, generation: int, lbvm_id: str
+    served: ServedConfig | None,
+    rollout: ConfigRolloutStatus | None,
+    generation: int,
+    lbvm_id: str,
+    *,
+    template_rollout: RolloutStatus | None = None,
+    launch_template: str | None = None,
 ) -> int:
     """The config version an LBVM is told to run (and is served when it asks for its config).
+
+    While a template rollout is active, only the LBVMs launched on its new
+    template (``launch_template``, the LBVM's record) are told the current
+    generation: they came up to run it. The others keep the version the fleet
+    was served before, which their template can render: a rollout that changes
+    the proxy would otherwise tell an HAProxy LBVM to run an NGINX config, and
+    a routing rule PATCHed with a new instance type would reach every old LBVM
+    at once instead of with the new instances.
 
     With no decision of the planner yet (a load balancer before its first
     tick, or a status written before config rollouts existed), the current
@@ -73,6 +87,8 @@ def served_config_version(
     """
     if rollout is not None and rollout.told_new(lbvm_id):
         return rollout.to_version
+    if template_rollout is not None and template_rollout.active and served is not None:
+        return generation if launch_template == template_rollout.to_template.description else served.version
     if served is not None:
         return served.version
     return generation

@@ -120,6 +120,7 @@ def plan(
             lbvms=lbvms,
             now=now,
             template_rolling=decision.rollout is not None and decision.rollout.active,
+            fleet_proxy=decision.rollout.from_template.proxy if decision.held_back and decision.rollout else None,
             load_balancer_id=record.id,
         )
     ctx = PlanContext(record, Fleet(lbvms), observed, now, settings or PlannerSettings(), rng, decision, config)

@@ -18,9 +18,12 @@ previous version) -> RolledBack, with the new version rejected until the
 spec's config changes again (a capacity or scaling PATCH does not count).
 
 A change of launch template is the template rollout's (``rollout.py``): new
-instances come up with the new config, so while one is active every LBVM is
-told the current generation, as before, and a config rollout in progress is
-superseded. A spec whose config did not change (a capacity PATCH) moves the
+instances come up with the new config, so while one is active the LBVMs on its
+new template are told the current generation and the others keep the version
+served before (``served_config_version``), and a config rollout in progress is
+superseded (the fleet keeps its last good version). While the spec asks for a
+rejected template of another proxy, no config rollout starts: the spec's
+config is for a proxy the fleet does not run. A spec whose config did not change (a capacity PATCH) moves the
 served version on at once: the agents render the same thing.
 
 The health gate: Routable, agent ready, the new version applied, no agent
@@ -89,8 +92,10 @@ def decide_config_rollout(
     lbvms: Sequence[Lbvm],
     now: datetime,
     template_rolling: bool = False,
+    fleet_proxy: str | None = None,
     load_balancer_id: str = "",
 ) -> ConfigDecision:
+    """``fleet_proxy``: the proxy the fleet runs when a rejected template holds it back from the spec's."""
     inputs = _Inputs(spec, generation, config_digest(spec), desired, lbvms, now, load_balancer_id)
     current = ServedConfig(version=generation, digest=inputs.digest)
     notes: list[RolloutNote] = []
@@ -100,11 +105,12 @@ def decide_config_rollout(
                 previous,
                 "Failed",
                 f"superseded: the spec now asks for new instances (generation {generation}), which come up with "
-                "its config; every LBVM is told the current generation",
+                f"its config; the LBVMs they replace go back to config version {previous.from_version}",
                 inputs,
                 notes,
             )
-            return ConfigDecision(None, current, tuple(notes), ended=(ended,))
+            good = ServedConfig(version=previous.from_version, digest=previous.from_digest)
+            return ConfigDecision(None, good, tuple(notes), ended=(ended,))
         if inputs.digest == previous.to_digest:
             if previous.to_version != generation:  # the same config under a newer generation (a capacity PATCH)
                 previous = previous.model_copy(update={"to_version": generation})
@@ -130,8 +136,11 @@ def decide_config_rollout(
         start_from = ServedConfig(version=previous.from_version, digest=previous.from_digest)
         started = _start(start_from, inputs, notes)
         return ConfigDecision(started.rollout, started.served, started.notes, ended=(ended,))
-    if template_rolling or served is None:
+    if served is None:
         return ConfigDecision(previous, current)
+    if template_rolling or (fleet_proxy is not None and fleet_proxy != spec.proxy):
+        # Old LBVMs keep what they run; the new template's LBVMs are told the current generation.
+        return ConfigDecision(previous, served)
     if previous is not None and previous.rejected and previous.to_digest == inputs.digest:
         return ConfigDecision(previous, ServedConfig(version=previous.from_version, digest=previous.from_digest))
     if inputs.digest == served.digest or served.version >= generation:

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from lbcp.models.agent import parse_backend_health_text
 from lbcp.models.config_rollout import served_config_version
+from lbcp.models.lbvm import Lbvm
 from lbcp.models.status import EntryStatus, LbvmStatus, LoadBalancerStatus, Phase
 from lbcp.reconcile.jobs import Launch
 from lbcp.reconcile.plan.context import PlanContext
 from lbcp.reconcile.plan.roll import replacements
 
 
-def _told(ctx: PlanContext, lbvm_id: str) -> int:
+def _told(ctx: PlanContext, lbvm: Lbvm) -> int:
     config = ctx.config
     if config is None:
         return ctx.record.generation
-    return served_config_version(config.served, config.rollout, ctx.record.generation, lbvm_id)
+    return served_config_version(
+        config.served,
+        config.rollout,
+        ctx.record.generation,
+        lbvm.lbvm_id,
+        template_rollout=ctx.rollout.rollout,
+        launch_template=lbvm.launch_template,
+    )
 
 
 def status(ctx: PlanContext) -> LoadBalancerStatus:
@@ -34,7 +42,7 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
     else:
         config = ctx.config
         # Outdated: not running the version it is told (a staged config tells some LBVMs an older one).
-        outdated = [lbvm for lbvm in serving if lbvm.applied_config_version != _told(ctx, lbvm.lbvm_id)]
+        outdated = [lbvm for lbvm in serving if lbvm.applied_config_version != _told(ctx, lbvm)]
         staying = [lbvm for lbvm in fleet.routable + fleet.starting if lbvm.lbvm_id not in leaving]
         to_replace = len(replacements(record.spec, staying, ctx.rollout.template.description))
         if routable >= desired and ctx.observed.entry.ready and not outdated and not to_replace:
