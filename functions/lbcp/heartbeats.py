@@ -70,6 +70,7 @@ def told_version(record: LoadBalancerRecord, lbvm: Lbvm) -> int:
         lbvm.lbvm_id,
         template_rollout=status.rollout,
         launch_template=lbvm.launch_template,
+        applied=lbvm.applied_config_version,
     )
 
 

@@ -437,3 +437,58 @@ def test_no_config_rollout_starts_while_a_rejected_template_of_another_proxy_hol
         None, SERVED_V1, nginx_v2, generation=2, desired=4, lbvms=fleet(), now=NOW, fleet_proxy="nginx"
     )
     assert staged.rollout is not None and staged.rollout.step == "Canary"
+
+
+def test_lbvms_left_behind_by_a_template_rollout_keep_their_config_and_are_never_config_canaries() -> None:
+    """A rollout onto NGINX has just succeeded; one HAProxy LBVM still serves while it drains."""
+    from lbcp.models.rollout import LaunchTemplate, RolloutStatus
+
+    haproxy = LaunchTemplate(instance_type="c5.large", proxy="haproxy")
+    nginx = LaunchTemplate(instance_type="c5.large", proxy="nginx")
+    assert haproxy.description == OLD_TEMPLATE
+    new_ones = fleet(2, version=2, launch_template=nginx.description)
+    leaving = lbvm(9, launch_template=OLD_TEMPLATE, agent_state="ready", applied_config_version=1)
+    nginx_v2 = spec(port=8081, proxy="nginx")
+    decision = decide_config_rollout(
+        None,
+        SERVED_V1,
+        nginx_v2,
+        generation=2,
+        desired=2,
+        lbvms=[*new_ones, leaving],
+        now=NOW,
+        template=nginx.description,
+    )
+    # Without the template, the HAProxy LBVM (passing on version 1) would be the canary of version 2.
+    assert decision.rollout is None
+    assert decision.served.version == 2
+    succeeded = RolloutStatus(
+        id="ro-1",
+        state="Succeeded",
+        started_at=NOW,
+        step_started_at=NOW,
+        last_progress_at=NOW,
+        from_template=haproxy,
+        to_template=nginx,
+        generation=2,
+        progress="2 of 2 replaced",
+        replaced=2,
+        desired=2,
+        canary=1,
+        message="done",
+        verdict_key="k",
+    )
+
+    def told_to(vm: Lbvm) -> int:
+        return served_config_version(
+            decision.served,
+            decision.rollout,
+            2,
+            vm.lbvm_id,
+            template_rollout=succeeded,
+            launch_template=vm.launch_template,
+            applied=vm.applied_config_version,
+        )
+
+    assert [told_to(vm) for vm in new_ones] == [2, 2]
+    assert told_to(leaving) == 1

@@ -70,6 +70,7 @@ def served_config_version(
     *,
     template_rollout: RolloutStatus | None = None,
     launch_template: str | None = None,
+    applied: int | None = None,
 ) -> int:
     """The config version an LBVM is told to run (and is served when it asks for its config).
 
@@ -81,14 +82,23 @@ def served_config_version(
     a routing rule PATCHed with a new instance type would reach every old LBVM
     at once instead of with the new instances.
 
+    Once a template rollout has ended, an LBVM still on the template the
+    fleet left (the old one after a success, the rejected one after a
+    rollback) is on its way out: it keeps the version it runs (``applied``).
+
     With no decision of the planner yet (a load balancer before its first
     tick, or a status written before config rollouts existed), the current
     generation, as before.
     """
     if rollout is not None and rollout.told_new(lbvm_id):
         return rollout.to_version
-    if template_rollout is not None and template_rollout.active and served is not None:
-        return generation if launch_template == template_rollout.to_template.description else served.version
+    if template_rollout is not None and served is not None:
+        new_template = template_rollout.to_template.description
+        if template_rollout.active:
+            return generation if launch_template == new_template else served.version
+        left = template_rollout.from_template if template_rollout.state == "Succeeded" else template_rollout.to_template
+        if applied is not None and launch_template == left.description:
+            return applied
     if served is not None:
         return served.version
     return generation

@@ -121,6 +121,7 @@ def plan(
             now=now,
             template_rolling=decision.rollout is not None and decision.rollout.active,
             fleet_proxy=decision.rollout.from_template.proxy if decision.held_back and decision.rollout else None,
+            template=decision.template.description,
             load_balancer_id=record.id,
         )
     ctx = PlanContext(record, Fleet(lbvms), observed, now, settings or PlannerSettings(), rng, decision, config)

@@ -93,9 +93,14 @@ def decide_config_rollout(
     now: datetime,
     template_rolling: bool = False,
     fleet_proxy: str | None = None,
+    template: str | None = None,
     load_balancer_id: str = "",
 ) -> ConfigDecision:
-    """``fleet_proxy``: the proxy the fleet runs when a rejected template holds it back from the spec's."""
+    """``fleet_proxy``: the proxy the fleet runs when a rejected template holds it back from the spec's.
+    ``template``: the launch template the fleet converges on; LBVMs on another one are being replaced,
+    so they are neither a config rollout's canaries nor told its versions."""
+    if template is not None:
+        lbvms = [lbvm for lbvm in lbvms if lbvm.launch_template in (None, template)]
     inputs = _Inputs(spec, generation, config_digest(spec), desired, lbvms, now, load_balancer_id)
     current = ServedConfig(version=generation, digest=inputs.digest)
     notes: list[RolloutNote] = []

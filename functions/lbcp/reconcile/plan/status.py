@@ -22,6 +22,7 @@ def _told(ctx: PlanContext, lbvm: Lbvm) -> int:
         lbvm.lbvm_id,
         template_rollout=ctx.rollout.rollout,
         launch_template=lbvm.launch_template,
+        applied=lbvm.applied_config_version,
     )
 
 
