@@ -19,6 +19,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lbctl.argtypes import positive_int
 from lbctl.client import lb_path
 from lbctl.errors import EXIT_OK
 from lbctl.output import NONE, age, cell, fields, parse_time, table, timestamp
@@ -37,13 +38,15 @@ _UNITS = {"cpu": "%", "memory": "%", "activeConnections": " connections per LBVM
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ref", metavar="REF")
-    parser.add_argument("--events", type=int, default=10, metavar="N", help="events to show (default 10)")
+    parser.add_argument(
+        "--events", type=positive_int, default=10, metavar="N", help="events to show, up to 100 (default 10)"
+    )
 
 
 def run(client: Any, args: argparse.Namespace, as_json: bool) -> int:
     lb = client.json("GET", lb_path(args.ref))
     # By id: the name may move to another load balancer between the two reads.
-    page = client.json("GET", lb_path(str(lb["id"]), "events"), query={"limit": max(1, min(args.events, 100))})
+    page = client.json("GET", lb_path(str(lb["id"]), "events"), query={"limit": min(args.events, 100)})
     events = [item for item in page.get("items") or [] if isinstance(item, dict)]
     if as_json:
         sys.stdout.write(json.dumps({"loadBalancer": lb, "events": events}, indent=2, ensure_ascii=False) + "\n")

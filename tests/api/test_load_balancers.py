@@ -585,6 +585,11 @@ def test_get_shows_the_conditions_the_reconcilers_planner_wrote(api: Api, spec: 
     now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     decided = plan(record, [], LoadBalancerView(), now, rng=random.Random(1))  # nothing built yet
     repository.write_status(lb_id, decided.status, [])
+    stored = repository.get(lb_id)
+    assert stored is not None and stored.status == decided.status  # the conditions survive the table
+    # A minute on, nothing changed: the transition times stay, and the reconciler would write nothing.
+    again = plan(stored, [], LoadBalancerView(), now + timedelta(minutes=1), rng=random.Random(1))
+    assert again.status.conditions == decided.status.conditions
 
     status = api.request("GET", "/v1/load-balancers/web").json()["status"]
     assert status["phase"] == "Provisioning"

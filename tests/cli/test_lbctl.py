@@ -226,6 +226,9 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
         ["patch", "web", "-f", "x.yaml", "--set", "a=1"],
         ["patch", "web", "--set", "a=1", "--if-match", "three"],
         ["delete", "web", "--wait-timeout", "-1"],
+        ["describe", "web", "--events", "0"],
+        ["why"],  # no REF
+        ["why", "web", "capacity", "phase"],
     ],
 )
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
