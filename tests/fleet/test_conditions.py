@@ -107,6 +107,8 @@ def test_capacity_met_goes_false_on_a_scale_out_and_back_true_with_new_transitio
     assert by_type(done)["CapacityMet"].last_transition_time == NOW + timedelta(minutes=3)
     assert by_type(done)["Ready"].last_transition_time == NOW + timedelta(minutes=3)
     assert by_type(done)["EntryReady"].last_transition_time == NOW
+    assert summary(done)["Degraded"] == ("False", "AsExpected")
+    assert by_type(done)["Degraded"].last_transition_time == NOW + timedelta(minutes=3)
     assert done.status.phase == "Active"
 
 
@@ -222,3 +224,40 @@ def test_the_phase_follows_the_conditions_in_order() -> None:
     assert phase(CapacityMet=("False", "LbvmsStarting"), RolloutProgressing=("True", "Replacing")) == "Degraded"
     assert phase(EntryReady=("False", "EntryIncomplete")) == "Degraded"
     assert phase_of([], deleting=True) == "Deleting"
+
+
+def test_entry_ready_turns_true_when_the_entry_is_whole_and_only_its_conditions_move() -> None:
+    vms = [lbvm(1), lbvm(2, subnet=SUBNET_B)]
+    rec = record(desired=2)
+    broken = at(rec, vms, world(vms, EntryView(ready=False)))
+    minute = NOW + timedelta(minutes=1)
+    whole = at(after(rec, broken), beating(vms, minute), registered(vms), minute)
+    moved = {c.type for c in whole.status.conditions if c.last_transition_time == minute}
+    assert moved == {"EntryReady", "Ready", "Degraded"}
+    assert summary(whole)["EntryReady"] == ("True", "EntryComplete")
+    assert summary(whole)["Degraded"] == ("False", "AsExpected")
+    assert whole.status.phase == "Active"
+
+
+def test_a_rollout_progresses_while_lbvms_remain_to_replace_and_stops_when_none_remain() -> None:
+    rec = record(desired=2, capacity={"min": 1, "max": 2}, instance={"type": "c6i.xlarge"})
+    new = "c6i.xlarge from the latest Amazon Linux 2023 running haproxy"
+    old = [lbvm(1, launch_template=OLD_TEMPLATE), lbvm(2, subnet=SUBNET_B, launch_template=OLD_TEMPLATE)]
+    started = at(rec, old, registered(old))
+    assert summary(started)["RolloutProgressing"] == ("True", "Replacing")
+    later = NOW + timedelta(minutes=30)
+    done = beating([lbvm(3, launch_template=new), lbvm(4, subnet=SUBNET_B, launch_template=new)], later)
+    finished = at(after(rec, started), done, registered(done), later)
+    progressing = by_type(finished)["RolloutProgressing"]
+    assert (progressing.status, progressing.reason) == ("False", "RolloutWaiting")
+    assert progressing.last_transition_time == later
+    assert progressing.message.endswith(
+        "Progressing, nothing to replace now; waiting for the bake to end at 12:35:00Z with the canary healthy"
+    )
+    assert finished.status.phase == "Active"  # baking replaces nothing: the fleet is as the spec asks
+    baked = later + timedelta(minutes=10)
+    succeeded = at(after(rec, finished), beating(done, baked), registered(done), baked)
+    progressing = by_type(succeeded)["RolloutProgressing"]
+    assert (progressing.status, progressing.reason) == ("False", "RolloutComplete")
+    assert progressing.message.endswith("succeeded: 2 of 2 replaced")
+    assert progressing.last_transition_time == later  # a new reason, the same status: the time stays
