@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from lbcp.models.config_rollout import ConfigRolloutStatus
 from lbcp.models.rollout import RolloutStatus
@@ -110,7 +110,7 @@ class Facts:
 
 def clock(moment: datetime) -> str:
     """A moment as messages name it: 12:01 (UTC, like every stored time)."""
-    return f"{moment:%H:%M}"
+    return f"{moment.astimezone(UTC):%H:%M}"
 
 
 def _since(moments: Sequence[datetime]) -> str:
@@ -268,10 +268,12 @@ def degraded(facts: Facts) -> Draft:
 def ready(parts: Sequence[Draft]) -> Draft:
     """Ready from the others: the reason of the first that blocks it, and every blocker's message."""
     by_type = {draft.type: draft for draft in parts}
+    # Ready needs these to hold exactly; Unknown blocks too (an entry nobody could read is no entry).
     wanted: tuple[tuple[ConditionType, ConditionStatus], ...] = (
         ("EntryReady", "True"),
         ("CapacityMet", "True"),
     )
+    # And these not to: ConfigApplied Unknown (no routable LBVM to tell) is CapacityMet's concern, not its own.
     refused: tuple[tuple[ConditionType, ConditionStatus], ...] = (
         ("ConfigApplied", "False"),
         ("RolloutProgressing", "True"),
