@@ -1,7 +1,9 @@
 """lbctl: manage load balancers through the lbcp control plane API.
 
-Commands: create, get, list, patch, delete, events, plan (what the reconciler would do now, and
-why), lbvm (one LBVM's detail and history), rollout (``lbctl COMMAND --help``),
+Commands: create, get, list, patch, delete, events, describe (one screen: conditions, LBVMs,
+scaling, rollouts, events), why (a causal answer about capacity, the phase or an LBVM), plan
+(what the reconciler would do now, and why), lbvm (one LBVM's detail and history), rollout
+(``lbctl COMMAND --help``),
 gc (the consistency report and garbage collection of orphans), and simulate
 (offline: what a scaling policy would have done on a load trace).
 A load balancer REF is its id (``lb-...``) or its name.
@@ -40,6 +42,9 @@ from typing import Any
 from lbctl import __version__
 from lbctl.argtypes import non_negative_int, positive_float
 from lbctl.client import ApiClient, Signer, is_loopback, lb_path, normalize_endpoint
+from lbctl.describe import EPILOG as DESCRIBE_EPILOG
+from lbctl.describe import add_arguments as add_describe_arguments
+from lbctl.describe import run as run_describe
 from lbctl.documents import leaf_paths, load_document, merge_patch_from_assignments
 from lbctl.errors import (
     EXIT_ERROR,
@@ -60,6 +65,9 @@ from lbctl.rollout import run as run_rollout
 from lbctl.simulate import EPILOG as SIMULATE_EPILOG
 from lbctl.simulate import add_arguments as add_simulate_arguments
 from lbctl.simulate import cmd_simulate as run_simulation
+from lbctl.why import EPILOG as WHY_EPILOG
+from lbctl.why import add_arguments as add_why_arguments
+from lbctl.why import run as run_why
 
 EXIT_CODES_HELP = __doc__.split("Exit codes:", 1)[1].rstrip() if __doc__ else ""
 LIST_PATH = "/v1/load-balancers"
@@ -527,7 +535,15 @@ def cmd_events(ctx: Context) -> int:
     return EXIT_OK
 
 
-# --- plan, lbvm -----------------------------------------------------------------------
+# --- describe, why, plan, lbvm ---------------------------------------------------------
+
+
+def cmd_describe(ctx: Context) -> int:
+    return run_describe(ctx.client, ctx.args, ctx.json)
+
+
+def cmd_why(ctx: Context) -> int:
+    return run_why(ctx.client, ctx.args, ctx.json)
 
 
 def cmd_plan(ctx: Context) -> int:
@@ -663,6 +679,22 @@ def build_parser() -> argparse.ArgumentParser:
     events = command("events", cmd_events, "Show a load balancer's events, newest first.")
     events.add_argument("ref", metavar="REF")
     events.add_argument("--limit", type=_limit, metavar="N", help="how many, 1 to 100 (API default 50)")
+
+    describe = command(
+        "describe",
+        cmd_describe,
+        "One screen: spec summary, conditions, LBVMs with their reasons, scaling, rollouts, events.",
+        DESCRIBE_EPILOG,
+    )
+    add_describe_arguments(describe)
+
+    why = command(
+        "why",
+        cmd_why,
+        "Why the phase, the desired capacity or an LBVM is what it is (from stored decisions).",
+        WHY_EPILOG,
+    )
+    add_why_arguments(why)
 
     plan = command(
         "plan", cmd_plan, "What the reconciler would do now and why, and desired against observed.", PLAN_EPILOG

@@ -19,6 +19,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ import boto3
 from lbcp_local.aws import free_port
 from lbcp_local.runtime import LocalRuntime
 from lbcp_local.traffic import HeldConnections, PhaseStats, TrafficGenerator, summarize
+from lbctl.describe import render as render_describe
+from lbctl.why import answer as why_answer
 
 BOLD, DIM, GREEN, RED, RESET = (
     ("\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m") if sys.stdout.isatty() else ("",) * 5
@@ -144,6 +147,20 @@ class Watcher:
             if elapsed > timeout:
                 raise TimeoutError(f"still not there after {timeout:.0f} s: {line}")
             time.sleep(0.5)
+
+
+def explained(lb: dict[str, Any], events: list[dict[str, Any]], now: datetime) -> str:
+    """What ``lbctl describe`` and ``lbctl why NAME capacity`` print for it: the same functions, on the same answers."""
+    name = lb["name"]
+    return "\n".join(
+        [
+            f"$ lbctl describe {name}",
+            render_describe(lb, events, now=now),
+            "",
+            f"$ lbctl why {name} capacity",
+            why_answer("capacity", lb, events=events, now=now),
+        ]
+    )
 
 
 def _active(current: dict[str, Any]) -> bool:
@@ -405,7 +422,16 @@ def run(runtime: LocalRuntime) -> None:
     traffic.draw(watch.routable, picture)
     say(f"Traffic stops here (a deleted load balancer serves no one). The picture of it: {picture}")
 
-    step(9, "Delete it: ordered teardown, then 404, and nothing left behind")
+    step(9, "Ask it to explain itself: lbctl describe, and lbctl why")
+    say(
+        "Conditions say why the phase is what it is, each LBVM why it exists, the scaler what it decided last and "
+        "what would move it next; why answers one question from the stored decisions."
+    )
+    with urllib.request.urlopen(f"{runtime.api_url}/v1/load-balancers/{lb_id}/events?limit=10", timeout=30) as r:
+        recent = json.loads(r.read())["items"]
+    print(textwrap.indent(explained(watch.status(), recent, datetime.now(UTC)), "   "))
+
+    step(10, "Delete it: ordered teardown, then 404, and nothing left behind")
     reply = http("DELETE", f"/v1/load-balancers/{lb_id}")
     show_lb(reply)
     teardown = lifecycle | {"TearingDownEntry", "Deleted"}
@@ -426,7 +452,7 @@ def run(runtime: LocalRuntime) -> None:
     )
     assert not instances and not interfaces["NetworkInterfaces"]
 
-    step(10, "Its events tell the whole story, newest first (they outlive the load balancer)")
+    step(11, "Its events tell the whole story, newest first (they outlive the load balancer)")
     reply = http("GET", f"/v1/load-balancers/{lb_id}/events?limit=12")
     print()
     for event in reply.body["items"]:

@@ -62,6 +62,7 @@ def test_create_returns_the_resource_with_location_etag_and_initial_status(api: 
         "entry": {"mode": "pool", "dnsName": None},
         "lbvms": [],
         "message": None,
+        "conditions": [],  # until the reconciler first acts
         "scaling": {
             "policy": "default",
             "warm": None,
@@ -565,6 +566,48 @@ def reconciler_starts_a_rollout(lb_id: str) -> str:
     )
     repository.write_status(lb_id, record.status.model_copy(update={"rollout": rollout}), [], [rollout])
     return rollout.id
+
+
+def test_get_shows_the_conditions_the_reconcilers_planner_wrote(api: Api, spec: dict[str, Any]) -> None:
+    import random
+
+    from lbcp.reconcile.observed import LoadBalancerView
+    from lbcp.reconcile.plan import plan
+
+    lb_id = create(api, spec)["id"]
+    repository = dependencies().load_balancers
+    record = repository.get(lb_id)
+    assert record is not None
+    # The scaler held for missing metrics: ScalingLimited comes from its memory on the record.
+    repository.set_desired_capacity(lb_id, record.scaling_version, 2, ScalingState(hold="missing-metrics"), None)
+    record = repository.get(lb_id)
+    assert record is not None
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    decided = plan(record, [], LoadBalancerView(), now, rng=random.Random(1))  # nothing built yet
+    repository.write_status(lb_id, decided.status, [])
+    stored = repository.get(lb_id)
+    assert stored is not None and stored.status == decided.status  # the conditions survive the table
+    # A minute on, nothing changed: the transition times stay, and the reconciler would write nothing.
+    again = plan(stored, [], LoadBalancerView(), now + timedelta(minutes=1), rng=random.Random(1))
+    assert again.status.conditions == decided.status.conditions
+
+    status = api.request("GET", "/v1/load-balancers/web").json()["status"]
+    assert status["phase"] == "Provisioning"
+    conditions = {condition["type"]: condition for condition in status["conditions"]}
+    assert [condition["type"] for condition in status["conditions"]] == [
+        "Ready", "EntryReady", "CapacityMet", "ConfigApplied", "RolloutProgressing", "ScalingLimited", "Degraded",
+    ]  # fmt: skip
+    assert conditions["CapacityMet"] == {
+        "type": "CapacityMet",
+        "status": "False",
+        "reason": "NoneRoutable",
+        "message": "0 of 2 LBVMs routable; 2 to launch now",
+        "lastTransitionTime": "2026-12-01T12:00:00Z",
+    }
+    assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == ("False", "EntryIncomplete")
+    limited = conditions["ScalingLimited"]
+    assert (limited["status"], limited["reason"]) == ("True", "MetricsMissing")
+    assert conditions["ConfigApplied"]["status"] == "Unknown"
 
 
 def test_rollout_pause_resume_abort_are_idempotent_and_409_without_a_rollout(api: Api, spec: dict[str, Any]) -> None:

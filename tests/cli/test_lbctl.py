@@ -226,6 +226,9 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
         ["patch", "web", "-f", "x.yaml", "--set", "a=1"],
         ["patch", "web", "--set", "a=1", "--if-match", "three"],
         ["delete", "web", "--wait-timeout", "-1"],
+        ["describe", "web", "--events", "0"],
+        ["why"],  # no REF
+        ["why", "web", "capacity", "phase"],
     ],
 )
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
@@ -1022,3 +1025,35 @@ def test_lbvm_prints_why_it_exists_its_state_its_execution_and_its_events(
         r"2026-12-01T12:10:00Z\s+Normal\s+Draining\s+draining it",
     ):
         assert re.search(pattern, shown.out), f"{pattern!r} not in:\n{shown.out}"
+
+
+def test_describe_and_why_against_the_local_runtime(
+    lbctl: Lbctl, tmp_path: Path, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    # The API-only runtime has no reconciler: the load balancer stays Pending, without conditions yet.
+    spec = make_spec("describe")
+    lb = create_lb(lbctl, tmp_path, spec)
+    shown = lbctl("describe", spec["name"])
+    assert shown.code == 0, shown.err
+    for pattern in (
+        rf"Name:\s+{re.escape(spec['name'])} \({lb['id']}\)",
+        r"Phase:\s+Pending\n",
+        r"Capacity:\s+min 2, desired 2, max 6",
+        r"Conditions:\n  \(none yet: the reconciler has not acted on it\)",
+        r"Scaling:\n  Policy:\s+noise-aware \(default\)",
+        r"    - never below capacity\.min 2 nor above capacity\.max 6",
+        r"Events \(last 1, newest first\):\n.*\n  \S+\s+Normal\s+Created\s",
+    ):
+        assert re.search(pattern, shown.out), f"{pattern!r} not in:\n{shown.out}"
+    as_json = lbctl("describe", spec["name"], "--json").json()
+    assert as_json["loadBalancer"]["id"] == lb["id"] and [e["reason"] for e in as_json["events"]] == ["Created"]
+
+    phase = lbctl("why", spec["name"])
+    assert phase.code == 0 and phase.out.startswith("phase is Pending: the reconciler has not acted on generation 1")
+    capacity = lbctl("why", spec["name"], "capacity")
+    assert capacity.code == 0
+    assert capacity.out.startswith("desired capacity is 2 because it is capacity.min, and the scaler has not"), capacity
+    missing = lbctl("why", spec["name"], "lbvm-0000000000ff")
+    assert missing.code == 4 and "lbvm-0000000000ff" in missing.err
+    wrong = lbctl("why", spec["name"], "everything")
+    assert wrong.code == 2 and "capacity, phase or an LBVM id" in wrong.err

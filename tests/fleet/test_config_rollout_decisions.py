@@ -280,6 +280,11 @@ def test_the_planner_shows_the_divergence_and_the_heartbeat_version_in_the_statu
     assert rollout is not None and rollout.step == "Canary"
     assert [note.reason for note in second.notes] == ["RolloutStarted"]
     assert second.status.phase == "Updating" and "1 on an older config" in (second.status.message or "")
+    [applying_now] = [c for c in second.status.conditions if c.type == "ConfigApplied"]
+    assert (applying_now.status, applying_now.reason) == ("False", "ConfigRollingOut")
+    assert applying_now.message.startswith(
+        f"1 of 2 routable LBVMs not yet on the config they are told (config rollout {rollout.id}: "
+    )
     [canary] = rollout.canary_lbvms
     refused = applying(lbvms, {canary}, 1, agent_error="nginx -t failed")
     rec = rec.model_copy(update={"status": second.status})
@@ -294,6 +299,14 @@ def test_the_planner_shows_the_divergence_and_the_heartbeat_version_in_the_statu
         f"the spec asks for config version 2, whose config config rollout {rollout.id} rejected (as version 2): "
         "running config version 1" in (fourth.status.message or "")
     )
+    [applied] = [c for c in fourth.status.conditions if c.type == "ConfigApplied"]
+    assert (applied.status, applied.reason) == ("True", "ConfigHeldBack")
+    assert applied.message == (
+        f"2 of 2 routable LBVMs run config version 1; the spec asks for version 2, whose config rollout "
+        f"{rollout.id} rejected it: change the spec to try again"
+    )
+    [ready] = [c for c in fourth.status.conditions if c.type == "Ready"]
+    assert ready.status == "True"
 
 
 @settings(max_examples=60, deadline=None)

@@ -67,6 +67,12 @@ def test_a_canary_that_never_gets_healthy_rolls_back_with_the_numbers_and_is_not
     assert launch.template is not None and launch.template.description == OLD_TEMPLATE
     assert after.status.rollout == later.status.rollout and after.status.phase == "Degraded"
     assert f"the spec asks for {NEW}, which rollout {rollout.id} rejected" in (after.status.message or "")
+    [progressing] = [c for c in after.status.conditions if c.type == "RolloutProgressing"]
+    assert (progressing.status, progressing.reason) == ("False", "RolloutRejected")
+    assert progressing.message == (
+        f"the spec asks for {NEW}, which rollout {rollout.id} rejected: running {OLD_TEMPLATE}; "
+        "change the instance or proxy in the spec to try again"
+    )
 
 
 def test_a_stalled_rollout_fails_at_its_progress_deadline() -> None:

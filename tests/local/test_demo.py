@@ -38,6 +38,10 @@ def test_the_demo_runs_to_the_end(tmp_path: Path) -> None:
         "ScaledIn: scaled in ",
         "Rolled: 4 LBVMs on c6i.xlarge",
         "routable LBVMs never fell below 4 (desired 4",
+        # It explains itself before it goes: describe (with its conditions), then one why.
+        "$ lbctl describe web",
+        "Conditions: TYPE STATUS REASON SINCE MESSAGE Ready",
+        "$ lbctl why web capacity desired capacity is ",
         # Real requests through the entry, told per step (the counts are the run's own).
         "traffic during the kill",
         "traffic during the scale-out to 6 and the scale-in to 4: ",

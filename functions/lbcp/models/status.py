@@ -32,6 +32,67 @@ LbvmState = Literal["Launching", "Pending", "Routable", "Unroutable", "Draining"
 DrainReason = Literal["scale-in", "replace", "rollout", "delete", "unhealthy", "pending-timeout", "orphan"]
 
 
+# Conditions (Kubernetes style): one per aspect of the load balancer, each True, False or Unknown with a
+# reason from the vocabulary below and a sentence with the numbers. The phase is derived from them
+# (``lbcp.reconcile.plan.conditions`` says how, and what each reason means).
+ConditionType = Literal[
+    "Ready", "EntryReady", "CapacityMet", "ConfigApplied", "RolloutProgressing", "ScalingLimited", "Degraded"
+]
+ConditionStatus = Literal["True", "False", "Unknown"]
+ConditionReason = Literal[
+    # Ready (when False, the reason of the first condition that keeps it from being Ready)
+    "AsDesired",
+    "Deleting",
+    # EntryReady
+    "EntryComplete",
+    "EntryIncomplete",
+    # CapacityMet
+    "CapacityMet",
+    "NoneDesired",
+    "NoneRoutable",
+    "LbvmsStarting",
+    "LbvmsUnroutable",
+    "BelowCapacity",
+    # ConfigApplied
+    "ConfigApplied",
+    "ConfigHeldBack",
+    "ConfigRollingOut",
+    "ConfigPending",
+    "NoRoutableLbvms",
+    # RolloutProgressing
+    "Replacing",
+    "RolloutPaused",
+    "RolloutWaiting",
+    "RolloutComplete",
+    "RolloutRejected",
+    "RolloutEnded",
+    "NoRollout",
+    # ScalingLimited
+    "AtMaximum",
+    "AtMinimum",
+    "MetricsMissing",
+    "CoolingDown",
+    "Stabilizing",
+    "WarmingUp",
+    "PoolShort",
+    "MinPerZone",
+    "WithinBounds",
+    # Degraded (LbvmsUnroutable, BelowCapacity and EntryIncomplete as above)
+    "AgentErrors",
+    "AsExpected",
+]
+
+
+class Condition(StatusModel):
+    type: ConditionType
+    status: ConditionStatus
+    reason: ConditionReason = Field(description="Why it has this status: CamelCase, from a fixed vocabulary.")
+    message: str = Field(description="The same in a sentence, with the numbers.")
+    last_transition_time: datetime = Field(
+        description="When the status last changed (a new reason or message alone does not move it)."
+    )
+
+
 class LbvmStatus(StatusModel):
     lbvm_id: str | None = None
     instance_id: str | None = Field(default=None, description="Unset until the instance is launched.")
@@ -105,6 +166,11 @@ class LoadBalancerStatus(StatusModel):
     entry: EntryStatus
     lbvms: list[LbvmStatus] = Field(default_factory=list)
     message: str | None = None
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, EntryReady, CapacityMet, ConfigApplied, RolloutProgressing, ScalingLimited and "
+        "Degraded (empty until the reconciler first acts); the phase is derived from them.",
+    )
     rollout: RolloutStatus | None = Field(
         default=None,
         exclude_if=lambda value: value is None,

@@ -1,4 +1,4 @@
-"""The status a plan leaves behind: phase, counts and the LBVMs, as the API serves them."""
+"""The status a plan leaves behind: conditions, the phase derived from them, counts and the LBVMs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from lbcp.models.config_rollout import served_config_version
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.status import EntryStatus, LbvmStatus, LoadBalancerStatus, Phase
 from lbcp.reconcile.jobs import Launch
+from lbcp.reconcile.plan.conditions import Facts, deleting, drafts, phase_of, stamped
 from lbcp.reconcile.plan.context import PlanContext
 from lbcp.reconcile.plan.roll import replacements
+from lbcp.scaling.settings import settings_from_spec
 
 
 def _told(ctx: PlanContext, lbvm: Lbvm) -> int:
@@ -37,26 +39,48 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
     launching = sum(1 for job in ctx.jobs if isinstance(job, Launch))
     phase: Phase
     if record.deletion_requested_at is not None:
-        phase = "Deleting"
         left = len(fleet.not_terminated)
         message = f"tearing down: {left} LBVM(s) left" if left else "tearing down the entry"
+        parts = deleting(message)
+        phase = phase_of(parts, deleting=True)
     else:
         config = ctx.config
         # Outdated: not running the version it is told (a staged config tells some LBVMs an older one).
         outdated = [lbvm for lbvm in serving if lbvm.applied_config_version != _told(ctx, lbvm)]
         staying = [lbvm for lbvm in fleet.routable + fleet.starting if lbvm.lbvm_id not in leaving]
         to_replace = len(replacements(record.spec, staying, ctx.rollout.template.description))
-        if routable >= desired and ctx.observed.entry.ready and not outdated and not to_replace:
-            phase = "Active"
-        elif routable == 0:
-            phase = "Provisioning"
-        elif routable >= desired and (outdated or to_replace):
-            phase = "Updating"
-        else:
-            phase = "Degraded"
+        starting_since = [lbvm.state_since for lbvm in fleet.starting if lbvm.lbvm_id not in leaving]
+        unroutable_since = [lbvm.state_since for lbvm in fleet.unroutable if lbvm.lbvm_id not in leaving]
+        told = [_told(ctx, lbvm.lbvm_id) for lbvm in serving]
+        facts = Facts(
+            desired=desired,
+            routable=routable,
+            entry_ready=ctx.observed.entry.ready,
+            starting=starting_since,
+            launching=launching,
+            unroutable=unroutable_since,
+            draining=draining,
+            outdated=len(outdated),
+            told_version=max(set(told), key=told.count) if told else None,
+            to_replace=to_replace,
+            template=ctx.rollout.template.description,
+            rollout=ctx.rollout.rollout,
+            rollout_held_back=ctx.rollout.held_back,
+            config_rollout=config.rollout if config is not None else None,
+            config_held_back=config is not None and config.held_back,
+            generation=record.generation,
+            agent_errors=[(lbvm.lbvm_id, lbvm.agent_error) for lbvm in serving if lbvm.agent_error],
+            # The scaler's memory comes with the record: ScalingLimited costs no read (conditions.py).
+            scaling=record.scaling,
+            capacity_min=record.spec.capacity.min,
+            capacity_max=record.spec.capacity.max,
+            cooldown=settings_from_spec(record.spec).cooldown,
+        )
+        parts = drafts(facts)
+        phase = phase_of(parts, deleting=False)
         message = f"{routable} of {desired} LBVMs routable"
-        starting = len([lbvm for lbvm in fleet.starting if lbvm.lbvm_id not in leaving]) + launching
-        unroutable = len([lbvm for lbvm in fleet.unroutable if lbvm.lbvm_id not in leaving])
+        starting = len(starting_since) + launching
+        unroutable = len(unroutable_since)
         if starting:
             message += f", {starting} starting"
         if unroutable:
@@ -102,6 +126,7 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
             for lbvm in sorted(fleet.not_terminated, key=lambda lbvm: (lbvm.subnet_id, lbvm.created_at))
         ],
         message=message,
+        conditions=stamped(parts, record.status.conditions, ctx.now),
         rollout=ctx.rollout.rollout,
         config=ctx.config.served if ctx.config is not None else record.status.config,
         config_rollout=ctx.config.rollout if ctx.config is not None else record.status.config_rollout,
