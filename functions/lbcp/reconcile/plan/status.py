@@ -51,7 +51,7 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
         to_replace = len(replacements(record.spec, staying, ctx.rollout.template.description))
         starting_since = [lbvm.state_since for lbvm in fleet.starting if lbvm.lbvm_id not in leaving]
         unroutable_since = [lbvm.state_since for lbvm in fleet.unroutable if lbvm.lbvm_id not in leaving]
-        told = [_told(ctx, lbvm.lbvm_id) for lbvm in serving]
+        told = [_told(ctx, lbvm) for lbvm in serving]
         facts = Facts(
             desired=desired,
             routable=routable,
