@@ -25,6 +25,7 @@ from constructs import Construct
 from lbcp.reconcile.compute import INSTANCE_LOST_STATES, INSTANCE_STATE_CHANGE
 from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT
 from stacks import arns, nag, owner_tags
+from stacks.alerting import Alerting
 from stacks.entry_permissions import EntryPermissions
 from stacks.fleet import FleetMachinery
 from stacks.functions import FunctionContext, LbcpFunction
@@ -117,6 +118,7 @@ class Reconciler(Construct):
         fleet: FleetMachinery,
         api_endpoint: str,
         agent_artifact_url: str,
+        alerting: Alerting,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = ReconcilerFunction(
@@ -171,13 +173,16 @@ class Reconciler(Construct):
             )
         )
         nag.acknowledge(self.dead_letters, nag.STREAM_DEAD_LETTER_QUEUE)
-        self.dead_letter_alarm = cloudwatch.Alarm(
-            self,
-            "StreamDeadLettersAlarm",
-            alarm_description="Spec changes the reconciler could not process (the minute tick still retries them)",
-            metric=self.dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        self.dead_letter_alarm = alerting.watch(
+            cloudwatch.Alarm(
+                self,
+                "StreamDeadLettersAlarm",
+                alarm_description="Spec changes the reconciler could not process (the minute tick still retries them)",
+                metric=self.dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                # No datapoints while the queue is empty and idle: nothing dead-lettered.
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
         )

@@ -1,0 +1,51 @@
+"""Where every alarm of the control plane notifies: one KMS-encrypted, SSL-only SNS topic.
+
+Every alarm goes through ``Alerting.watch``, which gives it the topic as its
+alarm action and as its OK action: whoever is paged also hears when it is over.
+The topic's subscriptions are the operator's (README: "Alerts"); one email
+address can be subscribed from cdk context (``lbcp:alerts``, ``stacks.config``),
+which AWS confirms by mail before it delivers anything.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from stacks.config import AlertsConfig
+
+
+class Alerting(Construct):
+    """The alarm topic, its key, the optional email subscription, and the alarms given to it."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: AlertsConfig) -> None:
+        super().__init__(scope, construct_id)
+        # A key of our own: CloudWatch alarms cannot publish to a topic under the AWS-managed SNS key.
+        self.key = kms.Key(self, "TopicKey", description="lbcp alarms topic", enable_key_rotation=True)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(
+            self, "Topic", display_name="lbcp control plane alarms", master_key=self.key, enforce_ssl=True
+        )
+        if config.email is not None:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.email))
+        self._action = actions.SnsAction(self.topic)
+        self.alarms: list[cloudwatch.Alarm] = []
+
+    def watch(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
+        """``alarm`` notifies the topic when it fires and when it clears."""
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms.append(alarm)
+        return alarm
