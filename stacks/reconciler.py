@@ -22,6 +22,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lbcp.models.app_metrics import SERVICE_RECONCILER
 from lbcp.reconcile.compute import INSTANCE_LOST_STATES, INSTANCE_STATE_CHANGE
 from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT
 from stacks import arns, nag, owner_tags
@@ -33,7 +34,7 @@ from stacks.schedule import every_minute
 from stacks.storage import ITEM_ACTIONS
 
 RECONCILER_HANDLER: Final = "handlers.reconciler.lambda_handler"
-RECONCILER_SERVICE_NAME: Final = "lbcp-reconciler"
+RECONCILER_SERVICE_NAME: Final = SERVICE_RECONCILER
 
 
 class ReconcilerFunction(LbcpFunction):

@@ -213,7 +213,17 @@ def test_one_failing_load_balancer_does_not_stop_the_others(
     monkeypatch.setattr(run, "evaluate_record", flaky)
     report = run_scaler(repository, BrokenReader(), NOW)
     assert {o.name: o.result for o in report.outcomes} == {"web-1": "failed", "web-2": "unchanged"}
-    assert report.summary() == {"loadBalancers": 2, "getMetricDataCalls": 0, "results": {"failed": 1, "unchanged": 1}}
+    assert report.summary() == {
+        "loadBalancers": 2,
+        "getMetricDataCalls": 0,
+        "results": {"failed": 1, "unchanged": 1},
+        # web-2 was evaluated with no metrics at all (the reader failed); web-1 was not evaluated.
+        "missingMetrics": 1,
+    }
+    assert {o.name: o.missing_metrics for o in report.outcomes} == {
+        "web-1": (),
+        "web-2": ("activeConnections", "cpu", "memory"),
+    }
 
 
 def test_a_warm_floor_scales_out_at_once_holds_and_expires_with_an_event(
@@ -285,4 +295,9 @@ def test_the_lambda_handler_runs_the_scaler(
         summary = scaler.lambda_handler({"source": "aws.events"}, LambdaContext())
     finally:
         scaler.dependencies.cache_clear()
-    assert summary == {"loadBalancers": 1, "getMetricDataCalls": 1, "results": {"scaled-out": 1}}
+    assert summary == {
+        "loadBalancers": 1,
+        "getMetricDataCalls": 1,
+        "results": {"scaled-out": 1},
+        "missingMetrics": 0,
+    }
