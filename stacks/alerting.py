@@ -9,6 +9,9 @@ which AWS confirms by mail before it delivers anything.
 
 from __future__ import annotations
 
+from typing import Final
+
+from aws_cdk import Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
@@ -18,6 +21,18 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.config import AlertsConfig
+
+# What each alarm means and what to do, one section per alarm slug.
+RUNBOOK: Final = "docs/runbook.md"
+
+
+def alarm_name(scope: Construct, slug: str) -> str:
+    """``<stack>-<slug>``: the name in the page, and the runbook section's heading."""
+    return f"{Stack.of(scope).stack_name}-{slug}"
+
+
+def described(slug: str, what: str) -> str:
+    return f"{what}. Runbook: {RUNBOOK}#{slug}"
 
 
 class Alerting(Construct):

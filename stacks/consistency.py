@@ -23,7 +23,7 @@ from lbcp.consistency.gc_policy import QUARANTINE_TAG
 from lbcp.models.metrics import DIMENSION_FINDING_KIND, METRIC_CONSISTENCY_FINDINGS, NAMESPACE
 from lbcp.settings import ENV_DRAIN_STATE_MACHINE_ARN, ENV_GC_POLICY, ENV_LIFECYCLE_STATE_MACHINE_ARN
 from stacks import arns, nag, owner_tags
-from stacks.alerting import Alerting
+from stacks.alerting import Alerting, alarm_name, described
 from stacks.arns import ELB
 from stacks.entry_permissions import records_statement
 from stacks.fleet import FleetMachinery
@@ -205,7 +205,10 @@ class ConsistencyChecker(Construct):
             kind: cloudwatch.Alarm(
                 self,
                 f"{kind.capitalize()}Alarm",
-                alarm_description=f"The consistency checker found {kind} resources (lbctl gc report)",
+                alarm_name=alarm_name(self, f"consistency-{kind}"),
+                alarm_description=described(
+                    f"consistency-{kind}", f"The consistency checker found {kind} resources (lbctl gc report)"
+                ),
                 metric=cloudwatch.Metric(
                     namespace=NAMESPACE,
                     metric_name=METRIC_CONSISTENCY_FINDINGS,

@@ -19,6 +19,7 @@ from stacks.config import FUNCTIONS_DIR, ControlPlaneConfig
 from stacks.consistency import ConsistencyChecker
 from stacks.fleet import FleetMachinery
 from stacks.functions import FunctionContext, functions_code
+from stacks.monitoring import ControlPlaneAlarms, ControlPlaneDashboard
 from stacks.reconciler import Reconciler
 from stacks.scaler import Scaler
 from stacks.storage import ControlPlaneTable
@@ -63,6 +64,33 @@ class ControlPlaneStack(Stack):
             self, "Consistency", context=self.functions, fleet=self.fleet, alerting=self.alerting
         )
         self.api_function.use_consistency_function(self.consistency.function.function)
+
+        # Alarms that page (all on the topic) and the dashboard (docs/runbook.md says what to do).
+        state_machines = {
+            "lifecycle": self.fleet.lifecycle_state_machine,
+            "drain": self.fleet.drain_state_machine,
+        }
+        self.alarms = ControlPlaneAlarms(
+            self,
+            "Alarms",
+            alerting=self.alerting,
+            reconciler=self.reconciler.function.function,
+            state_machines=state_machines,
+        )
+        self.dashboard = ControlPlaneDashboard(
+            self,
+            "Dashboard",
+            functions={
+                "api": self.api_function.function,
+                "reconciler": self.reconciler.function.function,
+                "scaler": self.scaler.function.function,
+                "lifecycle-tasks": self.fleet.tasks.function,
+                "consistency": self.consistency.function.function,
+            },
+            state_machines=state_machines,
+            reconciler=self.reconciler.function.function,
+            alarms=self.alerting.alarms,
+        )
 
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (SigV4)")
         CfnOutput(self, "TableName", value=self.table.table.table_name, description="DynamoDB table")

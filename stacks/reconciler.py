@@ -26,7 +26,7 @@ from lbcp.models.app_metrics import SERVICE_RECONCILER
 from lbcp.reconcile.compute import INSTANCE_LOST_STATES, INSTANCE_STATE_CHANGE
 from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT
 from stacks import arns, nag, owner_tags
-from stacks.alerting import Alerting
+from stacks.alerting import Alerting, alarm_name, described
 from stacks.entry_permissions import EntryPermissions
 from stacks.fleet import FleetMachinery
 from stacks.functions import FunctionContext, LbcpFunction
@@ -178,7 +178,11 @@ class Reconciler(Construct):
             cloudwatch.Alarm(
                 self,
                 "StreamDeadLettersAlarm",
-                alarm_description="Spec changes the reconciler could not process (the minute tick still retries them)",
+                alarm_name=alarm_name(self, "stream-dead-letters"),
+                alarm_description=described(
+                    "stream-dead-letters",
+                    "Spec changes the reconciler could not process (the minute tick still retries them)",
+                ),
                 metric=self.dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
                 threshold=1,
                 evaluation_periods=1,
