@@ -86,6 +86,8 @@ def by_dimension(metric_name: str, service: str, dimension: str) -> cloudwatch.M
             f'MetricName="{metric_name}" {DIMENSION_SERVICE}="{service}"\', \'Sum\', 60)'
         ),
         using_metrics={},
+        # Each series is named by its dimension's value (a job kind), not by the expression.
+        label=f"${{PROP('Dim.{dimension}')}}",
         period=MINUTE,
     )
 
