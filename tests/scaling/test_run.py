@@ -283,9 +283,11 @@ class LambdaContext:
 
 
 def test_the_lambda_handler_runs_the_scaler(
-    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from handlers import scaler
+    from lbcp.models.app_metrics import METRIC_SCALER_METRICS_MISSING, METRIC_SCALING_DECISIONS, SERVICE_SCALER
+    from tests.fleet.test_app_metrics import datapoints, emf_lines
 
     record = create(repository, spec, 1)
     now = datetime.now(UTC)
@@ -301,3 +303,21 @@ def test_the_lambda_handler_runs_the_scaler(
         "results": {"scaled-out": 1},
         "missingMetrics": 0,
     }
+    # Its metrics, as EMF lines on stdout (what Lambda sends to CloudWatch).
+    assert datapoints(emf_lines(capsys.readouterr().out)) == {
+        (METRIC_SCALER_METRICS_MISSING, (("service", SERVICE_SCALER),)): (0.0, "Count"),
+        (METRIC_SCALING_DECISIONS, (("Direction", "out"), ("service", SERVICE_SCALER))): (1.0, "Count"),
+        (METRIC_SCALING_DECISIONS, (("Direction", "in"), ("service", SERVICE_SCALER))): (0.0, "Count"),
+    }
+
+
+def test_a_metric_missing_where_lbvms_serve_is_reported(
+    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+) -> None:
+    record = create(repository, spec, 1)
+    # The agents publish CPU and memory but no active connections.
+    publish(cloudwatch, record, {"cpu": LOW["cpu"], "memory": LOW["memory"]})
+    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    [outcome] = report.outcomes
+    assert outcome.missing_metrics == ("activeConnections",)
+    assert report.summary()["missingMetrics"] == 1
