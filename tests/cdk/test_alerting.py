@@ -44,6 +44,13 @@ def test_the_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(synthesize
     assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
 
 
+def test_the_topic_keeps_the_logical_ids_deployed_stacks_have(synthesized: Synthesized) -> None:
+    # Moved from the consistency checker: a new logical id would replace the topic and drop its subscriptions.
+    assert synthesized.only("AWS::SNS::Topic")[0] == "ConsistencyAlarmTopicFBEF9923"
+    assert synthesized.only("AWS::SNS::TopicPolicy")[0] == "ConsistencyAlarmTopicPolicy836B0BF2"
+    assert synthesized.template["Resources"]["ConsistencyAlarmTopicKey5C26077E"]["Type"] == "AWS::KMS::Key"
+
+
 def test_by_default_nobody_is_subscribed(synthesized: Synthesized) -> None:
     assert synthesized.context[CTX_ALERTS] == {"email": None}
     assert synthesized.resources("AWS::SNS::Subscription") == {}
