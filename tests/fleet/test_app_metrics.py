@@ -47,6 +47,13 @@ class LambdaContext:
     aws_request_id = "00000000-0000-0000-0000-000000000000"
 
 
+@pytest.fixture(autouse=True)
+def metrics_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in Lambda: the local runtime turns Powertools metrics off in its process, and tests may share one."""
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+
+
 def emf_lines(out: str) -> list[dict[str, Any]]:
     """The EMF documents among stdout's lines (the Logger writes JSON there too), checked as CloudWatch reads them."""
     documents = []

@@ -283,11 +283,17 @@ class LambdaContext:
 
 
 def test_the_lambda_handler_runs_the_scaler(
-    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    repository: LoadBalancerRepository,
+    cloudwatch: Any,
+    spec: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from handlers import scaler
     from lbcp.models.app_metrics import METRIC_SCALER_METRICS_MISSING, METRIC_SCALING_DECISIONS, SERVICE_SCALER
     from tests.fleet.test_app_metrics import datapoints, emf_lines
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)  # set by the local runtime's tests
 
     record = create(repository, spec, 1)
     now = datetime.now(UTC)
