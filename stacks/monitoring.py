@@ -46,11 +46,12 @@ from lbcp.models.app_metrics import (
 )
 from lbcp.models.metrics import DIMENSION_FINDING_KIND, METRIC_CONSISTENCY_FINDINGS
 from stacks.alerting import Alerting, alarm_name, described
+from stacks.reconciler import RECONCILER_TIMEOUT
 
 MINUTE: Final = Duration.minutes(1)
 FIVE_MINUTES: Final = Duration.minutes(5)
-# The reconciler's timeout is 60 s; a tick past this is close enough to be cut off.
-RECONCILER_SLOW_MS: Final = 45_000
+# Three quarters of the reconciler's timeout (45 of 60 s): a tick past this is close to being cut off.
+RECONCILER_SLOW_MS: Final = int(RECONCILER_TIMEOUT.to_milliseconds() * 3 // 4)
 # A load balancer Degraded this long is not a replacement in progress (a launch takes a few minutes).
 DEGRADED_MINUTES: Final = 10
 # Metrics absent this long are not an LBVM still booting: the agents are not publishing.
@@ -124,7 +125,8 @@ class ControlPlaneAlarms(Construct):
         )
         self.reconciler_slow = self._alarm(
             "reconciler-slow",
-            f"A reconciler invocation took over {RECONCILER_SLOW_MS // 1000} s of its 60 s timeout, "
+            f"A reconciler invocation took over {RECONCILER_SLOW_MS // 1000} s of its "
+            f"{RECONCILER_TIMEOUT.to_seconds():.0f} s timeout, "
             "in 2 of the last 3 five-minute periods",
             reconciler.metric_duration(period=FIVE_MINUTES, statistic="Maximum"),
             threshold=RECONCILER_SLOW_MS,

@@ -35,6 +35,8 @@ from stacks.storage import ITEM_ACTIONS
 
 RECONCILER_HANDLER: Final = "handlers.reconciler.lambda_handler"
 RECONCILER_SERVICE_NAME: Final = SERVICE_RECONCILER
+# Under the per-LB lease's 90 s, so a crashed run's lease lapses before anyone waits long.
+RECONCILER_TIMEOUT: Final = Duration.seconds(60)
 
 
 class ReconcilerFunction(LbcpFunction):
@@ -61,8 +63,7 @@ class ReconcilerFunction(LbcpFunction):
                 **fleet.environment(),
             },
             memory_size=1024,
-            # Under the per-LB lease's 90 s, so a crashed run's lease lapses before anyone waits long.
-            timeout=Duration.seconds(60),
+            timeout=RECONCILER_TIMEOUT,
         )
         # Reads, the lease, status and events, LBVM markers and drain requests, and the
         # finalizer's deletes: all item-level.
