@@ -22,6 +22,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from lbcp.models.app_metrics import SERVICE_API
 from lbcp.models.metrics import NAMESPACE as METRICS_NAMESPACE
 from lbcp.settings import ENV_CONSISTENCY_FUNCTION, ENV_IDEMPOTENCY_TTL_SECONDS
 from stacks import arns, nag
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from stacks.fleet import FleetConfig
 
 API_HANDLER: Final = "handlers.api.lambda_handler"
-API_SERVICE_NAME: Final = "lbcp-api"
+API_SERVICE_NAME: Final = SERVICE_API
 
 # (method, path) of every explicit route; ``$default`` catches the rest.
 ROUTES: Final[tuple[tuple[apigwv2.HttpMethod, str], ...]] = (

@@ -9,7 +9,8 @@ a bad value fails the synth with a message naming the key.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,6 +30,11 @@ CTX_EVENT_RETENTION_DAYS: Final = "lbcp:eventRetentionDays"
 CTX_IDEMPOTENCY_TTL_SECONDS: Final = "lbcp:idempotencyTtlSeconds"
 # The automatic GC policy (lbcp.consistency.gc_policy.GcPolicy): an object, or its JSON from `-c`.
 CTX_GC: Final = "lbcp:gc"
+# Where alarms notify besides the topic itself: {"email": null | "ops@example.com"}, or its JSON from `-c`.
+CTX_ALERTS: Final = "lbcp:alerts"
+_ALERTS_KEYS: Final = frozenset({"email"})
+# What SNS would accept as an email endpoint, loosely: one @, no spaces, a dot in the domain.
+_EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 # CloudWatch Logs accepts only these retention periods.
 _RETENTION: Final[dict[int, logs.RetentionDays]] = {
@@ -85,6 +91,35 @@ def _positive_int(scope: Construct, key: str) -> int:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """Who the alarm topic notifies at deploy time (more subscriptions can be added by hand)."""
+
+    email: str | None = None
+
+
+def parse_alerts(raw: Any, source: str = CTX_ALERTS) -> AlertsConfig:
+    """``lbcp:alerts`` as cdk.json (an object) or ``-c`` (its JSON text) gives it; unset means no subscription."""
+    if raw is None:
+        return AlertsConfig()
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"context key {source!r} must be a JSON object: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f'context key {source!r} must be an object like {{"email": null}}, got {raw!r}')
+    unknown = sorted(set(raw) - _ALERTS_KEYS)
+    if unknown:
+        raise ValueError(f"context key {source!r}: unknown field(s) {', '.join(unknown)} (known: email)")
+    email = raw.get("email")
+    if email is None:
+        return AlertsConfig()
+    if not isinstance(email, str) or not _EMAIL.fullmatch(email.strip()):
+        raise ValueError(f"context key {source!r}: 'email' must be null or an email address, got {email!r}")
+    return AlertsConfig(email=email.strip())
+
+
+@dataclass(frozen=True)
 class ControlPlaneConfig:
     """Validated settings of one synth."""
 
@@ -94,6 +129,7 @@ class ControlPlaneConfig:
     event_retention_days: int
     idempotency_ttl_seconds: int
     gc_policy: GcPolicy
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -109,6 +145,7 @@ class ControlPlaneConfig:
             idempotency_ttl_seconds=_positive_int(scope, CTX_IDEMPOTENCY_TTL_SECONDS),
             # InvalidGcPolicy is a ValueError naming the key and each bad field: a bad policy fails the synth.
             gc_policy=parse_policy(scope.node.try_get_context(CTX_GC), source=CTX_GC),
+            alerts=parse_alerts(scope.node.try_get_context(CTX_ALERTS)),
         )
         if config.log_retention_days not in _RETENTION:
             allowed = ", ".join(str(days) for days in _RETENTION)

@@ -1,11 +1,11 @@
-"""The consistency checker: a function every 15 minutes and on demand, its metrics' alarms and their topic.
+"""The consistency checker: a function every 15 minutes and on demand, and its metrics' alarms.
 
 The function lists everything carrying our owner tags, compares it with the
 table and the specs, stores the report, publishes one metric per finding kind
 and writes events; the API invokes it for dry runs and for sweeps (one
 resource per call). Its deletes are fenced by the owner tags in IAM, as the
-code also checks them. Two alarms (orphans, drift) notify an SNS topic whose
-subscriptions are the operator's (README: "Alerts").
+code also checks them. Two alarms (orphans, drift) notify the control plane's
+alarm topic (``stacks.alerting``).
 """
 
 from __future__ import annotations
@@ -14,18 +14,16 @@ from typing import Any, Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from lbcp.consistency.gc_policy import QUARANTINE_TAG
 from lbcp.models.metrics import DIMENSION_FINDING_KIND, METRIC_CONSISTENCY_FINDINGS, NAMESPACE
 from lbcp.settings import ENV_DRAIN_STATE_MACHINE_ARN, ENV_GC_POLICY, ENV_LIFECYCLE_STATE_MACHINE_ARN
 from stacks import arns, nag, owner_tags
+from stacks.alerting import Alerting, alarm_name, described
 from stacks.arns import ELB
 from stacks.entry_permissions import records_statement
 from stacks.fleet import FleetMachinery
@@ -182,9 +180,17 @@ class ConsistencyFunction(LbcpFunction):
 
 
 class ConsistencyChecker(Construct):
-    """The function, its 15-minute schedule, the alarm topic and the alarms on orphans and drift."""
+    """The function, its 15-minute schedule and the alarms on orphans and drift (to the control plane's topic)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, context: FunctionContext, fleet: FleetMachinery) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        context: FunctionContext,
+        fleet: FleetMachinery,
+        alerting: Alerting,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.function = ConsistencyFunction(self, "Function", context=context, fleet=fleet)
         self.rule = events.Rule(
@@ -195,30 +201,14 @@ class ConsistencyChecker(Construct):
             # Level-triggered like the reconciler: a missed run is healed by the next one.
             targets=[targets.LambdaFunction(self.function.function, retry_attempts=0, max_event_age=CHECK_PERIOD)],
         )
-        # A key of our own: CloudWatch alarms cannot publish to a topic under the AWS-managed SNS key.
-        self.topic_key = kms.Key(
-            self, "AlarmTopicKey", description="lbcp consistency alarms topic", enable_key_rotation=True
-        )
-        self.topic_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsPublish",
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                resources=["*"],
-            )
-        )
-        self.topic = sns.Topic(
-            self,
-            "AlarmTopic",
-            display_name="lbcp consistency findings",
-            master_key=self.topic_key,
-            enforce_ssl=True,
-        )
         self.alarms = {
             kind: cloudwatch.Alarm(
                 self,
                 f"{kind.capitalize()}Alarm",
-                alarm_description=f"The consistency checker found {kind} resources (lbctl gc report)",
+                alarm_name=alarm_name(self, f"consistency-{kind}"),
+                alarm_description=described(
+                    f"consistency-{kind}", f"The consistency checker found {kind} resources (lbctl gc report)"
+                ),
                 metric=cloudwatch.Metric(
                     namespace=NAMESPACE,
                     metric_name=METRIC_CONSISTENCY_FINDINGS,
@@ -235,5 +225,4 @@ class ConsistencyChecker(Construct):
             for kind in ALARMED_KINDS
         }
         for alarm in self.alarms.values():
-            alarm.add_alarm_action(actions.SnsAction(self.topic))
-            alarm.add_ok_action(actions.SnsAction(self.topic))
+            alerting.watch(alarm)

@@ -12,12 +12,14 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from stacks.agent_artifact import AgentArtifact
+from stacks.alerting import Alerting
 from stacks.api import ApiFunction, HttpApiFrontend
 from stacks.bundling import DependenciesLayer
 from stacks.config import FUNCTIONS_DIR, ControlPlaneConfig
 from stacks.consistency import ConsistencyChecker
 from stacks.fleet import FleetMachinery
 from stacks.functions import FunctionContext, functions_code
+from stacks.monitoring import ControlPlaneAlarms, ControlPlaneDashboard
 from stacks.reconciler import Reconciler
 from stacks.scaler import Scaler
 from stacks.storage import ControlPlaneTable
@@ -27,6 +29,8 @@ class ControlPlaneStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = ControlPlaneConfig.from_context(self)
+        # The one topic every alarm notifies (and the operator subscribes to).
+        self.alerting = Alerting(self, "Alerting", config=self.config.alerts)
 
         self.table = ControlPlaneTable(self, "Storage")
         self.layer = DependenciesLayer(self, "Dependencies", requirements=FUNCTIONS_DIR / "requirements.txt").layer
@@ -51,12 +55,42 @@ class ControlPlaneStack(Stack):
             fleet=self.fleet,
             api_endpoint=self.api.http_api.api_endpoint,
             agent_artifact_url=self.agent_artifact.url,
+            alerting=self.alerting,
         )
         # The agent routes complete and keep alive the lifecycle's callbacks.
         self.fleet.grant_callbacks(self.api_function.role)
         # The consistency checker; the API invokes it for on-demand runs and sweeps.
-        self.consistency = ConsistencyChecker(self, "Consistency", context=self.functions, fleet=self.fleet)
+        self.consistency = ConsistencyChecker(
+            self, "Consistency", context=self.functions, fleet=self.fleet, alerting=self.alerting
+        )
         self.api_function.use_consistency_function(self.consistency.function.function)
+
+        # Alarms that page (all on the topic) and the dashboard (docs/runbook.md says what to do).
+        state_machines = {
+            "lifecycle": self.fleet.lifecycle_state_machine,
+            "drain": self.fleet.drain_state_machine,
+        }
+        self.alarms = ControlPlaneAlarms(
+            self,
+            "Alarms",
+            alerting=self.alerting,
+            reconciler=self.reconciler.function.function,
+            state_machines=state_machines,
+        )
+        self.dashboard = ControlPlaneDashboard(
+            self,
+            "Dashboard",
+            functions={
+                "api": self.api_function.function,
+                "reconciler": self.reconciler.function.function,
+                "scaler": self.scaler.function.function,
+                "lifecycle-tasks": self.fleet.tasks.function,
+                "consistency": self.consistency.function.function,
+            },
+            state_machines=state_machines,
+            reconciler=self.reconciler.function.function,
+            alarms=self.alerting.alarms,
+        )
 
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (SigV4)")
         CfnOutput(self, "TableName", value=self.table.table.table_name, description="DynamoDB table")

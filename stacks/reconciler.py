@@ -22,9 +22,11 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lbcp.models.app_metrics import SERVICE_RECONCILER
 from lbcp.reconcile.compute import INSTANCE_LOST_STATES, INSTANCE_STATE_CHANGE
 from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT
 from stacks import arns, nag, owner_tags
+from stacks.alerting import Alerting, alarm_name, described
 from stacks.entry_permissions import EntryPermissions
 from stacks.fleet import FleetMachinery
 from stacks.functions import FunctionContext, LbcpFunction
@@ -32,7 +34,9 @@ from stacks.schedule import every_minute
 from stacks.storage import ITEM_ACTIONS
 
 RECONCILER_HANDLER: Final = "handlers.reconciler.lambda_handler"
-RECONCILER_SERVICE_NAME: Final = "lbcp-reconciler"
+RECONCILER_SERVICE_NAME: Final = SERVICE_RECONCILER
+# Under the per-LB lease's 90 s, so a crashed run's lease lapses before anyone waits long.
+RECONCILER_TIMEOUT: Final = Duration.seconds(60)
 
 
 class ReconcilerFunction(LbcpFunction):
@@ -59,8 +63,7 @@ class ReconcilerFunction(LbcpFunction):
                 **fleet.environment(),
             },
             memory_size=1024,
-            # Under the per-LB lease's 90 s, so a crashed run's lease lapses before anyone waits long.
-            timeout=Duration.seconds(60),
+            timeout=RECONCILER_TIMEOUT,
         )
         # Reads, the lease, status and events, LBVM markers and drain requests, and the
         # finalizer's deletes: all item-level.
@@ -117,6 +120,7 @@ class Reconciler(Construct):
         fleet: FleetMachinery,
         api_endpoint: str,
         agent_artifact_url: str,
+        alerting: Alerting,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = ReconcilerFunction(
@@ -171,13 +175,20 @@ class Reconciler(Construct):
             )
         )
         nag.acknowledge(self.dead_letters, nag.STREAM_DEAD_LETTER_QUEUE)
-        self.dead_letter_alarm = cloudwatch.Alarm(
-            self,
-            "StreamDeadLettersAlarm",
-            alarm_description="Spec changes the reconciler could not process (the minute tick still retries them)",
-            metric=self.dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        self.dead_letter_alarm = alerting.watch(
+            cloudwatch.Alarm(
+                self,
+                "StreamDeadLettersAlarm",
+                alarm_name=alarm_name(self, "stream-dead-letters"),
+                alarm_description=described(
+                    "stream-dead-letters",
+                    "Spec changes the reconciler could not process (the minute tick still retries them)",
+                ),
+                metric=self.dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                # No datapoints while the queue is empty and idle: nothing dead-lettered.
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
         )

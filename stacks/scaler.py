@@ -14,13 +14,14 @@ from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from lbcp.models.app_metrics import SERVICE_SCALER
 from stacks import nag
 from stacks.functions import FunctionContext, LbcpFunction
 from stacks.schedule import every_minute
 from stacks.storage import RECORD_UPDATE_ACTIONS
 
 SCALER_HANDLER: Final = "handlers.scaler.lambda_handler"
-SCALER_SERVICE_NAME: Final = "lbcp-scaler"
+SCALER_SERVICE_NAME: Final = SERVICE_SCALER
 
 
 class ScalerFunction(LbcpFunction):

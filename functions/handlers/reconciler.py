@@ -9,15 +9,18 @@ next minute).
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from lbcp.adapters.app_metrics import publish, tick_metrics
+from lbcp.models.app_metrics import SERVICE_RECONCILER
 from lbcp.reconcile.compute import INSTANCE_STATE_CHANGE
 from lbcp.reconcile.run import Reconciler, TickReport
 
-logger = Logger(service="lbcp-reconciler")
+logger = Logger(service=SERVICE_RECONCILER)
 
 
 @lru_cache(maxsize=1)
@@ -62,7 +65,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     only = reconciler().owners_of(instances) if instances is not None else changed_load_balancers(event)
     if only is not None and not only:
         return {"loadBalancers": 0}
+    started = time.monotonic()
     report: TickReport = reconciler().tick(only)
+    # A tick that raises publishes nothing: the function's Errors metric counts it.
+    publish(tick_metrics(report, (time.monotonic() - started) * 1000, full=only is None), SERVICE_RECONCILER)
     logger.info(
         "tick",
         load_balancers=report.load_balancers,

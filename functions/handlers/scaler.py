@@ -8,12 +8,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from lbcp.adapters.app_metrics import publish, scaler_metrics
 from lbcp.adapters.metrics import CloudWatchMetricsReader
 from lbcp.dal.repository import LoadBalancerRepository
+from lbcp.models.app_metrics import SERVICE_SCALER
 from lbcp.scaling.run import run_scaler
 from lbcp.settings import settings
 
-logger = Logger(service="lbcp-scaler")
+logger = Logger(service=SERVICE_SCALER)
 
 
 @lru_cache(maxsize=1)
@@ -37,6 +39,7 @@ def dependencies() -> tuple[LoadBalancerRepository, CloudWatchMetricsReader]:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     repository, reader = dependencies()
     report = run_scaler(repository, reader, datetime.now(UTC))
+    publish(scaler_metrics(report), SERVICE_SCALER)
     for outcome in report.as_dicts():
         if outcome["result"] != "unchanged":
             logger.info("scaler decision", extra=outcome)

@@ -85,6 +85,8 @@ class LocalRuntime:
         os.environ[ENV_TABLE_NAME] = LOCAL_TABLE
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lbcp-api")
+        # No CloudWatch reads these here: EMF lines would only fill the terminal.
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         create_table(boto3.client("dynamodb"), LOCAL_TABLE)
         self.backends = LocalBackends(("app", "api")).start()
         self.account = seed_account(boto3.client("ec2"), boto3.client("acm"), LOCAL_REGION, boto3.client("acm-pca"))

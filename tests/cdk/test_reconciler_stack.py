@@ -143,7 +143,8 @@ def test_spec_changes_trigger_it_at_once_with_dead_letters(synthesized: Synthesi
     alarms = [
         alarm
         for alarm in synthesized.resources("AWS::CloudWatch::Alarm").values()
-        if {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}} in alarm["Properties"]["Dimensions"]
+        if {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
+        in alarm["Properties"].get("Dimensions", [])
     ]
     assert len(alarms) == 1
 

@@ -446,3 +446,27 @@ def test_during_a_staged_config_change_each_lbvm_is_told_and_served_its_own_vers
     assert (told(canary), told(other)) == (1, 1)
     assert fetch(canary)["configVersion"] == 1
     assert fetch(canary)["spec"]["backends"][0]["targets"][0]["port"] == old_port
+
+
+def test_accepted_heartbeats_are_counted_in_the_heartbeats_metric(
+    cloud: Cloud, lb: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lbcp.adapters.app_metrics import Tally
+    from lbcp.api.routes import agent
+    from lbcp.models.app_metrics import METRIC_HEARTBEATS, SERVICE_API
+    from tests.fleet.test_app_metrics import datapoints, emf_lines
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    # A period of 0: every accepted heartbeat is published at once (a minute's worth in AWS).
+    monkeypatch.setattr(agent, "HEARTBEATS", Tally(METRIC_HEARTBEATS, period_seconds=0))
+    lbvm_record(cloud, lb["id"], state="Routable")
+    capsys.readouterr()
+    other = "arn:aws:sts::123456789012:assumed-role/lbcp-lbvm/i-0fffffffffffffff0"
+    assert send(beat(lb["id"]), principal=other).status == 403
+    for sequence in (1, 2):
+        assert send(beat(lb["id"], sequence=sequence)).status == 200
+    lines = emf_lines(capsys.readouterr().out)
+    assert len(lines) == 2  # the refused one is not a heartbeat received
+    assert all(
+        datapoints([line]) == {(METRIC_HEARTBEATS, (("service", SERVICE_API),)): (1.0, "Count")} for line in lines
+    )

@@ -213,7 +213,17 @@ def test_one_failing_load_balancer_does_not_stop_the_others(
     monkeypatch.setattr(run, "evaluate_record", flaky)
     report = run_scaler(repository, BrokenReader(), NOW)
     assert {o.name: o.result for o in report.outcomes} == {"web-1": "failed", "web-2": "unchanged"}
-    assert report.summary() == {"loadBalancers": 2, "getMetricDataCalls": 0, "results": {"failed": 1, "unchanged": 1}}
+    assert report.summary() == {
+        "loadBalancers": 2,
+        "getMetricDataCalls": 0,
+        "results": {"failed": 1, "unchanged": 1},
+        # web-2 was evaluated with no metrics at all (the reader failed); web-1 was not evaluated.
+        "missingMetrics": 1,
+    }
+    assert {o.name: o.missing_metrics for o in report.outcomes} == {
+        "web-1": (),
+        "web-2": ("activeConnections", "cpu", "memory"),
+    }
 
 
 def test_a_warm_floor_scales_out_at_once_holds_and_expires_with_an_event(
@@ -273,9 +283,17 @@ class LambdaContext:
 
 
 def test_the_lambda_handler_runs_the_scaler(
-    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+    repository: LoadBalancerRepository,
+    cloudwatch: Any,
+    spec: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from handlers import scaler
+    from lbcp.models.app_metrics import METRIC_SCALER_METRICS_MISSING, METRIC_SCALING_DECISIONS, SERVICE_SCALER
+    from tests.fleet.test_app_metrics import datapoints, emf_lines
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)  # set by the local runtime's tests
 
     record = create(repository, spec, 1)
     now = datetime.now(UTC)
@@ -285,4 +303,27 @@ def test_the_lambda_handler_runs_the_scaler(
         summary = scaler.lambda_handler({"source": "aws.events"}, LambdaContext())
     finally:
         scaler.dependencies.cache_clear()
-    assert summary == {"loadBalancers": 1, "getMetricDataCalls": 1, "results": {"scaled-out": 1}}
+    assert summary == {
+        "loadBalancers": 1,
+        "getMetricDataCalls": 1,
+        "results": {"scaled-out": 1},
+        "missingMetrics": 0,
+    }
+    # Its metrics, as EMF lines on stdout (what Lambda sends to CloudWatch).
+    assert datapoints(emf_lines(capsys.readouterr().out)) == {
+        (METRIC_SCALER_METRICS_MISSING, (("service", SERVICE_SCALER),)): (0.0, "Count"),
+        (METRIC_SCALING_DECISIONS, (("Direction", "out"), ("service", SERVICE_SCALER))): (1.0, "Count"),
+        (METRIC_SCALING_DECISIONS, (("Direction", "in"), ("service", SERVICE_SCALER))): (0.0, "Count"),
+    }
+
+
+def test_a_metric_missing_where_lbvms_serve_is_reported(
+    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+) -> None:
+    record = create(repository, spec, 1)
+    # The agents publish CPU and memory but no active connections.
+    publish(cloudwatch, record, {"cpu": LOW["cpu"], "memory": LOW["memory"]})
+    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    [outcome] = report.outcomes
+    assert outcome.missing_metrics == ("activeConnections",)
+    assert report.summary()["missingMetrics"] == 1

@@ -9,8 +9,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from lbcp.api.operations import Operation
+from lbcp.models.app_metrics import SERVICE_API
 
-logger = Logger(service="lbcp-api")
+logger = Logger(service=SERVICE_API)
 app = APIGatewayHttpResolver(enable_validation=True)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +50,9 @@ class TickReport:
     locked: list[str] = field(default_factory=list)
     jobs: int = 0
     failed: int = 0
+    # The same jobs by kind (the job's class name), for the tick's metrics.
+    done_by_kind: Counter[str] = field(default_factory=Counter)
+    failed_by_kind: Counter[str] = field(default_factory=Counter)
     # The plan each load balancer was decided with: under the lease where it was
     # acted on, otherwise the one from the listing (a no-op, or one left to the lease holder).
     plans: dict[str, ReconcilePlan] = field(default_factory=dict)
@@ -152,6 +155,8 @@ class Reconciler:
         report.acted.append(load_balancer_id)
         report.jobs += len(outcome.done)
         report.failed += len(outcome.failed)
+        report.done_by_kind.update(type(job).__name__ for job in outcome.done)
+        report.failed_by_kind.update(type(job).__name__ for job, _error in outcome.failed)
         if any(isinstance(job, RemoveLoadBalancer) for job in outcome.done):
             return  # the record is gone; its last event says so
         notes = [

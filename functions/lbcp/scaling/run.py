@@ -23,6 +23,7 @@ from lbcp.models.resource import LoadBalancerRecord
 from lbcp.scaling.evaluate import decide
 from lbcp.scaling.model import Current, Decision, MetricsWindow
 from lbcp.scaling.policies import resolve
+from lbcp.scaling.readings import read_metrics
 from lbcp.scaling.settings import settings_from_spec
 
 LONG_AGO = datetime.min.replace(tzinfo=UTC)
@@ -45,6 +46,8 @@ class Outcome:
     reason: str | None = None
     message: str | None = None
     written: bool = False
+    # Metrics absent or stale in a subnet where LBVMs serve (it cannot scale in on them).
+    missing_metrics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,17 @@ class RunReport:
         counts: dict[str, int] = {}
         for outcome in self.outcomes:
             counts[outcome.result] = counts.get(outcome.result, 0) + 1
-        return {"loadBalancers": len(self.outcomes), "getMetricDataCalls": self.metric_calls, "results": counts}
+        return {
+            "loadBalancers": len(self.outcomes),
+            "getMetricDataCalls": self.metric_calls,
+            "results": counts,
+            "missingMetrics": self.missing_metrics,
+        }
+
+    @property
+    def missing_metrics(self) -> int:
+        """Load balancers evaluated without all the metrics their serving LBVMs should publish."""
+        return sum(1 for outcome in self.outcomes if outcome.missing_metrics)
 
     def as_dicts(self) -> list[dict[str, Any]]:
         return [asdict(outcome) for outcome in self.outcomes]
@@ -78,6 +91,12 @@ def current_of(record: LoadBalancerRecord) -> Current:
         state=record.scaling,
         routable=routable,
     )
+
+
+def missing_metrics(record: LoadBalancerRecord, window: MetricsWindow, now: datetime) -> tuple[str, ...]:
+    """The spec's metrics that are absent or stale in a subnet where the load balancer's LBVMs serve."""
+    readings = read_metrics(window, current_of(record), settings_from_spec(record.spec), now)
+    return tuple(sorted(name for name, reading in readings.items() if reading.missing))
 
 
 def evaluate_record(record: LoadBalancerRecord, window: MetricsWindow, now: datetime) -> Decision:
@@ -136,11 +155,20 @@ def scale_one(
 ) -> Outcome:
     for _attempt in range(2):
         decision = evaluate_record(record, window, now)
+        missing = missing_metrics(record, window, now)
         result = {"out": "scaled-out", "in": "scaled-in"}.get(decision.direction) or (
             "held" if decision.hold else "unchanged"
         )
         if decision.desired == record.desired_capacity and decision.state == record.scaling:
-            return Outcome(record.id, record.spec.name, result, decision.previous, decision.desired, decision.reason)
+            return Outcome(
+                record.id,
+                record.spec.name,
+                result,
+                decision.previous,
+                decision.desired,
+                decision.reason,
+                missing_metrics=missing,
+            )
         event = event_for(decision, record, now)
         try:
             repository.set_desired_capacity(record.id, record.scaling_version, decision.desired, decision.state, event)
@@ -159,5 +187,6 @@ def scale_one(
             decision.reason,
             decision.message,
             written=True,
+            missing_metrics=missing,
         )
     return Outcome(record.id, record.spec.name, "conflict", message="the scaling state changed twice during the run")

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
+from lbcp.adapters.app_metrics import Tally, publish
 from lbcp.api.dependencies import dependencies
 from lbcp.api.operations import AGENT_CONFIG, AGENT_HEARTBEAT
 from lbcp.api.resolver import principal, route
 from lbcp.api.responses import json_response
 from lbcp.api.routes.openapi_parts import ok, problem
 from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply
+from lbcp.models.app_metrics import METRIC_HEARTBEATS, SERVICE_API
 from lbcp.models.lbvm import LBVM_ID_PATTERN
 from lbcp.models.spec import LB_ID_PATTERN
 
 LbvmId = Annotated[str, Query(alias="lbvmId", pattern=LBVM_ID_PATTERN, description="The LBVM asking.")]
 LoadBalancerId = Annotated[str, Query(alias="loadBalancerId", pattern=LB_ID_PATTERN)]
 _NOT_ITS_INSTANCE = problem("Not this LBVM's instance")
+# Heartbeats this warm function accepted, published about once a minute (lbcp.adapters.app_metrics).
+HEARTBEATS = Tally(METRIC_HEARTBEATS)
 
 
 @route(
@@ -42,4 +47,5 @@ def agent_config(lbvm_id: LbvmId, load_balancer_id: LoadBalancerId) -> Response[
 )
 def agent_heartbeat(beat: Annotated[Heartbeat, Body()]) -> Response[Any]:
     reply = dependencies().heartbeats.heartbeat(principal(), beat)
+    publish(HEARTBEATS.add(time.monotonic()), SERVICE_API)
     return json_response(200, reply.model_dump(mode="json", by_alias=True))
