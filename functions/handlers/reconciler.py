@@ -15,10 +15,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from lbcp.adapters.app_metrics import publish, tick_metrics
+from lbcp.adapters.app_metrics import publish
 from lbcp.models.app_metrics import SERVICE_RECONCILER
 from lbcp.reconcile.compute import INSTANCE_STATE_CHANGE
 from lbcp.reconcile.run import Reconciler, TickReport
+from lbcp.reconcile.tick_metrics import tick_metrics
 
 logger = Logger(service=SERVICE_RECONCILER)
 

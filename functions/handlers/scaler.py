@@ -8,11 +8,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from lbcp.adapters.app_metrics import publish, scaler_metrics
+from lbcp.adapters.app_metrics import publish
 from lbcp.adapters.metrics import CloudWatchMetricsReader
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.models.app_metrics import SERVICE_SCALER
-from lbcp.scaling.run import run_scaler
+from lbcp.scaling.run import run_scaler, scaler_metrics
 from lbcp.settings import settings
 
 logger = Logger(service=SERVICE_SCALER)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from handlers import reconciler as handler
-from lbcp.adapters.app_metrics import Tally, publish, scaler_metrics
+from lbcp.adapters.app_metrics import Tally, publish
 from lbcp.models.app_metrics import (
     METRIC_HEARTBEATS,
     METRIC_JOBS_DONE,
@@ -32,7 +32,7 @@ from lbcp.models.app_metrics import (
     SERVICE_RECONCILER,
     SERVICE_SCALER,
 )
-from lbcp.scaling.run import Outcome, RunReport
+from lbcp.scaling.run import Outcome, RunReport, scaler_metrics
 from tests.fleet.world import LB_ID, FleetShape, Seed, World
 from tests.fleet.world_ports import AwsError
 

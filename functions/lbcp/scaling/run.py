@@ -10,14 +10,22 @@ that won. A failure on one load balancer never stops the others.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from lbcp.adapters.app_metrics import COUNT, Datapoint, MetricSet
 from lbcp.adapters.metrics import MetricsBatch, SeriesKey
 from lbcp.dal.repository import BeingDeleted, GenerationMismatch, LoadBalancerRepository, NotFound
 from lbcp.logic.capacity import effective_desired_capacity
+from lbcp.models.app_metrics import (
+    DIMENSION_DIRECTION,
+    DIRECTIONS,
+    METRIC_SCALER_METRICS_MISSING,
+    METRIC_SCALING_DECISIONS,
+)
 from lbcp.models.events import Event, EventType
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.scaling.evaluate import decide
@@ -190,3 +198,22 @@ def scale_one(
             missing_metrics=missing,
         )
     return Outcome(record.id, record.spec.name, "conflict", message="the scaling state changed twice during the run")
+
+
+def scaler_metrics(report: RunReport) -> list[MetricSet]:
+    """What one scaler run publishes: decisions by direction and load balancers missing metrics, zeros too."""
+    directions = Counter(
+        {"scaled-out": "out", "scaled-in": "in"}[outcome.result]
+        for outcome in report.outcomes
+        if outcome.result in ("scaled-out", "scaled-in") and outcome.written
+    )
+    return [
+        MetricSet((Datapoint(METRIC_SCALER_METRICS_MISSING, COUNT, report.missing_metrics),)),
+        *(
+            MetricSet(
+                (Datapoint(METRIC_SCALING_DECISIONS, COUNT, directions.get(direction, 0)),),
+                ((DIMENSION_DIRECTION, direction),),
+            )
+            for direction in DIRECTIONS
+        ),
+    ]
