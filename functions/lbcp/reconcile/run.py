@@ -8,6 +8,10 @@ number grows with pagination only. Writes happen only where a plan has jobs
 or a changed status: a converged fleet costs no writes at all. Acting takes
 the load balancer's lease and re-plans from fresh, consistent reads, so two
 overlapping runs (the schedule and a spec change) never act twice.
+
+Each load balancer is planned and acted on in isolation: whatever one of them
+raises is recorded as its failure for this tick (``TickReport.failures``) and
+the tick goes on with the next, so a poison load balancer stops only itself.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class TickReport:
     locked: list[str] = field(default_factory=list)
     jobs: int = 0
     failed: int = 0
+    # Load balancers whose plan or act raised in this tick, with what was raised: the others went on.
+    failures: dict[str, str] = field(default_factory=dict)
     # The plan each load balancer was decided with: under the lease where it was
     # acted on, otherwise the one from the listing (a no-op, or one left to the lease holder).
     plans: dict[str, ReconcilePlan] = field(default_factory=dict)
@@ -126,17 +132,25 @@ class Reconciler:
             alarms=self._alarm_states(records),
         )
         for record in records:
-            view = views[record.id]
-            first = plan(record, by_lb[record.id], view, now, rng=self._rng, settings=self._planner_settings)
-            report.plans[record.id] = first
-            if first.is_noop(record.status):
-                continue
             try:
-                with self._leases.held(record.id, now):
-                    self._act(record.id, view, now, report)
-            except LeaseHeld:
-                report.locked.append(record.id)
+                self._reconcile(record, by_lb[record.id], views[record.id], now, report)
+            except Exception as exc:  # one load balancer's failure is its own: the others still converge
+                logger.exception("reconcile failed", extra={"lb": record.id})
+                report.failures[record.id] = f"{type(exc).__name__}: {exc}"
         return report
+
+    def _reconcile(
+        self, record: LoadBalancerRecord, lbvms: list[Lbvm], view: LoadBalancerView, now: datetime, report: TickReport
+    ) -> None:
+        first = plan(record, lbvms, view, now, rng=self._rng, settings=self._planner_settings)
+        report.plans[record.id] = first
+        if first.is_noop(record.status):
+            return
+        try:
+            with self._leases.held(record.id, now):
+                self._act(record.id, view, now, report)
+        except LeaseHeld:
+            report.locked.append(record.id)
 
     def _act(self, load_balancer_id: str, view: LoadBalancerView, now: datetime, report: TickReport) -> None:
         # Under the lease, decide again from consistent reads: the listing may be stale.
