@@ -5,6 +5,12 @@ when a spec changes (a tick for just those load balancers, at once), and by
 EC2 when an instance is stopping or going away (a tick for its load balancer,
 at once: a dead LBVM is deregistered from the entry within seconds, not at the
 next minute).
+
+A load balancer whose attempts keep failing is backed off (``lbcp.reconcile.backoff``),
+but not from what concerns it directly: an instance's state change, or a change
+a user made (a new spec, a deletion, a rollout pause/resume/abort). The
+reconciler's own status writes reach the stream too; they are not urgent, or a
+failing load balancer would re-trigger itself at every failed attempt.
 """
 
 from __future__ import annotations
@@ -47,6 +53,25 @@ def changed_load_balancers(event: dict[str, Any]) -> set[str] | None:
     return ids
 
 
+# What a user changes on a load balancer's record (the API's writes); status, phase and the scaler's are not.
+_USER_ATTRIBUTES = ("generation", "deletionRequestedAt", "rolloutControl")
+
+
+def user_changes(event: dict[str, Any]) -> set[str]:
+    """The ids of load balancers whose record a user changed (created, a new spec, deletion, rollout control)."""
+    ids: set[str] = set()
+    for record in event.get("Records") or []:
+        change = record.get("dynamodb", {})
+        keys = change.get("Keys", {})
+        pk, sk = keys.get("pk", {}).get("S", ""), keys.get("sk", {}).get("S", "")
+        if not pk.startswith("LB#") or sk != "LB" or record.get("eventName") == "REMOVE":
+            continue
+        new, old = change.get("NewImage", {}), change.get("OldImage", {})
+        if record.get("eventName") == "INSERT" or any(new.get(name) != old.get(name) for name in _USER_ATTRIBUTES):
+            ids.add(pk.removeprefix("LB#"))
+    return ids
+
+
 def changed_instances(event: dict[str, Any]) -> list[str] | None:
     """The instance of an EC2 state-change event; None for any other event."""
     if event.get("source") != "aws.ec2" or event.get("detail-type") != INSTANCE_STATE_CHANGE:
@@ -62,7 +87,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     only = reconciler().owners_of(instances) if instances is not None else changed_load_balancers(event)
     if only is not None and not only:
         return {"loadBalancers": 0}
-    report: TickReport = reconciler().tick(only)
+    urgent = only if instances is not None else user_changes(event)
+    report: TickReport = reconciler().tick(only, urgent=urgent or ())
     logger.info(
         "tick",
         load_balancers=report.load_balancers,
@@ -70,5 +96,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         locked=report.locked,
         jobs=report.jobs,
         failed=report.failed,
+        failures=report.failures,
+        backed_off=report.backed_off,
+        dead_lettered=report.dead_lettered,
     )
     return {"loadBalancers": report.load_balancers, "acted": report.acted, "jobs": report.jobs, "failed": report.failed}

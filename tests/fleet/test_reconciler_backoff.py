@@ -12,8 +12,10 @@ the executor's per-job handling, the failure this isolates. Time is injected
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,7 +46,7 @@ TICK = timedelta(minutes=1)
 
 @dataclass
 class Faults:
-    """Load balancers whose status transaction DynamoDB refuses (as it refuses an item grown past 400 KB)."""
+    """Load balancers whose record's transactions DynamoDB refuses (as it refuses an item grown past 400 KB)."""
 
     poisoned: set[str] = field(default_factory=set)
 
@@ -54,11 +56,12 @@ class Faults:
         # ``params`` is the serialized request: DynamoDB's JSON body.
         request = json.loads(kwargs["params"]["body"])
         keys = {
-            part.get("Key", part.get("Item", {})).get("pk", {}).get("S")
+            (key.get("pk", {}).get("S"), key.get("sk", {}).get("S"))
             for item in request.get("TransactItems", [])
             for part in item.values()
+            for key in [part.get("Key", part.get("Item", {}))]
         }
-        if not {f"LB#{lb_id}" for lb_id in self.poisoned} & keys:
+        if not {(f"LB#{lb_id}", "LB") for lb_id in self.poisoned} & keys:
             return None
         # Not retried by botocore (a 500 would be, with real sleeps): refused outright, every time.
         error = {"Code": "ValidationException", "Message": "Item size has exceeded the maximum allowed size"}
@@ -75,8 +78,11 @@ class World:
     clock: list[datetime]
     lbvms: LbvmRepository
 
-    def tick(self, only: set[str] | None = None) -> TickReport:
-        return self.reconciler.tick(only)
+    def tick(self, only: set[str] | None = None, urgent: set[str] | frozenset[str] = frozenset()) -> TickReport:
+        """One reconciler invocation, after the agents' heartbeats (as they come every few seconds)."""
+        for lbvm in self.lbvms.list_all():
+            self.lbvms.update(lbvm, last_heartbeat_at=self.clock[0])
+        return self.reconciler.tick(only, urgent=urgent)
 
     def advance(self, delta: timedelta = TICK) -> None:
         self.clock[0] += delta
@@ -220,3 +226,199 @@ def test_a_load_balancer_whose_act_raises_does_not_stop_the_others(world: Build)
     again = w.tick()
     assert again.plans[healthy].is_noop(w.record(healthy).status)
     assert healthy not in again.acted
+
+
+# --- backoff and dead letters -----------------------------------------------------------------------------------
+
+
+def dead_letter_queue() -> tuple[Any, str]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName=f"lbcp-reconcile-dead-letters-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    return sqs, str(url)
+
+
+def dead_letters(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Every message in the queue, left in it (a zero visibility timeout: a later read sees them again)."""
+    found: dict[str, dict[str, Any]] = {}
+    for _ in range(3):
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+            "Messages", []
+        ):
+            found[message["MessageId"]] = json.loads(message["Body"])
+    return list(found.values())
+
+
+def registered(w: World, lb_id: str) -> frozenset[str]:
+    view = w.entry.observe([w.record(lb_id)], [lb_id])[lb_id]
+    assert view.registered_instance_ids is not None
+    return view.registered_instance_ids
+
+
+def test_a_failing_load_balancer_is_retried_ever_later_and_dead_lettered_once_while_the_healthy_one_never_waits(
+    world: Build,
+) -> None:
+    sqs, url = dead_letter_queue()
+    w, (poison, healthy) = world(["a-poison", "b-healthy"], reconcile_dead_letter_queue_url=url)
+    w.faults.poisoned.add(poison)
+    started = w.clock[0]
+    attempts: list[datetime] = []
+    letters_at: dict[int, int] = {}  # attempts made -> dead letters in the queue then
+    instances = sorted(lbvm.instance_id or "" for lbvm in w.lbvms.list_for(healthy))
+    repaired_at_once = 0
+    for minute in range(75):
+        if minute % 10 == 5:
+            # Behind our back: one of the healthy fleet's LBVMs leaves its pool. The same tick puts it back.
+            w.entry.deregister(w.record(healthy), lbvm_id=None, instance_id=instances[0])
+            assert instances[0] not in registered(w, healthy)
+        report = w.tick()
+        assert healthy not in report.backed_off and healthy not in report.failures
+        if minute % 10 == 5:
+            assert instances[0] in registered(w, healthy)
+            repaired_at_once += 1
+        if poison in report.failures:
+            attempts.append(w.clock[0])
+            letters_at[len(attempts)] = len(dead_letters(sqs, url))
+            streak = report.streaks[poison]
+            assert streak.failures == len(attempts), (attempts, report.streaks, report.failures)
+            assert streak.first_failed_at == started
+        else:
+            assert poison in report.backed_off
+        w.advance()
+    assert repaired_at_once == 7
+
+    # Each wait is the nominal delay min(60 s * 2^(n-1), 1000 s), jittered into [nominal / 2, nominal], rounded
+    # up to the next one-minute tick.
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(attempts)]
+    assert len(attempts) >= 9, attempts
+    for failures, gap in enumerate(gaps, start=1):
+        nominal = min(60 * 2 ** (failures - 1), 1000)
+        assert nominal / 2 <= gap < nominal + 60, (failures, gap)
+    assert sum(gaps[4:8]) > 4 * sum(gaps[:2])  # the delays grew
+
+    # One dead letter, sent at the 8th consecutive failure, not before and not again.
+    assert [letters_at[n] for n in sorted(letters_at)] == [0] * 7 + [1] * (len(attempts) - 7)
+    [letter] = dead_letters(sqs, url)
+    assert letter["loadBalancerId"] == poison and letter["failures"] == 8 and letter["generation"] == 1
+    assert letter["firstFailedAt"] == "2026-12-07T12:00:30Z"
+    assert "(ValidationException)" in letter["lastError"]
+
+    # The streak's events: at the first failure, each doubling, and the dead letter; not one per attempt.
+    said = [e for e in w.events(poison) if e.reason in ("ReconcileFailing", "ReconcileDeadLettered")]
+    assert [e.reason for e in reversed(said)] == ["ReconcileFailing"] * 3 + ["ReconcileDeadLettered"]
+    third = said[1]  # newest first: the dead letter, then the 4th failure
+    assert third.type == "Warning" and third.generation == 1
+    assert third.message.startswith("reconcile failed 4 times in a row since 2026-12-07T12:00:30Z (ClientError: ")
+    told = re.search(r"; next attempt at (\S+) \(backoff (\d+) min (\d+) s\)$", third.message)
+    assert told is not None, third.message
+    next_at, backoff = datetime.fromisoformat(told[1]), timedelta(minutes=int(told[2]), seconds=int(told[3]))
+    assert third.time == attempts[3] and abs(attempts[3] + backoff - next_at) <= timedelta(seconds=1)
+    assert timedelta(minutes=4) <= backoff <= timedelta(minutes=8)  # nominal 8 min after 4 failures
+    assert attempts[4] - TICK < next_at <= attempts[4]  # the 5th attempt was the first tick after it
+    assert said[0].message.endswith("sent to the dead-letter queue after 8 failures")
+
+
+def fail_until_backing_off(w: World, poison: str, failures: int) -> None:
+    """Tick minute by minute until the poison load balancer has failed ``failures`` times in a row."""
+    for _ in range(60):
+        report = w.tick()
+        if poison in report.failures and report.streaks[poison].failures == failures:
+            return
+        w.advance()
+    raise AssertionError(f"{poison} did not fail {failures} times in an hour")
+
+
+def stored_streak(w: World, lb_id: str) -> dict[str, Any] | None:
+    items = [i for i in w.cloud.table_items() if i["pk"]["S"] == f"LB#{lb_id}" and i["sk"]["S"] == "RETRY"]
+    return items[0] if items else None
+
+
+def test_a_spec_change_bypasses_the_backoff_and_starts_a_new_streak(world: Build) -> None:
+    w, [poison] = world(["a-poison"])
+    w.faults.poisoned.add(poison)
+    fail_until_backing_off(w, poison, 4)
+    w.advance()
+    assert w.tick().backed_off == [poison]  # 4 to 8 minutes to wait
+    # A status write of its own reaches the stream too: not urgent, still backing off.
+    assert w.tick(only={poison}).backed_off == [poison]
+    # A user changes the spec: the stream's tick names it as urgent, and it is tried at once.
+    record = w.record(poison)
+    spec = record.spec.model_copy(update={"tags": {"team": "edge"}})
+    event = Event(time=w.clock[0], type="Normal", reason="SpecUpdated", message="test")
+    w.load_balancers.update_spec(poison, record.generation, spec, w.clock[0], event)
+    urgent = w.tick(only={poison}, urgent={poison})
+    assert poison in urgent.failures and not urgent.backed_off
+    # A new spec is a new question: its streak starts again at 1, with the first short delay.
+    fresh = urgent.streaks[poison]
+    assert (fresh.generation, fresh.failures, fresh.first_failed_at) == (2, 1, w.clock[0])
+    assert fresh.not_before - w.clock[0] <= timedelta(seconds=60)
+
+
+def test_a_new_generation_is_tried_at_the_next_scheduled_tick_even_if_its_stream_record_was_lost(world: Build) -> None:
+    w, [poison] = world(["a-poison"])
+    w.faults.poisoned.add(poison)
+    fail_until_backing_off(w, poison, 4)
+    w.advance()
+    assert w.tick().backed_off == [poison]
+    record = w.record(poison)
+    spec = record.spec.model_copy(update={"tags": {"team": "edge"}})
+    event = Event(time=w.clock[0], type="Normal", reason="SpecUpdated", message="test")
+    w.load_balancers.update_spec(poison, record.generation, spec, w.clock[0], event)
+    w.advance()
+    scheduled = w.tick()  # no urgent trigger: the generation differs from the streak's
+    assert poison in scheduled.failures and scheduled.streaks[poison].failures == 1
+
+
+def test_an_instance_state_change_bypasses_the_backoff(world: Build) -> None:
+    w, [poison] = world(["a-poison"])
+    w.faults.poisoned.add(poison)
+    fail_until_backing_off(w, poison, 4)
+    w.advance()
+    assert w.tick().backed_off == [poison]
+    attempted = w.tick(only={poison}, urgent={poison})  # what the handler passes for an EC2 state change
+    assert poison in attempted.failures and attempted.streaks[poison].failures == 5
+
+
+def test_an_attempt_without_failure_ends_the_streak(world: Build) -> None:
+    w, (poison, healthy) = world(["a-poison", "b-healthy"])
+    w.faults.poisoned.add(poison)
+    fail_until_backing_off(w, poison, 3)
+    assert stored_streak(w, poison) is not None
+    assert stored_streak(w, healthy) is None  # a healthy load balancer has no streak item at all
+    w.faults.poisoned.clear()  # the cause goes away
+    for _ in range(8):  # the 3rd failure waits 2 to 4 minutes
+        w.advance()
+        report = w.tick()
+        if poison not in report.backed_off:
+            break
+    assert poison not in report.failures and poison in report.acted
+    assert w.record(poison).status.phase == "Active"
+    assert stored_streak(w, poison) is None
+    # The next failure is the first of a new streak: retried at the next tick.
+    w.faults.poisoned.add(poison)
+    record = w.record(poison)
+    w.load_balancers.update_spec(
+        poison,
+        record.generation,
+        record.spec.model_copy(update={"tags": {"team": "edge"}}),
+        w.clock[0],
+        Event(time=w.clock[0], type="Normal", reason="SpecUpdated", message="test"),
+    )
+    w.advance()
+    again = w.tick()
+    assert again.streaks[poison].failures == 1 and again.streaks[poison].generation == 2
+
+
+def test_job_failures_count_as_a_failed_attempt(world: Build) -> None:
+    """A failed job (not a raise) also extends the streak, with the job's failure reason as its error."""
+    w, [lb_id] = world(["a-fleet"])
+    w.tick()
+    # The scaler asks for one LBVM more; launching it fails (this test wires no agent artifact: user data refuses).
+    record = w.record(lb_id)
+    w.load_balancers.set_desired_capacity(lb_id, record.scaling_version, 3, record.scaling, None)
+    w.advance()
+    report = w.tick()
+    assert report.failed >= 1 and lb_id not in report.failures
+    streak = report.streaks[lb_id]
+    assert streak.failures == 1 and streak.last_error.startswith("LaunchFailed: ValueError: agent_artifact_url")
+    [said] = w.events(lb_id, "ReconcileFailing")
+    assert said.message.startswith("reconcile failed once since ")

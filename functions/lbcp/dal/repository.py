@@ -491,6 +491,10 @@ class LoadBalancerRepository:
     def append_event(self, lb_id: str, event: Event) -> None:
         self._client.put_item(TableName=self._table, Item=self._event_item(lb_id, event))
 
+    def event_transaction_item(self, lb_id: str, event: Event) -> dict[str, Any]:
+        """The transaction item that records ``event``, for a write of another item about this load balancer."""
+        return self._put_event(lb_id, event)
+
     # --- helpers -------------------------------------------------------------
 
     def _raise_for_failed_condition(self, lb_id: str, exc: Exception) -> None:
