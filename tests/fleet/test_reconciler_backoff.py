@@ -422,3 +422,15 @@ def test_job_failures_count_as_a_failed_attempt(world: Build) -> None:
     assert streak.failures == 1 and streak.last_error.startswith("LaunchFailed: ValueError: agent_artifact_url")
     [said] = w.events(lb_id, "ReconcileFailing")
     assert said.message.startswith("reconcile failed once since ")
+
+
+def test_the_streak_goes_with_the_record(world: Build) -> None:
+    w, [poison] = world(["a-poison"])
+    w.faults.poisoned.add(poison)
+    fail_until_backing_off(w, poison, 2)
+    assert stored_streak(w, poison) is not None
+    w.faults.poisoned.clear()
+    now = w.clock[0]
+    w.load_balancers.request_deletion(poison, None, now, Event(time=now, type="Normal", reason="Deleted", message="t"))
+    w.load_balancers.remove(poison, Event(time=now, type="Normal", reason="Deleted", message="removed"))
+    assert w.load_balancers.get(poison) is None and stored_streak(w, poison) is None

@@ -41,6 +41,8 @@ NAME_SORT_KEY = "NAME"
 EVENT_PREFIX = "EVENT#"
 ROLLOUT_PREFIX = "ROLLOUT#"
 CONFIG_PREFIX = "CONFIG#"
+# A load balancer's failure streak (``retries.py``): removed with the record.
+RETRY_SORT_KEY = "RETRY"
 KIND_LOAD_BALANCER = "LB"
 
 
@@ -441,6 +443,13 @@ class LoadBalancerRepository:
                         "ConditionExpression": "#owner = :id",
                         "ExpressionAttributeNames": {"#owner": "lbId"},
                         "ExpressionAttributeValues": {":id": {"S": lb_id}},
+                    }
+                },
+                # Its failure streak, if the teardown had failed before (absent: deleting nothing is no error).
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": {PARTITION_KEY: {"S": f"LB#{lb_id}"}, SORT_KEY: {"S": RETRY_SORT_KEY}},
                     }
                 },
                 self._put_event(lb_id, event),

@@ -10,8 +10,9 @@ Item layout:
   read per load balancer). A healthy fleet has no items here: the query reads
   nothing and costs the minimum (0.5 read unit).
 - ``expiresAt`` (TTL) a week after the last failure: a streak that is still
-  going is rewritten at least every backoff cap (about 17 minutes), so only the
-  streak of a load balancer that was removed ever expires.
+  going is rewritten at least every backoff cap (about 17 minutes), so it never
+  expires while it lasts. The record's removal (the last finalizer step)
+  deletes it in the same transaction; the TTL is the backstop.
 
 Writes are conditional on the streak the tick read, so two overlapping runs
 count one failure once, and the streak's event is written in the same
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from lbcp.dal.repository import LoadBalancerRepository
+from lbcp.dal.repository import RETRY_SORT_KEY, LoadBalancerRepository
 from lbcp.dal.schema import (
     GSI_BY_KIND,
     GSI_BY_KIND_PARTITION_KEY,
@@ -39,7 +40,6 @@ from lbcp.models.times import utc_iso
 from lbcp.reconcile.backoff import RetryStreak
 
 KIND_RETRY = "RETRY"
-RETRY_SORT_KEY = "RETRY"
 STREAK_RETENTION = timedelta(days=7)
 
 
