@@ -137,7 +137,7 @@ class Reconciler:
         # Without a store there is no backoff: every failing load balancer is retried at every tick.
         self._retries = retries
         self._dead_letters = dead_letters
-        self._backoff = backoff or BackoffSettings(base=tick_period)
+        self._backoff = backoff or BackoffSettings(base=tick_period, cap=max(tick_period, timedelta(seconds=1000)))
 
     def owners_of(self, instance_ids: Iterable[str]) -> set[str]:
         """The load balancers these instances belong to (by owner tags): what an EC2 state change concerns."""
@@ -179,19 +179,7 @@ class Reconciler:
             alarms=self._alarm_states(due),
         )
         for record in due:
-            streak = streaks.get(record.id)
-            error: str | None
-            try:
-                error = self._reconcile(record, by_lb[record.id], views[record.id], now, report, streak=streak)
-            except Exception as exc:  # one load balancer's failure is its own: the others still converge
-                logger.exception("reconcile failed", extra={"lb": record.id})
-                error = report.failures[record.id] = f"{type(exc).__name__}: {exc}"
-            if record.id in report.locked:
-                continue  # another run is at it: this tick neither failed nor succeeded for it
-            try:
-                self._settle(record, streak, error, now, report)
-            except Exception:  # the streak is bookkeeping: losing one write only retries sooner
-                logger.exception("the failure streak could not be written", extra={"lb": record.id})
+            self._reconcile(record, by_lb[record.id], views[record.id], now, report, streak=streaks.get(record.id))
         return report
 
     def _reconcile(
@@ -203,18 +191,35 @@ class Reconciler:
         report: TickReport,
         *,
         streak: RetryStreak | None,
-    ) -> str | None:
-        """Plan, and act where needed; what the first failed job said, if one failed."""
-        first = plan(record, lbvms, view, now, rng=self._rng, settings=self._planner_settings, retry=streak)
-        report.plans[record.id] = first
-        if first.is_noop(record.status):
-            return None
+    ) -> None:
+        """Plan, act where needed, and extend or end the failure streak by what happened; never raises."""
+        error: str | None = None
         try:
-            with self._leases.held(record.id, now):
-                return self._act(record.id, view, now, report, streak=streak)
+            first = plan(record, lbvms, view, now, rng=self._rng, settings=self._planner_settings, retry=streak)
+            report.plans[record.id] = first
+            if not first.is_noop(record.status):
+                with self._leases.held(record.id, now):
+                    try:
+                        error = self._act(record.id, view, now, report, streak=streak)
+                    except Exception as exc:
+                        error = self._raised(record.id, exc, report)
+                    # Under the lease: a run triggered by this attempt's own status write finds the
+                    # streak written, or the lease still held.
+                    self._settle(record, streak, error, now, report)
+                return
         except LeaseHeld:
-            report.locked.append(record.id)
-            return None
+            report.locked.append(record.id)  # another run is at it: this tick neither failed nor succeeded for it
+            return
+        except Exception as exc:
+            error = self._raised(record.id, exc, report)
+        self._settle(record, streak, error, now, report)
+
+    @staticmethod
+    def _raised(load_balancer_id: str, exc: Exception, report: TickReport) -> str:
+        # One load balancer's failure is its own: the tick goes on with the others.
+        logger.exception("reconcile failed", extra={"lb": load_balancer_id})
+        text = report.failures[load_balancer_id] = f"{type(exc).__name__}: {exc}"
+        return text
 
     def _settle(
         self,
@@ -224,9 +229,23 @@ class Reconciler:
         now: datetime,
         report: TickReport,
     ) -> None:
-        """Extend the load balancer's failure streak by this tick's failure, or end it."""
+        """Extend the load balancer's failure streak by this tick's failure, or end it (never raises)."""
         if self._retries is None:
             return
+        try:
+            self._write_streak(record, streak, error, now, report)
+        except Exception:  # the streak is bookkeeping: a lost write only means an earlier retry
+            logger.exception("the failure streak could not be written", extra={"lb": record.id})
+
+    def _write_streak(
+        self,
+        record: LoadBalancerRecord,
+        streak: RetryStreak | None,
+        error: str | None,
+        now: datetime,
+        report: TickReport,
+    ) -> None:
+        assert self._retries is not None
         if error is None:
             if streak is not None:
                 self._retries.clear(streak)
