@@ -1,7 +1,7 @@
 """One reconcile tick: observe everything once, plan each load balancer, act only where needed.
 
 Reads are batched across load balancers (one paginated listing each of load
-balancers, LBVMs, instances and interfaces, plus the entry's reads; one read
+balancers, failure streaks, LBVMs, instances and interfaces, plus the entry's reads; one read
 of the public image parameter per architecture that a spec leaving its image
 unset uses; the rollout alarms of active rollouts, 100 names a call), so their
 number grows with pagination only. Writes happen only where a plan has jobs
