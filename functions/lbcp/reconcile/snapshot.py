@@ -51,12 +51,16 @@ def observe(
     entries = entry.observe(records, verify)
     latest = latest_images or {}
     # Handed out in one pass each (not one scan per load balancer: that grew as n^2, a minute at 10,000).
+    # Only to the load balancers asked about: a spec change's tick observes one among thousands.
+    wanted = {record.id for record in records}
     instances_of: dict[str, list[ObservedInstance]] = defaultdict(list)
     for instance in instances:
-        instances_of[instance.load_balancer_id].append(instance)
+        if instance.load_balancer_id in wanted:
+            instances_of[instance.load_balancer_id].append(instance)
     interfaces_of: dict[str, list[ObservedNetworkInterface]] = defaultdict(list)
     for interface in interfaces:
-        interfaces_of[interface.load_balancer_id].append(interface)
+        if interface.load_balancer_id in wanted:
+            interfaces_of[interface.load_balancer_id].append(interface)
     return {
         record.id: LoadBalancerView(
             instances=tuple(instances_of.get(record.id, ())),
