@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 import pytest
 
+from handlers import reconciler as handler
 from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.entry.adapter import EntryAdapter
@@ -78,10 +79,14 @@ class World:
     clock: list[datetime]
     lbvms: LbvmRepository
 
-    def tick(self, only: set[str] | None = None, urgent: set[str] | frozenset[str] = frozenset()) -> TickReport:
-        """One reconciler invocation, after the agents' heartbeats (as they come every few seconds)."""
+    def heartbeat(self) -> None:
+        """The agents' heartbeats (they come every few seconds): no LBVM looks lost."""
         for lbvm in self.lbvms.list_all():
             self.lbvms.update(lbvm, last_heartbeat_at=self.clock[0])
+
+    def tick(self, only: set[str] | None = None, urgent: set[str] | frozenset[str] = frozenset()) -> TickReport:
+        """One reconciler invocation, after the agents' heartbeats."""
+        self.heartbeat()
         return self.reconciler.tick(only, urgent=urgent)
 
     def advance(self, delta: timedelta = TICK) -> None:
@@ -434,3 +439,47 @@ def test_the_streak_goes_with_the_record(world: Build) -> None:
     w.load_balancers.request_deletion(poison, None, now, Event(time=now, type="Normal", reason="Deleted", message="t"))
     w.load_balancers.remove(poison, Event(time=now, type="Normal", reason="Deleted", message="removed"))
     assert w.load_balancers.get(poison) is None and stored_streak(w, poison) is None
+
+
+class LambdaContext:
+    function_name = "lbcp-reconciler"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:lbcp-reconciler"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+
+def record_item(w: World, lb_id: str) -> dict[str, Any]:
+    item = w.cloud.dynamodb.get_item(TableName=w.cloud.table, Key={"pk": {"S": f"LB#{lb_id}"}, "sk": {"S": "LB"}})
+    return dict(item["Item"])
+
+
+def stream_event(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """What the table's stream delivers for a change of a load balancer record (NEW_AND_OLD_IMAGES)."""
+    keys = {"pk": new["pk"], "sk": new["sk"]}
+    change = {"Keys": keys, "OldImage": old, "NewImage": new, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    return {"Records": [{"eventName": "MODIFY", "eventSource": "aws:dynamodb", "dynamodb": change}]}
+
+
+def test_the_stream_tries_a_backing_off_load_balancer_at_once_only_for_a_change_a_user_made(
+    world: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w, [poison] = world(["a-poison"])
+    w.faults.poisoned.add(poison)
+    fail_until_backing_off(w, poison, 3)
+    monkeypatch.setattr(handler, "reconciler", lambda: w.reconciler)
+    # A write of the reconciler's own (its status and events) reaches the stream: the handler ticks the
+    # load balancer, which stays in its backoff (a failing fleet does not re-trigger itself).
+    before = record_item(w, poison)
+    w.heartbeat()
+    handler.lambda_handler(stream_event(before, {**before, "phase": {"S": "Degraded"}}), LambdaContext())
+    streak = stored_streak(w, poison)
+    assert streak is not None and streak["failures"] == {"N": "3"}
+    # A user's new spec: tried at once, and its failure is the first of the new generation's streak.
+    record = w.record(poison)
+    spec = record.spec.model_copy(update={"tags": {"team": "edge"}})
+    event = Event(time=w.clock[0], type="Normal", reason="SpecUpdated", message="test")
+    w.load_balancers.update_spec(poison, record.generation, spec, w.clock[0], event)
+    answer = handler.lambda_handler(stream_event(before, record_item(w, poison)), LambdaContext())
+    assert answer["loadBalancers"] == 1
+    streak = stored_streak(w, poison)
+    assert streak is not None and (streak["generation"], streak["failures"]) == ({"N": "2"}, {"N": "1"})
