@@ -7,8 +7,9 @@ at once: a dead LBVM is deregistered from the entry within seconds, not at the
 next minute).
 
 A load balancer whose attempts keep failing is backed off (``lbcp.reconcile.backoff``),
-but not from what concerns it directly: an instance's state change, or a change
-a user made (a new spec, a deletion, a rollout pause/resume/abort). The
+but not from what concerns it directly: an instance's state change, or something
+new asked of it (a new spec, a deletion, a rollout pause/resume/abort, a desired
+capacity the scaler changed: a fleet with one job failing still scales). The
 reconciler's own status writes reach the stream too; they are not urgent, or a
 failing load balancer would re-trigger itself at every failed attempt.
 """
@@ -53,12 +54,14 @@ def changed_load_balancers(event: dict[str, Any]) -> set[str] | None:
     return ids
 
 
-# What a user changes on a load balancer's record (the API's writes); status, phase and the scaler's are not.
-_USER_ATTRIBUTES = ("generation", "deletionRequestedAt", "rolloutControl")
+# What a user or the scaler asks of a load balancer: its spec (generation), its deletion, a rollout pause,
+# resume or abort, a new desired capacity. Status and phase are the reconciler's own writes; the scaler's
+# state-only writes (its memory) change none of these.
+_INTENT_ATTRIBUTES = ("generation", "deletionRequestedAt", "rolloutControl", "desiredCapacity")
 
 
 def user_changes(event: dict[str, Any]) -> set[str]:
-    """The ids of load balancers whose record a user changed (created, a new spec, deletion, rollout control)."""
+    """The ids of load balancers asked something new: created, a new spec, deletion, rollout control, capacity."""
     ids: set[str] = set()
     for record in event.get("Records") or []:
         change = record.get("dynamodb", {})
@@ -67,7 +70,7 @@ def user_changes(event: dict[str, Any]) -> set[str]:
         if not pk.startswith("LB#") or sk != "LB" or record.get("eventName") == "REMOVE":
             continue
         new, old = change.get("NewImage", {}), change.get("OldImage", {})
-        if record.get("eventName") == "INSERT" or any(new.get(name) != old.get(name) for name in _USER_ATTRIBUTES):
+        if record.get("eventName") == "INSERT" or any(new.get(name) != old.get(name) for name in _INTENT_ATTRIBUTES):
             ids.add(pk.removeprefix("LB#"))
     return ids
 

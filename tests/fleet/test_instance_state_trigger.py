@@ -97,7 +97,7 @@ def _stream_record(event_name: str, new: dict[str, Any], old: dict[str, Any], sk
     return {"eventName": event_name, "dynamodb": change}
 
 
-def test_a_user_change_is_urgent_and_a_status_write_is_not() -> None:
+def test_a_new_intent_is_urgent_and_a_status_write_is_not() -> None:
     gen1 = {"generation": {"N": "1"}, "status": {"S": "{}"}, "phase": {"S": "Pending"}}
     status_written = {**gen1, "status": {"S": '{"observedGeneration":1}'}, "phase": {"S": "Active"}}
     respecified = {**status_written, "generation": {"N": "2"}}
@@ -112,9 +112,11 @@ def test_a_user_change_is_urgent_and_a_status_write_is_not() -> None:
     assert urgent(_stream_record("MODIFY", respecified, status_written)) == {"lb-1"}
     assert urgent(_stream_record("MODIFY", deleting, status_written)) == {"lb-1"}
     assert urgent(_stream_record("MODIFY", paused, status_written)) == {"lb-1"}
-    # The reconciler's own status write and the scaler's capacity: they tick it, but within its backoff.
+    assert urgent(_stream_record("MODIFY", scaled, status_written)) == {"lb-1"}
+    # The reconciler's own status write and the scaler's memory: they tick it, but within its backoff.
     assert urgent(_stream_record("MODIFY", status_written, gen1)) == set()
-    assert urgent(_stream_record("MODIFY", scaled, status_written)) == set()
+    remembered = {**status_written, "scaling": {"S": '{"lastDecisionAt":"2026-12-07T12:00:00Z"}'}}
+    assert urgent(_stream_record("MODIFY", remembered, status_written)) == set()
     assert urgent(_stream_record("REMOVE", {}, status_written)) == set()
     assert urgent(_stream_record("INSERT", gen1, {}, sk="RETRY")) == set()
     assert handler.changed_load_balancers({"Records": [_stream_record("MODIFY", status_written, gen1)]}) == {"lb-1"}

@@ -57,9 +57,11 @@ What bypasses it
 ----------------
 A load balancer in backoff is still reconciled at once when something new
 happened to it: its spec changed (the stream; or any tick that sees a
-generation other than the streak's) or one of its instances changed state (EC2
-events: a lost LBVM must leave the entry within seconds, failing or not).
-The caller says which load balancers a trigger concerns (``urgent``).
+generation other than the streak's), it was asked something else new (deletion,
+a rollout pause/resume/abort, a desired capacity from the scaler: one job that
+keeps failing must not hold back a scale-out), or one of its instances changed
+state (EC2 events: a lost LBVM must leave the entry within seconds, failing or
+not). The caller says which load balancers a trigger concerns (``urgent``).
 
 Telling
 -------
