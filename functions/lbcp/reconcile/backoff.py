@@ -74,7 +74,7 @@ writes about 7 of them, not 86.
 Dead letters
 ------------
 After ``dead_letter_after`` consecutive failures (default 8: the 7 waits
-before the 8th attempt add up to 64 minutes nominal, 32 to 65 with jitter and
+before the 8th attempt add up to 64 minutes nominal, 32 to 71 with jitter and
 the one-minute schedule) the streak is sent to a dead-letter queue once, for a
 person to look at. Retrying goes on at the cap:
 the fleet heals itself when the cause goes away.
