@@ -146,8 +146,8 @@ class Reconciler:
     def tick(self, only: set[str] | None = None, urgent: Iterable[str] = ()) -> TickReport:
         """Reconcile every load balancer, or those in ``only``.
 
-        ``urgent``: load balancers that something new happened to (their spec, one of
-        their instances): reconciled now even if their failure streak is backing off.
+        ``urgent``: load balancers that something new happened to (their spec, a new desired
+        capacity, one of their instances): reconciled now even if their failure streak is backing off.
         """
         now = self._clock()
         report = TickReport()
@@ -169,7 +169,8 @@ class Reconciler:
         by_lb: dict[str, list[Lbvm]] = defaultdict(list)
         for lbvm in self._lbvms.list_all():
             by_lb[lbvm.load_balancer_id].append(lbvm)
-        verify = verification_batch((r.id for r in due), now, self._verify_budget, self._tick_period)
+        # The rotation is over every load balancer, so that one backing off does not shift the others' turns.
+        verify = verification_batch((r.id for r in records), now, self._verify_budget, self._tick_period)
         views = observe(
             self._compute,
             self._entry,
