@@ -66,6 +66,7 @@ bench: $(STAMP) $(SETUP_EXTRAS)
 	$(PY) bench/cold_import.py
 	$(PY) bench/scaling_policies.py
 	$(PY) bench/reconcile_calls.py
+	$(PY) bench/plan_scale.py
 	$(PY) bench/consistency_calls.py
 	$(PY) bench/unroutable_latency.py
 	$(PY) bench/agent_bench.py

@@ -296,6 +296,12 @@ RECONCILER_ALARMS: Final = Finding(
 )
 
 
+RECONCILE_DEAD_LETTER_QUEUE: Final = Finding(
+    "AwsSolutions-SQS3",
+    "This queue is itself a dead-letter queue: the reconciler sends one message to it per load balancer whose "
+    "reconcile failed many times in a row; nothing consumes it (a person reads it; its depth has an alarm).",
+)
+
 STREAM_DEAD_LETTER_QUEUE: Final = Finding(
     "AwsSolutions-SQS3",
     "This queue is itself the dead-letter destination of the reconciler's DynamoDB stream event source "

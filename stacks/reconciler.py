@@ -6,6 +6,10 @@ table's stream invokes it for the load balancers whose record changed, and
 EC2's state-change events invoke it for the load balancer of an instance that
 is stopping or going away (so a lost LBVM leaves the entry in seconds).
 Stream batches that keep failing go to a dead-letter queue with an alarm.
+Load balancers whose attempts keep failing (``lbcp.reconcile.backoff``) go to
+a second dead-letter queue, one message per failure streak, with an alarm of
+its own: the function may only send to it, and nothing consumes it (the
+reconciler keeps retrying at the backoff cap; a person reads why).
 """
 
 from __future__ import annotations
@@ -23,8 +27,14 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lbcp.models.app_metrics import SERVICE_RECONCILER
+from lbcp.reconcile.backoff import BackoffSettings
 from lbcp.reconcile.compute import INSTANCE_LOST_STATES, INSTANCE_STATE_CHANGE
-from lbcp.settings import ENV_AGENT_ARTIFACT_URL, ENV_API_ENDPOINT
+from lbcp.settings import (
+    ENV_AGENT_ARTIFACT_URL,
+    ENV_API_ENDPOINT,
+    ENV_RECONCILE_DEAD_LETTER_AFTER,
+    ENV_RECONCILE_DEAD_LETTER_QUEUE_URL,
+)
 from stacks import arns, nag, owner_tags
 from stacks.alerting import Alerting, alarm_name, described
 from stacks.entry_permissions import EntryPermissions
@@ -185,6 +195,48 @@ class Reconciler(Construct):
                     "Spec changes the reconciler could not process (the minute tick still retries them)",
                 ),
                 metric=self.dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                # No datapoints while the queue is empty and idle: nothing dead-lettered.
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+        self.failing_load_balancers = sqs.Queue(
+            self,
+            "FailingLoadBalancers",
+            retention_period=Duration.days(14),
+            enforce_ssl=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+        )
+        nag.acknowledge(self.failing_load_balancers, nag.RECONCILE_DEAD_LETTER_QUEUE)
+        # Send only (not grant_send_messages, which adds GetQueueAttributes and GetQueueUrl): the URL is given.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="SendFailingLoadBalancers",
+                actions=["sqs:SendMessage"],
+                resources=[self.failing_load_balancers.queue_arn],
+            )
+        )
+        self.function.function.add_environment(
+            ENV_RECONCILE_DEAD_LETTER_QUEUE_URL, self.failing_load_balancers.queue_url
+        )
+        self.function.function.add_environment(
+            ENV_RECONCILE_DEAD_LETTER_AFTER, str(BackoffSettings().dead_letter_after)
+        )
+        self.failing_load_balancers_alarm = alerting.watch(
+            cloudwatch.Alarm(
+                self,
+                "FailingLoadBalancersAlarm",
+                alarm_name=alarm_name(self, "failing-load-balancers"),
+                alarm_description=described(
+                    "failing-load-balancers",
+                    "Load balancers whose reconcile failed many times in a row (each message says which and why; "
+                    "the reconciler keeps retrying them at its backoff cap)",
+                ),
+                metric=self.failing_load_balancers.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(5)
+                ),
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -5,6 +5,13 @@ when a spec changes (a tick for just those load balancers, at once), and by
 EC2 when an instance is stopping or going away (a tick for its load balancer,
 at once: a dead LBVM is deregistered from the entry within seconds, not at the
 next minute).
+
+A load balancer whose attempts keep failing is backed off (``lbcp.reconcile.backoff``),
+but not from what concerns it directly: an instance's state change, or something
+new asked of it (a new spec, a deletion, a rollout pause/resume/abort, a desired
+capacity the scaler changed: a fleet with one job failing still scales). The
+reconciler's own status writes reach the stream too; they are not urgent, or a
+failing load balancer would re-trigger itself at every failed attempt.
 """
 
 from __future__ import annotations
@@ -51,6 +58,27 @@ def changed_load_balancers(event: dict[str, Any]) -> set[str] | None:
     return ids
 
 
+# What a user or the scaler asks of a load balancer: its spec (generation), its deletion, a rollout pause,
+# resume or abort, a new desired capacity. Status and phase are the reconciler's own writes; the scaler's
+# state-only writes (its memory) change none of these.
+_INTENT_ATTRIBUTES = ("generation", "deletionRequestedAt", "rolloutControl", "desiredCapacity")
+
+
+def user_changes(event: dict[str, Any]) -> set[str]:
+    """The ids of load balancers asked something new: created, a new spec, deletion, rollout control, capacity."""
+    ids: set[str] = set()
+    for record in event.get("Records") or []:
+        change = record.get("dynamodb", {})
+        keys = change.get("Keys", {})
+        pk, sk = keys.get("pk", {}).get("S", ""), keys.get("sk", {}).get("S", "")
+        if not pk.startswith("LB#") or sk != "LB" or record.get("eventName") == "REMOVE":
+            continue
+        new, old = change.get("NewImage", {}), change.get("OldImage", {})
+        if record.get("eventName") == "INSERT" or any(new.get(name) != old.get(name) for name in _INTENT_ATTRIBUTES):
+            ids.add(pk.removeprefix("LB#"))
+    return ids
+
+
 def changed_instances(event: dict[str, Any]) -> list[str] | None:
     """The instance of an EC2 state-change event; None for any other event."""
     if event.get("source") != "aws.ec2" or event.get("detail-type") != INSTANCE_STATE_CHANGE:
@@ -67,7 +95,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if only is not None and not only:
         return {"loadBalancers": 0}
     started = time.monotonic()
-    report: TickReport = reconciler().tick(only)
+    urgent = only if instances is not None else user_changes(event)
+    report: TickReport = reconciler().tick(only, urgent=urgent or ())
     # A tick that raises publishes nothing: the function's Errors metric counts it.
     publish(tick_metrics(report, (time.monotonic() - started) * 1000, full=only is None), SERVICE_RECONCILER)
     logger.info(
@@ -77,5 +106,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         locked=report.locked,
         jobs=report.jobs,
         failed=report.failed,
+        failures=report.failures,
+        backed_off=report.backed_off,
+        dead_lettered=report.dead_lettered,
     )
     return {"loadBalancers": report.load_balancers, "acted": report.acted, "jobs": report.jobs, "failed": report.failed}

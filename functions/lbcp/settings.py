@@ -24,6 +24,9 @@ ENV_API_ENDPOINT = "LBCP_API_ENDPOINT"
 ENV_CONSISTENCY_FUNCTION = "LBCP_CONSISTENCY_FUNCTION"
 # Local runtime only: the file where its entry says where it listens for each load balancer.
 ENV_LOCAL_ENTRY_ENDPOINTS = "LBCP_LOCAL_ENTRY_ENDPOINTS"
+# The reconciler's dead-letter queue (load balancers that keep failing) and after how many failures in a row.
+ENV_RECONCILE_DEAD_LETTER_QUEUE_URL = "LBCP_RECONCILE_DEAD_LETTER_QUEUE_URL"
+ENV_RECONCILE_DEAD_LETTER_AFTER = "LBCP_RECONCILE_DEAD_LETTER_AFTER"
 # The automatic GC policy (JSON of ``lbcp.consistency.gc_policy.GcPolicy``); unset: manual GC only.
 ENV_GC_POLICY = "LBCP_GC_POLICY"
 
@@ -45,6 +48,8 @@ class Settings:
     consistency_function: str | None = None
     local_entry_endpoints: str | None = None
     gc_policy: str | None = None
+    reconcile_dead_letter_queue_url: str | None = None
+    reconcile_dead_letter_after: int = 8
 
     @staticmethod
     def from_env() -> Settings:
@@ -64,6 +69,8 @@ class Settings:
             consistency_function=env.get(ENV_CONSISTENCY_FUNCTION) or None,
             local_entry_endpoints=env.get(ENV_LOCAL_ENTRY_ENDPOINTS) or None,
             gc_policy=env.get(ENV_GC_POLICY) or None,
+            reconcile_dead_letter_queue_url=env.get(ENV_RECONCILE_DEAD_LETTER_QUEUE_URL) or None,
+            reconcile_dead_letter_after=int(env.get(ENV_RECONCILE_DEAD_LETTER_AFTER) or "8"),
         )
 
 

@@ -22,6 +22,7 @@ from lbcp.settings import (
     ENV_DNS_DOMAIN,
     ENV_HOSTED_ZONE_ID,
     ENV_LOCAL_ENTRY_ENDPOINTS,
+    ENV_RECONCILE_DEAD_LETTER_QUEUE_URL,
     ENV_TABLE_NAME,
 )
 from lbcp_local.agents import LocalAgents
@@ -38,6 +39,9 @@ LOCAL_TABLE = "lbcp-local"
 
 
 LOCAL_DNS_DOMAIN = "lb.lbcp.local"
+LOCAL_RECONCILE_DEAD_LETTERS = "lbcp-local-failing-load-balancers"
+# The longest wait of a failing load balancer locally (1000 s deployed, with ticks of a minute).
+LOCAL_BACKOFF_CAP = timedelta(seconds=30)
 
 
 @dataclass
@@ -151,17 +155,25 @@ class LocalRuntime:
         # Local agents start without downloading anything; the URL only has to be a valid one
         # for the user data the reconciler renders (the stack points it at the agent's S3 asset).
         os.environ[ENV_AGENT_ARTIFACT_URL] = "https://artifacts.lbcp.local/lbcp-agent.tar.gz"
+        # The stack's queue of load balancers that keep failing (nothing consumes it; read it with the AWS CLI).
+        os.environ[ENV_RECONCILE_DEAD_LETTER_QUEUE_URL] = boto3.client("sqs").create_queue(
+            QueueName=LOCAL_RECONCILE_DEAD_LETTERS
+        )["QueueUrl"]
 
     def _start_fleet(self) -> None:
+        from lbcp.reconcile.backoff import BackoffSettings
         from lbcp.reconcile.wiring import build_reconciler
         from lbcp.settings import settings
 
         os.environ[ENV_API_ENDPOINT] = self.api_url
         self._reset_handler_caches()
         session = boto3.session.Session()
-        reconciler = build_reconciler(
-            settings(), session.client, tick_period=timedelta(seconds=self.reconcile_seconds), owner="local"
+        tick = timedelta(seconds=self.reconcile_seconds)
+        # Backoff in local time: from one tick (as deployed) to a cap that a demo can wait for.
+        backoff = BackoffSettings(
+            base=tick, cap=max(tick, LOCAL_BACKOFF_CAP), dead_letter_after=settings().reconcile_dead_letter_after
         )
+        reconciler = build_reconciler(settings(), session.client, tick_period=tick, owner="local", backoff=backoff)
 
         from lbcp.adapters.metrics import CloudWatchMetricsReader
         from lbcp.dal.repository import LoadBalancerRepository

@@ -37,6 +37,7 @@ EXPECTED_ALARMS: Final = {
     "reconciler-slow": "notBreaching",
     "reconciler-not-running": "breaching",
     "stream-dead-letters": "notBreaching",
+    "failing-load-balancers": "notBreaching",
     "lifecycle-executions-failed": "notBreaching",
     "drain-executions-failed": "notBreaching",
     "load-balancers-degraded": "missing",

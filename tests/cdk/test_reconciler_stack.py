@@ -11,6 +11,8 @@ from lbcp.settings import (
     ENV_API_ENDPOINT,
     ENV_DRAIN_STATE_MACHINE_ARN,
     ENV_LIFECYCLE_STATE_MACHINE_ARN,
+    ENV_RECONCILE_DEAD_LETTER_AFTER,
+    ENV_RECONCILE_DEAD_LETTER_QUEUE_URL,
     ENV_TABLE_NAME,
     ENV_TASKS_FUNCTION_ARN,
 )
@@ -42,6 +44,7 @@ EXPECTED_RECONCILER_ACKNOWLEDGMENTS: Final = {
         "Lbcp/Reconciler/Function/Role/DefaultPolicy",
     ),
     ("AwsSolutions::AwsSolutions-SQS3", "Lbcp/Reconciler/StreamDeadLetters"),
+    ("AwsSolutions::AwsSolutions-SQS3", "Lbcp/Reconciler/FailingLoadBalancers"),
     # What it may do to the entries (stacks/entry_permissions.py).
     (f"{IAM5}*]", f"{ENTRY}/Describe"),
     *((f"{IAM5}{NAG_EC2.format(resource)}]", f"{ENTRY}/Management") for resource in ("security-group", "vpc")),
@@ -126,6 +129,16 @@ def test_an_instance_that_stops_serving_triggers_it_at_once(synthesized: Synthes
     )
 
 
+def _stream_dead_letters(synthesized: Synthesized) -> str:
+    function_id, _ = _reconciler(synthesized)
+    [mapping] = [
+        m
+        for m in synthesized.resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    return str(mapping["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0])
+
+
 def test_spec_changes_trigger_it_at_once_with_dead_letters(synthesized: Synthesized) -> None:
     function_id, _ = _reconciler(synthesized)
     [mapping] = [
@@ -147,6 +160,55 @@ def test_spec_changes_trigger_it_at_once_with_dead_letters(synthesized: Synthesi
         in alarm["Properties"].get("Dimensions", [])
     ]
     assert len(alarms) == 1
+
+
+def test_failing_load_balancers_go_to_an_encrypted_queue_it_may_only_send_to_with_a_depth_alarm(
+    synthesized: Synthesized,
+) -> None:
+    variables = _reconciler(synthesized)[1]["Properties"]["Environment"]["Variables"]
+    queue_id = variables[ENV_RECONCILE_DEAD_LETTER_QUEUE_URL]["Ref"]
+    assert variables[ENV_RECONCILE_DEAD_LETTER_AFTER] == "8"
+    queue = synthesized.template["Resources"][queue_id]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # TLS only: the queue's policy denies every request that is not over TLS.
+    [policy] = [
+        p
+        for p in synthesized.resources("AWS::SQS::QueuePolicy").values()
+        if p["Properties"]["Queues"] == [{"Ref": queue_id}]
+    ]
+    [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # The function may send to it and do nothing else with it; its only other queue rights are on the stream's
+    # dead letters (the event source's on-failure destination).
+    sending = [
+        statement
+        for statement in _statements(synthesized)
+        if any(action.startswith("sqs:") for action in _as_list(statement["Action"]))
+    ]
+    ours = [statement for statement in sending if statement["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}]
+    assert ours == [
+        {
+            "Sid": "SendFailingLoadBalancers",
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+        }
+    ]
+    others = {json.dumps(statement["Resource"]) for statement in sending if statement not in ours}
+    assert others == {json.dumps({"Fn::GetAtt": [_stream_dead_letters(synthesized), "Arn"]})}
+    # One alarm on its depth: a message is a load balancer for a person to look at.
+    [alarm] = [
+        alarm
+        for alarm in synthesized.resources("AWS::CloudWatch::Alarm").values()
+        if {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
+        in alarm["Properties"].get("Dimensions", [])
+    ]
+    props = alarm["Properties"]
+    assert (props["MetricName"], props["Namespace"]) == ("ApproximateNumberOfMessagesVisible", "AWS/SQS")
+    assert (props["Threshold"], props["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert props["TreatMissingData"] == "notBreaching"
 
 
 def test_it_deletes_only_what_carries_our_tags(synthesized: Synthesized) -> None:

@@ -38,6 +38,7 @@ from tests.conftest import REGION, Cloud
 ACCOUNT_ID = "123456789012"
 X86 = AL2023_PARAMETER.format(arch="x86_64")
 LATEST = "c6i.large from the latest Amazon Linux 2023 running haproxy"
+TICK_PERIOD = timedelta(seconds=5)
 BREACH = "Threshold Crossed: 1 datapoint [42.0] was greater than the threshold (5.0)."
 
 
@@ -162,7 +163,7 @@ class Tick:
     def run(self) -> Counter[tuple[str, str]]:
         self.counts.clear()
         self.reconciler.tick()
-        self.clock[0] += timedelta(seconds=5)
+        self.clock[0] += TICK_PERIOD
         return Counter(self.counts)
 
     def events(self, lb_id: str, reason: str) -> list[Event]:
@@ -267,8 +268,13 @@ def world(cloud: Cloud) -> Iterator[Callable[..., tuple[Tick, list[str]]]]:
             dns_domain=domain,
             api_endpoint="https://api.example",
         )
+        # Ticks 5 s apart (Tick.run): the backoff of a failing launch (no lifecycle runs here) starts at one tick.
         reconciler = build_reconciler(
-            settings, counting(session.client, counts), clock=lambda: clock[0], rng=random.Random(1)
+            settings,
+            counting(session.client, counts),
+            clock=lambda: clock[0],
+            rng=random.Random(1),
+            tick_period=TICK_PERIOD,
         )
         return Tick(reconciler, counts, load_balancers, clock), ids
 

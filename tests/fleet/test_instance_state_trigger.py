@@ -86,3 +86,37 @@ def test_a_foreign_instance_ticks_nothing(cloud: Cloud, monkeypatch: pytest.Monk
     finally:
         handler.reconciler.cache_clear()
         settings.cache_clear()
+
+
+def _stream_record(event_name: str, new: dict[str, Any], old: dict[str, Any], sk: str = "LB") -> dict[str, Any]:
+    change: dict[str, Any] = {"Keys": {"pk": {"S": "LB#lb-1"}, "sk": {"S": sk}}}
+    if new:
+        change["NewImage"] = new
+    if old:
+        change["OldImage"] = old
+    return {"eventName": event_name, "dynamodb": change}
+
+
+def test_a_new_intent_is_urgent_and_a_status_write_is_not() -> None:
+    gen1 = {"generation": {"N": "1"}, "status": {"S": "{}"}, "phase": {"S": "Pending"}}
+    status_written = {**gen1, "status": {"S": '{"observedGeneration":1}'}, "phase": {"S": "Active"}}
+    respecified = {**status_written, "generation": {"N": "2"}}
+    deleting = {**status_written, "deletionRequestedAt": {"S": "2026-12-07T12:00:00Z"}}
+    paused = {**status_written, "rolloutControl": {"S": '{"action":"pause"}'}}
+    scaled = {**status_written, "desiredCapacity": {"N": "3"}}
+
+    def urgent(*records: dict[str, Any]) -> set[str]:
+        return handler.user_changes({"Records": list(records)})
+
+    assert urgent(_stream_record("INSERT", gen1, {})) == {"lb-1"}
+    assert urgent(_stream_record("MODIFY", respecified, status_written)) == {"lb-1"}
+    assert urgent(_stream_record("MODIFY", deleting, status_written)) == {"lb-1"}
+    assert urgent(_stream_record("MODIFY", paused, status_written)) == {"lb-1"}
+    assert urgent(_stream_record("MODIFY", scaled, status_written)) == {"lb-1"}
+    # The reconciler's own status write and the scaler's memory: they tick it, but within its backoff.
+    assert urgent(_stream_record("MODIFY", status_written, gen1)) == set()
+    remembered = {**status_written, "scaling": {"S": '{"lastDecisionAt":"2026-12-07T12:00:00Z"}'}}
+    assert urgent(_stream_record("MODIFY", remembered, status_written)) == set()
+    assert urgent(_stream_record("REMOVE", {}, status_written)) == set()
+    assert urgent(_stream_record("INSERT", gen1, {}, sk="RETRY")) == set()
+    assert handler.changed_load_balancers({"Records": [_stream_record("MODIFY", status_written, gen1)]}) == {"lb-1"}

@@ -26,6 +26,7 @@ PURE = (
     "lbcp.models",
     "lbcp.validation",
     "lbcp.lifecycle.messages",
+    "lbcp.reconcile.backoff",
     "lbcp.reconcile.placement",
     "lbcp.reconcile.plan*",
     "lbcp.scaling",

@@ -41,6 +41,8 @@ NAME_SORT_KEY = "NAME"
 EVENT_PREFIX = "EVENT#"
 ROLLOUT_PREFIX = "ROLLOUT#"
 CONFIG_PREFIX = "CONFIG#"
+# A load balancer's failure streak (``retries.py``): removed with the record.
+RETRY_SORT_KEY = "RETRY"
 KIND_LOAD_BALANCER = "LB"
 
 
@@ -443,6 +445,13 @@ class LoadBalancerRepository:
                         "ExpressionAttributeValues": {":id": {"S": lb_id}},
                     }
                 },
+                # Its failure streak, if the teardown had failed before (absent: deleting nothing is no error).
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": {PARTITION_KEY: {"S": f"LB#{lb_id}"}, SORT_KEY: {"S": RETRY_SORT_KEY}},
+                    }
+                },
                 self._put_event(lb_id, event),
             ]
         )
@@ -490,6 +499,10 @@ class LoadBalancerRepository:
 
     def append_event(self, lb_id: str, event: Event) -> None:
         self._client.put_item(TableName=self._table, Item=self._event_item(lb_id, event))
+
+    def event_transaction_item(self, lb_id: str, event: Event) -> dict[str, Any]:
+        """The transaction item that records ``event``, for a write of another item about this load balancer."""
+        return self._put_event(lb_id, event)
 
     # --- helpers -------------------------------------------------------------
 

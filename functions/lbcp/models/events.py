@@ -49,6 +49,10 @@ ReconcilerReason = Literal[
     "EntryTeardownFailed",
     "Deleted",
     "DeletionFailed",
+    # A load balancer's attempts keep failing (``lbcp.reconcile.backoff``): said at the first failure and each
+    # doubling of the streak; and once, when the streak is handed to the dead-letter queue.
+    "ReconcileFailing",
+    "ReconcileDeadLettered",
 ]
 
 # An LBVM's lifecycle execution: its transitions, and the steps that failed.

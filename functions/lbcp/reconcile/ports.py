@@ -21,6 +21,7 @@ from lbcp.models.lifecycle import LifecycleInput
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.rollout import RolloutStatus
 from lbcp.models.status import LoadBalancerStatus
+from lbcp.reconcile.backoff import RetryStreak
 from lbcp.reconcile.observed import EntryView, ObservedAlarm, ObservedInstance, ObservedNetworkInterface
 
 
@@ -161,4 +162,26 @@ class ImagePort(Protocol):
 class AlarmPort(Protocol):
     def read(self, names: Iterable[str]) -> dict[str, ObservedAlarm]:
         """The named alarms' states, in as few calls as the API allows; a name that does not exist is absent."""
+        ...
+
+
+class RetryStore(Protocol):
+    """The failure streaks of load balancers (``lbcp.reconcile.backoff``), kept apart from their records."""
+
+    def list_all(self) -> Iterator[RetryStreak]:
+        """Every streak (one paginated listing; eventually consistent)."""
+        ...
+
+    def save(self, previous: RetryStreak | None, streak: RetryStreak, event: Event | None) -> bool:
+        """Store ``streak`` and ``event`` together if the stored streak is still ``previous``; False if not."""
+        ...
+
+    def clear(self, streak: RetryStreak) -> None:
+        """Delete the streak if it is still the stored one."""
+        ...
+
+
+class DeadLetterPort(Protocol):
+    def send(self, record: LoadBalancerRecord, streak: RetryStreak) -> None:
+        """Hand a load balancer that keeps failing to a person: one message per streak."""
         ...

@@ -1,13 +1,23 @@
 """One reconcile tick: observe everything once, plan each load balancer, act only where needed.
 
 Reads are batched across load balancers (one paginated listing each of load
-balancers, LBVMs, instances and interfaces, plus the entry's reads; one read
+balancers, failure streaks, LBVMs, instances and interfaces, plus the entry's reads; one read
 of the public image parameter per architecture that a spec leaving its image
 unset uses; the rollout alarms of active rollouts, 100 names a call), so their
 number grows with pagination only. Writes happen only where a plan has jobs
 or a changed status: a converged fleet costs no writes at all. Acting takes
 the load balancer's lease and re-plans from fresh, consistent reads, so two
 overlapping runs (the schedule and a spec change) never act twice.
+
+Each load balancer is planned and acted on in isolation: whatever one of them
+raises is recorded as its failure for this tick (``TickReport.failures``) and
+the tick goes on with the next, so a poison load balancer stops only itself.
+A load balancer whose attempts keep failing is backed off (``backoff.py``):
+its failure streak is its own item, listed once per tick with the others,
+and a tick leaves it alone until the streak's ``not_before`` unless a trigger
+names it as urgent (its spec or one of its instances changed) or its spec has
+a new generation. A streak that reaches ``dead_letter_after`` is sent to the
+dead-letter queue once; the retries go on at the cap.
 """
 
 from __future__ import annotations
@@ -24,6 +34,16 @@ from lbcp.instance_types import architecture
 from lbcp.models.events import Event
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.reconcile.backoff import (
+    BackoffSettings,
+    RetryStreak,
+    dead_letter_due,
+    dead_lettered,
+    describe,
+    held_back,
+    record_failure,
+    worth_telling,
+)
 from lbcp.reconcile.executor import Executor
 from lbcp.reconcile.jobs import RemoveLoadBalancer
 from lbcp.reconcile.observed import LoadBalancerView, ObservedAlarm
@@ -31,12 +51,14 @@ from lbcp.reconcile.plan import PlannerSettings, ReconcilePlan, plan
 from lbcp.reconcile.ports import (
     AlarmPort,
     ComputePort,
+    DeadLetterPort,
     EntryPort,
     ImagePort,
     LbvmStore,
     LeaseHeld,
     LeasePort,
     LoadBalancerStore,
+    RetryStore,
 )
 from lbcp.reconcile.snapshot import gated, observe
 
@@ -53,6 +75,14 @@ class TickReport:
     # The same jobs by kind (the job's class name), for the tick's metrics.
     done_by_kind: Counter[str] = field(default_factory=Counter)
     failed_by_kind: Counter[str] = field(default_factory=Counter)
+    # Load balancers whose plan or act raised in this tick, with what was raised: the others went on.
+    failures: dict[str, str] = field(default_factory=dict)
+    # Load balancers left alone in this tick: their failure streak's backoff has not passed.
+    backed_off: list[str] = field(default_factory=list)
+    # The failure streaks as this tick left them (failed load balancers only).
+    streaks: dict[str, RetryStreak] = field(default_factory=dict)
+    # Load balancers whose streak was sent to the dead-letter queue in this tick.
+    dead_lettered: list[str] = field(default_factory=list)
     # The plan each load balancer was decided with: under the lease where it was
     # acted on, otherwise the one from the listing (a no-op, or one left to the lease holder).
     plans: dict[str, ReconcilePlan] = field(default_factory=dict)
@@ -90,6 +120,9 @@ class Reconciler:
         tick_period: timedelta = timedelta(minutes=1),
         images: ImagePort | None = None,
         alarms: AlarmPort | None = None,
+        retries: RetryStore | None = None,
+        dead_letters: DeadLetterPort | None = None,
+        backoff: BackoffSettings | None = None,
     ) -> None:
         self._load_balancers = load_balancers
         self._lbvms = lbvms
@@ -104,61 +137,189 @@ class Reconciler:
         self._tick_period = tick_period
         self._images = images
         self._alarms = alarms
+        # Without a store there is no backoff: every failing load balancer is retried at every tick.
+        self._retries = retries
+        self._dead_letters = dead_letters
+        self._backoff = backoff or BackoffSettings(base=tick_period, cap=max(tick_period, timedelta(seconds=1000)))
 
     def owners_of(self, instance_ids: Iterable[str]) -> set[str]:
         """The load balancers these instances belong to (by owner tags): what an EC2 state change concerns."""
         return {owner for instance_id in instance_ids if (owner := self._compute.owner_of(instance_id)) is not None}
 
-    def tick(self, only: set[str] | None = None) -> TickReport:
+    def tick(self, only: set[str] | None = None, urgent: Iterable[str] = ()) -> TickReport:
+        """Reconcile every load balancer, or those in ``only``.
+
+        ``urgent``: load balancers that something new happened to (their spec, a new desired
+        capacity, one of their instances): reconciled now even if their failure streak is backing off.
+        """
         now = self._clock()
         report = TickReport()
         records = [r for r in self._all_records() if only is None or r.id in only]
         report.load_balancers = len(records)
         if not records:
             return report
+        streaks = {s.load_balancer_id: s for s in self._retries.list_all()} if self._retries is not None else {}
+        pressing = set(urgent)
+        due: list[LoadBalancerRecord] = []
+        for record in records:
+            streak = streaks.get(record.id)
+            if held_back(streak, generation=record.generation, now=now, urgent=record.id in pressing):
+                report.backed_off.append(record.id)
+            else:
+                due.append(record)
+        if not due:
+            return report
         by_lb: dict[str, list[Lbvm]] = defaultdict(list)
         for lbvm in self._lbvms.list_all():
             by_lb[lbvm.load_balancer_id].append(lbvm)
+        # The rotation is over every load balancer, so that one backing off does not shift the others' turns.
         verify = verification_batch((r.id for r in records), now, self._verify_budget, self._tick_period)
         views = observe(
             self._compute,
             self._entry,
-            records,
+            due,
             verify,
-            latest_images=self._latest_images(records),
-            alarms=self._alarm_states(records),
+            latest_images=self._latest_images(due),
+            alarms=self._alarm_states(due),
         )
-        for record in records:
-            view = views[record.id]
-            first = plan(record, by_lb[record.id], view, now, rng=self._rng, settings=self._planner_settings)
-            report.plans[record.id] = first
-            if first.is_noop(record.status):
-                continue
-            try:
-                with self._leases.held(record.id, now):
-                    self._act(record.id, view, now, report)
-            except LeaseHeld:
-                report.locked.append(record.id)
+        for record in due:
+            self._reconcile(record, by_lb[record.id], views[record.id], now, report, streak=streaks.get(record.id))
         return report
 
-    def _act(self, load_balancer_id: str, view: LoadBalancerView, now: datetime, report: TickReport) -> None:
+    def _reconcile(
+        self,
+        record: LoadBalancerRecord,
+        lbvms: list[Lbvm],
+        view: LoadBalancerView,
+        now: datetime,
+        report: TickReport,
+        *,
+        streak: RetryStreak | None,
+    ) -> None:
+        """Plan, act where needed, and extend or end the failure streak by what happened; never raises."""
+        error: str | None = None
+        try:
+            first = plan(record, lbvms, view, now, rng=self._rng, settings=self._planner_settings, retry=streak)
+            report.plans[record.id] = first
+            if not first.is_noop(record.status):
+                with self._leases.held(record.id, now):
+                    try:
+                        error = self._act(record.id, view, now, report, streak=streak)
+                    except Exception as exc:
+                        error = self._raised(record.id, exc, report)
+                    # Under the lease: a run triggered by this attempt's own status write finds the
+                    # streak written, or the lease still held.
+                    self._settle(record, streak, error, now, report)
+                return
+        except LeaseHeld:
+            report.locked.append(record.id)  # another run is at it: this tick neither failed nor succeeded for it
+            return
+        except Exception as exc:
+            error = self._raised(record.id, exc, report)
+        self._settle(record, streak, error, now, report)
+
+    @staticmethod
+    def _raised(load_balancer_id: str, exc: Exception, report: TickReport) -> str:
+        # One load balancer's failure is its own: the tick goes on with the others.
+        logger.exception("reconcile failed", extra={"lb": load_balancer_id})
+        text = report.failures[load_balancer_id] = f"{type(exc).__name__}: {exc}"
+        return text
+
+    def _settle(
+        self,
+        record: LoadBalancerRecord,
+        streak: RetryStreak | None,
+        error: str | None,
+        now: datetime,
+        report: TickReport,
+    ) -> None:
+        """Extend the load balancer's failure streak by this tick's failure, or end it (never raises)."""
+        if self._retries is None:
+            return
+        try:
+            self._write_streak(record, streak, error, now, report)
+        except Exception:  # the streak is bookkeeping: a lost write only means an earlier retry
+            logger.exception("the failure streak could not be written", extra={"lb": record.id})
+
+    def _write_streak(
+        self,
+        record: LoadBalancerRecord,
+        streak: RetryStreak | None,
+        error: str | None,
+        now: datetime,
+        report: TickReport,
+    ) -> None:
+        assert self._retries is not None
+        if error is None:
+            if streak is not None:
+                self._retries.clear(streak)
+            return
+        extended = record_failure(
+            streak,
+            load_balancer_id=record.id,
+            generation=record.generation,
+            error=error,
+            now=now,
+            settings=self._backoff,
+            rng=self._rng,
+        )
+        sent = False
+        if self._dead_letters is not None and dead_letter_due(extended, self._backoff):
+            try:
+                self._dead_letters.send(record, extended)
+            except Exception:  # not sent: the next failure of this streak sends it again
+                logger.exception("the dead letter could not be sent", extra={"lb": record.id})
+            else:
+                extended, sent = dead_lettered(extended, now), True
+        event = None
+        if worth_telling(extended) or sent:
+            message = describe(extended)
+            if sent:
+                message += f"; sent to the dead-letter queue after {extended.failures} failures"
+            event = Event(
+                time=now,
+                type="Warning",
+                reason="ReconcileDeadLettered" if sent else "ReconcileFailing",
+                message=message,
+                generation=record.generation,
+                actor="reconciler",
+            )
+        if self._retries.save(streak, extended, event):
+            report.streaks[record.id] = extended
+            if sent:
+                report.dead_lettered.append(record.id)
+
+    def _act(
+        self,
+        load_balancer_id: str,
+        view: LoadBalancerView,
+        now: datetime,
+        report: TickReport,
+        *,
+        streak: RetryStreak | None,
+    ) -> str | None:
         # Under the lease, decide again from consistent reads: the listing may be stale.
         record = self._load_balancers.get(load_balancer_id)
         if record is None:
-            return
+            return None
         lbvms = self._lbvms.list_for(load_balancer_id)
-        decided = plan(record, lbvms, view, now, rng=self._rng, settings=self._planner_settings)
+        decided = plan(record, lbvms, view, now, rng=self._rng, settings=self._planner_settings, retry=streak)
         report.plans[load_balancer_id] = decided
         if decided.is_noop(record.status):
-            return
+            return None
         outcome = self._executor.execute(record, lbvms, decided, view.entry)
         report.acted.append(load_balancer_id)
         report.jobs += len(outcome.done)
         report.failed += len(outcome.failed)
         report.done_by_kind.update(type(job).__name__ for job in outcome.done)
         report.failed_by_kind.update(type(job).__name__ for job, _error in outcome.failed)
+        failure = None
+        if outcome.failed:
+            job, text = outcome.failed[0]
+            more = f" (and {len(outcome.failed) - 1} more jobs)" if len(outcome.failed) > 1 else ""
+            failure = f"{job.failure_reason}: {text}{more}"
         if any(isinstance(job, RemoveLoadBalancer) for job in outcome.done):
-            return  # the record is gone; its last event says so
+            return failure  # the record is gone; its last event says so
         notes = [
             Event(
                 time=now,
@@ -180,6 +341,7 @@ class Reconciler:
             "reconciled",
             extra={"lb": load_balancer_id, "jobs": len(outcome.done), "failed": len(outcome.failed)},
         )
+        return failure
 
     def _latest_images(self, records: list[LoadBalancerRecord]) -> dict[str, str]:
         """The public image parameter, by architecture, for the specs that leave their image unset."""

@@ -11,9 +11,12 @@ from typing import Any
 
 from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
+from lbcp.dal.retries import RetryRepository
 from lbcp.entry.adapter import EntryAdapter
 from lbcp.reconcile.alarms import CloudWatchAlarms
+from lbcp.reconcile.backoff import BackoffSettings
 from lbcp.reconcile.compute import Ec2Compute
+from lbcp.reconcile.dead_letters import SqsDeadLetters
 from lbcp.reconcile.executor import Executor, ExecutorSettings
 from lbcp.reconcile.launch import DefaultLaunchSettings, LatestImages
 from lbcp.reconcile.lease import Leases
@@ -38,8 +41,13 @@ def build_reconciler(
     planner_settings: PlannerSettings | None = None,
     tick_period: timedelta = timedelta(minutes=1),
     owner: str | None = None,
+    backoff: BackoffSettings | None = None,
 ) -> Reconciler:
-    """``client(service)`` returns a boto3/botocore client for that service."""
+    """``client(service)`` returns a boto3/botocore client for that service.
+
+    ``backoff`` defaults to one tick period for the first delay, controller-runtime's 1000 s cap, and the
+    settings' dead-letter threshold. Without a dead-letter queue URL, no dead letters are sent (backoff stays).
+    """
     now = clock or (lambda: datetime.now(UTC))
     dynamodb = client("dynamodb")
     ec2 = client("ec2")
@@ -93,4 +101,14 @@ def build_reconciler(
         tick_period=tick_period,
         images=images,
         alarms=CloudWatchAlarms(client("cloudwatch")),
+        retries=RetryRepository(dynamodb, settings.table_name, load_balancers),
+        dead_letters=SqsDeadLetters(client("sqs"), settings.reconcile_dead_letter_queue_url)
+        if settings.reconcile_dead_letter_queue_url
+        else None,
+        backoff=backoff
+        or BackoffSettings(
+            base=tick_period,
+            cap=max(tick_period, timedelta(seconds=1000)),
+            dead_letter_after=settings.reconcile_dead_letter_after,
+        ),
     )

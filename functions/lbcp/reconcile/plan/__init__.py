@@ -23,6 +23,7 @@ from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.rollout import LaunchTemplate, RolloutStatus, template_of
 from lbcp.models.status import LoadBalancerStatus
+from lbcp.reconcile.backoff import RetryStreak
 from lbcp.reconcile.jobs import Job
 from lbcp.reconcile.observed import LoadBalancerView
 from lbcp.reconcile.plan.backstops import stuck_lifecycles, stuck_lifecycles_while_deleting
@@ -90,6 +91,7 @@ def plan(
     *,
     rng: random.Random,
     settings: PlannerSettings | None = None,
+    retry: RetryStreak | None = None,
 ) -> ReconcilePlan:
     deleting = record.deletion_requested_at is not None
     config: ConfigDecision | None = None
@@ -124,7 +126,9 @@ def plan(
             template=decision.template.description,
             load_balancer_id=record.id,
         )
-    ctx = PlanContext(record, Fleet(lbvms), observed, now, settings or PlannerSettings(), rng, decision, config)
+    ctx = PlanContext(
+        record, Fleet(lbvms), observed, now, settings or PlannerSettings(), rng, decision, config, retry=retry
+    )
     for rule in DELETING if deleting else RUNNING:
         ctx.jobs += rule(ctx)
     notes = decision.notes + (config.notes if config is not None else ())

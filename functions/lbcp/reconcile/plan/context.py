@@ -11,6 +11,7 @@ from functools import cached_property
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.spec import LoadBalancerSpec
+from lbcp.reconcile.backoff import RetryStreak
 from lbcp.reconcile.jobs import ForceTerminate, Job, RequestDrain
 from lbcp.reconcile.observed import LoadBalancerView, ObservedInstance
 from lbcp.reconcile.plan.config_rollout import ConfigDecision
@@ -81,6 +82,9 @@ class PlanContext:
     # What the rules before this one planned: a rule must not count, drain or
     # terminate again an LBVM that an earlier rule already takes out.
     jobs: list[Job] = field(default_factory=list)
+    # The load balancer's failure streak, if its last attempts failed (``lbcp.reconcile.backoff``); None: the
+    # last attempt did not fail. An input only: no rule reads it yet.
+    retry: RetryStreak | None = None
 
     @property
     def spec(self) -> LoadBalancerSpec:
