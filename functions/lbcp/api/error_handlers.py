@@ -14,7 +14,7 @@ from lbcp.api.resolver import app, logger
 from lbcp.api.responses import etag, problem_response
 from lbcp.dal.repository import BeingDeleted, GenerationMismatch, InvalidPageToken, NameInUse, NotFound
 from lbcp.errors import FieldError, Location, SpecRejected
-from lbcp.heartbeats import ConfigVersionGone, Forbidden, UnknownLbvm
+from lbcp.heartbeats import ConfigVersionGone, Forbidden, UnknownLbvm, VersionNotOffered
 from lbcp.inspection import LbvmNotFound
 from lbcp.service import NoRollout, WarmContended
 from lbcp.validation import errors_from_pydantic
@@ -146,6 +146,17 @@ def _on_config_version_gone(exc: ConfigVersionGone) -> Response[Any]:
             "not-found",
             f"{exc}: this LBVM keeps its current config until the next spec change",
             [FieldError(("loadBalancerId",), f"config version {exc.version} is not stored", "not_found", "query")],
+        )
+    )
+
+
+@app.exception_handler(VersionNotOffered)
+def _on_version_not_offered(exc: VersionNotOffered) -> Response[Any]:
+    return problem_response(
+        ApiProblem(
+            "version-not-offered",
+            str(exc),
+            [FieldError(("version",), f"config version {exc.version} is not offered", "not_offered", "query")],
         )
     )
 

@@ -102,3 +102,16 @@ def served_config_version(
     if served is not None:
         return served.version
     return generation
+
+
+def preload_config_version(rollout: ConfigRolloutStatus | None, told: int) -> int | None:
+    """The config version an LBVM should have ready (rendered and validated) besides the one it is told.
+
+    A staged config change's new version, for as long as the rollout may still
+    tell this LBVM to switch to it: a version that some LBVM cannot even
+    validate stops the rollout before anyone runs it, and a switch is a reload
+    onto files already checked. Nothing to preload during a rollback.
+    """
+    if rollout is None or not rollout.active or rollout.step == "Rollback" or rollout.to_version == told:
+        return None
+    return rollout.to_version
