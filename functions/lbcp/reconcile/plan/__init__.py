@@ -121,6 +121,7 @@ def plan(
             now=now,
             template_rolling=decision.rollout is not None and decision.rollout.active,
             load_balancer_id=record.id,
+            control=record.config_rollout_control,
         )
     ctx = PlanContext(record, Fleet(lbvms), observed, now, settings or PlannerSettings(), rng, decision, config)
     for rule in DELETING if deleting else RUNNING:
