@@ -580,3 +580,30 @@ def test_abort_of_a_paused_config_rollout_rolls_back() -> None:
     aborted = run(paused.rollout, on_canary, timedelta(seconds=30), control=abort)
     assert aborted.rollout is not None and (aborted.rollout.step, aborted.rollout.rejected) == ("Rollback", True)
     assert aborted.rollout.paused_lbvms is None and set(told(aborted, lbvms).values()) == {1}
+
+
+def test_the_plan_hands_a_superseded_config_rollout_to_the_history() -> None:
+    rec = record(desired=2, capacity={"min": 1, "max": 4})
+    lbvms = fleet(2, launch_template=template_of(rec.spec).description)
+    first = decide(rec, lbvms, world(lbvms))
+    document = valid()
+    document["backends"][0]["targets"][0]["port"] = 8081
+    rec = rec.model_copy(
+        update={
+            "generation": 2,
+            "spec": parse_spec({**document, "capacity": {"min": 1, "max": 4}}),
+            "status": first.status,
+        }
+    )
+    second = decide(rec, lbvms, world(lbvms))
+    staged = second.status.config_rollout
+    assert staged is not None and staged.active and second.ended_rollouts == ()
+    # New instances asked for: a template rollout starts and the config rollout ends, out of status.configRollout.
+    bigger = parse_spec({**document, "capacity": {"min": 1, "max": 4}, "instance": {"type": "c6i.xlarge"}})
+    rec = rec.model_copy(update={"generation": 3, "spec": bigger, "status": second.status})
+    third = decide(rec, lbvms, world(lbvms))
+    assert third.status.rollout is not None and third.status.rollout.active
+    assert third.status.config_rollout is None
+    [ended] = third.ended_rollouts
+    assert isinstance(ended, ConfigRolloutStatus)
+    assert (ended.id, ended.kind, ended.state) == (staged.id, "config", "Failed")
