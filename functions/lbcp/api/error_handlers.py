@@ -16,7 +16,7 @@ from lbcp.dal.repository import BeingDeleted, GenerationMismatch, InvalidPageTok
 from lbcp.errors import FieldError, Location, SpecRejected
 from lbcp.heartbeats import ConfigVersionGone, Forbidden, UnknownLbvm, VersionNotOffered
 from lbcp.inspection import LbvmNotFound
-from lbcp.service import NoRollout, WarmContended
+from lbcp.service import NoRollout, RolloutAmbiguous, WarmContended
 from lbcp.validation import errors_from_pydantic
 
 _THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"})
@@ -112,7 +112,19 @@ def _on_warm_contended(exc: WarmContended) -> Response[Any]:
 
 @app.exception_handler(NoRollout)
 def _on_no_rollout(exc: NoRollout) -> Response[Any]:
-    return problem_response(ApiProblem("no-rollout", str(exc)))
+    errors = [FieldError(("kind",), "no rollout of this kind in progress", "no_rollout", "query")]
+    return problem_response(ApiProblem("no-rollout", str(exc), errors if exc.kind_asked else ()))
+
+
+@app.exception_handler(RolloutAmbiguous)
+def _on_rollout_ambiguous(exc: RolloutAmbiguous) -> Response[Any]:
+    return problem_response(
+        ApiProblem(
+            "rollout-ambiguous",
+            str(exc),
+            [FieldError(("kind",), "required while both kinds of rollout are in progress", "required", "query")],
+        )
+    )
 
 
 @app.exception_handler(Forbidden)

@@ -29,6 +29,12 @@ served version on at once: the agents render the same thing.
 The health gate: Routable, agent ready, the new version applied, no agent
 error, no backend unavailable that the control group (LBVMs running the
 previous version) sees available.
+
+An operator's pause, resume or abort (``apply_config_control``) is carried
+out first on every tick. Paused, the rollout holds: the LBVMs that run the new
+version keep it, nobody else is told it, and neither the gate nor the progress
+deadline is judged (on resume they are, with fresh step clocks). An abort is a
+failure the operator declared: Rollback at once, the new version rejected.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from datetime import datetime, timedelta
 from lbcp.models.agent import parse_backend_health_text
 from lbcp.models.config_rollout import ConfigRolloutStatus, ServedConfig
 from lbcp.models.lbvm import Lbvm
-from lbcp.models.rollout import RolloutState
+from lbcp.models.rollout import RolloutControl, RolloutState
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.reconcile.plan.answer_gate import answer_counts, worse_answers
 from lbcp.reconcile.plan.rollout import RolloutNote, canary_count
@@ -80,6 +86,7 @@ class _Inputs:
     lbvms: Sequence[Lbvm]
     now: datetime
     load_balancer_id: str
+    control: RolloutControl | None = None
 
 
 def decide_config_rollout(
@@ -95,13 +102,16 @@ def decide_config_rollout(
     fleet_proxy: str | None = None,
     template: str | None = None,
     load_balancer_id: str = "",
+    control: RolloutControl | None = None,
 ) -> ConfigDecision:
     """``fleet_proxy``: the proxy the fleet runs when a rejected template holds it back from the spec's.
     ``template``: the launch template the fleet converges on; LBVMs on another one are being replaced,
-    so they are neither a config rollout's canaries nor told its versions."""
+    so they are neither a config rollout's canaries nor told its versions.
+    ``control``: an operator's latest pause, resume or abort of a config rollout (the record's
+    ``configRolloutControl``); it acts only on the rollout it names."""
     if template is not None:
         lbvms = [lbvm for lbvm in lbvms if lbvm.launch_template in (None, template)]
-    inputs = _Inputs(spec, generation, config_digest(spec), desired, lbvms, now, load_balancer_id)
+    inputs = _Inputs(spec, generation, config_digest(spec), desired, lbvms, now, load_balancer_id, control)
     current = ServedConfig(version=generation, digest=inputs.digest)
     notes: list[RolloutNote] = []
     if previous is not None and previous.active:
@@ -199,11 +209,82 @@ def _start(source: ServedConfig, inputs: _Inputs, notes: list[RolloutNote]) -> C
     return _step(rollout.model_copy(update={"message": message}), inputs, notes)
 
 
+def apply_config_control(
+    rollout: ConfigRolloutStatus,
+    control: RolloutControl | None,
+    now: datetime,
+    lbvms: Sequence[Lbvm] | None = None,
+    notes: list[RolloutNote] | None = None,
+) -> ConfigRolloutStatus:
+    """An operator's pause, resume or abort, applied to the config rollout it names (a repeat changes nothing).
+
+    The planner applies it on every tick with the LBVMs, which fixes who keeps
+    the new version while paused (``paused_lbvms``); the API applies it without
+    them, to answer with what the rollout is about to be.
+    """
+    notes = [] if notes is None else notes
+    if control is None or control.rollout_id != rollout.id or not rollout.active:
+        return rollout
+    who = control.requested_by or "an operator"
+    if control.action == "pause" and rollout.state == "Progressing" and rollout.step != "Rollback":
+        message = (
+            f"paused by {who} at step {rollout.step} ({rollout.progress}); nobody more is told config version "
+            f"{rollout.to_version}: the LBVMs that run it keep it, the rest stay on version {rollout.from_version}"
+        )
+        notes.append(RolloutNote("RolloutPaused", f"config rollout {rollout.id}: {message}"))
+        rollout = rollout.model_copy(
+            update={
+                "state": "Paused",
+                "paused_step": rollout.step,
+                "paused_by": who,
+                "message": message,
+                "waiting_for": f"a resume (paused by {who})",
+            }
+        )
+    if rollout.state == "Paused" and rollout.paused_lbvms is None and lbvms is not None:
+        # Who runs the new version now keeps it; an LBVM told it but not yet on it stays where it is.
+        held = [
+            lbvm.lbvm_id
+            for lbvm in lbvms
+            if lbvm.live and rollout.told_new(lbvm.lbvm_id) and lbvm.applied_config_version == rollout.to_version
+        ]
+        rollout = rollout.model_copy(update={"paused_lbvms": sorted(held)})
+    if control.action in ("resume", "abort") and rollout.state == "Paused":
+        # The step's clocks restart: time spent paused is not the rollout's fault.
+        rollout = rollout.model_copy(
+            update={
+                "state": "Progressing",
+                "step": rollout.paused_step,
+                "paused_step": None,
+                "paused_lbvms": None,
+                "step_started_at": now,
+                "last_progress_at": now,
+                "waiting_for": None,
+            }
+        )
+        if control.action == "resume":
+            message = f"resumed by {who} at step {rollout.step} ({rollout.progress})"
+            notes.append(RolloutNote("RolloutResumed", f"config rollout {rollout.id}: {message}"))
+            return rollout.model_copy(update={"message": message, "paused_by": None})
+    if control.action == "abort" and rollout.step != "Rollback":
+        message = (
+            f"aborted by {who} at step {rollout.step} ({rollout.progress}); every LBVM is told config version "
+            f"{rollout.from_version} again; the spec keeps asking for version {rollout.to_version}'s config: "
+            "PATCH it to what you want"
+        )
+        notes.append(RolloutNote("RolloutFailed", f"config rollout {rollout.id}: {message}", "Warning"))
+        return _to_rollback(rollout, message, now)
+    return rollout
+
+
 def _step(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]) -> ConfigDecision:
     now, settings = inputs.now, inputs.spec.rollout
     served = ServedConfig(version=rollout.from_version, digest=rollout.from_digest)
+    rollout = apply_config_control(rollout, inputs.control, now, inputs.lbvms, notes)
     if rollout.step == "Rollback":
         return _rolling_back(rollout, inputs, notes)
+    if rollout.state == "Paused":
+        return _paused(rollout, inputs, notes)
     told = _told(rollout, inputs.lbvms)
     failures = _failures(rollout, told, inputs.lbvms)
     if failures:
@@ -319,6 +400,36 @@ def _enter_roll(
     )
 
 
+def _paused(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]) -> ConfigDecision:
+    """Held: only the numbers are brought up to date."""
+    told = _told(rollout, inputs.lbvms)
+    healthy = [lbvm for lbvm in told if _passes(lbvm, rollout.to_version)]
+    rollout = rollout.model_copy(
+        update={
+            "applied": len(healthy),
+            "progress": f"{len(healthy)} of {len(told)} on config version {rollout.to_version}",
+        }
+    )
+    return ConfigDecision(rollout, ServedConfig(version=rollout.from_version, digest=rollout.from_digest), tuple(notes))
+
+
+def _to_rollback(rollout: ConfigRolloutStatus, message: str, now: datetime) -> ConfigRolloutStatus:
+    return rollout.model_copy(
+        update={
+            "state": "Progressing",
+            "step": "Rollback",
+            "rejected": True,
+            "message": message,
+            "step_started_at": now,
+            "last_progress_at": now,
+            "applied": 0,
+            "paused_step": None,
+            "paused_lbvms": None,
+            "waiting_for": None,
+        }
+    )
+
+
 def _fail(rollout: ConfigRolloutStatus, why: str, inputs: _Inputs, notes: list[RolloutNote]) -> ConfigDecision:
     message = (
         f"{why}; every LBVM is told config version {rollout.from_version} again; the spec keeps asking for "
@@ -327,17 +438,7 @@ def _fail(rollout: ConfigRolloutStatus, why: str, inputs: _Inputs, notes: list[R
     notes.append(
         RolloutNote("RolloutFailed", f"config rollout {rollout.id} failed at step {rollout.step}: {message}", "Warning")
     )
-    back = rollout.model_copy(
-        update={
-            "step": "Rollback",
-            "rejected": True,
-            "message": message,
-            "step_started_at": inputs.now,
-            "last_progress_at": inputs.now,
-            "applied": 0,
-        }
-    )
-    return _rolling_back(back, inputs, notes)
+    return _rolling_back(_to_rollback(rollout, message, inputs.now), inputs, notes)
 
 
 def _rolling_back(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]) -> ConfigDecision:
@@ -521,4 +622,4 @@ def _time(moment: datetime) -> str:
     return moment.strftime("%H:%M:%SZ")
 
 
-__all__ = ["ConfigDecision", "config_digest", "decide_config_rollout"]
+__all__ = ["ConfigDecision", "apply_config_control", "config_digest", "decide_config_rollout"]
