@@ -47,6 +47,7 @@ from lbcp.models.agent import (
     Heartbeat,
     HeartbeatReply,
     HttpResponses,
+    PreloadReport,
 )
 from lbcp.models.metrics import PUBLISH_PERIOD_SECONDS
 
@@ -101,9 +102,8 @@ class Agent:
         self.responses: HttpResponses | None = None
         self._failed: tuple[int, float] | None = None  # (version, monotonic time it failed)
         # Config preloading: the version ready to switch to, or why the one it was told failed.
-        self.preloaded: int | None = None
-        self.preload_error: str | None = None
-        self._preload_failed: tuple[int, float] | None = None
+        self.preload: PreloadReport | None = None
+        self._preload_failed: float | None = None  # monotonic time the version in ``preload`` failed
         started = clock.monotonic()
         self._next_publish = started + self.settings.publish_period_seconds
         self._next_refresh = started + self.settings.refresh_seconds
@@ -166,8 +166,7 @@ class Agent:
             backends=self.backends,
             responses=self.responses,
             capabilities=list(AGENT_CAPABILITIES),
-            preloaded_config_version=self.preloaded,
-            preload_error=self.preload_error[:MAX_ERROR_LENGTH] if self.preload_error else None,
+            preload=self.preload,
         )
 
     def state(self) -> AgentState:
@@ -244,25 +243,25 @@ class Agent:
     def _preload(self, version: int | None) -> None:
         """Have ``version`` rendered and validated, not served: a staged config change asks every LBVM first."""
         if version is None or version == self.dataplane.applied_version():
-            if version is None:
-                self.preloaded, self.preload_error = None, None
+            self.preload, self._preload_failed = None, None
             return
-        if version == self.preloaded:
-            return
-        failed = self._preload_failed
-        recently = failed is not None and self.clock.monotonic() - failed[1] < self.settings.retry_failed_config_seconds
-        if failed is not None and failed[0] == version and recently:
-            return  # the error stands until the retry
+        report, failed = self.preload, self._preload_failed
+        if report is not None and report.version == version:
+            recently = (
+                failed is not None and self.clock.monotonic() - failed < self.settings.retry_failed_config_seconds
+            )
+            if report.error is None or recently:
+                return  # ready, or the error stands until the retry
         try:
             config = self.control.get_config(self.identity.load_balancer_id, self.identity.lbvm_id, version=version)
             self.dataplane.preload(config)
         except (ControlPlaneError, ApplyError) as exc:
-            self._preload_failed = (version, self.clock.monotonic())
-            self.preloaded, self.preload_error = None, f"config version {version} cannot be preloaded: {exc}"
-            log.error("%s", self.preload_error)
+            error = f"config version {version} cannot be preloaded: {exc}"
+            self.preload = PreloadReport(version=version, error=error[:MAX_ERROR_LENGTH])
+            self._preload_failed = self.clock.monotonic()
+            log.error("%s", error)
             return
-        self._preload_failed = None
-        self.preloaded, self.preload_error = version, None
+        self.preload, self._preload_failed = PreloadReport(version=version), None
         log.info("config version %d preloaded: rendered and validated, ready to switch to", version)
 
     def _converge(self, desired: int) -> None:

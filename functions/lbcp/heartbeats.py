@@ -125,7 +125,7 @@ class HeartbeatService:
         record, lbvm = self._lookup(load_balancer_id, lbvm_id)
         self._authorize(principal_arn, lbvm, claimed_instance=None)
         told = told_version(record, lbvm)
-        offered = {told, preload_config_version(record.status.config_rollout, told)}
+        offered = {told, preload_config_version(record.status.config_rollout, told) if lbvm.preloads else None}
         if version is not None and version not in offered:
             raise VersionNotOffered(lbvm.lbvm_id, version, told)
         version = told if version is None else version
@@ -209,8 +209,8 @@ class HeartbeatService:
             "boot_id": beat.boot_id,
             "backend_health": backend_health_text(beat.backends) if beat.backends is not None else None,
             "preloads": beat.preloads,
-            "preloaded_config_version": beat.preloaded_config_version,
-            "preload_error": beat.preload_error,
+            "preload_version": beat.preload.version if beat.preload else None,
+            "preload_error": beat.preload.error if beat.preload else None,
         }
         if beat.boot_id == lbvm.boot_id and (lbvm.heartbeat_sequence or -1) >= beat.sequence:
             return lbvm  # a late or repeated heartbeat: nothing new

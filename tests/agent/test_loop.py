@@ -283,7 +283,8 @@ def test_a_version_told_to_preload_is_checked_and_reported_without_being_served(
     agent.step()
     beat = control.last
     assert beat.capabilities == ["preload"]
-    assert (beat.applied_config_version, beat.preloaded_config_version, beat.preload_error) == (1, 2, None)
+    assert beat.applied_config_version == 1 and beat.preload is not None
+    assert (beat.preload.version, beat.preload.error) == (2, None)
     agent.step()
     assert dataplane.preload_calls == [2]  # ready once: not checked again every heartbeat
     # Then told to run it: it switches, and nothing is left to preload.
@@ -291,7 +292,7 @@ def test_a_version_told_to_preload_is_checked_and_reported_without_being_served(
     agent.step()
     agent.step()
     assert dataplane.applied == [1, 2]
-    assert (control.last.applied_config_version, control.last.preloaded_config_version) == (2, None)
+    assert (control.last.applied_config_version, control.last.preload) == (2, None)
 
 
 def test_a_version_that_fails_its_preload_is_reported_and_retried_only_after_a_while() -> None:
@@ -303,8 +304,9 @@ def test_a_version_that_fails_its_preload_is_reported_and_retried_only_after_a_w
     agent.step()
     agent.step()
     beat = control.last
-    assert beat.state == "ready" and beat.applied_config_version == 1 and beat.preloaded_config_version is None
-    assert beat.preload_error is not None and "config version 2 cannot be preloaded" in beat.preload_error
+    assert beat.state == "ready" and beat.applied_config_version == 1 and beat.preload is not None
+    assert beat.preload.version == 2 and beat.preload.error is not None
+    assert "config version 2 cannot be preloaded" in beat.preload.error
     assert beat.error is None  # what serves is fine: only the next version is not
     assert dataplane.preload_calls == [2]
     clock.advance(AgentSettings().retry_failed_config_seconds + 1)

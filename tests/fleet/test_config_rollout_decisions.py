@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lbcp.models.config_rollout import ConfigRolloutStatus, ServedConfig, served_config_version
+from lbcp.models.config_rollout import ConfigRolloutStatus, ServedConfig, preload_config_version, served_config_version
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.rollout import RolloutAction, RolloutControl, template_of
 from lbcp.models.spec import LoadBalancerSpec
@@ -733,3 +733,84 @@ def test_the_plan_hands_a_superseded_config_rollout_to_the_history() -> None:
     [ended] = third.ended_rollouts
     assert isinstance(ended, ConfigRolloutStatus)
     assert (ended.id, ended.kind, ended.state) == (staged.id, "config", "Failed")
+
+
+# --- preloading: every LBVM validates the new version before any switches -------------------------------
+
+
+def preloading_fleet(count: int = 4) -> list[Lbvm]:
+    return fleet(count, preloads=True)
+
+
+def preloaded(lbvms: list[Lbvm], version: int, errors: dict[str, str] | None = None) -> list[Lbvm]:
+    errors = errors or {}
+    return [vm.model_copy(update={"preload_version": version, "preload_error": errors.get(vm.lbvm_id)}) for vm in lbvms]
+
+
+def preload_told(decision: ConfigDecision, lbvms: list[Lbvm]) -> dict[str, int | None]:
+    told_now = told(decision, lbvms)
+    return {vm.lbvm_id: preload_config_version(decision.rollout, told_now[vm.lbvm_id]) for vm in lbvms}
+
+
+def test_a_config_change_is_preloaded_everywhere_before_the_canary_switches() -> None:
+    lbvms = preloading_fleet()
+    first = run(None, lbvms)
+    assert first.rollout is not None and first.rollout.step == "Preload"
+    assert set(told(first, lbvms).values()) == {1}  # nobody switches yet
+    assert set(preload_told(first, lbvms).values()) == {2}  # everyone gets it ready
+    assert (
+        first.rollout.waiting_for is not None and "4 LBVM(s) to preload config version 2" in first.rollout.waiting_for
+    )
+    # Three have it ready: still nobody switches.
+    partly = [*preloaded(lbvms[:3], 2), lbvms[3]]
+    waiting = run(first.rollout, partly, timedelta(seconds=5))
+    assert waiting.rollout is not None and waiting.rollout.step == "Preload"
+    assert waiting.rollout.progress == "3 of 4 preloaded config version 2"
+    assert set(told(waiting, lbvms).values()) == {1}
+    # All four: the canary is told to switch, in the same decision.
+    ready = run(waiting.rollout, preloaded(lbvms, 2), timedelta(seconds=10))
+    assert ready.rollout is not None and ready.rollout.step == "Canary"
+    [canary] = ready.rollout.canary_lbvms
+    assert told(ready, lbvms) == {vm.lbvm_id: 2 if vm.lbvm_id == canary else 1 for vm in lbvms}
+    assert "4 LBVM(s) have config version 2 rendered and validated" in ready.notes[-1].message
+
+
+def test_a_version_one_lbvm_cannot_preload_is_rejected_before_any_lbvm_runs_it() -> None:
+    lbvms = preloading_fleet()
+    first = run(None, lbvms)
+    assert first.rollout is not None
+    broken = lbvms[2].lbvm_id
+    error = "config version 2 cannot be preloaded: not applied (certificates): AccessDenied on ExportCertificate"
+    refused = run(first.rollout, preloaded(lbvms, 2, {broken: error}), timedelta(seconds=5))
+    assert refused.rollout is not None and refused.rollout.rejected
+    assert refused.rollout.state in ("Progressing", "RolledBack") and refused.rollout.failed == [broken]
+    assert set(told(refused, lbvms).values()) == {1}
+    assert f"1 of 4 LBVM(s) could not preload config version 2, so none switched to it ({broken}: {error})" in (
+        refused.rollout.message
+    )
+
+
+def test_agents_that_cannot_preload_are_not_waited_for_and_a_fleet_of_them_skips_the_step() -> None:
+    mixed = [*preloading_fleet(4)[:2], *fleet(4)[2:]]  # two agents from before preloading
+    first = run(None, mixed)
+    assert first.rollout is not None and first.rollout.step == "Preload"
+    ready = run(first.rollout, [*preloaded(mixed[:2], 2), *mixed[2:]], timedelta(seconds=5))
+    assert ready.rollout is not None and ready.rollout.step == "Canary"
+    old_agents = run(None, fleet())
+    assert old_agents.rollout is not None and old_agents.rollout.step == "Canary"
+
+
+def test_a_preload_that_never_completes_fails_at_the_progress_deadline() -> None:
+    lbvms = preloading_fleet()
+    first = run(None, lbvms)
+    assert first.rollout is not None
+    partly = [*preloaded(lbvms[:3], 2), lbvms[3]]
+    progressed = run(first.rollout, partly, timedelta(seconds=5))  # progress moves the deadline on
+    assert progressed.rollout is not None and progressed.rollout.step == "Preload"
+    within = run(progressed.rollout, partly, timedelta(seconds=5 + DEADLINE))
+    assert within.rollout is not None and within.rollout.step == "Preload"
+    stuck = run(within.rollout, partly, timedelta(seconds=5 + DEADLINE + 1))
+    assert stuck.rollout is not None and stuck.rollout.rejected
+    assert f"3 of 4 LBVM(s) preloaded config version 2 after {DEADLINE + 1} s" in stuck.rollout.message
+    assert f"not ready: {lbvms[3].lbvm_id}" in stuck.rollout.message
+    assert set(told(stuck, lbvms).values()) == {1}

@@ -15,7 +15,7 @@ plane sends a newer reply field only to an agent that said it understands it,
 because agents from before the tolerant reply refuse a reply with a field they
 do not know. ``preload``: told ``preloadConfigVersion``, the agent fetches that
 version (``&version=N``), renders and validates it next to the one it serves,
-and reports ``preloadedConfigVersion`` or ``preloadError``; a staged config
+and reports how it went (``preload``: the version, and an error if it failed); a staged config
 change waits for every such LBVM before any of them switches.
 
 An instance may report only for itself: the control plane checks that the
@@ -126,16 +126,20 @@ class Heartbeat(StatusModel):
         max_length=16,
         description="What this agent can do beyond the first protocol (preload); unknown names are ignored.",
     )
-    preloaded_config_version: int | None = Field(
-        default=None, ge=1, description="A config version rendered and validated, ready to switch to."
-    )
-    preload_error: str | None = Field(
-        default=None, max_length=1024, description="Why the version it was told to preload failed to validate."
+    preload: PreloadReport | None = Field(
+        default=None, description="How the version it was told to preload went (preload capability only)."
     )
 
     @property
     def preloads(self) -> bool:
         return CAPABILITY_PRELOAD in self.capabilities
+
+
+class PreloadReport(StatusModel):
+    """A config version rendered and validated next to the one served, or why it could not be."""
+
+    version: int = Field(ge=1)
+    error: str | None = Field(default=None, max_length=1024, description="Unset: ready to switch to.")
 
 
 class HeartbeatReply(StatusModel):

@@ -32,7 +32,8 @@ from lbcp.models.base import StatusModel
 from lbcp.models.spec import LoadBalancerSpec, ProxyEngine
 
 RolloutState = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Failed"]
-RolloutStep = Literal["Canary", "Bake", "Roll", "Rollback"]
+# Preload: config rollouts only (every LBVM validates the new version before any switches).
+RolloutStep = Literal["Preload", "Canary", "Bake", "Roll", "Rollback"]
 RolloutAction = Literal["pause", "resume", "abort"]
 # Of a launch template (new instances) or of a config version (the same instances, another config).
 RolloutKind = Literal["template", "config"]

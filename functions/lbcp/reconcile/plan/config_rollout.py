@@ -6,7 +6,10 @@ the version served outside the canary, and the events that explain each
 transition. It never writes the spec: a rejected version is shown, not undone.
 
 A config-only change (the config the agents render changed, the launch
-template did not) starts a rollout: Canary (``canary`` routable LBVMs are told
+template did not) starts a rollout: Preload (every serving LBVM whose agent
+can preload fetches the new version, renders and validates it beside the one
+it serves; one that cannot fails the rollout before any LBVM switched) ->
+Canary (``canary`` routable LBVMs are told
 the new version and must pass the health gate) -> Bake (they stay healthy
 for ``bakeSeconds``) -> Roll (every LBVM is told it: a config is applied by a
 hitless reload, not by replacing instances, so maxSurge/maxUnavailable do not
@@ -23,8 +26,9 @@ new template are told the current generation and the others keep the version
 served before (``served_config_version``), and a config rollout in progress is
 superseded (the fleet keeps its last good version). While the spec asks for a
 rejected template of another proxy, no config rollout starts: the spec's
-config is for a proxy the fleet does not run. A spec whose config did not change (a capacity PATCH) moves the
-served version on at once: the agents render the same thing.
+config is for a proxy the fleet does not run. A spec whose config did not
+change (a capacity PATCH) moves the served version on at once: the agents
+render the same thing.
 
 The health gate: Routable, agent ready, the new version applied, no agent
 error, no backend unavailable that the control group (LBVMs running the
@@ -182,7 +186,7 @@ def _start(source: ServedConfig, inputs: _Inputs, notes: list[RolloutNote]) -> C
     rollout = ConfigRolloutStatus(
         id=f"cr-{digest[:12]}",
         state="Progressing",
-        step="Canary" if chosen else "Roll",
+        step="Preload" if _preloaders(inputs.lbvms) else ("Canary" if chosen else "Roll"),
         from_version=source.version,
         to_version=inputs.generation,
         from_digest=source.digest,
@@ -201,6 +205,8 @@ def _start(source: ServedConfig, inputs: _Inputs, notes: list[RolloutNote]) -> C
         if chosen
         else "no canary"
     )
+    if rollout.step == "Preload":
+        first = f"every LBVM preloads it (render and validate) before any switches; then {first}"
     message = (
         f"staging config version {inputs.generation} (from version {source.version}): {first}; progress "
         f"deadline {spec.rollout.progress_deadline_seconds} s"
@@ -280,11 +286,10 @@ def apply_config_control(
 def _step(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]) -> ConfigDecision:
     now, settings = inputs.now, inputs.spec.rollout
     served = ServedConfig(version=rollout.from_version, digest=rollout.from_digest)
-    rollout = apply_config_control(rollout, inputs.control, now, inputs.lbvms, notes)
-    if rollout.step == "Rollback":
-        return _rolling_back(rollout, inputs, notes)
-    if rollout.state == "Paused":
-        return _paused(rollout, inputs, notes)
+    held = _before_switching(apply_config_control(rollout, inputs.control, now, inputs.lbvms, notes), inputs, notes)
+    if isinstance(held, ConfigDecision):
+        return held
+    rollout = held
     told = _told(rollout, inputs.lbvms)
     failures = _failures(rollout, told, inputs.lbvms)
     if failures:
@@ -387,6 +392,86 @@ def _step(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote
             notes,
         )
     waiting = f"{len(told) - len(healthy)} LBVM(s) to apply config version {rollout.to_version} by {_time(deadline)}"
+    return ConfigDecision(rollout.model_copy(update={"waiting_for": waiting}), served, tuple(notes))
+
+
+def _before_switching(
+    rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]
+) -> ConfigRolloutStatus | ConfigDecision:
+    """A rollback, a pause or a preload decides on its own; otherwise the rollout goes on to its gates."""
+    if rollout.step == "Rollback":
+        return _rolling_back(rollout, inputs, notes)
+    if rollout.state == "Paused":
+        return _paused(rollout, inputs, notes)
+    if rollout.step == "Preload":
+        return _preloading(rollout, inputs, notes)
+    return rollout
+
+
+def _preloaders(lbvms: Sequence[Lbvm]) -> list[Lbvm]:
+    """The serving LBVMs whose agents preload (older agents switch without it, as they always did)."""
+    return [lbvm for lbvm in _serving(lbvms) if lbvm.preloads]
+
+
+def _preloading(
+    rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]
+) -> ConfigRolloutStatus | ConfigDecision:
+    """Nobody switches until every preloading LBVM has the new version ready; one that cannot fails it all.
+
+    Returns the rollout moved on to its canary (or straight to Roll without
+    one) once they all have, or the decision to wait or to roll back.
+    """
+    now, settings, version = inputs.now, inputs.spec.rollout, rollout.to_version
+    preloaders = _preloaders(inputs.lbvms)
+    refused = {lbvm.lbvm_id: lbvm.preload_error for lbvm in preloaders if lbvm.preload_version == version}
+    refused = {lbvm_id: error for lbvm_id, error in refused.items() if error is not None}
+    if refused:
+        ids = sorted(refused)
+        why = "; ".join(f"{lbvm_id}: {refused[lbvm_id]}" for lbvm_id in ids)
+        rollout = rollout.model_copy(update={"failed": sorted(set(rollout.failed) | set(ids))})
+        return _fail(
+            rollout,
+            f"{len(ids)} of {len(preloaders)} LBVM(s) could not preload config version {version}, so none switched "
+            f"to it ({why})",
+            inputs,
+            notes,
+        )
+    ready = [lbvm for lbvm in preloaders if lbvm.preloaded(version)]
+    progressed = len(ready) > rollout.applied
+    rollout = rollout.model_copy(
+        update={
+            "applied": len(ready),
+            "progress": f"{len(ready)} of {len(preloaders)} preloaded config version {version}",
+            "last_progress_at": now if progressed else rollout.last_progress_at,
+        }
+    )
+    if len(ready) >= len(preloaders):
+        step = "Canary" if rollout.canary_lbvms else "Roll"
+        message = (
+            f"{len(ready)} LBVM(s) have config version {version} rendered and validated beside version "
+            f"{rollout.from_version}; "
+            + (f"telling the canary ({', '.join(rollout.canary_lbvms)}) to switch" if step == "Canary" else "rolling")
+        )
+        notes.append(RolloutNote("RolloutProgressed", f"config rollout {rollout.id}: {message}"))
+        return rollout.model_copy(
+            update={"step": step, "step_started_at": now, "last_progress_at": now, "applied": 0, "message": message}
+        )
+    deadline = rollout.last_progress_at + timedelta(seconds=settings.progress_deadline_seconds)
+    if now > deadline:
+        waited = int((now - rollout.last_progress_at).total_seconds())
+        late = sorted(lbvm.lbvm_id for lbvm in preloaders if not lbvm.preloaded(version))
+        return _fail(
+            rollout,
+            f"{len(ready)} of {len(preloaders)} LBVM(s) preloaded config version {version} after {waited} s "
+            f"(progress deadline {settings.progress_deadline_seconds} s; not ready: {', '.join(late)})",
+            inputs,
+            notes,
+        )
+    waiting = (
+        f"{len(preloaders) - len(ready)} LBVM(s) to preload config version {version} (fetch, render, validate) "
+        f"by {_time(deadline)}; none switches before"
+    )
+    served = ServedConfig(version=rollout.from_version, digest=rollout.from_digest)
     return ConfigDecision(rollout.model_copy(update={"waiting_for": waiting}), served, tuple(notes))
 
 
