@@ -28,7 +28,9 @@ class ControlPlaneError(Exception):
 
 
 class ControlPlaneClient(Protocol):
-    def get_config(self, load_balancer_id: str, lbvm_id: str) -> AgentConfig: ...
+    def get_config(self, load_balancer_id: str, lbvm_id: str, version: int | None = None) -> AgentConfig:
+        """The version this LBVM is told to run, or ``version`` (one it is told to run or to preload)."""
+        ...
 
     def heartbeat(self, heartbeat: Heartbeat) -> HeartbeatReply: ...
 
@@ -63,8 +65,11 @@ class HttpControlPlaneClient:
         self._headers = {"User-Agent": f"lbcp-agent/{__version__}", **(headers or {})}
         self._session = session or requests.Session()
 
-    def get_config(self, load_balancer_id: str, lbvm_id: str) -> AgentConfig:
-        query = urlencode({"loadBalancerId": load_balancer_id, "lbvmId": lbvm_id})
+    def get_config(self, load_balancer_id: str, lbvm_id: str, version: int | None = None) -> AgentConfig:
+        parameters: dict[str, str | int] = {"loadBalancerId": load_balancer_id, "lbvmId": lbvm_id}
+        if version is not None:
+            parameters["version"] = version
+        query = urlencode(parameters)
         url = f"{self.endpoint}{AGENT_CONFIG_PATH}?{query}"
         body = self._call("GET", url, None)
         try:

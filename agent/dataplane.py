@@ -5,12 +5,19 @@
     releases/v<version>-<digest>/   one rendered config version (config, certificates 0600, release.json)
     current -> releases/...         what the proxy runs (the proxy is started on current/<config>)
     good    -> releases/...         the last release that validated and reloaded: what a rollback returns to
+    next    -> releases/...         a preloaded release: rendered and validated, not served yet
     config.json                     the AgentConfig of ``good``, so a restarted agent can drain or recover
 
 Applying a config renders a release, has the proxy check it, swaps ``current``
 with one atomic rename, and hot-reloads. If the check or the reload fails,
 ``current`` goes back to ``good`` (and the proxy is reloaded onto it), so a
 broken config never replaces a working one.
+
+Preloading a config (a staged config change tells every LBVM its new version
+before any switches) renders and validates a release without serving it, so
+that a version some LBVM cannot run (a certificate it cannot export, a check
+its proxy refuses) stops the rollout before anyone runs it, and the switch is
+then a reload onto files already checked.
 
 Draining swaps in a variant of ``good`` without the public listeners: the old
 workers stop accepting, close idle keep-alive connections, finish what is in
@@ -71,6 +78,10 @@ class DataPlane(Protocol):
     def draining(self) -> bool: ...
 
     def apply(self, config: AgentConfig) -> ApplyResult: ...
+
+    def preload(self, config: AgentConfig) -> None:
+        """Render and validate ``config`` next to what serves, without serving it; ApplyError if it fails."""
+        ...
 
     def applied_version(self) -> int | None: ...
 
@@ -138,6 +149,7 @@ class ProxyDataPlane:
         self._responses: HttpResponses | None = None
         self.current_link = self.state_dir / "current"
         self.good_link = self.state_dir / "good"
+        self.next_link = self.state_dir / "next"
         self._lock = threading.RLock()
         self.releases_dir.mkdir(parents=True, exist_ok=True)
         self._config = self._load_config()
@@ -176,6 +188,14 @@ class ProxyDataPlane:
             self._prune()
             return ApplyResult(config.config_version, True, time.monotonic() - started, reload_seconds)
 
+    def preload(self, config: AgentConfig) -> None:
+        with self._lock:
+            release = self._prepare(config, self.options)
+            if release.directory == self._target(self.good_link):
+                return  # it serves already
+            self._write_and_validate(release, config.config_version)
+            self._swap(self.next_link, release.directory)  # kept by _prune until something newer is preloaded
+
     def _prepare(self, config: AgentConfig, options: RenderOptions) -> releases.PreparedRelease:
         version = config.config_version
         try:
@@ -192,7 +212,7 @@ class ProxyDataPlane:
             self.driver.validate(release.main_file)
         except ProxyFailed as exc:
             # A release nothing points to goes, so that a retry checks it afresh.
-            if release.directory not in (self._target(self.current_link), self._target(self.good_link)):
+            if release.directory not in self._kept():
                 shutil.rmtree(release.directory, ignore_errors=True)
             raise ApplyError(version, "validate", str(exc)) from exc
 
@@ -344,8 +364,11 @@ class ProxyDataPlane:
         temporary.write_text(config.model_dump_json(by_alias=True, indent=2))
         os.replace(temporary, path)
 
+    def _kept(self) -> set[Path | None]:
+        return {self._target(self.current_link), self._target(self.good_link), self._target(self.next_link)}
+
     def _prune(self) -> None:
-        keep = {self._target(self.current_link), self._target(self.good_link)}
+        keep = self._kept()
         candidates = sorted(
             (path for path in self.releases_dir.iterdir() if path.is_dir() and path.name.startswith("v")),
             key=lambda path: path.stat().st_mtime,

@@ -39,7 +39,16 @@ from agent.dataplane import ApplyError, DataPlane
 from agent.identity import Identity
 from agent.metrics import MetricsSink, Sampler, collect
 from agent.proxy.process import ProxyFailed
-from lbcp.models.agent import AgentConfig, AgentState, BackendHealth, Heartbeat, HeartbeatReply, HttpResponses
+from lbcp.models.agent import (
+    AGENT_CAPABILITIES,
+    AgentConfig,
+    AgentState,
+    BackendHealth,
+    Heartbeat,
+    HeartbeatReply,
+    HttpResponses,
+    PreloadReport,
+)
 from lbcp.models.metrics import PUBLISH_PERIOD_SECONDS
 
 log = logging.getLogger("lbcp.agent")
@@ -92,6 +101,9 @@ class Agent:
         self.backends: list[BackendHealth] | None = None
         self.responses: HttpResponses | None = None
         self._failed: tuple[int, float] | None = None  # (version, monotonic time it failed)
+        # Config preloading: the version ready to switch to, or why the one it was told failed.
+        self.preload: PreloadReport | None = None
+        self._preload_failed: float | None = None  # monotonic time the version in ``preload`` failed
         started = clock.monotonic()
         self._next_publish = started + self.settings.publish_period_seconds
         self._next_refresh = started + self.settings.refresh_seconds
@@ -153,6 +165,8 @@ class Agent:
             agent_version=__version__,
             backends=self.backends,
             responses=self.responses,
+            capabilities=list(AGENT_CAPABILITIES),
+            preload=self.preload,
         )
 
     def state(self) -> AgentState:
@@ -224,6 +238,31 @@ class Agent:
             self._undrain()
         if reply.desired_config_version >= 1 and reply.desired_config_version != self.dataplane.applied_version():
             self._converge(reply.desired_config_version)
+        self._preload(reply.preload_config_version)
+
+    def _preload(self, version: int | None) -> None:
+        """Have ``version`` rendered and validated, not served: a staged config change asks every LBVM first."""
+        if version is None or version == self.dataplane.applied_version():
+            self.preload, self._preload_failed = None, None
+            return
+        report, failed = self.preload, self._preload_failed
+        if report is not None and report.version == version:
+            recently = (
+                failed is not None and self.clock.monotonic() - failed < self.settings.retry_failed_config_seconds
+            )
+            if report.error is None or recently:
+                return  # ready, or the error stands until the retry
+        try:
+            config = self.control.get_config(self.identity.load_balancer_id, self.identity.lbvm_id, version=version)
+            self.dataplane.preload(config)
+        except (ControlPlaneError, ApplyError) as exc:
+            error = f"config version {version} cannot be preloaded: {exc}"
+            self.preload = PreloadReport(version=version, error=error[:MAX_ERROR_LENGTH])
+            self._preload_failed = self.clock.monotonic()
+            log.error("%s", error)
+            return
+        self.preload, self._preload_failed = PreloadReport(version=version), None
+        log.info("config version %d preloaded: rendered and validated, ready to switch to", version)
 
     def _converge(self, desired: int) -> None:
         failed = self._failed

@@ -40,6 +40,7 @@ class SimulatedDataPlane:
         self.drain_step = drain_step
         self.applied: list[int] = []  # every version applied, in order
         self.apply_calls: list[int] = []  # every version asked for, unchanged ones included
+        self.preload_calls: list[int] = []  # every version it was asked to preload
         self.running = False
         self.drain_count = 0
         self._draining = False
@@ -64,23 +65,33 @@ class SimulatedDataPlane:
             self.apply_calls.append(version)
             if self._draining:
                 raise ApplyError(version, "drain", "draining: a new config waits until the drain ends")
-            try:
-                build_model(
-                    config.spec,
-                    load_balancer_id=config.load_balancer_id,
-                    version=version,
-                    release_dir=Path("/simulated/releases") / f"v{version}",
-                    options=self._options,
-                )
-            except RenderError as exc:
-                raise ApplyError(version, "render", str(exc)) from exc
-            if version in self.reject_versions:
-                raise ApplyError(version, "validate", f"simulated: the proxy refuses config version {version}")
+            self._check(config)
             changed = not self.applied or self.applied[-1] != version or not self.running
             if changed:
                 self.applied.append(version)
             self.running = True
             return ApplyResult(version, changed=changed, seconds=0.0, reload_seconds=0.0)
+
+    def preload(self, config: AgentConfig) -> None:
+        with self._lock:
+            self.preload_calls.append(config.config_version)
+            self._check(config)
+
+    def _check(self, config: AgentConfig) -> None:
+        """What a real proxy's render and check would refuse: what the model refuses, and ``reject_versions``."""
+        version = config.config_version
+        try:
+            build_model(
+                config.spec,
+                load_balancer_id=config.load_balancer_id,
+                version=version,
+                release_dir=Path("/simulated/releases") / f"v{version}",
+                options=self._options,
+            )
+        except RenderError as exc:
+            raise ApplyError(version, "render", str(exc)) from exc
+        if version in self.reject_versions:
+            raise ApplyError(version, "validate", f"simulated: the proxy refuses config version {version}")
 
     def applied_version(self) -> int | None:
         return self.applied[-1] if self.applied else None

@@ -32,7 +32,7 @@ from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.lifecycle import messages
 from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply, backend_health_text
-from lbcp.models.config_rollout import served_config_version
+from lbcp.models.config_rollout import preload_config_version, served_config_version
 from lbcp.models.lbvm import HEARTBEAT_PERSIST_INTERVAL, Lbvm, LbvmConflict
 from lbcp.models.resource import LoadBalancerRecord
 
@@ -74,6 +74,14 @@ def told_version(record: LoadBalancerRecord, lbvm: Lbvm) -> int:
     )
 
 
+class VersionNotOffered(Exception):
+    """An agent asked for a config version it is neither told to run nor to preload."""
+
+    def __init__(self, lbvm_id: str, version: int, told: int) -> None:
+        super().__init__(f"{lbvm_id} is told to run config version {told}, not {version}, and to preload no other")
+        self.version = version
+
+
 class Callbacks(Protocol):
     def complete(self, token: str, output: dict[str, object]) -> bool: ...
 
@@ -109,11 +117,18 @@ class HeartbeatService:
     callbacks: Callbacks
     clock: Callable[[], datetime]
 
-    def config(self, principal_arn: str | None, load_balancer_id: str, lbvm_id: str) -> AgentConfig:
-        """The config version this LBVM is told to run (see ``told_version``), from its immutable copy."""
+    def config(
+        self, principal_arn: str | None, load_balancer_id: str, lbvm_id: str, version: int | None = None
+    ) -> AgentConfig:
+        """The config version this LBVM is told to run (see ``told_version``), or ``version`` when it is the
+        one it is told to run or to preload, from its immutable copy; VersionNotOffered for any other."""
         record, lbvm = self._lookup(load_balancer_id, lbvm_id)
         self._authorize(principal_arn, lbvm, claimed_instance=None)
-        version = told_version(record, lbvm)
+        told = told_version(record, lbvm)
+        offered = {told, preload_config_version(record.status.config_rollout, told) if lbvm.preloads else None}
+        if version is not None and version not in offered:
+            raise VersionNotOffered(lbvm.lbvm_id, version, told)
+        version = told if version is None else version
         spec = record.spec if version == record.generation else self.load_balancers.get_config(record.id, version)
         if spec is None:
             raise ConfigVersionGone(record.id, version)
@@ -146,11 +161,16 @@ class HeartbeatService:
             for change in messages.backend_changes(before, lbvm, now):
                 self.load_balancers.append_event(record.id, change)
         draining = _told_to_drain(lbvm, now)
+        told = told_version(record, lbvm)
         return HeartbeatReply(
-            desired_config_version=told_version(record, lbvm),
+            desired_config_version=told,
             drain=draining,
             drain_deadline=lbvm.drain_deadline,
             heartbeat_interval_seconds=record.spec.lifecycle.heartbeat_interval_seconds,
+            # Only to an agent that announced it: older agents refuse a reply field they do not know.
+            preload_config_version=(
+                preload_config_version(record.status.config_rollout, told) if beat.preloads and not draining else None
+            ),
         )
 
     # --- helpers -----------------------------------------------------------------
@@ -188,6 +208,9 @@ class HeartbeatService:
             "agent_error": beat.error,
             "boot_id": beat.boot_id,
             "backend_health": backend_health_text(beat.backends) if beat.backends is not None else None,
+            "preloads": beat.preloads,
+            "preload_version": beat.preload.version if beat.preload else None,
+            "preload_error": beat.preload.error if beat.preload else None,
         }
         if beat.boot_id == lbvm.boot_id and (lbvm.heartbeat_sequence or -1) >= beat.sequence:
             return lbvm  # a late or repeated heartbeat: nothing new

@@ -31,12 +31,14 @@ from lbcp.logic.patching import (
     merge_patch,
     read_only_violations,
 )
+from lbcp.models.config_rollout import ConfigRolloutStatus
 from lbcp.models.events import Event, EventReason
 from lbcp.models.resource import LoadBalancerRecord
-from lbcp.models.rollout import RolloutAction, RolloutControl, RolloutStatus
+from lbcp.models.rollout import RolloutAction, RolloutControl, RolloutKind, RolloutStatus
 from lbcp.models.scaling import WarmRequest
 from lbcp.models.spec import LB_ID_PATTERN, LoadBalancerSpec
 from lbcp.models.status import EntryStatus, LoadBalancerStatus
+from lbcp.reconcile.plan.config_rollout import apply_config_control
 from lbcp.reconcile.plan.rollout import apply_control
 from lbcp.scaling.warming import WarmResult, plan_warm
 from lbcp.validation import check_rules, parse_spec
@@ -60,8 +62,26 @@ def effective_rollout(record: LoadBalancerRecord, now: datetime) -> RolloutStatu
     return apply_control(rollout, record.rollout_control, min(now, record.rollout_control.requested_at))
 
 
+def effective_config_rollout(record: LoadBalancerRecord, now: datetime) -> ConfigRolloutStatus | None:
+    """``status.configRollout`` with an operator's request folded in (who keeps the new version while paused is
+    left for the planner, which sees the LBVMs)."""
+    rollout = record.status.config_rollout
+    control = record.config_rollout_control
+    if rollout is None or control is None:
+        return rollout
+    return apply_config_control(rollout, control, min(now, control.requested_at))
+
+
 class NoRollout(Exception):
-    """Nothing to pause, resume or abort: no rollout is in progress (a 409)."""
+    """Nothing to pause, resume or abort: no rollout (of the kind asked for) is in progress (a 409)."""
+
+    def __init__(self, message: str, *, kind_asked: bool = False) -> None:
+        super().__init__(message)
+        self.kind_asked = kind_asked
+
+
+class RolloutAmbiguous(Exception):
+    """A template and a config rollout are both in progress and the request did not say which (a 409)."""
 
 
 class WarmContended(Exception):
@@ -224,38 +244,86 @@ class LoadBalancerService:
             return WarmResult(record.id, plan.warm, plan.previous, plan.desired)
         raise WarmContended(f"{record.id}: the scaling state kept changing; try again")
 
-    def rollout_action(self, ref: str, action: RolloutAction, actor: str | None) -> RolloutStatus:
-        """Pause, resume or abort the current rollout; returns it as the planner is about to make it.
+    def rollout_action(
+        self, ref: str, action: RolloutAction, actor: str | None, kind: RolloutKind | None = None
+    ) -> RolloutStatus | ConfigRolloutStatus:
+        """Pause, resume or abort the rollout in progress; returns it as the planner is about to make it.
 
-        Idempotent: a request that changes nothing (pausing a paused rollout,
-        aborting one already rolling back) writes nothing. Raises ``NoRollout``
-        when no rollout is in progress, ``NotFound``, ``BeingDeleted``.
+        It acts on whichever rollout is in progress: ``status.rollout`` (a
+        template) or ``status.configRollout`` (a config version). The planner
+        ends a config rollout when a template one starts, so both are seldom
+        in progress at once; when they are, ``kind`` must say which
+        (``RolloutAmbiguous``), and when it is given it must name one in
+        progress. Idempotent: a request that changes nothing (pausing a paused
+        rollout, aborting one already rolling back) writes nothing. Raises
+        ``NoRollout`` when none is in progress, ``NotFound``, ``BeingDeleted``.
         """
         record = self.resolve(ref)
         if record.deletion_requested_at is not None:
             raise BeingDeleted(record)
-        current = effective_rollout(record, self._clock())
-        if current is None or not current.active:
-            last = f" (the last one, {current.id}, ended {current.state})" if current is not None else ""
-            raise NoRollout(f"{record.id} has no rollout in progress{last}; nothing to {action}")
         now = self._clock()
+        template = effective_rollout(record, now)
+        config = effective_config_rollout(record, now)
+        current = self._acted_on(record, action, kind, template, config)
         control = RolloutControl(rollout_id=current.id, action=action, requested_at=now, requested_by=actor)
-        after = apply_control(current, control, now)
+        after: RolloutStatus | ConfigRolloutStatus
+        if isinstance(current, ConfigRolloutStatus):
+            after = apply_config_control(current, control, now)
+            what = f"config rollout {current.id} (version {current.from_version} -> {current.to_version})"
+        else:
+            after = apply_control(current, control, now)
+            what = f"rollout {current.id}"
         if after == current:
             return current
         event = Event(
             time=now,
             type="Warning" if action == "abort" else "Normal",
             reason=_CONTROL_REASONS[action],
-            message=f"{action} of rollout {current.id} requested by {actor or 'an operator'} at step {current.step} "
+            message=f"{action} of {what} requested by {actor or 'an operator'} at step {current.step} "
             f"({current.progress}): {after.message}",
             generation=record.generation,
             actor=actor,
         )
-        self._repository.request_rollout_action(record.id, control, event)
+        self._repository.request_rollout_action(record.id, control, event, kind=current.kind)
         return after
 
-    def rollouts(self, ref: str, limit: int, token: str | None) -> Page[RolloutStatus]:
+    @staticmethod
+    def _acted_on(
+        record: LoadBalancerRecord,
+        action: RolloutAction,
+        kind: RolloutKind | None,
+        template: RolloutStatus | None,
+        config: ConfigRolloutStatus | None,
+    ) -> RolloutStatus | ConfigRolloutStatus:
+        """The rollout a pause, resume or abort is about (see ``rollout_action``)."""
+        active: dict[RolloutKind, RolloutStatus | ConfigRolloutStatus] = {
+            rollout.kind: rollout for rollout in (template, config) if rollout is not None and rollout.active
+        }
+        if kind is not None:
+            if kind in active:
+                return active[kind]
+            last = template if kind == "template" else config
+            ended = f" (the last one, {last.id}, ended {last.state})" if last is not None else ""
+            others = f"; a {next(iter(active))} rollout is" if active else ""
+            raise NoRollout(
+                f"{record.id} has no {kind} rollout in progress{ended}{others}; nothing to {action}", kind_asked=True
+            )
+        if len(active) == 2:
+            raise RolloutAmbiguous(
+                f"{record.id} has a template rollout ({active['template'].id}) and a config rollout "
+                f"({active['config'].id}) in progress: say which to {action} with kind=template or kind=config"
+            )
+        if active:
+            return next(iter(active.values()))
+        finished = [
+            f"{rollout.kind} rollout {rollout.id} ended {rollout.state}"
+            for rollout in (template, config)
+            if rollout is not None
+        ]
+        said = f" (the last: {'; '.join(finished)})" if finished else ""
+        raise NoRollout(f"{record.id} has no rollout in progress{said}; nothing to {action}")
+
+    def rollouts(self, ref: str, limit: int, token: str | None) -> Page[RolloutStatus | ConfigRolloutStatus]:
         record = self.resolve(ref)
         return self._repository.list_rollouts(record.id, limit, token)
 

@@ -42,14 +42,17 @@ class ScriptedControlPlane:
     failing: int = 0  # the next N heartbeats fail
     heartbeats: list[Heartbeat] = field(default_factory=list)
     config_fetches: int = 0
+    preload: int | None = None  # told to agents that announce the capability
 
     def publish(self, config: AgentConfig) -> None:
         self.configs[config.config_version] = config
         self.desired = config.config_version
 
-    def get_config(self, load_balancer_id: str, lbvm_id: str) -> AgentConfig:
+    def get_config(self, load_balancer_id: str, lbvm_id: str, version: int | None = None) -> AgentConfig:
         self.config_fetches += 1
-        return self.configs[self.desired]
+        if version is not None and version not in (self.desired, self.preload):
+            raise ControlPlaneError(f"HTTP 409: version {version} is not offered to {lbvm_id}", status=409)
+        return self.configs[self.desired if version is None else version]
 
     def heartbeat(self, heartbeat: Heartbeat) -> HeartbeatReply:
         self.heartbeats.append(heartbeat)
@@ -61,6 +64,7 @@ class ScriptedControlPlane:
             drain=self.drain,
             drain_deadline=self.drain_deadline,
             heartbeat_interval_seconds=self.interval,
+            preload_config_version=self.preload if heartbeat.preloads else None,
         )
 
     @property

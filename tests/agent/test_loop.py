@@ -270,3 +270,45 @@ def test_the_serving_config_is_reapplied_periodically_so_renewed_certificates_re
     agent.step()
     assert dataplane.apply_calls == [1, 1]  # the same version again: a no-op unless its certificates changed
     assert dataplane.applied == [1]
+
+
+def test_a_version_told_to_preload_is_checked_and_reported_without_being_served() -> None:
+    agent, control, dataplane, _ = _agent()
+    control.publish(agent_config(_document(), version=1))
+    agent.step()
+    control.configs[2] = agent_config(_document(port=8080), version=2)
+    control.preload = 2
+    agent.step()
+    assert dataplane.preload_calls == [2] and dataplane.applied == [1]
+    agent.step()
+    beat = control.last
+    assert beat.capabilities == ["preload"]
+    assert beat.applied_config_version == 1 and beat.preload is not None
+    assert (beat.preload.version, beat.preload.error) == (2, None)
+    agent.step()
+    assert dataplane.preload_calls == [2]  # ready once: not checked again every heartbeat
+    # Then told to run it: it switches, and nothing is left to preload.
+    control.desired, control.preload = 2, None
+    agent.step()
+    agent.step()
+    assert dataplane.applied == [1, 2]
+    assert (control.last.applied_config_version, control.last.preload) == (2, None)
+
+
+def test_a_version_that_fails_its_preload_is_reported_and_retried_only_after_a_while() -> None:
+    agent, control, dataplane, clock = _agent(SimulatedDataPlane(reject_versions={2}))
+    control.publish(agent_config(_document(), version=1))
+    agent.step()
+    control.configs[2] = agent_config(_document(port=8080), version=2)
+    control.preload = 2
+    agent.step()
+    agent.step()
+    beat = control.last
+    assert beat.state == "ready" and beat.applied_config_version == 1 and beat.preload is not None
+    assert beat.preload.version == 2 and beat.preload.error is not None
+    assert "config version 2 cannot be preloaded" in beat.preload.error
+    assert beat.error is None  # what serves is fine: only the next version is not
+    assert dataplane.preload_calls == [2]
+    clock.advance(AgentSettings().retry_failed_config_seconds + 1)
+    agent.step()
+    assert dataplane.preload_calls == [2, 2]

@@ -167,3 +167,48 @@ def test_a_proxy_that_died_is_restarted_on_the_last_good_release(
     assert dataplane.ensure_running() is True
     assert dataplane.serving() and dataplane.applied_version() == 6
     assert get(port).status == 200
+
+
+@pytest.mark.parametrize("proxy", PROXIES)
+def test_a_preloaded_version_is_validated_beside_the_served_one_and_then_switched_to(
+    proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    blue, green = backends.http("blue"), backends.http("green")
+    port = free_port()
+    dataplane = make_dataplane(proxy)
+    dataplane.apply(agent_config(_document(proxy, port, port_of(blue)), version=1))
+    serving = dataplane.current_link.resolve()
+
+    dataplane.preload(agent_config(_document(proxy, port, port_of(green)), version=2))
+    ready = dataplane.next_link.resolve()
+    assert ready.name.startswith("v2-") and ready != serving
+    assert dataplane.applied_version() == 1 and dataplane.current_link.resolve() == serving
+    assert get(port).body["backend"] == "blue"  # preloading serves nothing new
+
+    result = dataplane.apply(agent_config(_document(proxy, port, port_of(green)), version=2))
+    assert result.changed and dataplane.current_link.resolve() == ready
+    assert get(port).body["backend"] == "green"
+
+
+@pytest.mark.parametrize("proxy", PROXIES)
+def test_a_version_that_fails_its_preload_changes_nothing_served(
+    proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
+) -> None:
+    app = backends.http("app")
+    port, https_port = free_port(), free_port()
+    garbage = certificate()
+    garbage = type(garbage)(
+        certificate=b"-----BEGIN CERTIFICATE-----\nnot a certificate\n", chain=b"", private_key=garbage.private_key
+    )
+    dataplane = make_dataplane(proxy, source=StaticCertificateSource({CERT_ARN: garbage}))
+    dataplane.apply(agent_config(_document(proxy, port, port_of(app)), version=1))
+    broken = _document(proxy, port, port_of(app))
+    broken["listeners"].append(
+        {"protocol": "HTTPS", "port": https_port, "certificateArn": CERT_ARN, "defaultBackend": "app"}
+    )
+    with pytest.raises(ApplyError) as failure:
+        dataplane.preload(agent_config(broken, version=2))
+    assert failure.value.stage == "validate" and failure.value.version == 2
+    assert dataplane.applied_version() == 1 and not dataplane.next_link.exists()
+    assert not [path for path in dataplane.releases_dir.iterdir() if path.name.startswith("v2-")]
+    assert get(port).status == 200

@@ -639,3 +639,83 @@ def test_rollout_pause_resume_abort_are_idempotent_and_409_without_a_rollout(api
     assert history.status == 200
     assert [item["id"] for item in history.json()["items"]] == [rollout_id]
     assert api.request("GET", "/v1/load-balancers/lb-0000000000000000f/rollouts").status == 404
+
+
+def reconciler_starts_a_config_rollout(lb_id: str, started_at: datetime) -> str:
+    """The reconciler's status write with a config rollout in progress (planner side: tests/fleet)."""
+    from lbcp.models.config_rollout import ConfigRolloutStatus
+
+    repository = dependencies().load_balancers
+    record = repository.get(lb_id)
+    assert record is not None
+    rollout = ConfigRolloutStatus(
+        id="cr-0123456789ab",
+        state="Progressing",
+        step="Bake",
+        from_version=1,
+        to_version=2,
+        from_digest="d1",
+        to_digest="d2",
+        canary_lbvms=["lbvm-000000000001"],
+        progress="1 of 1 on config version 2",
+        applied=1,
+        canary=1,
+        message="staging",
+        started_at=started_at,
+        step_started_at=started_at,
+        last_progress_at=started_at,
+    )
+    status = record.status.model_copy(update={"config_rollout": rollout})
+    repository.write_status(lb_id, status, [], [rollout])
+    return rollout.id
+
+
+def test_pause_resume_abort_act_on_a_config_rollout_and_kind_picks_one_when_both_are_in_progress(
+    api: Api, spec: dict[str, Any]
+) -> None:
+    lb_id = create(api, spec)["id"]
+    config_id = reconciler_starts_a_config_rollout(lb_id, datetime.now(UTC) - timedelta(minutes=5))
+    wrong = api.request("POST", "/v1/load-balancers/web/rollout/pause", query="kind=template")
+    assert wrong.status == 409 and wrong.json()["type"].endswith("no-rollout")
+    assert [(e["field"], e["in"]) for e in wrong.json()["errors"]] == [("kind", "query")]
+    assert "no template rollout in progress" in wrong.json()["detail"]
+    bogus = api.request("POST", "/v1/load-balancers/web/rollout/pause", query="kind=image")
+    assert bogus.status == 400 and [e["field"] for e in bogus.json()["errors"]] == ["kind"]
+
+    paused = api.request("POST", "/v1/load-balancers/web/rollout/pause")
+    assert paused.status == 200, paused.body
+    body = paused.json()
+    assert (body["id"], body["kind"], body["state"], body["pausedStep"]) == (config_id, "config", "Paused", "Bake")
+    assert "nobody more is told config version 2" in body["message"]
+    assert api.request("POST", "/v1/load-balancers/web/rollout/pause").json()["state"] == "Paused"
+    assert [e["reason"] for e in events(api, "web")].count("RolloutPauseRequested") == 1  # the repeat wrote nothing
+    assert "config rollout cr-0123456789ab (version 1 -> 2)" in events(api, "web")[0]["message"]
+    stored = dependencies().load_balancers.get(lb_id)
+    assert stored is not None and stored.rollout_control is None
+    assert stored.config_rollout_control is not None and stored.config_rollout_control.rollout_id == config_id
+
+    resumed = api.request("POST", "/v1/load-balancers/web/rollout/resume", query="kind=config")
+    assert resumed.status == 200 and (resumed.json()["state"], resumed.json()["step"]) == ("Progressing", "Bake")
+    aborted = api.request("POST", "/v1/load-balancers/web/rollout/abort")
+    assert aborted.status == 200
+    assert (aborted.json()["step"], aborted.json()["rejected"]) == ("Rollback", True)
+    assert "every LBVM is told config version 1 again" in aborted.json()["message"]
+    assert api.request("POST", "/v1/load-balancers/web/rollout/abort").json() == aborted.json()
+
+    # A template rollout too (started later): without kind, which one is meant is not guessed.
+    template_id = reconciler_starts_a_rollout(lb_id)
+    both = api.request("POST", "/v1/load-balancers/web/rollout/pause")
+    assert both.status == 409 and both.json()["type"].endswith("rollout-ambiguous")
+    assert [(e["field"], e["in"], e["code"]) for e in both.json()["errors"]] == [("kind", "query", "required")]
+    assert template_id in both.json()["detail"] and config_id in both.json()["detail"]
+    template = api.request("POST", "/v1/load-balancers/web/rollout/pause", query="kind=template")
+    assert template.status == 200 and (template.json()["id"], template.json()["kind"]) == (template_id, "template")
+    stored = dependencies().load_balancers.get(lb_id)
+    assert stored is not None and stored.config_rollout_control is not None and stored.rollout_control is not None
+    # One request per kind: the template's pause did not replace the config rollout's abort.
+    assert (stored.config_rollout_control.action, stored.rollout_control.action) == ("abort", "pause")
+
+    # The history holds both kinds, newest first.
+    items = api.request("GET", "/v1/load-balancers/web/rollouts").json()["items"]
+    assert [(item["id"], item["kind"]) for item in items] == [(template_id, "template"), (config_id, "config")]
+    assert (items[1]["fromVersion"], items[1]["toVersion"]) == (1, 2)

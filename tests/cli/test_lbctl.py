@@ -931,6 +931,93 @@ def test_rollout_status_shows_a_newer_image_and_the_ami_a_followed_template_reso
     assert re.search(r"Newer image:\s+a newer image is available", alone.out), alone.out
 
 
+CONFIG_ROLLOUT = {
+    "id": "cr-0123456789ab",
+    "kind": "config",
+    "state": "Paused",
+    "step": "Bake",
+    "pausedStep": "Bake",
+    "fromVersion": 1,
+    "toVersion": 2,
+    "canaryLbvms": ["lbvm-000000000001"],
+    "pausedLbvms": ["lbvm-000000000001"],
+    "canary": 1,
+    "progress": "1 of 1 on config version 2",
+    "waitingFor": "a resume (paused by alice)",
+    "message": "paused by alice at step Bake",
+    "startedAt": "2026-11-28T12:10:00Z",
+}
+TEMPLATE_ROLLOUT = {
+    "id": "ro-0123456789ab",
+    "kind": "template",
+    "state": "Succeeded",
+    "fromTemplate": {"instanceType": "c6i.large", "imageId": "ami-0aaaaaaaaaaaaaaaa", "proxy": "haproxy"},
+    "toTemplate": {"instanceType": "c6i.xlarge", "imageId": "ami-0aaaaaaaaaaaaaaaa", "proxy": "haproxy"},
+    "progress": "3 of 3 replaced",
+    "message": "3 of 3 LBVMs on c6i.xlarge, all healthy",
+    "startedAt": "2026-11-28T12:00:00Z",
+    "finishedAt": "2026-11-28T12:05:00Z",
+}
+
+
+def test_rollout_status_pause_and_history_show_config_rollouts_beside_template_ones(
+    recording_server: Callable[[Callable[[Recorded], Answer | None]], RecordingServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def answer(request: Recorded) -> Answer:
+        if request.path.split("?")[0].endswith("/rollouts"):
+            return json_answer(200, {"items": [CONFIG_ROLLOUT, TEMPLATE_ROLLOUT], "nextToken": None})
+        if "/rollout/" in request.path:
+            return json_answer(200, CONFIG_ROLLOUT)
+        return json_answer(200, {"status": {"rollout": TEMPLATE_ROLLOUT, "configRollout": CONFIG_ROLLOUT}})
+
+    server = recording_server(answer)
+    shown = invoke(capsys, ["--endpoint", server.url, "rollout", "status", "web"])
+    assert shown.code == 0, shown.err
+    template, config = shown.out.split("\n\n")
+    assert re.search(r"Rollout:\s+ro-0123456789ab \(template\)", template)
+    assert re.search(r"To:\s+c6i\.xlarge from ami-0aaaaaaaaaaaaaaaa running haproxy", template)
+    for pattern in (
+        r"Rollout:\s+cr-0123456789ab \(config\)",
+        r"State:\s+Paused \(step Bake\)",
+        r"From:\s+config version 1",
+        r"To:\s+config version 2",
+        r"Canary:\s+1 \(lbvm-000000000001\)",
+        r"Kept on it:\s+lbvm-000000000001",
+        r"Waiting for:\s+a resume \(paused by alice\)",
+    ):
+        assert re.search(pattern, config), f"{pattern!r} not in:\n{config}"
+    only = invoke(capsys, ["--endpoint", server.url, "--json", "rollout", "status", "web", "--kind", "config"])
+    assert json.loads(only.out) == CONFIG_ROLLOUT
+    both = invoke(capsys, ["--endpoint", server.url, "--json", "rollout", "status", "web"])
+    assert json.loads(both.out) == {"rollout": TEMPLATE_ROLLOUT, "configRollout": CONFIG_ROLLOUT}
+
+    resumed = invoke(capsys, ["--endpoint", server.url, "rollout", "resume", "web", "--kind", "config"])
+    assert resumed.code == 0, resumed.err
+    assert (server.requests[-1].method, server.requests[-1].path) == (
+        "POST",
+        "/v1/load-balancers/web/rollout/resume?kind=config",
+    )
+
+    history = invoke(capsys, ["--endpoint", server.url, "rollout", "history", "web"])
+    assert history.code == 0, history.err
+    header, first, second = history.out.splitlines()[:3]
+    assert header.split()[:4] == ["ID", "KIND", "STARTED", "STATE"]
+    assert first.split()[:2] == ["cr-0123456789ab", "config"] and "config version 1" in first
+    assert "config version 2" in first
+    assert second.split()[:2] == ["ro-0123456789ab", "template"] and "c6i.xlarge" in second
+
+
+def test_rollout_pause_of_a_kind_not_in_progress_exits_5_saying_so(
+    lbctl: Lbctl, tmp_path: Path, make_spec: Callable[..., dict[str, Any]]
+) -> None:
+    spec = make_spec("rollout-kind")
+    create_lb(lbctl, tmp_path, spec)
+    wrong = lbctl("rollout", "pause", spec["name"], "--kind", "config")
+    assert wrong.code == 5 and "no config rollout in progress" in wrong.err
+    assert lbctl("rollout", "pause", spec["name"], "--kind", "image").code == 2  # argparse: not a kind
+
+
 # --- plan, lbvm -------------------------------------------------------------------------
 
 PLAN = {

@@ -8,11 +8,16 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lbcp.models.config_rollout import ConfigRolloutStatus, ServedConfig, served_config_version
+from lbcp.models.config_rollout import ConfigRolloutStatus, ServedConfig, preload_config_version, served_config_version
 from lbcp.models.lbvm import Lbvm
-from lbcp.models.rollout import template_of
+from lbcp.models.rollout import RolloutAction, RolloutControl, template_of
 from lbcp.models.spec import LoadBalancerSpec
-from lbcp.reconcile.plan.config_rollout import ConfigDecision, config_digest, decide_config_rollout
+from lbcp.reconcile.plan.config_rollout import (
+    ConfigDecision,
+    apply_config_control,
+    config_digest,
+    decide_config_rollout,
+)
 from lbcp.validation import parse_spec
 from tests.fleet.test_planner import NOW, OLD_TEMPLATE, SUBNET_A, SUBNET_B, decide, lbvm, record, world
 from tests.unit.test_spec import valid
@@ -60,6 +65,7 @@ def run(
     current: LoadBalancerSpec = V2,
     generation: int = 2,
     template_rolling: bool = False,
+    control: RolloutControl | None = None,
 ) -> ConfigDecision:
     return decide_config_rollout(
         previous,
@@ -71,7 +77,13 @@ def run(
         now=NOW + at,
         template_rolling=template_rolling,
         load_balancer_id="lb-0123456789abcdef0",
+        control=control,
     )
+
+
+def control(rollout: ConfigRolloutStatus | None, action: RolloutAction, at: timedelta) -> RolloutControl:
+    assert rollout is not None
+    return RolloutControl(rollout_id=rollout.id, action=action, requested_at=NOW + at, requested_by="alice")
 
 
 def told(decision: ConfigDecision, lbvms: list[Lbvm], generation: int = 2) -> dict[str, int]:
@@ -309,11 +321,17 @@ def test_the_planner_shows_the_divergence_and_the_heartbeat_version_in_the_statu
     assert ready.status == "True"
 
 
-@settings(max_examples=60, deadline=None)
+OPERATOR: dict[str, RolloutAction] = {"pause": "pause", "resume": "resume", "abort": "abort"}
+
+
+@settings(max_examples=80, deadline=None)
 @given(
     size=st.integers(min_value=1, max_value=6),
     script=st.lists(
-        st.tuples(st.integers(min_value=1, max_value=200), st.sampled_from(["apply", "error", "unroutable", "wait"])),
+        st.tuples(
+            st.integers(min_value=1, max_value=200),
+            st.sampled_from(["apply", "error", "unroutable", "wait", "pause", "resume", "abort"]),
+        ),
         min_size=1,
         max_size=25,
     ),
@@ -321,12 +339,14 @@ def test_the_planner_shows_the_divergence_and_the_heartbeat_version_in_the_statu
 def test_property_no_more_than_the_canary_before_the_bake_and_a_failure_ends_with_everyone_on_the_old_version(
     size: int, script: list[tuple[int, str]]
 ) -> None:
-    """Whatever the agents do: at most ``canary`` LBVMs are told version 2 before the bake ends, and a failed
+    """Whatever the agents and the operator do: at most ``canary`` LBVMs are told version 2 before the bake ends;
+    while paused nobody more is told it and nothing is judged; an abort rejects it; and a failed or aborted
     rollout always ends RolledBack (once the LBVMs apply what they are told) with everyone told version 1."""
     lbvms = fleet(size)
     decision = run(None, lbvms)
     elapsed = timedelta(0)
     bake_ended = False
+    operator: RolloutControl | None = None
     for seconds, action in script:
         elapsed += timedelta(seconds=seconds)
         rollout = decision.rollout
@@ -340,14 +360,23 @@ def test_property_no_more_than_the_canary_before_the_bake_and_a_failure_ends_wit
             lbvms = applying(lbvms, {min(targets)}, 2, agent_error="refused")
         elif action == "unroutable" and targets:
             lbvms = applying(lbvms, {min(targets)}, 2, state="Unroutable")
-        decision = run(rollout, lbvms, elapsed, served=decision.served)
-        now_on_two = sum(v == 2 for v in told(decision, lbvms).values())
+        elif action in OPERATOR:
+            operator = control(rollout, OPERATOR[action], elapsed)
+        decision = run(rollout, lbvms, elapsed, served=decision.served, control=operator)
+        told_two = {vm_id for vm_id, version in told(decision, lbvms).items() if version == 2}
         if decision.rollout is not None and decision.rollout.step == "Roll":
             bake_ended = True
         if not bake_ended:
-            assert now_on_two <= 1
+            assert len(told_two) <= 1
+        if decision.rollout is not None and decision.rollout.state == "Paused":
+            # Held: nobody is told version 2 who does not run it already, and nothing is judged or moves on.
+            assert told_two <= targets & {vm.lbvm_id for vm in lbvms if vm.applied_config_version == 2}
+            assert decision.rollout.step == decision.rollout.paused_step == rollout.step
+            assert [note.reason for note in decision.notes] in ([], ["RolloutPaused"])
+        if action == "abort" and rollout.active and rollout.step != "Rollback":
+            assert decision.rollout is not None and decision.rollout.rejected
         if decision.rollout is not None and decision.rollout.rejected:
-            assert now_on_two == 0
+            assert not told_two
             break
         if decision.rollout is None or not decision.rollout.active:
             break
@@ -357,9 +386,80 @@ def test_property_no_more_than_the_canary_before_the_bake_and_a_failure_ends_wit
             vm.model_copy(update={"applied_config_version": 1, "agent_error": None, "state": "Routable"})
             for vm in lbvms
         ]
-        final = run(decision.rollout, healed, elapsed + timedelta(seconds=1), served=decision.served)
+        final = run(decision.rollout, healed, elapsed + timedelta(seconds=1), served=decision.served, control=operator)
         assert final.rollout is not None and final.rollout.state == "RolledBack"
         assert set(told(final, healed).values()) == {1}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    size=st.integers(min_value=1, max_value=6),
+    script=st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=400),
+            st.sampled_from(["pause", "resume", "abort", "wait"]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+)
+def test_property_an_operator_pauses_resumes_and_aborts_a_healthy_config_rollout(
+    size: int, script: list[tuple[int, str, bool]]
+) -> None:
+    """The agents apply what they are told at random moments (within the deadline); the operator pauses, resumes
+    and aborts at random. Paused, the rollout holds (nobody is told version 2 who does not run it, no step moves
+    on); aborted, version 2 is rejected and nobody is told it; in the end, an aborted rollout is RolledBack with
+    everyone on version 1, and one resumed goes on to Succeeded with everyone on version 2."""
+    lbvms = fleet(size)
+    decision = run(None, lbvms)
+    elapsed = timedelta(0)
+    operator: RolloutControl | None = None
+    applied_before = True
+    for seconds, action, apply_now in script:
+        rollout = decision.rollout
+        assert rollout is not None
+        if not rollout.active:
+            break
+        elapsed += timedelta(seconds=seconds)
+        # Never two rounds in a row without applying: the agents stay within the progress deadline (800 s < 900 s).
+        applied_before = apply_now or not applied_before
+        if applied_before:
+            lbvms = [
+                vm.model_copy(update={"applied_config_version": v})
+                for vm, v in zip(lbvms, told(decision, lbvms).values(), strict=True)
+            ]
+        if action in OPERATOR:
+            operator = control(rollout, OPERATOR[action], elapsed)
+        decision = run(rollout, lbvms, elapsed, served=decision.served, control=operator)
+        after = decision.rollout
+        assert after is not None
+        told_two = {vm_id for vm_id, version in told(decision, lbvms).items() if version == 2}
+        if after.state == "Paused":
+            assert told_two <= {vm.lbvm_id for vm in lbvms if vm.applied_config_version == 2}
+            assert after.step == after.paused_step == rollout.step
+        if action == "abort" and rollout.active and rollout.step != "Rollback":
+            assert after.rejected and after.step in ("Rollback", None)
+        if after.rejected:
+            assert not told_two
+    # The operator's last word stands unless it was a pause (then resumed); the agents apply what they are told.
+    rollout = decision.rollout
+    assert rollout is not None
+    if operator is None or operator.action == "pause":
+        operator = control(rollout, "resume", elapsed)
+    for _ in range(8):
+        lbvms = [
+            vm.model_copy(update={"applied_config_version": v})
+            for vm, v in zip(lbvms, told(decision, lbvms).values(), strict=True)
+        ]
+        elapsed += timedelta(seconds=BAKE + 1)
+        decision = run(decision.rollout, lbvms, elapsed, served=decision.served, control=operator)
+    final = decision.rollout
+    assert final is not None
+    if final.rejected:
+        assert final.state == "RolledBack" and set(told(decision, lbvms).values()) == {1}
+    else:
+        assert final.state == "Succeeded" and set(told(decision, lbvms).values()) == {2}
 
 
 def test_an_error_on_the_new_version_during_the_roll_rolls_everyone_back() -> None:
@@ -505,3 +605,212 @@ def test_lbvms_left_behind_by_a_template_rollout_keep_their_config_and_are_never
 
     assert [told_to(vm) for vm in new_ones] == [2, 2]
     assert told_to(leaving) == 1
+
+
+def test_a_paused_config_rollout_holds_the_fleet_as_it_is_until_resumed_with_fresh_clocks() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    on_canary = applying(lbvms, {canary}, 2)
+    baking = run(first.rollout, on_canary, timedelta(seconds=10))
+    pause = control(baking.rollout, "pause", timedelta(seconds=20))
+    paused = run(baking.rollout, on_canary, timedelta(seconds=20), control=pause)
+    rollout = paused.rollout
+    assert rollout is not None
+    assert (rollout.state, rollout.step, rollout.paused_step, rollout.paused_lbvms) == (
+        "Paused",
+        "Bake",
+        "Bake",
+        [canary],
+    )
+    assert [note.reason for note in paused.notes] == ["RolloutPaused"]
+    assert "paused by alice at step Bake" in rollout.message and rollout.waiting_for == "a resume (paused by alice)"
+    assert told(paused, lbvms) == {vm.lbvm_id: 2 if vm.lbvm_id == canary else 1 for vm in lbvms}
+    # Long past the bake and the progress deadline, and with the canary failing its gate: it holds, judging nothing.
+    late = timedelta(seconds=20 + BAKE + DEADLINE + 60)
+    broken = applying(lbvms, {canary}, 2, state="Unroutable")
+    held = run(rollout, broken, late, control=pause)
+    assert held.rollout is not None and (held.rollout.state, held.rollout.step) == ("Paused", "Bake")
+    assert not held.notes and not held.rollout.rejected and held.served == SERVED_V1
+    assert held.rollout.progress == "0 of 1 on config version 2"
+    assert told(held, lbvms) == told(paused, lbvms)
+    # Pausing again changes nothing.
+    assert apply_config_control(rollout, pause, NOW + late, on_canary) == rollout
+    # Resumed: the bake starts over from the resume, not from when it first began.
+    resume = control(rollout, "resume", late)
+    resumed = run(rollout, on_canary, late, control=resume)
+    assert resumed.rollout is not None
+    assert (resumed.rollout.state, resumed.rollout.step, resumed.rollout.paused_lbvms) == ("Progressing", "Bake", None)
+    assert resumed.rollout.step_started_at == NOW + late and [n.reason for n in resumed.notes] == ["RolloutResumed"]
+    still = run(resumed.rollout, on_canary, late + timedelta(seconds=BAKE - 1), control=resume)
+    assert still.rollout is not None and still.rollout.step == "Bake"
+    rolling = run(still.rollout, on_canary, late + timedelta(seconds=BAKE), control=resume)
+    assert rolling.rollout is not None and rolling.rollout.step == "Roll"
+    assert set(told(rolling, lbvms).values()) == {2}
+
+
+def test_a_pause_during_the_roll_tells_nobody_more_the_new_version() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    on_canary = applying(lbvms, {canary}, 2)
+    baking = run(first.rollout, on_canary, timedelta(seconds=10))
+    rolling = run(baking.rollout, on_canary, timedelta(seconds=10 + BAKE))
+    assert rolling.rollout is not None and rolling.rollout.step == "Roll"
+    [second, *rest] = sorted({vm.lbvm_id for vm in lbvms} - {canary})
+    # Everyone is told version 2; the canary and one more run it when the pause is carried out.
+    two_on_it = applying(on_canary, {second}, 2)
+    at = timedelta(seconds=20 + BAKE)
+    paused = run(rolling.rollout, two_on_it, at, control=control(rolling.rollout, "pause", at))
+    assert paused.rollout is not None and paused.rollout.paused_lbvms == sorted([canary, second])
+    assert told(paused, lbvms) == {vm.lbvm_id: 1 if vm.lbvm_id in rest else 2 for vm in lbvms}
+    assert paused.rollout.progress == "2 of 2 on config version 2"
+
+
+def test_abort_rolls_every_lbvm_back_now_and_rejects_the_version_like_a_failed_gate() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    on_canary = applying(lbvms, {canary}, 2)
+    baking = run(first.rollout, on_canary, timedelta(seconds=10))
+    # A request naming another rollout does nothing.
+    other = RolloutControl(rollout_id="cr-000000000000", action="abort", requested_at=NOW)
+    assert (
+        run(baking.rollout, on_canary, timedelta(seconds=15), control=other).rollout
+        == run(baking.rollout, on_canary, timedelta(seconds=15)).rollout
+    )
+    abort = control(baking.rollout, "abort", timedelta(seconds=20))
+    aborted = run(baking.rollout, on_canary, timedelta(seconds=20), control=abort)
+    rollout = aborted.rollout
+    assert rollout is not None and (rollout.state, rollout.step, rollout.rejected) == ("Progressing", "Rollback", True)
+    assert [note.reason for note in aborted.notes] == ["RolloutFailed"]
+    assert "aborted by alice at step Bake" in rollout.message
+    assert "the spec keeps asking for version 2's config" in rollout.message
+    assert set(told(aborted, lbvms).values()) == {1}
+    # Repeated, it changes nothing; once the canary runs version 1 again, RolledBack.
+    assert apply_config_control(rollout, abort, NOW + timedelta(seconds=25), on_canary) == rollout
+    back = run(rollout, lbvms, timedelta(seconds=30), control=abort)
+    assert back.rollout is not None and (back.rollout.state, back.rollout.rejected) == ("RolledBack", True)
+    assert [note.reason for note in back.notes] == ["RolledBack"]
+    # Rejected as after a failed gate: held on version 1 until the spec's config changes.
+    held = run(back.rollout, lbvms, timedelta(seconds=60), control=abort)
+    assert held.held_back and set(told(held, lbvms).values()) == {1}
+    fixed = run(back.rollout, lbvms, timedelta(seconds=90), current=spec(port=8082), generation=3, control=abort)
+    assert fixed.rollout is not None and fixed.rollout.id != rollout.id and fixed.rollout.step == "Canary"
+
+
+def test_abort_of_a_paused_config_rollout_rolls_back() -> None:
+    lbvms = fleet()
+    first, canary = started(lbvms)
+    on_canary = applying(lbvms, {canary}, 2)
+    paused = run(first.rollout, on_canary, timedelta(seconds=5), control=control(first.rollout, "pause", timedelta(0)))
+    assert paused.rollout is not None and paused.rollout.state == "Paused"
+    abort = control(paused.rollout, "abort", timedelta(seconds=30))
+    aborted = run(paused.rollout, on_canary, timedelta(seconds=30), control=abort)
+    assert aborted.rollout is not None and (aborted.rollout.step, aborted.rollout.rejected) == ("Rollback", True)
+    assert aborted.rollout.paused_lbvms is None and set(told(aborted, lbvms).values()) == {1}
+
+
+def test_the_plan_hands_a_superseded_config_rollout_to_the_history() -> None:
+    rec = record(desired=2, capacity={"min": 1, "max": 4})
+    lbvms = fleet(2, launch_template=template_of(rec.spec).description)
+    first = decide(rec, lbvms, world(lbvms))
+    document = valid()
+    document["backends"][0]["targets"][0]["port"] = 8081
+    rec = rec.model_copy(
+        update={
+            "generation": 2,
+            "spec": parse_spec({**document, "capacity": {"min": 1, "max": 4}}),
+            "status": first.status,
+        }
+    )
+    second = decide(rec, lbvms, world(lbvms))
+    staged = second.status.config_rollout
+    assert staged is not None and staged.active and second.ended_rollouts == ()
+    # New instances asked for: a template rollout starts and the config rollout ends, out of status.configRollout.
+    bigger = parse_spec({**document, "capacity": {"min": 1, "max": 4}, "instance": {"type": "c6i.xlarge"}})
+    rec = rec.model_copy(update={"generation": 3, "spec": bigger, "status": second.status})
+    third = decide(rec, lbvms, world(lbvms))
+    assert third.status.rollout is not None and third.status.rollout.active
+    assert third.status.config_rollout is None
+    [ended] = third.ended_rollouts
+    assert isinstance(ended, ConfigRolloutStatus)
+    assert (ended.id, ended.kind, ended.state) == (staged.id, "config", "Failed")
+
+
+# --- preloading: every LBVM validates the new version before any switches -------------------------------
+
+
+def preloading_fleet(count: int = 4) -> list[Lbvm]:
+    return fleet(count, preloads=True)
+
+
+def preloaded(lbvms: list[Lbvm], version: int, errors: dict[str, str] | None = None) -> list[Lbvm]:
+    errors = errors or {}
+    return [vm.model_copy(update={"preload_version": version, "preload_error": errors.get(vm.lbvm_id)}) for vm in lbvms]
+
+
+def preload_told(decision: ConfigDecision, lbvms: list[Lbvm]) -> dict[str, int | None]:
+    told_now = told(decision, lbvms)
+    return {vm.lbvm_id: preload_config_version(decision.rollout, told_now[vm.lbvm_id]) for vm in lbvms}
+
+
+def test_a_config_change_is_preloaded_everywhere_before_the_canary_switches() -> None:
+    lbvms = preloading_fleet()
+    first = run(None, lbvms)
+    assert first.rollout is not None and first.rollout.step == "Preload"
+    assert set(told(first, lbvms).values()) == {1}  # nobody switches yet
+    assert set(preload_told(first, lbvms).values()) == {2}  # everyone gets it ready
+    assert (
+        first.rollout.waiting_for is not None and "4 LBVM(s) to preload config version 2" in first.rollout.waiting_for
+    )
+    # Three have it ready: still nobody switches.
+    partly = [*preloaded(lbvms[:3], 2), lbvms[3]]
+    waiting = run(first.rollout, partly, timedelta(seconds=5))
+    assert waiting.rollout is not None and waiting.rollout.step == "Preload"
+    assert waiting.rollout.progress == "3 of 4 preloaded config version 2"
+    assert set(told(waiting, lbvms).values()) == {1}
+    # All four: the canary is told to switch, in the same decision.
+    ready = run(waiting.rollout, preloaded(lbvms, 2), timedelta(seconds=10))
+    assert ready.rollout is not None and ready.rollout.step == "Canary"
+    [canary] = ready.rollout.canary_lbvms
+    assert told(ready, lbvms) == {vm.lbvm_id: 2 if vm.lbvm_id == canary else 1 for vm in lbvms}
+    assert "4 LBVM(s) have config version 2 rendered and validated" in ready.notes[-1].message
+
+
+def test_a_version_one_lbvm_cannot_preload_is_rejected_before_any_lbvm_runs_it() -> None:
+    lbvms = preloading_fleet()
+    first = run(None, lbvms)
+    assert first.rollout is not None
+    broken = lbvms[2].lbvm_id
+    error = "config version 2 cannot be preloaded: not applied (certificates): AccessDenied on ExportCertificate"
+    refused = run(first.rollout, preloaded(lbvms, 2, {broken: error}), timedelta(seconds=5))
+    assert refused.rollout is not None and refused.rollout.rejected
+    assert refused.rollout.state in ("Progressing", "RolledBack") and refused.rollout.failed == [broken]
+    assert set(told(refused, lbvms).values()) == {1}
+    assert f"1 of 4 LBVM(s) could not preload config version 2, so none switched to it ({broken}: {error})" in (
+        refused.rollout.message
+    )
+
+
+def test_agents_that_cannot_preload_are_not_waited_for_and_a_fleet_of_them_skips_the_step() -> None:
+    mixed = [*preloading_fleet(4)[:2], *fleet(4)[2:]]  # two agents from before preloading
+    first = run(None, mixed)
+    assert first.rollout is not None and first.rollout.step == "Preload"
+    ready = run(first.rollout, [*preloaded(mixed[:2], 2), *mixed[2:]], timedelta(seconds=5))
+    assert ready.rollout is not None and ready.rollout.step == "Canary"
+    old_agents = run(None, fleet())
+    assert old_agents.rollout is not None and old_agents.rollout.step == "Canary"
+
+
+def test_a_preload_that_never_completes_fails_at_the_progress_deadline() -> None:
+    lbvms = preloading_fleet()
+    first = run(None, lbvms)
+    assert first.rollout is not None
+    partly = [*preloaded(lbvms[:3], 2), lbvms[3]]
+    progressed = run(first.rollout, partly, timedelta(seconds=5))  # progress moves the deadline on
+    assert progressed.rollout is not None and progressed.rollout.step == "Preload"
+    within = run(progressed.rollout, partly, timedelta(seconds=5 + DEADLINE))
+    assert within.rollout is not None and within.rollout.step == "Preload"
+    stuck = run(within.rollout, partly, timedelta(seconds=5 + DEADLINE + 1))
+    assert stuck.rollout is not None and stuck.rollout.rejected
+    assert f"3 of 4 LBVM(s) preloaded config version 2 after {DEADLINE + 1} s" in stuck.rollout.message
+    assert f"not ready: {lbvms[3].lbvm_id}" in stuck.rollout.message
+    assert set(told(stuck, lbvms).values()) == {1}

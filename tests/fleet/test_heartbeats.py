@@ -470,3 +470,69 @@ def test_accepted_heartbeats_are_counted_in_the_heartbeats_metric(
     assert all(
         datapoints([line]) == {(METRIC_HEARTBEATS, (("service", SERVICE_API),)): (1.0, "Count")} for line in lines
     )
+
+
+def test_agents_that_preload_are_told_the_new_version_first_and_old_agents_never_see_the_field(
+    cloud: Cloud, api: Api, lb: dict[str, Any], spec: dict[str, Any]
+) -> None:
+    record = LoadBalancerRepository(cloud.dynamodb, cloud.table).get(lb["id"])
+    assert record is not None
+    template = template_of(record.spec).description
+    instances = {"lbvm-0000000000a1": "i-0aaaaaaaaaaaaaaa1", "lbvm-0000000000b2": "i-0bbbbbbbbbbbbbbb2"}
+    modern, old = instances
+    for lbvm_id, instance in instances.items():
+        lbvm_record(
+            cloud,
+            lb["id"],
+            lbvm_id=lbvm_id,
+            instance_id=instance,
+            state="Routable",
+            agent_state="ready",
+            applied_config_version=1,
+            launch_template=template,
+        )
+    sequence = iter(range(1, 100))
+
+    def role(lbvm_id: str) -> str:
+        return f"arn:aws:sts::123456789012:assumed-role/lbcp-lbvm/{instances[lbvm_id]}"
+
+    def reply(lbvm_id: str, **changes: Any) -> dict[str, Any]:
+        body = beat(lb["id"], sequence=next(sequence), lbvmId=lbvm_id, instanceId=instances[lbvm_id], **changes)
+        response = send(body, principal=role(lbvm_id))
+        assert response.status == 200
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def fetch(lbvm_id: str, version: int) -> ApiResponse:
+        query = f"lbvmId={lbvm_id}&loadBalancerId={lb['id']}&version={version}"
+        return invoke_api("GET", "/v1/agent/config", query=query, principal_arn=role(lbvm_id))
+
+    capable = {"capabilities": ["preload"]}
+    reply(modern, **capable)
+    reply(old)
+    _tick(cloud, lb["id"])
+    backends = [dict(backend) for backend in spec["backends"]]
+    port = backends[0]["targets"][0]["port"]
+    backends[0]["targets"] = [{**backends[0]["targets"][0], "port": port + 1}]
+    patched = api.request(
+        "PATCH",
+        f"/v1/load-balancers/{lb['id']}",
+        {"backends": backends},
+        headers={"Content-Type": "application/merge-patch+json", "If-Match": '"1"'},
+    )
+    assert patched.status == 200
+    rollout = _tick(cloud, lb["id"]).config_rollout
+    assert rollout is not None and rollout.step == "Preload"
+    told = reply(modern, **capable)
+    assert (told["desiredConfigVersion"], told["preloadConfigVersion"]) == (1, 2)
+    assert "preloadConfigVersion" not in reply(old)  # an agent from before preloading refuses unknown fields
+    offered = fetch(modern, 2)
+    assert offered.status == 200 and offered.json()["configVersion"] == 2
+    assert offered.json()["spec"]["backends"][0]["targets"][0]["port"] == port + 1
+    refused = fetch(modern, 3)
+    assert refused.status == 409 and refused.json()["errors"][0]["field"] == "version"
+    assert fetch(old, 2).status == 409  # not offered to an agent that cannot preload
+    # Ready: the planner moves on to the canary, which is told to switch.
+    reply(modern, preload={"version": 2}, **capable)
+    moved = _tick(cloud, lb["id"]).config_rollout
+    assert moved is not None and moved.step == "Canary"

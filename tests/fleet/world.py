@@ -50,7 +50,7 @@ from lbcp.logic.rollout_bounds import surge_count, unavailable_count
 from lbcp.models.events import Event
 from lbcp.models.lbvm import DrainReason, Lbvm
 from lbcp.models.resource import LoadBalancerRecord
-from lbcp.models.rollout import RolloutControl, RolloutStatus
+from lbcp.models.rollout import RolloutControl, RolloutRecord
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import LbvmState, LoadBalancerStatus
 from lbcp.reconcile.executor import Executor, ExecutorSettings
@@ -496,7 +496,7 @@ class World:
         self.removed = False
         self.stored_status: LoadBalancerStatus = initial_status(self.spec)
         self.rollout_control: RolloutControl | None = None  # an operator's pause, resume or abort
-        self.rollout_history: dict[str, RolloutStatus] = {}  # every rollout record written, by id
+        self.rollout_history: dict[str, RolloutRecord] = {}  # every rollout record written, by id
         self.broken_templates: set[str] = set()  # instances launched from these boot agents that never get ready
         self.lbvms: dict[str, Lbvm] = {}
         self.instances: dict[str, Instance] = {}

@@ -26,7 +26,7 @@ from lbcp.models.events import Event
 from lbcp.models.lbvm import Lbvm, LbvmConflict
 from lbcp.models.lifecycle import LifecycleInput
 from lbcp.models.resource import LoadBalancerRecord
-from lbcp.models.rollout import RolloutStatus
+from lbcp.models.rollout import RolloutRecord
 from lbcp.models.status import LoadBalancerStatus
 from lbcp.reconcile.compute import NotOurs
 from lbcp.reconcile.observed import EntryView, ObservedInstance, ObservedNetworkInterface
@@ -172,7 +172,7 @@ class WorldLoadBalancers(_Port):
         return RecordPage([record] if record is not None else [])
 
     def write_status(
-        self, lb_id: str, status: LoadBalancerStatus, events: Sequence[Event], rollouts: Sequence[RolloutStatus] = ()
+        self, lb_id: str, status: LoadBalancerStatus, events: Sequence[Event], rollouts: Sequence[RolloutRecord] = ()
     ) -> None:
         self._call("load_balancers.write_status")
         world = self._world

@@ -14,9 +14,9 @@ from lbcp.api.resolver import app, logger
 from lbcp.api.responses import etag, problem_response
 from lbcp.dal.repository import BeingDeleted, GenerationMismatch, InvalidPageToken, NameInUse, NotFound
 from lbcp.errors import FieldError, Location, SpecRejected
-from lbcp.heartbeats import ConfigVersionGone, Forbidden, UnknownLbvm
+from lbcp.heartbeats import ConfigVersionGone, Forbidden, UnknownLbvm, VersionNotOffered
 from lbcp.inspection import LbvmNotFound
-from lbcp.service import NoRollout, WarmContended
+from lbcp.service import NoRollout, RolloutAmbiguous, WarmContended
 from lbcp.validation import errors_from_pydantic
 
 _THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"})
@@ -112,7 +112,19 @@ def _on_warm_contended(exc: WarmContended) -> Response[Any]:
 
 @app.exception_handler(NoRollout)
 def _on_no_rollout(exc: NoRollout) -> Response[Any]:
-    return problem_response(ApiProblem("no-rollout", str(exc)))
+    errors = [FieldError(("kind",), "no rollout of this kind in progress", "no_rollout", "query")]
+    return problem_response(ApiProblem("no-rollout", str(exc), errors if exc.kind_asked else ()))
+
+
+@app.exception_handler(RolloutAmbiguous)
+def _on_rollout_ambiguous(exc: RolloutAmbiguous) -> Response[Any]:
+    return problem_response(
+        ApiProblem(
+            "rollout-ambiguous",
+            str(exc),
+            [FieldError(("kind",), "required while both kinds of rollout are in progress", "required", "query")],
+        )
+    )
 
 
 @app.exception_handler(Forbidden)
@@ -146,6 +158,17 @@ def _on_config_version_gone(exc: ConfigVersionGone) -> Response[Any]:
             "not-found",
             f"{exc}: this LBVM keeps its current config until the next spec change",
             [FieldError(("loadBalancerId",), f"config version {exc.version} is not stored", "not_found", "query")],
+        )
+    )
+
+
+@app.exception_handler(VersionNotOffered)
+def _on_version_not_offered(exc: VersionNotOffered) -> Response[Any]:
+    return problem_response(
+        ApiProblem(
+            "version-not-offered",
+            str(exc),
+            [FieldError(("version",), f"config version {exc.version} is not offered", "not_offered", "query")],
         )
     )
 

@@ -28,6 +28,8 @@ _KINDS: dict[str, tuple[int, str]] = {
     "request-in-progress": (409, "A request with this Idempotency-Key is in progress"),
     "scaling-contended": (409, "The scaler decided at the same time"),
     "no-rollout": (409, "No rollout is in progress"),
+    "rollout-ambiguous": (409, "A template and a config rollout are both in progress"),
+    "version-not-offered": (409, "That config version is not offered to this LBVM"),
     "precondition-failed": (412, "The resource has changed"),
     "payload-too-large": (413, "The request body is too large"),
     "unsupported-media-type": (415, "Unsupported media type"),

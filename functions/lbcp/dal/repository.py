@@ -28,9 +28,11 @@ from lbcp.dal.schema import (
     TTL_ATTRIBUTE,
 )
 from lbcp.logic.capacity import effective_desired_capacity
+from lbcp.models.config_rollout import ConfigRolloutStatus
 from lbcp.models.events import Event
 from lbcp.models.resource import LoadBalancerRecord
-from lbcp.models.rollout import RolloutControl, RolloutStatus
+from lbcp.models.rollout import RolloutControl, RolloutKind, RolloutRecord, RolloutStatus
+from lbcp.models.rollout_history import parse_rollout
 from lbcp.models.scaling import ScalingState
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import LoadBalancerStatus
@@ -383,14 +385,15 @@ class LoadBalancerRepository:
         lb_id: str,
         status: LoadBalancerStatus,
         events: Sequence[Event],
-        rollouts: Sequence[RolloutStatus] = (),
+        rollouts: Sequence[RolloutRecord] = (),
     ) -> None:
         """The reconciler's write: the observed status and the events that explain it, together.
 
         The phase of a load balancer being deleted stays Deleting whatever the
         status says (the condition keeps a late write from reviving it).
-        ``rollouts`` (records that changed) go to the rollout history in the same
-        transaction, so the history never disagrees with ``status.rollout``.
+        ``rollouts`` (records that changed, template and config ones) go to the
+        rollout history in the same transaction, so the history never disagrees
+        with ``status.rollout`` and ``status.configRollout``.
         """
         document = status.model_dump(mode="json", by_alias=True, exclude={"phase", "desired_capacity"})
         update: dict[str, Any] = {
@@ -457,8 +460,11 @@ class LoadBalancerRepository:
         )
         self._remove_configs(lb_id)
 
-    def request_rollout_action(self, lb_id: str, control: RolloutControl, event: Event) -> None:
-        """An operator's pause, resume or abort: the planner carries it out (only the latest request counts)."""
+    def request_rollout_action(
+        self, lb_id: str, control: RolloutControl, event: Event, *, kind: RolloutKind = "template"
+    ) -> None:
+        """An operator's pause, resume or abort: the planner carries it out (only the latest request of each
+        kind counts: ``rolloutControl`` for template rollouts, ``configRolloutControl`` for config ones)."""
         try:
             self._client.transact_write_items(
                 TransactItems=[
@@ -470,7 +476,7 @@ class LoadBalancerRepository:
                             "ConditionExpression": "attribute_exists(#pk) AND attribute_not_exists(#deleting)",
                             "ExpressionAttributeNames": {
                                 "#pk": PARTITION_KEY,
-                                "#control": "rolloutControl",
+                                "#control": "configRolloutControl" if kind == "config" else "rolloutControl",
                                 "#deleting": "deletionRequestedAt",
                             },
                             "ExpressionAttributeValues": {
@@ -484,11 +490,9 @@ class LoadBalancerRepository:
         except self._client.exceptions.TransactionCanceledException as exc:
             self._raise_for_failed_condition(lb_id, exc)
 
-    def list_rollouts(self, lb_id: str, limit: int, token: str | None) -> Page[RolloutStatus]:
-        """The rollout history of a load balancer, newest first."""
-        return self._newest_first(
-            lb_id, ROLLOUT_PREFIX, limit, token, lambda item: RolloutStatus.model_validate_json(item["rollout"]["S"])
-        )
+    def list_rollouts(self, lb_id: str, limit: int, token: str | None) -> Page[RolloutStatus | ConfigRolloutStatus]:
+        """The rollout history of a load balancer, template and config rollouts together, newest first."""
+        return self._newest_first(lb_id, ROLLOUT_PREFIX, limit, token, lambda item: parse_rollout(item["rollout"]["S"]))
 
     def get_config(self, lb_id: str, version: int) -> LoadBalancerSpec | None:
         """The spec of one generation (its config version), or None if it was never stored."""
@@ -518,7 +522,7 @@ class LoadBalancerRepository:
             raise BeingDeleted(current) from None
         raise GenerationMismatch(current) from None
 
-    def _put_rollout(self, lb_id: str, rollout: RolloutStatus) -> dict[str, Any]:
+    def _put_rollout(self, lb_id: str, rollout: RolloutRecord) -> dict[str, Any]:
         """The history item of one rollout: its latest record, under its start time (so the listing is by age)."""
         updated = rollout.finished_at or rollout.last_progress_at
         item = {
@@ -643,6 +647,9 @@ def _record_from_item(item: dict[str, Any]) -> LoadBalancerRecord:
             "scalingVersion": int(item["scalingVersion"]["N"]),
             "scaling": json.loads(item["scaling"]["S"]),
             "rolloutControl": json.loads(item["rolloutControl"]["S"]) if "rolloutControl" in item else None,
+            "configRolloutControl": (
+                json.loads(item["configRolloutControl"]["S"]) if "configRolloutControl" in item else None
+            ),
         }
     )
 

@@ -30,10 +30,13 @@ are all kept, not pruned to the last few: a rejected version can hold the
 fleet on one many generations old (each PATCH while it is rejected adds one),
 a spec is a few kilobytes and PATCHes come at human rates; they are removed
 with the load balancer.
-The current rollout is part of the status document (``status.rollout``, written
-by the reconciler's conditional status write, with its history item in the same
-transaction); an operator's pause/resume/abort is the ``rolloutControl``
-attribute, the API's only write about rollouts, which the planner carries out.
+The current rollouts are part of the status document (``status.rollout`` and
+``status.configRollout``, written by the reconciler's conditional status write,
+with their history items in the same transaction; both kinds share the
+``ROLLOUT#`` history, told apart by their ``kind``); an operator's
+pause/resume/abort is the ``rolloutControl`` attribute (template rollouts) or
+``configRolloutControl`` (config rollouts), the API's only writes about
+rollouts, which the planner carries out.
 """
 
 from __future__ import annotations

@@ -9,6 +9,15 @@ The agent calls two IAM-authorized routes with its instance role:
   ``heartbeatIntervalSeconds`` (from the spec's lifecycle section). The reply
   tells the agent which config version to run and whether to drain.
 
+Both sides read tolerantly (unknown fields are dropped), and what an agent can
+do beyond the first protocol it announces in ``capabilities``: the control
+plane sends a newer reply field only to an agent that said it understands it,
+because agents from before the tolerant reply refuse a reply with a field they
+do not know. ``preload``: told ``preloadConfigVersion``, the agent fetches that
+version (``&version=N``), renders and validates it next to the one it serves,
+and reports how it went (``preload``: the version, and an error if it failed); a staged config
+change waits for every such LBVM before any of them switches.
+
 An instance may report only for itself: the control plane checks that the
 caller's role session is the instance named in the heartbeat (EC2 instance
 profiles name their sessions after the instance id).
@@ -35,6 +44,10 @@ AGENT_HEARTBEAT_PATH = "/v1/agent/heartbeat"
 #           is not a failure while the last good one still serves: the agent stays
 #           ready, reports the error, and its applied version stays behind.
 AgentState = Literal["starting", "ready", "draining", "drained", "failed"]
+
+# What an agent announces it can do (``Heartbeat.capabilities``); unknown ones are ignored.
+CAPABILITY_PRELOAD = "preload"
+AGENT_CAPABILITIES: tuple[str, ...] = (CAPABILITY_PRELOAD,)
 
 
 class AgentConfig(StatusModel):
@@ -108,10 +121,39 @@ class Heartbeat(StatusModel):
         description="HTTP answers since the agent started; null where the proxy cannot count 5xx "
         "(NGINX's stub status has no status codes) or serves no HTTP listener.",
     )
+    capabilities: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="What this agent can do beyond the first protocol (preload); unknown names are ignored.",
+    )
+    preload: PreloadReport | None = Field(
+        default=None, description="How the version it was told to preload went (preload capability only)."
+    )
+
+    @property
+    def preloads(self) -> bool:
+        return CAPABILITY_PRELOAD in self.capabilities
+
+
+class PreloadReport(StatusModel):
+    """A config version rendered and validated next to the one served, or why it could not be."""
+
+    version: int = Field(ge=1)
+    error: str | None = Field(default=None, max_length=1024, description="Unset: ready to switch to.")
 
 
 class HeartbeatReply(StatusModel):
+    # Tolerant, as the heartbeat is: a newer control plane may add fields (it sends them only to agents
+    # that announce the capability, since agents from before this refuse what they do not know).
+    model_config = ConfigDict(**{**StatusModel.model_config, "extra": "ignore"})
+
     desired_config_version: int = Field(description="Below 1: no config yet.")
     drain: bool = False
     drain_deadline: datetime | None = None
     heartbeat_interval_seconds: int
+    preload_config_version: int | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # absent, not null: an agent without preload refuses the key
+        description="Only to agents with the preload capability: fetch, render and validate this version now "
+        "(a staged config change), without serving it yet.",
+    )

@@ -15,9 +15,19 @@ Which version each LBVM is told is decided by the pure planner
 (``lbcp.reconcile.plan.config_rollout``) and kept in the status document, so
 the heartbeat handler, which reads the load balancer's record anyway, knows it
 at no extra cost (``served_config_version``).
+
+An operator pauses, resumes or aborts a config rollout as a template one
+(``RolloutControl``, the record's ``configRolloutControl``). Paused, nobody
+more is told the new version: the LBVMs that already run it keep it
+(``paused_lbvms``, fixed by the planner when it carries out the pause), the
+rest stay on the previous one, and no gate or deadline is judged. Resumed, it
+goes on at the step it was paused at with fresh step clocks. Aborted, it rolls
+back at once, the new version rejected as after a failed gate.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -35,6 +45,7 @@ class ServedConfig(StatusModel):
 class ConfigRolloutStatus(RolloutRecord):
     """One config rollout, as ``status.configRollout`` shows it."""
 
+    kind: Literal["config"] = Field(default="config", description="A rollout of a config version.")
     from_version: int = Field(ge=1, description="The config version the fleet ran, and returns to on a rollback.")
     to_version: int = Field(ge=1, description="The config version the spec asks for.")
     from_digest: str
@@ -52,11 +63,18 @@ class ConfigRolloutStatus(RolloutRecord):
         default=False,
         description="to_version failed: the fleet stays on from_version until the spec's config changes again.",
     )
+    paused_lbvms: list[str] | None = Field(
+        default=None,
+        description="While Paused: the LBVMs that keep being told to_version (those that ran it when the pause was "
+        "carried out); every other LBVM is told from_version. Unset until the reconciler carries the pause out.",
+    )
 
     def told_new(self, lbvm_id: str) -> bool:
         """Whether this LBVM is told to_version now."""
         if not self.active:
             return False
+        if self.state == "Paused" and self.paused_lbvms is not None:
+            return lbvm_id in self.paused_lbvms
         if self.step in ("Canary", "Bake"):
             return lbvm_id in self.canary_lbvms
         return self.step == "Roll"
@@ -102,3 +120,16 @@ def served_config_version(
     if served is not None:
         return served.version
     return generation
+
+
+def preload_config_version(rollout: ConfigRolloutStatus | None, told: int) -> int | None:
+    """The config version an LBVM should have ready (rendered and validated) besides the one it is told.
+
+    A staged config change's new version, for as long as the rollout may still
+    tell this LBVM to switch to it: a version that some LBVM cannot even
+    validate stops the rollout before anyone runs it, and a switch is a reload
+    onto files already checked. Nothing to preload during a rollback.
+    """
+    if rollout is None or not rollout.active or rollout.step == "Rollback" or rollout.to_version == told:
+        return None
+    return rollout.to_version

@@ -84,6 +84,15 @@ class Lbvm(StatusModel):
     # HEARTBEAT_PERSIST_INTERVAL old): a rollout's gate compares canaries' 5xx with the others'.
     http_requests: int | None = None
     http_server_errors: int | None = None
+    # Config preloading (agents that announce it): the version rendered and validated next to the one
+    # served, or why the version it was told to preload failed. None/False for agents without it.
+    preloads: bool = False
+    preload_version: int | None = None
+    preload_error: str | None = None
+
+    def preloaded(self, version: int) -> bool:
+        """Its agent reports ``version`` rendered and validated, ready to switch to."""
+        return self.preload_version == version and self.preload_error is None
 
     # Drain and end of life.
     drain_requested_at: datetime | None = None

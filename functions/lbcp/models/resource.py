@@ -31,8 +31,11 @@ class LoadBalancerRecord(StatusModel):
     desired_capacity: int = Field(ge=0)
     scaling_version: int = Field(default=0, ge=0)
     scaling: ScalingState = Field(default_factory=ScalingState)
-    # An operator's pause, resume or abort of the current rollout (the API's only write about rollouts).
+    # An operator's pause, resume or abort of the current rollout (the API's only writes about rollouts):
+    # one for template rollouts, one for config rollouts, so that a request about one never replaces the
+    # other's before the planner carried it out.
     rollout_control: RolloutControl | None = None
+    config_rollout_control: RolloutControl | None = None
 
 
 class ScalingStatus(StatusModel):

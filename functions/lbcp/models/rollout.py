@@ -32,8 +32,11 @@ from lbcp.models.base import StatusModel
 from lbcp.models.spec import LoadBalancerSpec, ProxyEngine
 
 RolloutState = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Failed"]
-RolloutStep = Literal["Canary", "Bake", "Roll", "Rollback"]
+# Preload: config rollouts only (every LBVM validates the new version before any switches).
+RolloutStep = Literal["Preload", "Canary", "Bake", "Roll", "Rollback"]
 RolloutAction = Literal["pause", "resume", "abort"]
+# Of a launch template (new instances) or of a config version (the same instances, another config).
+RolloutKind = Literal["template", "config"]
 
 ACTIVE_STATES: frozenset[str] = frozenset({"Progressing", "Paused"})
 
@@ -143,6 +146,8 @@ class RolloutRecord(StatusModel):
         description="Per LBVM, its HTTP answers when the bake began: the 5xx gate compares what the canary and "
         "the rest answered since then.",
     )
+    paused_step: RolloutStep | None = Field(default=None, description="While Paused: the step it resumes at.")
+    paused_by: str | None = None
 
     @property
     def active(self) -> bool:
@@ -152,6 +157,7 @@ class RolloutRecord(StatusModel):
 class RolloutStatus(RolloutRecord):
     """One rollout, as ``status.rollout`` and ``lbctl rollout status|history`` show it."""
 
+    kind: Literal["template"] = Field(default="template", description="A rollout of a launch template.")
     from_template: LaunchTemplate = Field(description="What the fleet ran, and returns to on a rollback.")
     to_template: LaunchTemplate = Field(description="What the spec asks for.")
     generation: int = Field(ge=1, description="The spec generation that asked for to_template.")
@@ -171,8 +177,6 @@ class RolloutStatus(RolloutRecord):
         "(or changes its lifecycle or rollout settings).",
     )
     verdict_key: str = Field(description="The parts of the spec the verdict was reached on (a digest).")
-    paused_step: RolloutStep | None = None
-    paused_by: str | None = None
 
 
 class RolloutControl(StatusModel):
@@ -182,8 +186,3 @@ class RolloutControl(StatusModel):
     action: RolloutAction
     requested_at: datetime
     requested_by: str | None = None
-
-
-class RolloutList(StatusModel):
-    items: list[RolloutStatus]
-    next_token: str | None = None

@@ -19,7 +19,7 @@ from lbcp.models.events import Event
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.lifecycle import LifecycleInput
 from lbcp.models.resource import LoadBalancerRecord
-from lbcp.models.rollout import RolloutStatus
+from lbcp.models.rollout import RolloutRecord
 from lbcp.models.status import LoadBalancerStatus
 from lbcp.reconcile.backoff import RetryStreak
 from lbcp.reconcile.observed import EntryView, ObservedAlarm, ObservedInstance, ObservedNetworkInterface
@@ -51,7 +51,7 @@ class LoadBalancerStore(Protocol):
         lb_id: str,
         status: LoadBalancerStatus,
         events: Sequence[Event],
-        rollouts: Sequence[RolloutStatus] = (),
+        rollouts: Sequence[RolloutRecord] = (),
     ) -> None:
         """The status and the events that explain it, together (a deleting record stays Deleting).
 

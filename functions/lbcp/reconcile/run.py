@@ -34,6 +34,7 @@ from lbcp.instance_types import architecture
 from lbcp.models.events import Event
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
+from lbcp.models.rollout import RolloutRecord
 from lbcp.reconcile.backoff import (
     BackoffSettings,
     RetryStreak,
@@ -331,9 +332,11 @@ class Reconciler:
             )
             for note in decided.notes
         ]
-        rollouts = list(decided.ended_rollouts)
+        rollouts: list[RolloutRecord] = list(decided.ended_rollouts)
         if decided.status.rollout is not None and decided.status.rollout != record.status.rollout:
             rollouts.append(decided.status.rollout)
+        if decided.status.config_rollout is not None and decided.status.config_rollout != record.status.config_rollout:
+            rollouts.append(decided.status.config_rollout)
         if decided.status != record.status or outcome.events or notes:
             # The rollout's own events first: they say why the jobs below were chosen.
             self._load_balancers.write_status(load_balancer_id, decided.status, notes + outcome.events, rollouts)

@@ -30,11 +30,22 @@ HEARTBEATS = Tally(METRIC_HEARTBEATS)
     AGENT_CONFIG,
     summary="An LBVM agent fetches the configuration it should run",
     description="Called by the agent with its instance role; an instance may ask only for its own LBVM.",
-    responses={200: ok("The spec and its version", AgentConfig), 403: _NOT_ITS_INSTANCE},
+    responses={
+        200: ok("The spec and its version", AgentConfig),
+        403: _NOT_ITS_INSTANCE,
+        409: problem("A version this LBVM is neither told to run nor to preload"),
+    },
     tags=["agent"],
 )
-def agent_config(lbvm_id: LbvmId, load_balancer_id: LoadBalancerId) -> Response[Any]:
-    config = dependencies().heartbeats.config(principal(), load_balancer_id, lbvm_id)
+def agent_config(
+    lbvm_id: LbvmId,
+    load_balancer_id: LoadBalancerId,
+    version: Annotated[
+        int | None,
+        Query(ge=1, le=2**53, description="A version the LBVM is told to run or to preload; unset: the one to run."),
+    ] = None,
+) -> Response[Any]:
+    config = dependencies().heartbeats.config(principal(), load_balancer_id, lbvm_id, version)
     return json_response(200, config.model_dump(mode="json", by_alias=True))
 
 

@@ -1,4 +1,12 @@
-"""Rollouts: an operator's pause, resume and abort, and the rollout history."""
+"""Rollouts: an operator's pause, resume and abort, and the rollout history.
+
+The three actions act on whichever rollout is in progress, of a launch template
+(``status.rollout``) or of a config version (``status.configRollout``). Both
+are seldom in progress at once (a template rollout ends a config one, since new
+instances come up with the current config), so ``kind`` is needed only then:
+without it such a request is a 409 naming ``kind``, and a ``kind`` with no
+rollout of that kind in progress is a 409 naming it too.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +19,49 @@ from lbcp.api.dependencies import dependencies
 from lbcp.api.operations import ABORT_ROLLOUT, LIST_ROLLOUTS, PAUSE_ROLLOUT, RESUME_ROLLOUT
 from lbcp.api.resolver import principal, route
 from lbcp.api.responses import json_response
-from lbcp.api.routes.openapi_parts import NO_SUCH_LOAD_BALANCER, LbRef, ok, problem
-from lbcp.models.rollout import RolloutAction, RolloutList, RolloutStatus
+from lbcp.api.routes.openapi_parts import INVALID, NO_SUCH_LOAD_BALANCER, LbRef, ok, problem
+from lbcp.models.rollout import RolloutAction, RolloutKind
+from lbcp.models.rollout_history import AnyRolloutDocument, RolloutList
 
-_NO_ROLLOUT = problem("No rollout is in progress, or the load balancer is being deleted")
+_CONFLICT = problem(
+    "No rollout (of the kind asked for) is in progress; both kinds are and kind is missing; or the load balancer "
+    "is being deleted"
+)
 _RESPONSES = {
-    200: ok("The rollout as the reconciler is about to make it (status.rollout shows the same)", RolloutStatus),
+    200: ok(
+        "The rollout as the reconciler is about to make it (status.rollout or status.configRollout shows the same; "
+        "kind says which)",
+        AnyRolloutDocument,
+    ),
+    400: INVALID,
     404: NO_SUCH_LOAD_BALANCER,
-    409: _NO_ROLLOUT,
+    409: _CONFLICT,
 }
+Kind = Annotated[
+    RolloutKind | None,
+    Query(
+        description="template (status.rollout) or config (status.configRollout): required only while both are in "
+        "progress."
+    ),
+]
 
 
-def _act(id: str, action: RolloutAction) -> Response[Any]:
-    rollout = dependencies().service.rollout_action(id, action, principal())
+def _act(id: str, action: RolloutAction, kind: RolloutKind | None) -> Response[Any]:
+    rollout = dependencies().service.rollout_action(id, action, principal(), kind)
     return json_response(200, rollout.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 @route(
     PAUSE_ROLLOUT,
     summary="Pause the current rollout",
-    description="No more LBVMs go onto the new template; the fleet stays as it is, serving (a replacement already "
-    "serving still takes its predecessor's place). The progress deadline does not run while paused. Idempotent.",
+    description="No more LBVMs go onto the new template or are told the new config version; the fleet stays as it "
+    "is, serving (a replacement already serving still takes its predecessor's place; LBVMs already running the new "
+    "config version keep it). Neither the health gate's deadline nor the bake runs while paused. Idempotent.",
     responses=_RESPONSES,
     tags=["rollouts"],
 )
-def pause_rollout(id: LbRef) -> Response[Any]:
-    return _act(id, "pause")
+def pause_rollout(id: LbRef, kind: Kind = None) -> Response[Any]:
+    return _act(id, "pause", kind)
 
 
 @route(
@@ -46,25 +71,27 @@ def pause_rollout(id: LbRef) -> Response[Any]:
     responses=_RESPONSES,
     tags=["rollouts"],
 )
-def resume_rollout(id: LbRef) -> Response[Any]:
-    return _act(id, "resume")
+def resume_rollout(id: LbRef, kind: Kind = None) -> Response[Any]:
+    return _act(id, "resume", kind)
 
 
 @route(
     ABORT_ROLLOUT,
     summary="Abort the current rollout: roll back now",
     description="The fleet returns to the template it came from, within maxSurge and maxUnavailable, and the new "
-    "template is rejected until the spec asks for something else. The spec is not changed. Idempotent.",
+    "template is rejected until the spec asks for something else; or, for a config rollout, every LBVM is told the "
+    "previous config version again, and the new one is rejected until the spec's config changes. The spec is not "
+    "changed. Idempotent.",
     responses=_RESPONSES,
     tags=["rollouts"],
 )
-def abort_rollout(id: LbRef) -> Response[Any]:
-    return _act(id, "abort")
+def abort_rollout(id: LbRef, kind: Kind = None) -> Response[Any]:
+    return _act(id, "abort", kind)
 
 
 @route(
     LIST_ROLLOUTS,
-    summary="A load balancer's rollouts, newest first, with their outcome",
+    summary="A load balancer's rollouts, template and config ones (kind), newest first, with their outcome",
     responses={200: ok("A page of rollouts", RolloutList), 404: NO_SUCH_LOAD_BALANCER},
     tags=["rollouts"],
 )

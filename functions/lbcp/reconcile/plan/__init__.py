@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from lbcp.models.config_rollout import ConfigRolloutStatus
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.rollout import LaunchTemplate, RolloutStatus, template_of
@@ -73,9 +74,10 @@ class ReconcilePlan:
     load_balancer_id: str
     jobs: tuple[Job, ...]
     status: LoadBalancerStatus
-    # Rollout transitions decided in this plan (events), and rollouts that ended without being status.rollout.
+    # Rollout transitions decided in this plan (events), and rollouts (template or config) that ended without
+    # being status.rollout or status.configRollout: for the history.
     notes: tuple[RolloutNote, ...] = ()
-    ended_rollouts: tuple[RolloutStatus, ...] = ()
+    ended_rollouts: tuple[RolloutStatus | ConfigRolloutStatus, ...] = ()
     # What the fleet converges on in this plan (the rollout's decision): LBVMs on another template are replaced.
     template: LaunchTemplate | None = None
 
@@ -125,6 +127,7 @@ def plan(
             fleet_proxy=decision.rollout.from_template.proxy if decision.held_back and decision.rollout else None,
             template=decision.template.description,
             load_balancer_id=record.id,
+            control=record.config_rollout_control,
         )
     ctx = PlanContext(
         record, Fleet(lbvms), observed, now, settings or PlannerSettings(), rng, decision, config, retry=retry
@@ -145,4 +148,5 @@ def plan(
         )
         result = result.model_copy(update={"newer_image": drift})
         notes += said
-    return ReconcilePlan(record.id, tuple(ctx.jobs), result, notes, decision.ended, template=decision.template)
+    ended = decision.ended + (config.ended if config is not None else ())
+    return ReconcilePlan(record.id, tuple(ctx.jobs), result, notes, ended, template=decision.template)

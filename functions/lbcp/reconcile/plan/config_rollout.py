@@ -6,7 +6,10 @@ the version served outside the canary, and the events that explain each
 transition. It never writes the spec: a rejected version is shown, not undone.
 
 A config-only change (the config the agents render changed, the launch
-template did not) starts a rollout: Canary (``canary`` routable LBVMs are told
+template did not) starts a rollout: Preload (every serving LBVM whose agent
+can preload fetches the new version, renders and validates it beside the one
+it serves; one that cannot fails the rollout before any LBVM switched) ->
+Canary (``canary`` routable LBVMs are told
 the new version and must pass the health gate) -> Bake (they stay healthy
 for ``bakeSeconds``) -> Roll (every LBVM is told it: a config is applied by a
 hitless reload, not by replacing instances, so maxSurge/maxUnavailable do not
@@ -23,12 +26,19 @@ new template are told the current generation and the others keep the version
 served before (``served_config_version``), and a config rollout in progress is
 superseded (the fleet keeps its last good version). While the spec asks for a
 rejected template of another proxy, no config rollout starts: the spec's
-config is for a proxy the fleet does not run. A spec whose config did not change (a capacity PATCH) moves the
-served version on at once: the agents render the same thing.
+config is for a proxy the fleet does not run. A spec whose config did not
+change (a capacity PATCH) moves the served version on at once: the agents
+render the same thing.
 
 The health gate: Routable, agent ready, the new version applied, no agent
 error, no backend unavailable that the control group (LBVMs running the
 previous version) sees available.
+
+An operator's pause, resume or abort (``apply_config_control``) is carried
+out first on every tick. Paused, the rollout holds: the LBVMs that run the new
+version keep it, nobody else is told it, and neither the gate nor the progress
+deadline is judged (on resume they are, with fresh step clocks). An abort is a
+failure the operator declared: Rollback at once, the new version rejected.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ from datetime import datetime, timedelta
 from lbcp.models.agent import parse_backend_health_text
 from lbcp.models.config_rollout import ConfigRolloutStatus, ServedConfig
 from lbcp.models.lbvm import Lbvm
-from lbcp.models.rollout import RolloutState
+from lbcp.models.rollout import RolloutControl, RolloutState
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.reconcile.plan.answer_gate import answer_counts, worse_answers
 from lbcp.reconcile.plan.rollout import RolloutNote, canary_count
@@ -80,6 +90,7 @@ class _Inputs:
     lbvms: Sequence[Lbvm]
     now: datetime
     load_balancer_id: str
+    control: RolloutControl | None = None
 
 
 def decide_config_rollout(
@@ -95,13 +106,16 @@ def decide_config_rollout(
     fleet_proxy: str | None = None,
     template: str | None = None,
     load_balancer_id: str = "",
+    control: RolloutControl | None = None,
 ) -> ConfigDecision:
     """``fleet_proxy``: the proxy the fleet runs when a rejected template holds it back from the spec's.
     ``template``: the launch template the fleet converges on; LBVMs on another one are being replaced,
-    so they are neither a config rollout's canaries nor told its versions."""
+    so they are neither a config rollout's canaries nor told its versions.
+    ``control``: an operator's latest pause, resume or abort of a config rollout (the record's
+    ``configRolloutControl``); it acts only on the rollout it names."""
     if template is not None:
         lbvms = [lbvm for lbvm in lbvms if lbvm.launch_template in (None, template)]
-    inputs = _Inputs(spec, generation, config_digest(spec), desired, lbvms, now, load_balancer_id)
+    inputs = _Inputs(spec, generation, config_digest(spec), desired, lbvms, now, load_balancer_id, control)
     current = ServedConfig(version=generation, digest=inputs.digest)
     notes: list[RolloutNote] = []
     if previous is not None and previous.active:
@@ -172,7 +186,7 @@ def _start(source: ServedConfig, inputs: _Inputs, notes: list[RolloutNote]) -> C
     rollout = ConfigRolloutStatus(
         id=f"cr-{digest[:12]}",
         state="Progressing",
-        step="Canary" if chosen else "Roll",
+        step="Preload" if _preloaders(inputs.lbvms) else ("Canary" if chosen else "Roll"),
         from_version=source.version,
         to_version=inputs.generation,
         from_digest=source.digest,
@@ -191,6 +205,8 @@ def _start(source: ServedConfig, inputs: _Inputs, notes: list[RolloutNote]) -> C
         if chosen
         else "no canary"
     )
+    if rollout.step == "Preload":
+        first = f"every LBVM preloads it (render and validate) before any switches; then {first}"
     message = (
         f"staging config version {inputs.generation} (from version {source.version}): {first}; progress "
         f"deadline {spec.rollout.progress_deadline_seconds} s"
@@ -199,11 +215,81 @@ def _start(source: ServedConfig, inputs: _Inputs, notes: list[RolloutNote]) -> C
     return _step(rollout.model_copy(update={"message": message}), inputs, notes)
 
 
+def apply_config_control(
+    rollout: ConfigRolloutStatus,
+    control: RolloutControl | None,
+    now: datetime,
+    lbvms: Sequence[Lbvm] | None = None,
+    notes: list[RolloutNote] | None = None,
+) -> ConfigRolloutStatus:
+    """An operator's pause, resume or abort, applied to the config rollout it names (a repeat changes nothing).
+
+    The planner applies it on every tick with the LBVMs, which fixes who keeps
+    the new version while paused (``paused_lbvms``); the API applies it without
+    them, to answer with what the rollout is about to be.
+    """
+    notes = [] if notes is None else notes
+    if control is None or control.rollout_id != rollout.id or not rollout.active:
+        return rollout
+    who = control.requested_by or "an operator"
+    if control.action == "pause" and rollout.state == "Progressing" and rollout.step != "Rollback":
+        message = (
+            f"paused by {who} at step {rollout.step} ({rollout.progress}); nobody more is told config version "
+            f"{rollout.to_version}: the LBVMs that run it keep it, the rest stay on version {rollout.from_version}"
+        )
+        notes.append(RolloutNote("RolloutPaused", f"config rollout {rollout.id}: {message}"))
+        rollout = rollout.model_copy(
+            update={
+                "state": "Paused",
+                "paused_step": rollout.step,
+                "paused_by": who,
+                "message": message,
+                "waiting_for": f"a resume (paused by {who})",
+            }
+        )
+    if rollout.state == "Paused" and rollout.paused_lbvms is None and lbvms is not None:
+        # Who runs the new version now keeps it; an LBVM told it but not yet on it stays where it is.
+        held = [
+            lbvm.lbvm_id
+            for lbvm in lbvms
+            if lbvm.live and rollout.told_new(lbvm.lbvm_id) and lbvm.applied_config_version == rollout.to_version
+        ]
+        rollout = rollout.model_copy(update={"paused_lbvms": sorted(held)})
+    if control.action in ("resume", "abort") and rollout.state == "Paused":
+        # The step's clocks restart: time spent paused is not the rollout's fault.
+        rollout = rollout.model_copy(
+            update={
+                "state": "Progressing",
+                "step": rollout.paused_step,
+                "paused_step": None,
+                "paused_lbvms": None,
+                "step_started_at": now,
+                "last_progress_at": now,
+                "waiting_for": None,
+            }
+        )
+        if control.action == "resume":
+            message = f"resumed by {who} at step {rollout.step} ({rollout.progress})"
+            notes.append(RolloutNote("RolloutResumed", f"config rollout {rollout.id}: {message}"))
+            return rollout.model_copy(update={"message": message, "paused_by": None})
+    if control.action == "abort" and rollout.step != "Rollback":
+        message = (
+            f"aborted by {who} at step {rollout.step} ({rollout.progress}); every LBVM is told config version "
+            f"{rollout.from_version} again; the spec keeps asking for version {rollout.to_version}'s config: "
+            "PATCH it to what you want"
+        )
+        notes.append(RolloutNote("RolloutFailed", f"config rollout {rollout.id}: {message}", "Warning"))
+        return _to_rollback(rollout, message, now)
+    return rollout
+
+
 def _step(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]) -> ConfigDecision:
     now, settings = inputs.now, inputs.spec.rollout
     served = ServedConfig(version=rollout.from_version, digest=rollout.from_digest)
-    if rollout.step == "Rollback":
-        return _rolling_back(rollout, inputs, notes)
+    held = _before_switching(apply_config_control(rollout, inputs.control, now, inputs.lbvms, notes), inputs, notes)
+    if isinstance(held, ConfigDecision):
+        return held
+    rollout = held
     told = _told(rollout, inputs.lbvms)
     failures = _failures(rollout, told, inputs.lbvms)
     if failures:
@@ -309,6 +395,86 @@ def _step(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote
     return ConfigDecision(rollout.model_copy(update={"waiting_for": waiting}), served, tuple(notes))
 
 
+def _before_switching(
+    rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]
+) -> ConfigRolloutStatus | ConfigDecision:
+    """A rollback, a pause or a preload decides on its own; otherwise the rollout goes on to its gates."""
+    if rollout.step == "Rollback":
+        return _rolling_back(rollout, inputs, notes)
+    if rollout.state == "Paused":
+        return _paused(rollout, inputs, notes)
+    if rollout.step == "Preload":
+        return _preloading(rollout, inputs, notes)
+    return rollout
+
+
+def _preloaders(lbvms: Sequence[Lbvm]) -> list[Lbvm]:
+    """The serving LBVMs whose agents preload (older agents switch without it, as they always did)."""
+    return [lbvm for lbvm in _serving(lbvms) if lbvm.preloads]
+
+
+def _preloading(
+    rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]
+) -> ConfigRolloutStatus | ConfigDecision:
+    """Nobody switches until every preloading LBVM has the new version ready; one that cannot fails it all.
+
+    Returns the rollout moved on to its canary (or straight to Roll without
+    one) once they all have, or the decision to wait or to roll back.
+    """
+    now, settings, version = inputs.now, inputs.spec.rollout, rollout.to_version
+    preloaders = _preloaders(inputs.lbvms)
+    refused = {lbvm.lbvm_id: lbvm.preload_error for lbvm in preloaders if lbvm.preload_version == version}
+    refused = {lbvm_id: error for lbvm_id, error in refused.items() if error is not None}
+    if refused:
+        ids = sorted(refused)
+        why = "; ".join(f"{lbvm_id}: {refused[lbvm_id]}" for lbvm_id in ids)
+        rollout = rollout.model_copy(update={"failed": sorted(set(rollout.failed) | set(ids))})
+        return _fail(
+            rollout,
+            f"{len(ids)} of {len(preloaders)} LBVM(s) could not preload config version {version}, so none switched "
+            f"to it ({why})",
+            inputs,
+            notes,
+        )
+    ready = [lbvm for lbvm in preloaders if lbvm.preloaded(version)]
+    progressed = len(ready) > rollout.applied
+    rollout = rollout.model_copy(
+        update={
+            "applied": len(ready),
+            "progress": f"{len(ready)} of {len(preloaders)} preloaded config version {version}",
+            "last_progress_at": now if progressed else rollout.last_progress_at,
+        }
+    )
+    if len(ready) >= len(preloaders):
+        step = "Canary" if rollout.canary_lbvms else "Roll"
+        message = (
+            f"{len(ready)} LBVM(s) have config version {version} rendered and validated beside version "
+            f"{rollout.from_version}; "
+            + (f"telling the canary ({', '.join(rollout.canary_lbvms)}) to switch" if step == "Canary" else "rolling")
+        )
+        notes.append(RolloutNote("RolloutProgressed", f"config rollout {rollout.id}: {message}"))
+        return rollout.model_copy(
+            update={"step": step, "step_started_at": now, "last_progress_at": now, "applied": 0, "message": message}
+        )
+    deadline = rollout.last_progress_at + timedelta(seconds=settings.progress_deadline_seconds)
+    if now > deadline:
+        waited = int((now - rollout.last_progress_at).total_seconds())
+        late = sorted(lbvm.lbvm_id for lbvm in preloaders if not lbvm.preloaded(version))
+        return _fail(
+            rollout,
+            f"{len(ready)} of {len(preloaders)} LBVM(s) preloaded config version {version} after {waited} s "
+            f"(progress deadline {settings.progress_deadline_seconds} s; not ready: {', '.join(late)})",
+            inputs,
+            notes,
+        )
+    waiting = (
+        f"{len(preloaders) - len(ready)} LBVM(s) to preload config version {version} (fetch, render, validate) "
+        f"by {_time(deadline)}; none switches before"
+    )
+    served = ServedConfig(version=rollout.from_version, digest=rollout.from_digest)
+    return ConfigDecision(rollout.model_copy(update={"waiting_for": waiting}), served, tuple(notes))
+
+
 def _enter_roll(
     rollout: ConfigRolloutStatus, why: str, inputs: _Inputs, notes: list[RolloutNote]
 ) -> ConfigRolloutStatus:
@@ -316,6 +482,36 @@ def _enter_roll(
     notes.append(RolloutNote("RolloutProgressed", f"config rollout {rollout.id}: {message}"))
     return rollout.model_copy(
         update={"step": "Roll", "step_started_at": inputs.now, "last_progress_at": inputs.now, "message": message}
+    )
+
+
+def _paused(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]) -> ConfigDecision:
+    """Held: only the numbers are brought up to date."""
+    told = _told(rollout, inputs.lbvms)
+    healthy = [lbvm for lbvm in told if _passes(lbvm, rollout.to_version)]
+    rollout = rollout.model_copy(
+        update={
+            "applied": len(healthy),
+            "progress": f"{len(healthy)} of {len(told)} on config version {rollout.to_version}",
+        }
+    )
+    return ConfigDecision(rollout, ServedConfig(version=rollout.from_version, digest=rollout.from_digest), tuple(notes))
+
+
+def _to_rollback(rollout: ConfigRolloutStatus, message: str, now: datetime) -> ConfigRolloutStatus:
+    return rollout.model_copy(
+        update={
+            "state": "Progressing",
+            "step": "Rollback",
+            "rejected": True,
+            "message": message,
+            "step_started_at": now,
+            "last_progress_at": now,
+            "applied": 0,
+            "paused_step": None,
+            "paused_lbvms": None,
+            "waiting_for": None,
+        }
     )
 
 
@@ -327,17 +523,7 @@ def _fail(rollout: ConfigRolloutStatus, why: str, inputs: _Inputs, notes: list[R
     notes.append(
         RolloutNote("RolloutFailed", f"config rollout {rollout.id} failed at step {rollout.step}: {message}", "Warning")
     )
-    back = rollout.model_copy(
-        update={
-            "step": "Rollback",
-            "rejected": True,
-            "message": message,
-            "step_started_at": inputs.now,
-            "last_progress_at": inputs.now,
-            "applied": 0,
-        }
-    )
-    return _rolling_back(back, inputs, notes)
+    return _rolling_back(_to_rollback(rollout, message, inputs.now), inputs, notes)
 
 
 def _rolling_back(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]) -> ConfigDecision:
@@ -521,4 +707,4 @@ def _time(moment: datetime) -> str:
     return moment.strftime("%H:%M:%SZ")
 
 
-__all__ = ["ConfigDecision", "config_digest", "decide_config_rollout"]
+__all__ = ["ConfigDecision", "apply_config_control", "config_digest", "decide_config_rollout"]
