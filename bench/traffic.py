@@ -11,6 +11,8 @@ requests, streams) run through the entry while the control plane, in turn:
     scale-out  grows to 4 LBVMs
     scale-in   shrinks to 2
     rollout    replaces every LBVM (a new instance type)
+    broken     a rollout onto the seeded broken image (its agent never gets healthy):
+               rolled back by itself, the fleet serving throughout; then the image PATCHed back
     config     a new routing rule, applied in place
     waf        the WAF on (NGINX with ModSecurity: a rollout when the proxy changes)
     delete     tears it down
@@ -38,7 +40,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,7 @@ from lbcp_local.aws import free_port
 from lbcp_local.runtime import LocalRuntime
 from lbcp_local.traffic import LossAtKill, PhaseStats, TrafficGenerator, loss_at_kill, summarize
 
-ZERO_LOSS_PHASES = ("scale-out", "scale-in", "rollout", "config", "waf")
+ZERO_LOSS_PHASES = ("scale-out", "scale-in", "rollout", "broken", "config", "waf")
 # Scheduling slack on top of the kill window's bound (2 cores, many processes).
 KILL_WINDOW_SLACK_SECONDS = 2.0
 PHASE_TIMEOUT_SECONDS = 180.0
@@ -161,11 +163,44 @@ class Scenario:
             ),
         )
 
+    def broken_image(self) -> BrokenRollout:
+        """PATCH onto the broken image, wait for the rollback, PATCH the image back."""
+        self.phase("broken")
+        account = self.runtime.account
+        assert account is not None
+        started = time.monotonic()
+        seen: list[int] = []
+
+        def rolled_back() -> bool:
+            lb = self.current()
+            seen.append(sum(1 for lbvm in lb["status"]["lbvms"] if lbvm["state"] == "Routable"))
+            return (lb["status"].get("rollout") or {}).get("state") == "RolledBack" and self.converged(2)
+
+        self.api.patch(self.lb_id, {"instance": {"imageId": account.broken_image_id}})
+        wait_until("broken image rolled back", rolled_back)
+        took = time.monotonic() - started
+        found = boto3.client("ec2").describe_instances(
+            Filters=[
+                {"Name": "image-id", "Values": [account.broken_image_id]},
+                {"Name": "tag:lbcp:load-balancer-id", "Values": [self.lb_id]},
+            ]
+        )
+        launches = sum(len(reservation["Instances"]) for reservation in found["Reservations"])
+        self.change("image back", {"instance": {"imageId": None}}, 2)
+        return BrokenRollout(launches, round(took, 1), min(seen))
+
     def delete(self) -> None:
         self.phase("delete")
         status, _ = self.api.call("DELETE", f"/v1/load-balancers/{self.lb_id}")
         assert status == 202
         wait_until("delete", lambda: self.api.read(self.lb_id) is None)
+
+
+@dataclass(frozen=True)
+class BrokenRollout:
+    launches: int  # instances of the broken image launched
+    seconds: float  # from the PATCH to RolledBack with the fleet converged again
+    min_routable: int
 
 
 def kill_window_bound(runtime: LocalRuntime) -> float:
@@ -174,14 +209,24 @@ def kill_window_bound(runtime: LocalRuntime) -> float:
     return runtime.reconcile_seconds + runtime.entry_delays.deregistration_seconds + KILL_WINDOW_SLACK_SECONDS
 
 
-def run(proxy: str, log: Callable[[str], None]) -> tuple[list[PhaseStats], LossAtKill, float]:
+@dataclass(frozen=True)
+class Outcome:
+    stats: list[PhaseStats]
+    kill: LossAtKill
+    kill_bound: float
+    broken: BrokenRollout
+    # Each failed request outside converge and delete: (phase, client kind, outcome, seconds into the phase).
+    failed: list[tuple[str, str, str, float]]
+
+
+def run(proxy: str, log: Callable[[str], None]) -> Outcome:
     state_dir = Path(tempfile.mkdtemp(prefix="lbcp-traffic-"))
     with LocalRuntime(api_port=free_port(), aws_port=free_port(), state_dir=state_dir, quiet=True) as runtime:
         spec = runtime.example_spec(name=f"traffic-{proxy}")
         spec["proxy"] = proxy
         spec["capacity"] = {"min": 2, "max": 2}
         spec["lifecycle"] = {
-            "pendingTimeoutSeconds": 60,
+            "pendingTimeoutSeconds": 20,  # a real local LBVM sends its first heartbeat within seconds
             "unhealthyTimeoutSeconds": 6,
             "heartbeatIntervalSeconds": 1,
             "recoveryTimeoutSeconds": 10,
@@ -200,6 +245,7 @@ def run(proxy: str, log: Callable[[str], None]) -> tuple[list[PhaseStats], LossA
         scenario.change("scale-in", {"capacity": {"min": 2, "max": 2}}, 2)
         scenario.phase("rollout")
         scenario.change("rollout", {"instance": {"type": "c6i.xlarge"}}, 2)
+        broken = scenario.broken_image()
         scenario.phase("config")
         rules = [{"pathPrefix": "/v2", "backend": "api"}]
         scenario.change("config", {"listeners": _with_rules(scenario.current(), rules)}, 2, config=True)
@@ -214,7 +260,15 @@ def run(proxy: str, log: Callable[[str], None]) -> tuple[list[PhaseStats], LossA
     stats = [summarize(name, records, start, bounds[i + 1][1]) for i, (name, start) in enumerate(scenario.marks)]
     assert scenario.killed_at is not None
     kill_end = next(start for name, start in scenario.marks if name == "scale-out")
-    return stats, loss_at_kill(records, scenario.killed_at, kill_end), kill_window_bound(runtime)
+    failed: list[tuple[str, str, str, float]] = [
+        (name, str(record.kind), record.outcome, round(record.started - start, 2))
+        for i, (name, start) in enumerate(scenario.marks)
+        if name not in ("converge", "delete")
+        for record in records
+        if record.failed and start <= record.started < bounds[i + 1][1]
+    ]
+    kill = loss_at_kill(records, scenario.killed_at, kill_end)
+    return Outcome(stats, kill, kill_window_bound(runtime), broken, failed)
 
 
 def _with_rules(lb: dict[str, Any] | None, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -256,21 +310,28 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     proxies = ["haproxy", "nginx"] if args.proxy == "both" else [args.proxy]
-    results: dict[str, tuple[list[PhaseStats], LossAtKill, float]] = {}
+    results: dict[str, Outcome] = {}
     for proxy in proxies:
         results[proxy] = run(proxy, lambda line: print(line, file=sys.stderr))
     if args.json:
         print(
             json.dumps(
                 {
-                    proxy: {"phases": [asdict(s) for s in stats], "kill": asdict(kill), "killWindowBound": bound}
-                    for proxy, (stats, kill, bound) in results.items()
+                    proxy: {
+                        "phases": [asdict(s) for s in outcome.stats],
+                        "kill": asdict(outcome.kill),
+                        "killWindowBound": outcome.kill_bound,
+                        "brokenImage": asdict(outcome.broken),
+                        "failedRequests": outcome.failed,
+                    }
+                    for proxy, outcome in results.items()
                 },
                 indent=2,
             )
         )
     misses: list[str] = []
-    for proxy, (stats, kill, bound) in results.items():
+    for proxy, outcome in results.items():
+        stats, kill, bound = outcome.stats, outcome.kill, outcome.kill_bound
         if not args.json:
             print(f"\n{proxy} LBVMs (through the local entry)")
             print(
@@ -290,6 +351,13 @@ def main() -> int:
                 f"{kill.started_after_failed} of {kill.started_after} sent after it failed, the last {window} after "
                 f"the kill (bound {bound:.1f} s: a reconcile tick + the entry's deregistration delay)"
             )
+            broken = outcome.broken
+            print(
+                f"broken image: {broken.launches} launches of it, RolledBack and converged {broken.seconds:.1f} s "
+                f"after the PATCH, routable never below {broken.min_routable}"
+            )
+            for phase, kind, what, offset in outcome.failed:
+                print(f"  failed in {phase}: a {kind} request, {what}, sent {offset:.2f} s into the phase")
         misses += [f"{proxy} {miss}" for miss in verdicts(stats, kill, bound)]
     for miss in misses:
         print(f"MISSED {miss}")

@@ -43,6 +43,11 @@ HINTS: dict[str, str] = {
     "an agent error",
     "Replacing": "a rollout replaces LBVMs onto the template the spec asks for: lbctl rollout status REF",
     "RolloutPaused": "the rollout is paused: lbctl rollout resume REF (or abort)",
+    "LaunchesFailing": "EC2 refuses the launches or the LBVMs never come up: lbctl events REF shows each "
+    "failure; change what the error names (instance.type, instance.imageId, subnets) with lbctl patch REF, "
+    "or fix the account (capacity, quotas, the image)",
+    "ReconcileFailing": "the reconciler retries with a growing backoff (a PATCH tries again at once): "
+    "lbctl events REF shows ReconcileFailing with the AWS error; fix what it names (often a permission or a quota)",
 }
 # Gaps: the system holds the fleet somewhere the spec does not ask for, until the user acts.
 GAPS = frozenset({"RolloutRejected", "ConfigHeldBack"})
@@ -198,6 +203,8 @@ def why_phase(lb: dict[str, Any]) -> str:
     degraded = conditions.get("Degraded")
     if degraded and degraded.get("status") == "True":
         lines.append(f"Degraded since {_since(degraded)} ({degraded.get('reason')}): {degraded.get('message')}")
+        if phase == "Failed" and (hint := _hint(str(degraded.get("reason")), lb)) is not None:
+            lines.append(f"  it cannot converge as things are; what to do: {hint}")
     gaps = [c for c in conditions.values() if c.get("reason") in GAPS]
     for gap in gaps:
         lines.append(f"the spec and the fleet disagree ({gap['type']} {gap.get('reason')}): {gap.get('message')}")

@@ -211,3 +211,18 @@ def test_describe_shows_spec_conditions_lbvms_scaling_and_events_on_one_screen()
     assert "no cooldown in force (600 s after each change)" in scaling_outlook(
         document(rec, later), NOW + timedelta(minutes=11)
     )
+
+
+def test_why_phase_explains_a_failed_fleet_with_the_error_and_what_to_do() -> None:
+    from tests.fleet.test_conditions import _failed_launch
+
+    vms = [_failed_launch(1, 9), _failed_launch(2, 8), _failed_launch(3, 7)]  # never heard from: no heartbeat
+    rec = record(desired=2)
+    rec = rec.model_copy(update={"status": plan(rec, vms, registered(vms), NOW, rng=random.Random(3)).status})
+    assert rec.status.phase == "Failed"
+    lines = answer("phase", document(rec), now=NOW).splitlines()
+    assert lines[0] == "phase is Failed because Ready is False since 12:00 (NoneRoutable):"
+    degraded = next(line for line in lines if line.startswith("Degraded since"))
+    assert "(LaunchesFailing)" in degraded and "InsufficientInstanceCapacity" in degraded
+    assert lines[-1].startswith("  it cannot converge as things are; what to do: EC2 refuses the launches")
+    assert "lbctl patch web" in lines[-1]

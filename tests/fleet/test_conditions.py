@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from lbcp.models.lbvm import Lbvm
@@ -223,6 +224,10 @@ def test_the_phase_follows_the_conditions_in_order() -> None:
     assert phase(RolloutProgressing=("True", "Replacing")) == "Updating"
     assert phase(CapacityMet=("False", "LbvmsStarting"), RolloutProgressing=("True", "Replacing")) == "Degraded"
     assert phase(EntryReady=("False", "EntryIncomplete")) == "Degraded"
+    assert phase(CapacityMet=("False", "NoneRoutable"), Degraded=("True", "LaunchesFailing")) == "Failed"
+    assert phase(CapacityMet=("False", "BelowCapacity"), Degraded=("True", "ReconcileFailing")) == "Failed"
+    # Ready wins: a fleet that serves as desired while some job keeps failing is Active, not Failed.
+    assert phase(Ready=("True", "AsDesired"), Degraded=("True", "ReconcileFailing")) == "Active"
     assert phase_of([], deleting=True) == "Deleting"
 
 
@@ -261,3 +266,71 @@ def test_a_rollout_progresses_while_lbvms_remain_to_replace_and_stops_when_none_
     assert (progressing.status, progressing.reason) == ("False", "RolloutComplete")
     assert progressing.message.endswith("succeeded: 2 of 2 replaced")
     assert progressing.last_transition_time == later  # a new reason, the same status: the time stays
+
+
+def _failed_launch(number: int, minutes_ago: int, **changes: object) -> Lbvm:
+    """An LBVM of generation 1 that EC2 refused: drained for replacement, never heard from."""
+    return lbvm(
+        number,
+        "Terminated",
+        age=timedelta(minutes=minutes_ago),
+        instance_id=None,
+        last_heartbeat_at=None,
+        applied_config_version=None,
+        drain_reason="replace",
+        end_reason="replace: terminated",
+        failure="lifecycle step failed (Lbcp.LaunchFailed: InsufficientInstanceCapacity: We currently do not "
+        "have sufficient c6i.large capacity in the Availability Zone you requested)",
+        **changes,
+    )
+
+
+def test_a_fleet_whose_every_launch_fails_is_failed_and_says_with_what_error() -> None:
+    rec = record(desired=2)
+    two = at(rec, [_failed_launch(1, 9), _failed_launch(2, 8)], LoadBalancerView(entry=EntryView(ready=True)))
+    assert two.status.phase == "Provisioning"  # two failures in a row: still trying, not Failed yet
+    three = at(
+        rec,
+        [_failed_launch(1, 9), _failed_launch(2, 8), _failed_launch(3, 7)],
+        LoadBalancerView(entry=EntryView(ready=True)),
+    )
+    assert three.status.phase == "Failed"
+    degraded = by_type(three)["Degraded"]
+    assert (degraded.status, degraded.reason) == ("True", "LaunchesFailing")
+    assert "the last 3 LBVMs launched since" in degraded.message
+    assert "InsufficientInstanceCapacity" in degraded.message and "lbvm-000000000003" in degraded.message
+
+
+def test_launches_that_failed_before_one_that_served_do_not_count() -> None:
+    rec = record(desired=2)
+    serving = lbvm(4, age=timedelta(minutes=5))
+    vms = [_failed_launch(1, 9), _failed_launch(2, 8), _failed_launch(3, 7), serving]
+    result = at(rec, vms, world([serving]))
+    assert result.status.phase != "Failed"
+    assert by_type(result)["Degraded"].reason != "LaunchesFailing"
+
+
+def test_a_reconcile_failure_streak_at_this_generation_fails_a_fleet_that_is_not_ready() -> None:
+    from lbcp.reconcile.backoff import RetryStreak
+
+    rec = record(desired=2)
+    vms = [lbvm(1)]
+    streak = RetryStreak(
+        load_balancer_id=rec.id,
+        generation=1,
+        failures=3,
+        first_failed_at=NOW - timedelta(minutes=6),
+        last_failed_at=NOW - timedelta(minutes=2),
+        last_error="EntryFailed: AccessDenied: elasticloadbalancing:CreateTargetGroup",
+        not_before=NOW + timedelta(minutes=2),
+    )
+    failed = plan(rec, vms, world(vms), NOW, rng=random.Random(7), retry=streak)
+    assert failed.status.phase == "Failed"
+    message = by_type(failed)["Degraded"].message
+    assert "the last 3 attempts to converge failed, since" in message and "AccessDenied" in message
+    # The same streak about an older generation says nothing: a new spec starts from a clean slate.
+    older = plan(rec, vms, world(vms), NOW, rng=random.Random(7), retry=replace(streak, generation=0))
+    assert older.status.phase == "Degraded"
+    # And two failures are routine: retried, not Failed.
+    routine = plan(rec, vms, world(vms), NOW, rng=random.Random(7), retry=replace(streak, failures=2))
+    assert routine.status.phase == "Degraded"

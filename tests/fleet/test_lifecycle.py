@@ -325,6 +325,9 @@ def test_a_failing_step_is_recorded_and_turned_into_a_replacement(fleet: Fleet) 
     failure = next(event for event in fleet.events(lb_id) if event.reason == "LifecycleFailed")
     assert failure.type == "Warning"
     assert "EntryNotReady" in failure.message and "so that the reconciler replaces it" in failure.message
+    # The record keeps what ended it: the planner tells a fleet whose every launch fails by it.
+    assert lbvm.failure is not None and lbvm.failure.startswith("lifecycle step failed (")
+    assert "EntryNotReady" in lbvm.failure
     assert fleet.instances(lbvm_id) == [] and fleet.interfaces(lbvm_id) == []
 
 

@@ -178,12 +178,17 @@ def backend_changes(before: Lbvm, after: Lbvm, now: datetime) -> list[Event]:
     return events
 
 
-def failure(lbvm: Lbvm, now: datetime, phase: str, error: dict[str, Any] | None) -> Event:
+def failure_detail(error: dict[str, Any] | None) -> str:
+    """A Step Functions error as a person reads it: its name and (shortened) cause."""
     name = str((error or {}).get("Error") or "unknown error")
     cause = str((error or {}).get("Cause") or "").strip()
     if len(cause) > MAX_CAUSE_CHARS:
         cause = cause[: MAX_CAUSE_CHARS - 3] + "..."
-    detail = f"{name}: {cause}" if cause else name
+    return f"{name}: {cause}" if cause else name
+
+
+def failure(lbvm: Lbvm, now: datetime, phase: str, error: dict[str, Any] | None) -> Event:
+    detail = failure_detail(error)
     reason: LifecycleReason
     if phase == "drain":
         consequence = "it stays Draining; the reconciler's backstop finishes it"

@@ -324,6 +324,14 @@ def record_failure(ctx: TaskContext, payload: RecordFailure) -> dict[str, Any]:
         logger.warning("failure of %s, which has no record: %s", payload.lbvm_id, payload.error)
         return {"recorded": False}
     _append(ctx, payload.load_balancer_id, messages.failure(lbvm, ctx.clock(), payload.phase, payload.error))
+    # Kept on the record too: the planner tells a fleet whose every launch fails (Failed) by it.
+    detail = f"{payload.phase} step failed ({messages.failure_detail(payload.error)})"
+    _update(
+        ctx,
+        payload.load_balancer_id,
+        payload.lbvm_id,
+        lambda current: None if current.failure == detail[:1024] else {"failure": detail[:1024]},
+    )
     return {"recorded": True}
 
 

@@ -102,6 +102,8 @@ class Lbvm(StatusModel):
     accepting_until: datetime | None = None
     terminated_at: datetime | None = None
     end_reason: str | None = None
+    # The lifecycle's last failure ("launch step failed (Lbcp.LaunchFailed: ...)"), when one ended it.
+    failure: str | None = None
 
     @property
     def live(self) -> bool:

@@ -79,6 +79,8 @@ ConditionReason = Literal[
     "WithinBounds",
     # Degraded (LbvmsUnroutable, BelowCapacity and EntryIncomplete as above)
     "AgentErrors",
+    "ReconcileFailing",
+    "LaunchesFailing",
     "AsExpected",
 ]
 

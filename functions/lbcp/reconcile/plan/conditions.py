@@ -104,8 +104,17 @@ class Facts:
     capacity_min: int = 0
     capacity_max: int = 0
     cooldown: timedelta = timedelta(minutes=10)
-    # Where the Failed phase's input goes: a per-load-balancer failure streak (every launch failing with an
-    # EC2 error) would be a field here, feed a Degraded reason, and ``phase_of`` would map it to Failed.
+    # The reconciler's failure streak at this generation (``lbcp.reconcile.backoff``): consecutive attempts
+    # that failed (a launch refused by EC2, a job AWS keeps rejecting), since when, the last error, and when
+    # the next attempt is due. From FAILED_AFTER of them, a fleet that is not Ready is Failed.
+    failures: int = 0
+    failing_since: datetime | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    # LBVMs of this generation that ended without ever serving (EC2 refused the launch, or no healthy
+    # heartbeat came), since the last one that served: when each was launched, and what ended the last.
+    failed_launches: Sequence[datetime] = ()
+    last_launch_failure: str | None = None
 
 
 def clock(moment: datetime) -> str:
@@ -250,8 +259,40 @@ def scaling_limited(facts: Facts) -> Draft:
     return Draft("ScalingLimited", "True", reason, text)
 
 
+# Consecutive failed attempts after which a load balancer that is not Ready is Failed: one failure is
+# routine (the next tick retries it), three in a row over several minutes of backoff is a fleet that
+# cannot converge until something changes (capacity, the image, a permission).
+FAILED_AFTER = 3
+
+
+# Degraded reasons that make a load balancer that is not Ready Failed.
+CANNOT_CONVERGE: frozenset[ConditionReason] = frozenset({"ReconcileFailing", "LaunchesFailing"})
+
+
+def failing(facts: Facts) -> bool:
+    return facts.failures >= FAILED_AFTER and facts.last_error is not None
+
+
 def degraded(facts: Facts) -> Draft:
     counts = capacity_text(facts)
+    if len(facts.failed_launches) >= FAILED_AFTER and facts.last_launch_failure is not None:
+        return Draft(
+            "Degraded",
+            "True",
+            "LaunchesFailing",
+            f"{counts}; the last {len(facts.failed_launches)} LBVMs launched since "
+            f"{clock(min(facts.failed_launches))} ended without ever serving (the last: "
+            f"{facts.last_launch_failure}); the reconciler keeps launching replacements",
+        )
+    if failing(facts) and facts.failing_since is not None:
+        next_attempt = f"; next attempt at {clock(facts.next_attempt_at)}" if facts.next_attempt_at else ""
+        return Draft(
+            "Degraded",
+            "True",
+            "ReconcileFailing",
+            f"{counts}; the last {facts.failures} attempts to converge failed, since {clock(facts.failing_since)} "
+            f"({facts.last_error}){next_attempt}",
+        )
     if facts.unroutable:
         return Draft("Degraded", "True", "LbvmsUnroutable", counts)
     if 0 < facts.routable < facts.desired:
@@ -328,14 +369,19 @@ def phase_of(conditions: Sequence[Condition | Draft], *, deleting: bool) -> Phas
     Deleting while torn down; Active when Ready; Provisioning while nothing is
     routable; Updating when the capacity is met but LBVMs remain to be replaced
     or to apply their config; else Degraded (the Degraded condition says why).
-    ``Failed`` goes right after Deleting once the conditions carry a failure
-    streak (see ``Facts``): a fleet that cannot converge is Failed whatever else holds.
+    Failed when it is not Ready and Degraded says it cannot converge (the
+    reconciler's attempts keep failing, or every LBVM launched ends without
+    serving): Failed however far it got; one that is Ready while some job
+    fails is still Active.
     """
     if deleting:
         return "Deleting"
     by_type = {condition.type: condition for condition in conditions}
     if by_type["Ready"].status == "True":
         return "Active"
+    degraded = by_type.get("Degraded")
+    if degraded is not None and degraded.reason in CANNOT_CONVERGE:
+        return "Failed"
     capacity = by_type["CapacityMet"]
     if capacity.reason in NOTHING_ROUTABLE:
         return "Provisioning"

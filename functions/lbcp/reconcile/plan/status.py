@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lbcp.models.agent import parse_backend_health_text
 from lbcp.models.config_rollout import served_config_version
 from lbcp.models.lbvm import Lbvm
@@ -26,6 +28,50 @@ def _told(ctx: PlanContext, lbvm: Lbvm) -> int:
         launch_template=lbvm.launch_template,
         applied=lbvm.applied_config_version,
     )
+
+
+def _never_served(lbvm: Lbvm) -> bool:
+    """Ended before it ever served: EC2 refused its launch (a failure, no heartbeat ever), or no healthy
+    heartbeat came in time (an image or agent that never comes up)."""
+    if lbvm.state != "Terminated":
+        return False
+    return lbvm.drain_reason == "pending-timeout" or (lbvm.failure is not None and lbvm.last_heartbeat_at is None)
+
+
+def _failed_launches(ctx: PlanContext) -> list[Lbvm]:
+    """This generation's LBVMs that ended without serving, launched after the last one that served."""
+    generation = ctx.record.generation
+    ours = [lbvm for lbvm in ctx.fleet.records if lbvm.launched_generation == generation]
+    served = [lbvm.created_at for lbvm in ours if not _never_served(lbvm) and lbvm.last_heartbeat_at is not None]
+    newest = max(served, default=None)
+    failed = [lbvm for lbvm in ours if _never_served(lbvm) and (newest is None or lbvm.created_at > newest)]
+    return sorted(failed, key=lambda lbvm: lbvm.created_at)
+
+
+def _ending(lbvm: Lbvm, ctx: PlanContext) -> str:
+    if lbvm.failure is not None:
+        return f"{lbvm.lbvm_id}: {lbvm.failure}"
+    timeout = ctx.record.spec.lifecycle.pending_timeout_seconds
+    return f"{lbvm.lbvm_id}: no healthy heartbeat within {timeout} s of its launch"
+
+
+def _failure_facts(ctx: PlanContext) -> dict[str, Any]:
+    """What says the fleet cannot converge: the reconciler's failure streak, if it is about this
+    generation (a new spec starts from a clean slate), and the launches that keep ending unserved."""
+    facts: dict[str, Any] = {}
+    launches = _failed_launches(ctx)
+    if launches:
+        facts["failed_launches"] = [lbvm.created_at for lbvm in launches]
+        facts["last_launch_failure"] = _ending(launches[-1], ctx)
+    streak = ctx.retry
+    if streak is not None and streak.generation == ctx.record.generation:
+        facts |= {
+            "failures": streak.failures,
+            "failing_since": streak.first_failed_at,
+            "last_error": streak.last_error,
+            "next_attempt_at": streak.not_before,
+        }
+    return facts
 
 
 def status(ctx: PlanContext) -> LoadBalancerStatus:
@@ -75,6 +121,7 @@ def status(ctx: PlanContext) -> LoadBalancerStatus:
             capacity_min=record.spec.capacity.min,
             capacity_max=record.spec.capacity.max,
             cooldown=settings_from_spec(record.spec).cooldown,
+            **_failure_facts(ctx),
         )
         parts = drafts(facts)
         phase = phase_of(parts, deleting=False)
