@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
@@ -268,7 +269,7 @@ def test_a_rollout_progresses_while_lbvms_remain_to_replace_and_stops_when_none_
     assert progressing.last_transition_time == later  # a new reason, the same status: the time stays
 
 
-def _failed_launch(number: int, minutes_ago: int, **changes: object) -> Lbvm:
+def _failed_launch(number: int, minutes_ago: int, **changes: Any) -> Lbvm:
     """An LBVM of generation 1 that EC2 refused: drained for replacement, never heard from."""
     return lbvm(
         number,
