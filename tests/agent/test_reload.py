@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agent.certs import StaticCertificateSource
-from agent.dataplane import ApplyError
+from agent.dataplane import ApplyError, ProxyDataPlane
 from agent.render import ProxyName
 from tests.agent.conftest import DataPlaneFactory
 from tests.agent.helpers import (
@@ -38,6 +38,25 @@ def _document(proxy: str, port: int, backend_port: int, *, idle: int = 60, **ext
         backends=[backend("app", backend_port)],
         **extra,
     )
+
+
+def _serving_with_a_certificate_the_proxy_refuses(
+    proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory, port: int, https_port: int
+) -> tuple[ProxyDataPlane, dict[str, Any]]:
+    """A data plane serving version 1 on ``port``, and a document adding an HTTPS listener whose certificate
+    the proxy's check refuses (fetched fine, not a certificate)."""
+    app = backends.http("app")
+    garbage = certificate()
+    garbage = type(garbage)(
+        certificate=b"-----BEGIN CERTIFICATE-----\nnot a certificate\n", chain=b"", private_key=garbage.private_key
+    )
+    dataplane = make_dataplane(proxy, source=StaticCertificateSource({CERT_ARN: garbage}))
+    dataplane.apply(agent_config(_document(proxy, port, port_of(app)), version=1))
+    broken = _document(proxy, port, port_of(app))
+    broken["listeners"].append(
+        {"protocol": "HTTPS", "port": https_port, "certificateArn": CERT_ARN, "defaultBackend": "app"}
+    )
+    return dataplane, broken
 
 
 @pytest.mark.parametrize("proxy", PROXIES)
@@ -69,20 +88,10 @@ def test_twenty_reloads_under_load_fail_no_request(
 def test_a_config_the_proxy_refuses_never_replaces_the_working_one(
     proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
 ) -> None:
-    app = backends.http("app")
     port, https_port = free_port(), free_port()
-    garbage = certificate()
-    garbage = type(garbage)(
-        certificate=b"-----BEGIN CERTIFICATE-----\nnot a certificate\n", chain=b"", private_key=garbage.private_key
-    )
-    dataplane = make_dataplane(proxy, source=StaticCertificateSource({CERT_ARN: garbage}))
-    dataplane.apply(agent_config(_document(proxy, port, port_of(app)), version=1))
+    dataplane, broken = _serving_with_a_certificate_the_proxy_refuses(proxy, backends, make_dataplane, port, https_port)
     good = dataplane.good_link.resolve()
 
-    broken = _document(proxy, port, port_of(app))
-    broken["listeners"].append(
-        {"protocol": "HTTPS", "port": https_port, "certificateArn": CERT_ARN, "defaultBackend": "app"}
-    )
     with pytest.raises(ApplyError) as failure:
         dataplane.apply(agent_config(broken, version=2))
 
@@ -194,18 +203,8 @@ def test_a_preloaded_version_is_validated_beside_the_served_one_and_then_switche
 def test_a_version_that_fails_its_preload_changes_nothing_served(
     proxy: ProxyName, backends: Backends, make_dataplane: DataPlaneFactory
 ) -> None:
-    app = backends.http("app")
     port, https_port = free_port(), free_port()
-    garbage = certificate()
-    garbage = type(garbage)(
-        certificate=b"-----BEGIN CERTIFICATE-----\nnot a certificate\n", chain=b"", private_key=garbage.private_key
-    )
-    dataplane = make_dataplane(proxy, source=StaticCertificateSource({CERT_ARN: garbage}))
-    dataplane.apply(agent_config(_document(proxy, port, port_of(app)), version=1))
-    broken = _document(proxy, port, port_of(app))
-    broken["listeners"].append(
-        {"protocol": "HTTPS", "port": https_port, "certificateArn": CERT_ARN, "defaultBackend": "app"}
-    )
+    dataplane, broken = _serving_with_a_certificate_the_proxy_refuses(proxy, backends, make_dataplane, port, https_port)
     with pytest.raises(ApplyError) as failure:
         dataplane.preload(agent_config(broken, version=2))
     assert failure.value.stage == "validate" and failure.value.version == 2

@@ -379,17 +379,16 @@ def _tick(cloud: Cloud, lb_id: str) -> LoadBalancerStatus:
     return decided.status
 
 
-def test_during_a_staged_config_change_each_lbvm_is_told_and_served_its_own_version(
-    cloud: Cloud, api: Api, lb: dict[str, Any], spec: dict[str, Any]
-) -> None:
-    record = LoadBalancerRepository(cloud.dynamodb, cloud.table).get(lb["id"])
+def _two_serving_lbvms(cloud: Cloud, lb_id: str) -> dict[str, str]:
+    """Two Routable LBVMs on the spec's template, ready on version 1: LBVM id -> its instance."""
+    record = LoadBalancerRepository(cloud.dynamodb, cloud.table).get(lb_id)
     assert record is not None
     template = template_of(record.spec).description
     instances = {"lbvm-0000000000a1": "i-0aaaaaaaaaaaaaaa1", "lbvm-0000000000b2": "i-0bbbbbbbbbbbbbbb2"}
     for lbvm_id, instance in instances.items():
         lbvm_record(
             cloud,
-            lb["id"],
+            lb_id,
             lbvm_id=lbvm_id,
             instance_id=instance,
             state="Routable",
@@ -397,6 +396,13 @@ def test_during_a_staged_config_change_each_lbvm_is_told_and_served_its_own_vers
             applied_config_version=1,
             launch_template=template,
         )
+    return instances
+
+
+def test_during_a_staged_config_change_each_lbvm_is_told_and_served_its_own_version(
+    cloud: Cloud, api: Api, lb: dict[str, Any], spec: dict[str, Any]
+) -> None:
+    instances = _two_serving_lbvms(cloud, lb["id"])
     assert _tick(cloud, lb["id"]).config is not None  # the planner's first word: everyone on version 1
 
     def role(lbvm_id: str) -> str:
@@ -475,22 +481,8 @@ def test_accepted_heartbeats_are_counted_in_the_heartbeats_metric(
 def test_agents_that_preload_are_told_the_new_version_first_and_old_agents_never_see_the_field(
     cloud: Cloud, api: Api, lb: dict[str, Any], spec: dict[str, Any]
 ) -> None:
-    record = LoadBalancerRepository(cloud.dynamodb, cloud.table).get(lb["id"])
-    assert record is not None
-    template = template_of(record.spec).description
-    instances = {"lbvm-0000000000a1": "i-0aaaaaaaaaaaaaaa1", "lbvm-0000000000b2": "i-0bbbbbbbbbbbbbbb2"}
+    instances = _two_serving_lbvms(cloud, lb["id"])
     modern, old = instances
-    for lbvm_id, instance in instances.items():
-        lbvm_record(
-            cloud,
-            lb["id"],
-            lbvm_id=lbvm_id,
-            instance_id=instance,
-            state="Routable",
-            agent_state="ready",
-            applied_config_version=1,
-            launch_template=template,
-        )
     sequence = iter(range(1, 100))
 
     def role(lbvm_id: str) -> str:

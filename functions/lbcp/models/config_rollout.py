@@ -56,8 +56,6 @@ class ConfigRolloutStatus(RolloutRecord):
     progress: str = Field(description="N of M on to_version and healthy (M: the LBVMs told it).")
     applied: int = Field(ge=0, description="LBVMs told to_version that run it and pass the health gate.")
     canary: int = Field(ge=0, description="How many LBVMs go first (rollout.canary resolved against desired).")
-    waiting_for: str | None = None
-    message: str = Field(description="What the rollout did last, or how it ended, with the numbers.")
     failed: list[str] = Field(default_factory=list, description="LBVMs that failed the health gate on to_version.")
     rejected: bool = Field(
         default=False,

@@ -148,6 +148,9 @@ class RolloutRecord(StatusModel):
     )
     paused_step: RolloutStep | None = Field(default=None, description="While Paused: the step it resumes at.")
     paused_by: str | None = None
+    progress: str = Field(description="How far it got, in words with the numbers.")
+    waiting_for: str | None = Field(default=None, description="Why the rollout waits, when it does.")
+    message: str = Field(description="What the rollout did last, or how it ended, with the numbers.")
 
     @property
     def active(self) -> bool:
@@ -165,8 +168,6 @@ class RolloutStatus(RolloutRecord):
     replaced: int = Field(ge=0, description="LBVMs on to_template that pass the health gate.")
     desired: int = Field(ge=0)
     canary: int = Field(ge=0, description="LBVMs that go first (rollout.canary resolved against desired).")
-    waiting_for: str | None = Field(default=None, description="Why the rollout waits, when it does.")
-    message: str = Field(description="What the rollout did last, or how it ended, with the numbers.")
     launched: list[str] = Field(default_factory=list, description="LBVMs launched on to_template.")
     failed: list[str] = Field(
         default_factory=list, description="LBVMs on to_template that never passed, or stopped passing, the gate."

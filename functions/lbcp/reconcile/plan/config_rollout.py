@@ -55,7 +55,8 @@ from lbcp.models.lbvm import Lbvm
 from lbcp.models.rollout import RolloutControl, RolloutState
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.reconcile.plan.answer_gate import answer_counts, worse_answers
-from lbcp.reconcile.plan.rollout import RolloutNote, canary_count
+from lbcp.reconcile.plan.rollout import canary_count
+from lbcp.reconcile.plan.steering import RolloutNote, steer
 
 # What of a spec the agent renders (agent/model.py reads these and nothing else); the rest
 # (capacity, scaling, lifecycle, subnets, entry, tags) never reaches a proxy.
@@ -228,9 +229,32 @@ def apply_config_control(
     the new version while paused (``paused_lbvms``); the API applies it without
     them, to answer with what the rollout is about to be.
     """
-    notes = [] if notes is None else notes
-    if control is None or control.rollout_id != rollout.id or not rollout.active:
-        return rollout
+    rollout = steer(
+        rollout,
+        control,
+        now,
+        [] if notes is None else notes,
+        name=f"config rollout {rollout.id}",
+        paused_effect=(
+            f"nobody more is told config version {rollout.to_version}: the LBVMs that run it keep it, the rest "
+            f"stay on version {rollout.from_version}"
+        ),
+        aborted_effect=(
+            f"every LBVM is told config version {rollout.from_version} again; the spec keeps asking for version "
+            f"{rollout.to_version}'s config: PATCH it to what you want"
+        ),
+        roll_back=lambda current, message: _to_rollback(current, message, now),
+        resume_clears=("paused_lbvms",),
+    )
+    if rollout.state == "Paused" and rollout.paused_lbvms is None and lbvms is not None:
+        # Who runs the new version now keeps it; an LBVM told it but not yet on it stays where it is.
+        held = [
+            lbvm.lbvm_id
+            for lbvm in lbvms
+            if lbvm.live and rollout.told_new(lbvm.lbvm_id) and lbvm.applied_config_version == rollout.to_version
+        ]
+        rollout = rollout.model_copy(update={"paused_lbvms": sorted(held)})
+    return rollout
     who = control.requested_by or "an operator"
     if control.action == "pause" and rollout.state == "Progressing" and rollout.step != "Rollback":
         message = (

@@ -37,12 +37,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from lbcp.logic.rollout_bounds import resolve
-from lbcp.models.events import EventType, RolloutReason
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.rollout import LaunchTemplate, RolloutControl, RolloutStatus, RolloutStep, template_of
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.reconcile.observed import ObservedAlarm
 from lbcp.reconcile.plan.answer_gate import answer_counts, worse_answers
+from lbcp.reconcile.plan.steering import RolloutNote, steer
 
 # Why a launch counts as failed: it never passed the gate, or stopped passing it.
 _FAILURE_WORDS = {
@@ -70,15 +70,6 @@ def verdict_key(spec: LoadBalancerSpec, template: LaunchTemplate | None = None) 
 
 def canary_count(spec: LoadBalancerSpec, desired: int) -> int:
     return min(desired, resolve(spec.rollout.canary, desired, round_up=True))
-
-
-@dataclass(frozen=True)
-class RolloutNote:
-    """A transition worth an event."""
-
-    reason: RolloutReason
-    message: str
-    type: EventType = "Normal"
 
 
 @dataclass(frozen=True)
@@ -223,9 +214,19 @@ def apply_control(
     The planner applies it on its next tick; the API applies it too, to answer
     with what the rollout is about to be.
     """
-    notes = [] if notes is None else notes
-    if control is None or control.rollout_id != rollout.id or not rollout.active:
-        return rollout
+    return steer(
+        rollout,
+        control,
+        now,
+        [] if notes is None else notes,
+        name=f"rollout {rollout.id}",
+        paused_effect="the fleet stays as it is, serving",
+        aborted_effect=(
+            f"rolling back to {rollout.from_template.description}; the spec keeps asking for "
+            f"{rollout.to_template.description}: PATCH it to what you want"
+        ),
+        roll_back=lambda current, message: _rollback(current, message, now, rejected=True),
+    )
     who = control.requested_by or "an operator"
     if control.action == "pause" and rollout.state == "Progressing" and rollout.step != "Rollback":
         message = f"paused by {who} at step {rollout.step} ({rollout.progress}); the fleet stays as it is, serving"
