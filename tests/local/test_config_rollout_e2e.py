@@ -45,7 +45,8 @@ def fleet_spec(runtime: LocalRuntimeProcess, app_port: int) -> dict[str, Any]:
     spec["capacity"] = {"min": 3, "max": 4}
     spec["lifecycle"] = {"pendingTimeoutSeconds": 8, "heartbeatIntervalSeconds": 1, "unhealthyTimeoutSeconds": 3}
     spec["drain"] = {"timeoutSeconds": 2, "deregistrationGraceSeconds": 1}
-    spec["rollout"] = {"canary": 1, "bakeSeconds": 20, "progressDeadlineSeconds": 60}
+    # The shortest deadline allowed: a canary whose health check cannot pass is rolled back at it.
+    spec["rollout"] = {"canary": 1, "bakeSeconds": 10, "progressDeadlineSeconds": 30}
     return spec
 
 
