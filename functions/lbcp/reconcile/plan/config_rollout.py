@@ -255,56 +255,6 @@ def apply_config_control(
         ]
         rollout = rollout.model_copy(update={"paused_lbvms": sorted(held)})
     return rollout
-    who = control.requested_by or "an operator"
-    if control.action == "pause" and rollout.state == "Progressing" and rollout.step != "Rollback":
-        message = (
-            f"paused by {who} at step {rollout.step} ({rollout.progress}); nobody more is told config version "
-            f"{rollout.to_version}: the LBVMs that run it keep it, the rest stay on version {rollout.from_version}"
-        )
-        notes.append(RolloutNote("RolloutPaused", f"config rollout {rollout.id}: {message}"))
-        rollout = rollout.model_copy(
-            update={
-                "state": "Paused",
-                "paused_step": rollout.step,
-                "paused_by": who,
-                "message": message,
-                "waiting_for": f"a resume (paused by {who})",
-            }
-        )
-    if rollout.state == "Paused" and rollout.paused_lbvms is None and lbvms is not None:
-        # Who runs the new version now keeps it; an LBVM told it but not yet on it stays where it is.
-        held = [
-            lbvm.lbvm_id
-            for lbvm in lbvms
-            if lbvm.live and rollout.told_new(lbvm.lbvm_id) and lbvm.applied_config_version == rollout.to_version
-        ]
-        rollout = rollout.model_copy(update={"paused_lbvms": sorted(held)})
-    if control.action in ("resume", "abort") and rollout.state == "Paused":
-        # The step's clocks restart: time spent paused is not the rollout's fault.
-        rollout = rollout.model_copy(
-            update={
-                "state": "Progressing",
-                "step": rollout.paused_step,
-                "paused_step": None,
-                "paused_lbvms": None,
-                "step_started_at": now,
-                "last_progress_at": now,
-                "waiting_for": None,
-            }
-        )
-        if control.action == "resume":
-            message = f"resumed by {who} at step {rollout.step} ({rollout.progress})"
-            notes.append(RolloutNote("RolloutResumed", f"config rollout {rollout.id}: {message}"))
-            return rollout.model_copy(update={"message": message, "paused_by": None})
-    if control.action == "abort" and rollout.step != "Rollback":
-        message = (
-            f"aborted by {who} at step {rollout.step} ({rollout.progress}); every LBVM is told config version "
-            f"{rollout.from_version} again; the spec keeps asking for version {rollout.to_version}'s config: "
-            "PATCH it to what you want"
-        )
-        notes.append(RolloutNote("RolloutFailed", f"config rollout {rollout.id}: {message}", "Warning"))
-        return _to_rollback(rollout, message, now)
-    return rollout
 
 
 def _step(rollout: ConfigRolloutStatus, inputs: _Inputs, notes: list[RolloutNote]) -> ConfigDecision:

@@ -227,43 +227,6 @@ def apply_control(
         ),
         roll_back=lambda current, message: _rollback(current, message, now, rejected=True),
     )
-    who = control.requested_by or "an operator"
-    if control.action == "pause" and rollout.state == "Progressing" and rollout.step != "Rollback":
-        message = f"paused by {who} at step {rollout.step} ({rollout.progress}); the fleet stays as it is, serving"
-        notes.append(RolloutNote("RolloutPaused", f"rollout {rollout.id}: {message}"))
-        return rollout.model_copy(
-            update={
-                "state": "Paused",
-                "paused_step": rollout.step,
-                "paused_by": who,
-                "message": message,
-                "waiting_for": f"a resume (paused by {who})",
-            }
-        )
-    if control.action in ("resume", "abort") and rollout.state == "Paused":
-        # The step's clocks restart: time spent paused is not the rollout's fault.
-        rollout = rollout.model_copy(
-            update={
-                "state": "Progressing",
-                "step": rollout.paused_step,
-                "paused_step": None,
-                "step_started_at": now,
-                "last_progress_at": now,
-            }
-        )
-        if control.action == "resume":
-            message = f"resumed by {who} at step {rollout.step} ({rollout.progress})"
-            notes.append(RolloutNote("RolloutResumed", f"rollout {rollout.id}: {message}"))
-            return rollout.model_copy(update={"message": message, "paused_by": None})
-    if control.action == "abort" and rollout.step != "Rollback":
-        message = (
-            f"aborted by {who} at step {rollout.step} ({rollout.progress}); rolling back to "
-            f"{rollout.from_template.description}; the spec keeps asking for {rollout.to_template.description}: "
-            "PATCH it to what you want"
-        )
-        notes.append(RolloutNote("RolloutFailed", f"rollout {rollout.id}: {message}", "Warning"))
-        return _rollback(rollout, message, now, rejected=True)
-    return rollout
 
 
 def _rollback(rollout: RolloutStatus, message: str, now: datetime, *, rejected: bool) -> RolloutStatus:
