@@ -32,6 +32,7 @@ from agent.dataplane import ProxyDataPlane
 from agent.model import RenderOptions
 from agent.platform import Platform
 from agent.render import ProxyName
+from lbcp_local.ports import free_port
 from tests.agent.fakes import ControlPlaneServer, ScriptedControlPlane
 from tests.agent.helpers import (
     LB_ID,
@@ -39,7 +40,6 @@ from tests.agent.helpers import (
     LoadGenerator,
     agent_config,
     backend,
-    free_port,
     get,
     port_of,
     spec_document,

@@ -46,7 +46,7 @@ from typing import Any
 
 import boto3
 
-from lbcp_local.aws import free_port
+from lbcp_local.ports import free_port
 from lbcp_local.runtime import LocalRuntime
 from lbcp_local.traffic import LossAtKill, PhaseStats, TrafficGenerator, loss_at_kill, summarize
 

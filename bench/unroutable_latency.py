@@ -46,8 +46,9 @@ from lbcp.models.lbvm import Lbvm, LbvmConflict
 from lbcp.models.lifecycle import DrainSettings, LaunchSettings, LifecycleInput, Tag, Timeouts
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp_local import lambda_bridge
-from lbcp_local.aws import LOCAL_REGION, EmbeddedAws, free_port, point_boto3_at
+from lbcp_local.aws import LOCAL_REGION, EmbeddedAws, point_boto3_at
 from lbcp_local.machinery import FleetMachinery, deploy_fleet_machinery
+from lbcp_local.ports import free_port
 from lbcp_local.seed import example_spec, seed_account
 
 TABLE = "lbcp-bench"

@@ -140,7 +140,7 @@ def _runtime_process(state_dir: Path, *, fleet: bool) -> Iterator[LocalRuntimePr
     import time
     import urllib.request
 
-    from lbcp_local.aws import free_port
+    from lbcp_local.ports import free_port
 
     api_port, aws_port = free_port(), free_port()
     log = (state_dir / "runtime.log").open("w")

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 import urllib.request
 
+from lbcp_local.ports import free_port
+
 LOCAL_REGION = "us-east-1"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def point_boto3_at(endpoint_url: str, region: str = LOCAL_REGION) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-LOOPBACK = "127.0.0.1"
+from lbcp_local.ports import LOOPBACK
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -25,7 +25,7 @@ from typing import Any
 
 import boto3
 
-from lbcp_local.aws import free_port
+from lbcp_local.ports import free_port
 from lbcp_local.runtime import LocalRuntime
 from lbcp_local.traffic import HeldConnections, PhaseStats, TrafficGenerator, summarize
 from lbctl.describe import render as render_describe

@@ -48,7 +48,7 @@ from lbcp_local.entry_routing import (
     plan_servers,
     render_entry_config,
 )
-from lbcp_local.machines import LOOPBACK, free_port
+from lbcp_local.ports import LOOPBACK, free_port
 
 log = logging.getLogger("lbcp.local.entry")
 ENDPOINTS_FILE = "endpoints.json"

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -36,9 +35,9 @@ from agent.proxy.process import ProxyFailed, ProxyProcess
 from agent.render import ProxyName
 from agent.simulated import SimulatedDataPlane
 from lbcp.models.agent import BackendHealth
+from lbcp_local.ports import LOOPBACK, free_port
 
 DataPlaneKind = Literal["proxy", "simulated"]
-LOOPBACK = "127.0.0.1"
 # An LBVM's size here, for the CPU it reports: its proxy's CPU time over one core.
 LOCAL_LBVM_CORES = 1.0
 
@@ -55,13 +54,6 @@ class Machine(Protocol):
         ...
 
     def power_off(self) -> None: ...
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class LoopbackPorts(Mapping[int, int]):

@@ -23,7 +23,8 @@ from agent.dataplane import ProxyDataPlane
 from agent.model import RenderOptions
 from agent.platform import Platform
 from agent.render import ProxyName
-from tests.agent.helpers import CERT_ARN, OTHER_CERT_ARN, Backends, certificate, free_port
+from lbcp_local.ports import free_port
+from tests.agent.helpers import CERT_ARN, OTHER_CERT_ARN, Backends, certificate
 
 INSTALL_HINT = "run `make proxies` (mk/agent.mk installs haproxy, nginx, ModSecurity and the CRS)"
 

@@ -28,12 +28,6 @@ OTHER_CERT_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/99999999-8888-7
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B85"  # RFC 6455, 1.3
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def certificate(common_name: str = "lb.test") -> CertificateMaterial:
     now = datetime.now(UTC)
     return self_signed(common_name, now - timedelta(hours=1), now + timedelta(days=2))

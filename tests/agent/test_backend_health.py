@@ -6,8 +6,9 @@ import pytest
 
 from agent.proxy.haproxy import parse_backend_health
 from lbcp.models.agent import BackendHealth, backend_health_text, parse_backend_health_text
+from lbcp_local.ports import free_port
 from tests.agent.conftest import DataPlaneFactory
-from tests.agent.helpers import Backends, agent_config, backend, free_port, port_of, spec_document, wait_until
+from tests.agent.helpers import Backends, agent_config, backend, port_of, spec_document, wait_until
 
 pytestmark = pytest.mark.proxies
 FAST_CHECKS = {"intervalSeconds": 2, "timeoutSeconds": 1, "unhealthyThreshold": 1, "healthyThreshold": 1}

@@ -172,7 +172,7 @@ def test_unusable_answers_raise_control_plane_errors(api: FakeApi, status: int, 
 
 
 def test_an_unreachable_control_plane_is_a_control_plane_error() -> None:
-    from tests.agent.helpers import free_port
+    from lbcp_local.ports import free_port
 
     client = HttpControlPlaneClient(f"http://127.0.0.1:{free_port()}", REGION, None, timeout=1)
     with pytest.raises(ControlPlaneError):

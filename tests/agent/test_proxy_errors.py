@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from agent.dataplane import ApplyError
+from lbcp_local.ports import free_port
 from tests.agent.conftest import DataPlaneFactory
-from tests.agent.helpers import agent_config, backend, free_port, spec_document
+from tests.agent.helpers import agent_config, backend, spec_document
 
 pytestmark = pytest.mark.proxies
 

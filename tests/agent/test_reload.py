@@ -13,6 +13,7 @@ import pytest
 from agent.certs import StaticCertificateSource
 from agent.dataplane import ApplyError, ProxyDataPlane
 from agent.render import ProxyName
+from lbcp_local.ports import free_port
 from tests.agent.conftest import DataPlaneFactory
 from tests.agent.helpers import (
     CERT_ARN,
@@ -21,7 +22,6 @@ from tests.agent.helpers import (
     agent_config,
     backend,
     certificate,
-    free_port,
     get,
     port_of,
     spec_document,

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from lbcp_local.ports import free_port
 from tests.agent.fakes import ControlPlaneServer, ScriptedControlPlane
 from tests.agent.helpers import (
     LB_ID,
     Backends,
     agent_config,
     backend,
-    free_port,
     get,
     port_of,
     spec_document,

@@ -13,6 +13,7 @@ import pytest
 from agent.dataplane import ApplyError
 from agent.proxy.haproxy import HaproxyDriver
 from agent.render import ProxyName
+from lbcp_local.ports import free_port
 from tests.agent.conftest import DataPlaneFactory
 from tests.agent.helpers import (
     CERT_ARN,
@@ -20,7 +21,6 @@ from tests.agent.helpers import (
     Backends,
     agent_config,
     backend,
-    free_port,
     get,
     port_of,
     read_line,

@@ -9,8 +9,9 @@ from urllib.parse import quote
 import pytest
 
 from agent.dataplane import ProxyDataPlane
+from lbcp_local.ports import free_port
 from tests.agent.conftest import DataPlaneFactory
-from tests.agent.helpers import Backends, agent_config, backend, free_port, port_of, spec_document, wait_until
+from tests.agent.helpers import Backends, agent_config, backend, port_of, spec_document, wait_until
 
 pytestmark = pytest.mark.proxies
 

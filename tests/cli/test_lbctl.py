@@ -438,7 +438,7 @@ def test_create_retries_5xx_and_honours_retry_after(
 
 
 def test_unreachable_endpoint_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    from lbcp_local.aws import free_port
+    from lbcp_local.ports import free_port
 
     result = invoke(capsys, ["list", "--endpoint", f"http://127.0.0.1:{free_port()}", "--retries", "0"])
     assert result.code == 1

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from lbcp_local import lambda_bridge
-from lbcp_local.aws import free_port
+from lbcp_local.ports import free_port
 from lbcp_local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.e2e

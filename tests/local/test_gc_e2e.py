@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from lbcp_local import lambda_bridge
-from lbcp_local.aws import free_port
+from lbcp_local.ports import free_port
 from lbcp_local.runtime import LocalRuntime
 from lbctl.main import main
 from tests.consistency.plant import add_ssh_rule, plant_orphans, still_there
