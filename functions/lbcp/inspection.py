@@ -14,6 +14,7 @@ from datetime import datetime
 
 from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
+from lbcp.dal.retries import RetryRepository
 from lbcp.models.inspection import LbvmDetail, PlanView
 from lbcp.models.lbvm import LBVM_ID_PATTERN
 from lbcp.models.resource import LoadBalancerRecord
@@ -44,6 +45,7 @@ class Inspection:
         clock: Callable[[], datetime],
         observers: Callable[[], tuple[ComputePort, EntryPort]],
         planner_settings: PlannerSettings | None = None,
+        retries: RetryRepository | None = None,
     ) -> None:
         self._service = service
         self._load_balancers = load_balancers
@@ -52,6 +54,8 @@ class Inspection:
         # The EC2, ELB and Route53 clients are built on the first plan, not on every cold start.
         self._observers = observers
         self._planner_settings = planner_settings or PlannerSettings()
+        # The failure streak, so a preview of a load balancer Failed by its streak says Failed too.
+        self._retries = retries
 
     def lbvm(self, ref: str, lbvm_id: str) -> LbvmDetail:
         """One LBVM's record and events (terminated ones too, until their records go with the load balancer)."""
@@ -85,5 +89,6 @@ class Inspection:
         compute, entry = self._observers()
         view = observe(compute, entry, [record], {record.id})[record.id]
         now = self._clock()
-        decided = plan(record, lbvms, view, now, rng=random.Random(), settings=self._planner_settings)
+        streak = self._retries.get(record.id) if self._retries is not None else None
+        decided = plan(record, lbvms, view, now, rng=random.Random(), settings=self._planner_settings, retry=streak)
         return plan_view(record, lbvms, view, decided, now)

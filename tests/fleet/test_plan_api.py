@@ -71,3 +71,34 @@ def test_the_plan_of_an_unknown_load_balancer_is_404_problem_json(fleet: Fleet) 
     assert response.status == 404
     assert response.header("Content-Type") == "application/problem+json"
     assert [error["field"] for error in response.json()["errors"]] == ["id"]
+
+
+def test_the_plan_of_a_load_balancer_failed_by_its_retry_streak_says_failed_like_the_reconciler(
+    fleet: Fleet, spec: dict[str, Any]
+) -> None:
+    from lbcp.dal.retries import RetryRepository
+    from lbcp.reconcile.backoff import RetryStreak
+
+    lb_id, _ = fleet.create_load_balancer(spec)
+    record = fleet.load_balancers.get(lb_id)
+    assert record is not None
+    generation = record.generation
+    now = datetime.now(UTC)
+    retries = RetryRepository(fleet.cloud.dynamodb, fleet.cloud.table, fleet.load_balancers)
+    assert fleet.api.request("GET", f"/v1/load-balancers/{lb_id}/plan").json()["plannedPhase"] != "Failed"
+
+    streak = RetryStreak(
+        load_balancer_id=lb_id,
+        generation=generation,
+        failures=3,
+        first_failed_at=now - timedelta(minutes=6),
+        last_failed_at=now - timedelta(minutes=2),
+        last_error="EntryFailed: AccessDenied: elasticloadbalancing:CreateTargetGroup",
+        not_before=now + timedelta(minutes=2),
+    )
+    assert retries.save(None, streak, None)
+    before = _world(fleet)
+    body = fleet.api.request("GET", f"/v1/load-balancers/{lb_id}/plan").json()
+
+    assert _world(fleet) == before
+    assert body["plannedPhase"] == "Failed", body

@@ -89,6 +89,7 @@ class Dependencies:
     def inspection(self) -> Inspection:
         if self._inspection is None:
             from lbcp.dal.lbvms import LbvmRepository
+            from lbcp.dal.retries import RetryRepository
             from lbcp.inspection import Inspection
 
             self._inspection = Inspection(
@@ -97,6 +98,7 @@ class Dependencies:
                 lbvms=LbvmRepository(self.dynamodb, self.settings.table_name),
                 clock=self.clock,
                 observers=self._observers,
+                retries=RetryRepository(self.dynamodb, self.settings.table_name, self.load_balancers),
             )
         return self._inspection
 

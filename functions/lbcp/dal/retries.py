@@ -123,6 +123,11 @@ class RetryRepository:
                 return
             request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
+    def get(self, load_balancer_id: str) -> RetryStreak | None:
+        """The load balancer's stored streak, if it is failing (what the plan preview plans with)."""
+        item = self._client.get_item(TableName=self._table, Key=retry_key(load_balancer_id)).get("Item")
+        return from_item(item) if item is not None else None
+
     def save(self, previous: RetryStreak | None, streak: RetryStreak, event: Event | None) -> bool:
         """Store ``streak`` (and ``event``) if the stored streak is still ``previous``; False if it moved on."""
         put = {"TableName": self._table, "Item": to_item(streak), **_as_read(previous)}
