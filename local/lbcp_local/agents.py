@@ -28,7 +28,6 @@ from agent.clock import SystemClock
 from agent.control import HttpControlPlaneClient
 from agent.identity import Identity
 from agent.loop import Agent, AgentSettings
-from agent.metrics import CloudWatchSink
 from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
 from lbcp_local.events import LOCAL_ACCOUNT_ID
 from lbcp_local.http_adapter import LOCAL_PRINCIPAL_HEADER
@@ -54,11 +53,11 @@ class _Running:
 class LocalAgents:
     api_url: str
     ec2: Any
-    cloudwatch: Any
     region: str
     machines: MachineFactory
     poll_seconds: float = 0.5
-    # Agents publish metrics this often here (a minute in AWS), so the scaler sees load soon.
+    # Agents measure metrics this often here (a minute in AWS), so the scaler sees load soon; the
+    # samples ride on their heartbeats to the LBVM records, where the scaler reads them, as deployed.
     publish_seconds: float = 10.0
     # Images whose instances boot without a working agent (the seeded brokenImageId).
     broken_image_ids: frozenset[str] = frozenset()
@@ -173,7 +172,6 @@ class LocalAgents:
             machine.dataplane,
             clock=SystemClock(wake=stop),
             rng=random.Random(identity.instance_id),
-            metrics=CloudWatchSink(self.cloudwatch),
             sampler=machine.sampler,
             settings=AgentSettings(heartbeat_interval_seconds=1.0, publish_period_seconds=self.publish_seconds),
         )

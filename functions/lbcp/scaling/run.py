@@ -1,4 +1,8 @@
-"""One scaler run (every minute): list, read metrics once for all, decide, write conditionally.
+"""One scaler run (every minute): list, read metrics, decide, write conditionally.
+
+Metrics come from the LBVM records, where heartbeats leave the agents' samples
+(``lbcp.adapters.metrics``): one query per load balancer, none for those being
+deleted.
 
 For each load balancer not being deleted: evaluate its policy on its metrics,
 and write the new desired capacity and the scaler's memory with the
@@ -61,7 +65,7 @@ class Outcome:
 @dataclass(frozen=True)
 class RunReport:
     outcomes: list[Outcome] = field(default_factory=list)
-    metric_calls: int = 0
+    metric_calls: int = 0  # the reader's calls (DynamoDB queries of LBVM records)
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -69,7 +73,7 @@ class RunReport:
             counts[outcome.result] = counts.get(outcome.result, 0) + 1
         return {
             "loadBalancers": len(self.outcomes),
-            "getMetricDataCalls": self.metric_calls,
+            "metricsQueries": self.metric_calls,
             "results": counts,
             "missingMetrics": self.missing_metrics,
         }
