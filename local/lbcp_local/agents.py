@@ -5,8 +5,9 @@ no instance really boots, so this watches the emulated EC2 for running
 instances that carry our tags and starts, for each, a machine
 (``lbcp_local.machines``: the real proxy on loopback ports of its own, or a
 simulated data plane) and the real agent loop (``agent.loop.Agent``) with the
-real HTTP control-plane client talking to the local API and a CloudWatch sink
-writing to the emulator. The agent presents its instance's role session as
+real HTTP control-plane client talking to the local API, whose heartbeats
+carry the agent's metrics samples to the LBVM records, where the scaler reads
+them, as in AWS. The agent presents its instance's role session as
 its principal (the local adapter's stand-in for SigV4). When the instance
 stops or is terminated, its machine powers off: the proxy dies at once, and
 the agent with it, exactly what a dead VM does.

@@ -250,6 +250,7 @@ def test_one_failing_load_balancer_does_not_stop_the_others(
     assert report.summary() == {
         "loadBalancers": 2,
         "metricsQueries": 0,
+        "metricsReadFailed": 0,
         "results": {"failed": 1, "unchanged": 1},
         # web-2 was evaluated with no metrics at all (the reader failed); web-1 was not evaluated.
         "missingMetrics": 1,
@@ -339,6 +340,7 @@ def test_the_lambda_handler_runs_the_scaler(
     assert summary == {
         "loadBalancers": 1,
         "metricsQueries": 1,
+        "metricsReadFailed": 0,
         "results": {"scaled-out": 1},
         "missingMetrics": 0,
     }
@@ -416,3 +418,15 @@ def test_the_scaler_scales_out_on_samples_the_heartbeats_carried(
     # The newest whole minute (11:59), per subnet the mean of its two LBVMs (90 and 92: 91; 91 and 93: 92),
     # then over the subnets, weighted alike (2 LBVMs each): 91.5, not the older minute's 83.5.
     assert latest.reason == "ScaledOut" and "cpu 91.5% > 80% voted +1" in latest.message
+
+
+def test_a_load_balancer_whose_lbvm_records_cannot_be_read_is_evaluated_as_missing_metrics(
+    cloud: Cloud, repository: LoadBalancerRepository, spec: dict[str, Any]
+) -> None:
+    record = create(repository, spec, 1)
+    repository.set_desired_capacity(record.id, 0, 4, ScalingState(), None)
+    unreadable = LbvmMetricsReader(LbvmRepository(cloud.dynamodb, "no-such-table"))
+    report = run_scaler(repository, unreadable, NOW)
+    [outcome] = report.outcomes
+    assert (outcome.desired, outcome.missing_metrics) == (4, ("activeConnections", "cpu", "memory"))
+    assert report.summary()["metricsReadFailed"] == 1

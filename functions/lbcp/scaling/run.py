@@ -66,6 +66,7 @@ class Outcome:
 class RunReport:
     outcomes: list[Outcome] = field(default_factory=list)
     metric_calls: int = 0  # the reader's calls (DynamoDB queries of LBVM records)
+    metric_failures: int = 0  # load balancers whose metrics could not be read (evaluated as missing)
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -74,6 +75,7 @@ class RunReport:
         return {
             "loadBalancers": len(self.outcomes),
             "metricsQueries": self.metric_calls,
+            "metricsReadFailed": self.metric_failures,
             "results": counts,
             "missingMetrics": self.missing_metrics,
         }
@@ -159,7 +161,7 @@ def run_scaler(repository: LoadBalancerRepository, reader: MetricsReader, now: d
             outcomes.append(scale_one(repository, record, batch.window_for(record.id), now))
         except Exception as exc:  # one bad load balancer must not stop the fleet's scaling
             outcomes.append(Outcome(record.id, record.spec.name, "failed", message=f"{type(exc).__name__}: {exc}"))
-    return RunReport(outcomes, batch.calls)
+    return RunReport(outcomes, batch.calls, len(batch.failed))
 
 
 def scale_one(
