@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--subnet-id", help="default: from the instance metadata service")
     run.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     run.add_argument("--unsigned", action="store_true", help="do not sign requests (the local runtime)")
-    run.add_argument("--no-metrics", action="store_true", help="do not publish CloudWatch metrics")
+    run.add_argument("--no-metrics", action="store_true", help="send no metrics with the heartbeats")
     run.add_argument("--certificates", choices=["acm", "self-signed"], default="acm")
     run.add_argument("--log-level", default="INFO")
     _machine_options(run)
@@ -210,7 +210,7 @@ def _run(args: argparse.Namespace) -> int:
     from agent.dataplane import ProxyDataPlane
     from agent.identity import InstanceMetadata, MetadataUnavailable, resolve_identity
     from agent.loop import Agent
-    from agent.metrics import CloudWatchSink, SystemSampler
+    from agent.metrics import SystemSampler
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -226,11 +226,6 @@ def _run(args: argparse.Namespace) -> int:
     args.region = region
     control = HttpControlPlaneClient(args.endpoint, region, None if args.unsigned else instance_credentials(region))
     dataplane = ProxyDataPlane(args.proxy, args.state_dir, _options(args), _certificate_source(args))
-    sink = None
-    if not args.no_metrics:
-        import boto3
-
-        sink = CloudWatchSink(boto3.client("cloudwatch", region_name=region))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -240,8 +235,7 @@ def _run(args: argparse.Namespace) -> int:
         dataplane,
         clock=SystemClock(stop),
         rng=random.Random(),
-        metrics=sink,
-        sampler=SystemSampler(),
+        sampler=None if args.no_metrics else SystemSampler(),
     )
     agent.run(stop.is_set)
     return EXIT_OK

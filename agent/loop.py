@@ -4,7 +4,9 @@ Each round (``Agent.step``):
 
 1. keep the proxy up: a proxy that died is restarted on the last good release;
 2. read the active connections from the proxy's own stats;
-3. publish CPU, memory and connections once per metrics period;
+3. measure CPU, memory and connections once per metrics period: the sample
+   rides on the heartbeat, and on the next ones until one is answered (the
+   newest ``MAX_HEARTBEAT_SAMPLES`` are kept: a long outage loses the oldest);
 4. send a heartbeat; on failure back off (exponential, jittered) and report
    again later, otherwise follow the reply:
    - ``drain``: enter drain mode; once the drain deadline passes, stop the
@@ -37,16 +39,18 @@ from agent.clock import Backoff, Clock, jittered
 from agent.control import ControlPlaneClient, ControlPlaneError
 from agent.dataplane import ApplyError, DataPlane
 from agent.identity import Identity
-from agent.metrics import MetricsSink, Sampler, collect
+from agent.metrics import Sampler, collect
 from agent.proxy.process import ProxyFailed
 from lbcp.models.agent import (
     AGENT_CAPABILITIES,
+    MAX_HEARTBEAT_SAMPLES,
     AgentConfig,
     AgentState,
     BackendHealth,
     Heartbeat,
     HeartbeatReply,
     HttpResponses,
+    MetricsSample,
     PreloadReport,
 )
 from lbcp.models.metrics import PUBLISH_PERIOD_SECONDS
@@ -77,7 +81,6 @@ class Agent:
         *,
         clock: Clock,
         rng: random.Random,
-        metrics: MetricsSink | None = None,
         sampler: Sampler | None = None,
         settings: AgentSettings | None = None,
     ) -> None:
@@ -86,7 +89,6 @@ class Agent:
         self.dataplane = dataplane
         self.clock = clock
         self.rng = rng
-        self.metrics = metrics
         self.sampler = sampler
         self.settings = settings or AgentSettings()
         self.boot_id = f"{rng.getrandbits(64):016x}"
@@ -104,6 +106,8 @@ class Agent:
         # Config preloading: the version ready to switch to, or why the one it was told failed.
         self.preload: PreloadReport | None = None
         self._preload_failed: float | None = None  # monotonic time the version in ``preload`` failed
+        # Metrics samples not yet in an answered heartbeat, oldest first.
+        self.samples: list[MetricsSample] = []
         started = clock.monotonic()
         self._next_publish = started + self.settings.publish_period_seconds
         self._next_refresh = started + self.settings.refresh_seconds
@@ -129,7 +133,7 @@ class Agent:
         self.connections = self._read_connections()
         self.backends = self._read_backend_health()
         self.responses = self._read_responses()
-        self._maybe_publish()
+        self._maybe_sample()
         before = (self.state(), self.dataplane.applied_version())
         heartbeat = self.heartbeat()
         try:
@@ -137,8 +141,11 @@ class Agent:
         except ControlPlaneError as exc:
             delay = self.backoff.next_delay()
             log.warning("heartbeat %d failed (%s); next try in %.1f s", heartbeat.sequence, exc, delay)
-            return delay
+            return delay  # its samples ride on the next one
         self.backoff.reset()
+        # Answered: the control plane has its samples (a resent one would be stored only once anyway).
+        sent = {sample.period_end for sample in heartbeat.metrics}
+        self.samples = [sample for sample in self.samples if sample.period_end not in sent]
         self.last_reply = reply
         self.interval = max(1, reply.heartbeat_interval_seconds)
         self._follow(reply)
@@ -167,6 +174,7 @@ class Agent:
             responses=self.responses,
             capabilities=list(AGENT_CAPABILITIES),
             preload=self.preload,
+            metrics=list(self.samples),
         )
 
     def state(self) -> AgentState:
@@ -200,24 +208,26 @@ class Agent:
             log.warning("cannot read HTTP answers: %s", exc)
             return self.responses  # cumulative: the last known totals are still true
 
-    def _maybe_publish(self) -> None:
-        if self.metrics is None or self.sampler is None:
+    def _maybe_sample(self) -> None:
+        if self.sampler is None:
             return
         now = self.clock.monotonic()
         if now < self._next_publish:
             return
         period = self.settings.publish_period_seconds
-        # After a long stall, publish once and start a fresh period rather than catch up.
+        # After a long stall, sample once and start a fresh period rather than catch up.
         self._next_publish = max(self._next_publish + period, now + period / 2)
         if self.dataplane.draining:
             # Out of rotation: its falling load must not pull its subnet's average
             # down and vote for a scale-in (the heartbeats still carry the count).
             return
         try:
-            data = collect(self.sampler, self.connections, self.clock.now())
-            self.metrics.publish(self.identity.load_balancer_id, self.identity.subnet_id, data)
+            sample = collect(self.sampler, self.connections, self.clock.now())
         except Exception as exc:  # metrics are worth a warning, never the loop
-            log.warning("publishing metrics failed: %s", exc)
+            log.warning("measuring metrics failed: %s", exc)
+            return
+        # Heartbeats failing for minutes: the newest few are what the scaler can still use.
+        self.samples = [*self.samples, sample][-MAX_HEARTBEAT_SAMPLES:]
 
     # --- following the control plane -------------------------------------------------
 

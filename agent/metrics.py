@@ -1,71 +1,23 @@
 """The metrics the scaler reads (lbcp.models.metrics): CPU, memory and active connections per LBVM.
 
-Published once per ``PUBLISH_PERIOD_SECONDS`` with the (LoadBalancerId,
-SubnetId) dimensions, so CloudWatch's Average over a period is the mean over
-the LBVMs of one load balancer in one subnet. CPU is the machine's mean
-utilisation over the whole period (from /proc/stat deltas), not a sample, so
-a short spike between two publications is neither missed nor exaggerated.
+Measured once per ``PUBLISH_PERIOD_SECONDS`` into a ``MetricsSample`` that the
+agent sends with its next heartbeat (``agent.loop``); the control plane keeps
+it on the LBVM's record for the scaler and writes it to CloudWatch for the
+users' graphs, so the agent itself calls no metrics API. CPU is the machine's
+mean utilisation over the whole period (from /proc/stat deltas), not a sample,
+so a short spike between two samples is neither missed nor exaggerated.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from lbcp.models.metrics import (
-    METRIC_ACTIVE_CONNECTIONS,
-    METRIC_CPU,
-    METRIC_MEMORY,
-    NAMESPACE,
-    UNITS,
-    dimensions,
-)
-
-
-@dataclass(frozen=True)
-class Datum:
-    name: str
-    value: float
-    timestamp: datetime
-
-
-class MetricsSink(Protocol):
-    def publish(self, load_balancer_id: str, subnet_id: str, data: Sequence[Datum]) -> None: ...
-
-
-class CloudWatchSink:
-    def __init__(self, cloudwatch_client: Any) -> None:
-        self._client = cloudwatch_client
-
-    def publish(self, load_balancer_id: str, subnet_id: str, data: Sequence[Datum]) -> None:
-        self._client.put_metric_data(
-            Namespace=NAMESPACE,
-            MetricData=[
-                {
-                    "MetricName": datum.name,
-                    "Dimensions": dimensions(load_balancer_id, subnet_id),
-                    "Timestamp": datum.timestamp,
-                    "Value": datum.value,
-                    "Unit": UNITS[datum.name],
-                }
-                for datum in data
-            ],
-        )
-
-
-class MemorySink:
-    """Keeps what was published (the local runtime's agents, tests)."""
-
-    def __init__(self) -> None:
-        self.published: list[tuple[str, str, Datum]] = []
-
-    def publish(self, load_balancer_id: str, subnet_id: str, data: Sequence[Datum]) -> None:
-        self.published.extend((load_balancer_id, subnet_id, datum) for datum in data)
+from lbcp.models.agent import MetricsSample
 
 
 class Sampler(Protocol):
@@ -184,9 +136,11 @@ class ProcessSampler:
         return round(min(100.0, 100.0 * resident / self._memory_bytes), 2)
 
 
-def collect(sampler: Sampler, active_connections: int, timestamp: datetime) -> list[Datum]:
-    return [
-        Datum(METRIC_CPU, sampler.cpu_percent(), timestamp),
-        Datum(METRIC_MEMORY, sampler.memory_percent(), timestamp),
-        Datum(METRIC_ACTIVE_CONNECTIONS, float(active_connections), timestamp),
-    ]
+def collect(sampler: Sampler, active_connections: int, period_end: datetime) -> MetricsSample:
+    """The period that ends now: CPU over it (since the previous call), memory and connections now."""
+    return MetricsSample(
+        period_end=period_end,
+        cpu=min(100.0, max(0.0, sampler.cpu_percent())),
+        memory=min(100.0, max(0.0, sampler.memory_percent())),
+        active_connections=max(0, active_connections),
+    )

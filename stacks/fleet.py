@@ -36,7 +36,6 @@ from constructs import Construct
 
 from lbcp.lifecycle.protocol import DRAIN_STATE_MACHINE_FILE, LIFECYCLE_STATE_MACHINE_FILE
 from lbcp.models.agent import AGENT_CONFIG_PATH, AGENT_HEARTBEAT_PATH
-from lbcp.models.metrics import NAMESPACE as METRICS_NAMESPACE
 from lbcp.settings import (
     ENV_DNS_DOMAIN,
     ENV_DRAIN_STATE_MACHINE_ARN,
@@ -92,7 +91,7 @@ class LbvmInstanceRole(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description="lbcp LBVM instances: the agent's API routes, metrics, certificate export",
+            description="lbcp LBVM instances: the agent's API routes, certificate export",
         )
         self.profile = iam.InstanceProfile(self, "Profile", role=self.role)
         self.policy = iam.Policy(
@@ -108,12 +107,6 @@ class LbvmInstanceRole(Construct):
                         arns.api_route(api_id, "GET", AGENT_CONFIG_PATH),
                         arns.api_route(api_id, "POST", AGENT_HEARTBEAT_PATH),
                     ],
-                ),
-                iam.PolicyStatement(
-                    sid="AgentMetrics",
-                    actions=["cloudwatch:PutMetricData"],
-                    resources=["*"],
-                    conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
                 ),
                 iam.PolicyStatement(
                     sid="ExportListenerCertificates",

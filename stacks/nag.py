@@ -60,13 +60,6 @@ ACM_CERTIFICATES: Final = Finding(
     "certificates are the users' own, named by ARN in load-balancer specs at run time, so "
     "they cannot be listed at deploy time. The API only reads their status.",
 )
-CLOUDWATCH_GET_METRIC_DATA_WILDCARD: Final = Finding(
-    "AwsSolutions-IAM5[Resource::*]",
-    "cloudwatch:GetMetricData (the scaler reads the LBVM agents' metrics) does not support "
-    "resource-level permissions: it accepts only Resource '*' (https://docs.aws.amazon.com/"
-    "service-authorization/latest/reference/list_amazoncloudwatch.html). It is read-only and "
-    "alone in this policy.",
-)
 PYTHON_RUNTIME_PIN: Final = Finding(
     "AwsSolutions-L1",
     "The runtime is pinned to python3.13 on purpose: the dependency layer is built for "
@@ -190,12 +183,6 @@ LBVM_TARGET_GROUPS: Final = Finding(
     "the reconciler creates per load balancer at run time, and only when they carry "
     "aws:ResourceTag/lbcp:product=lbcp.",
 )
-AGENT_METRICS: Final = Finding(
-    "AwsSolutions-IAM5[Resource::*]",
-    "cloudwatch:PutMetricData does not support resource-level permissions (Resource '*' only); the "
-    f"statement is limited to the namespace {METRICS_NAMESPACE} by the cloudwatch:namespace condition. It is the "
-    "agent's only statement with Resource '*'.",
-)
 AGENT_CERTIFICATES: Final = Finding(
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:acm:<AWS::Region>:<AWS::AccountId>:certificate/*]",
     "acm:ExportCertificate only, on certificates of this account and region: LBVMs terminate TLS "
@@ -213,7 +200,7 @@ AGENT_ROUTES: Final = tuple(
 
 
 def acknowledge_lbvm_role(policy: IConstruct) -> None:
-    acknowledge(policy, AGENT_METRICS, AGENT_CERTIFICATES, *AGENT_ROUTES)
+    acknowledge(policy, AGENT_CERTIFICATES, *AGENT_ROUTES)
 
 
 def acknowledge_tasks_function(fn: LbcpFunction, describe_policy: IConstruct) -> None:

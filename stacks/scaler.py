@@ -1,8 +1,10 @@
 """The scaler: a function run every minute by an EventBridge rule (DESIGN 2.5).
 
 It reads every load balancer (the table's ``byKind`` index), their agents'
-metrics (CloudWatch ``GetMetricData``, batched) and writes desired capacity,
-its memory and an event with one conditional transaction per load balancer.
+metrics (the LBVM records, where heartbeats leave them: one ``Query`` of each
+load balancer's partition) and writes desired capacity, its memory and an
+event with one conditional transaction per load balancer. No CloudWatch
+permission: it reads no metric from CloudWatch.
 Nothing else: the reconciler converges the fleet to what it wrote.
 """
 
@@ -11,14 +13,12 @@ from __future__ import annotations
 from typing import Final
 
 from aws_cdk import Duration
-from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from lbcp.models.app_metrics import SERVICE_SCALER
-from stacks import nag
 from stacks.functions import FunctionContext, LbcpFunction
 from stacks.schedule import every_minute
-from stacks.storage import RECORD_UPDATE_ACTIONS
+from stacks.storage import INDEX_QUERY_ACTIONS, RECORD_UPDATE_ACTIONS
 
 SCALER_HANDLER: Final = "handlers.scaler.lambda_handler"
 SCALER_SERVICE_NAME: Final = SERVICE_SCALER
@@ -43,12 +43,8 @@ class ScalerFunction(LbcpFunction):
         # by kind, and the two writes of ``set_desired_capacity``'s transaction.
         self.add_to_role_policy(context.table.items_statement(RECORD_UPDATE_ACTIONS))
         self.add_to_role_policy(context.table.index_query_statement(sid="ListLoadBalancers"))
-        # A policy of its own so that its Resource "*" is acknowledged apart from X-Ray's.
-        self.metrics_read_policy = self.add_policy(
-            "ReadMetricsPolicy",
-            iam.PolicyStatement(sid="ReadAgentMetrics", actions=["cloudwatch:GetMetricData"], resources=["*"]),
-        )
-        nag.acknowledge(self.metrics_read_policy, nag.CLOUDWATCH_GET_METRIC_DATA_WILDCARD)
+        # The LBVM records of one load balancer (its partition): the agents' metrics samples.
+        self.add_to_role_policy(context.table.items_statement(INDEX_QUERY_ACTIONS, sid="ReadAgentMetrics"))
 
 
 class Scaler(Construct):

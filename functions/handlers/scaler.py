@@ -9,7 +9,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from lbcp.adapters.app_metrics import publish
-from lbcp.adapters.metrics import CloudWatchMetricsReader
+from lbcp.adapters.metrics import LbvmMetricsReader
+from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.models.app_metrics import SERVICE_SCALER
 from lbcp.scaling.run import run_scaler, scaler_metrics
@@ -19,7 +20,7 @@ logger = Logger(service=SERVICE_SCALER)
 
 
 @lru_cache(maxsize=1)
-def dependencies() -> tuple[LoadBalancerRepository, CloudWatchMetricsReader]:
+def dependencies() -> tuple[LoadBalancerRepository, LbvmMetricsReader]:
     # botocore rather than boto3: the same clients at half the cold-start import cost.
     from botocore.config import Config
     from botocore.session import get_session
@@ -27,12 +28,10 @@ def dependencies() -> tuple[LoadBalancerRepository, CloudWatchMetricsReader]:
     config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=10)
     session = get_session()
     current = settings()
-    repository = LoadBalancerRepository(
-        session.create_client("dynamodb", config=config),
-        current.table_name,
-        timedelta(days=current.event_retention_days),
-    )
-    return repository, CloudWatchMetricsReader(session.create_client("cloudwatch", config=config))
+    dynamodb = session.create_client("dynamodb", config=config)
+    repository = LoadBalancerRepository(dynamodb, current.table_name, timedelta(days=current.event_retention_days))
+    # The agents' metrics are on the LBVM records, where their heartbeats leave them.
+    return repository, LbvmMetricsReader(LbvmRepository(dynamodb, current.table_name))
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

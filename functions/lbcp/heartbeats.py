@@ -9,7 +9,13 @@ A heartbeat does three things:
    rotation), and one after an outage completes the ``recovery`` callback;
 2. it stores what the agent reports, when something changed or at most every
    ``HEARTBEAT_PERSIST_INTERVAL`` otherwise (DynamoDB writes are the cost of heartbeats;
-   liveness itself is tracked by Step Functions, not by these writes);
+   liveness itself is tracked by Step Functions, not by these writes). A metrics
+   sample not seen before (one a minute) is such a change: it joins the last
+   ``RECENT_METRICS_KEPT`` on the record, where the scaler reads them, and is
+   written as CloudWatch metrics in embedded metric format (an EMF log line,
+   dimension ``LoadBalancerId``: ``lbcp.models.metrics``) once it is stored. A
+   sample repeated by a retried heartbeat (same ``periodEnd``) is neither
+   stored nor emitted again;
 3. its reply tells the agent which config version to run and whether to drain.
    That version is the LBVM's own: during a staged config change the canary
    LBVMs are told the new one and the rest the previous one, and after a
@@ -23,18 +29,29 @@ starting does not reset the clock, so it is taken out of rotation too.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from lbcp.dal.lbvms import LbvmRepository
+from lbcp.adapters.app_metrics import COUNT, PERCENT, Datapoint, MetricSet, publish
+from lbcp.dal.lbvms import LbvmRepository, epoch_milliseconds
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.lifecycle import messages
-from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply, backend_health_text
+from lbcp.models.agent import AgentConfig, Heartbeat, HeartbeatReply, MetricsSample, backend_health_text
 from lbcp.models.config_rollout import preload_config_version, served_config_version
-from lbcp.models.lbvm import HEARTBEAT_PERSIST_INTERVAL, Lbvm, LbvmConflict
+from lbcp.models.lbvm import HEARTBEAT_PERSIST_INTERVAL, RECENT_METRICS_KEPT, Lbvm, LbvmConflict
+from lbcp.models.metrics import (
+    DIMENSION_LOAD_BALANCER,
+    METRIC_ACTIVE_CONNECTIONS,
+    METRIC_CPU,
+    METRIC_MEMORY,
+)
 from lbcp.models.resource import LoadBalancerRecord
+
+# Samples further than this from the control plane's clock (either way) are dropped: too old to matter
+# to the scaler, and EMF refuses timestamps more than 2 hours ahead (or 14 days back).
+SAMPLE_ACCEPTED_SKEW = timedelta(hours=1)
 
 # EC2 instance profiles sign as the role session named after the instance.
 _INSTANCE_SESSION = re.compile(r"^arn:aws[a-z-]*:sts::\d{12}:assumed-role/[\w+=,.@-]+/(i-[0-9a-f]{8,17})$")
@@ -82,6 +99,41 @@ class VersionNotOffered(Exception):
         self.version = version
 
 
+def accepted_samples(samples: Iterable[MetricsSample], now: datetime) -> list[MetricsSample]:
+    """The samples as stored (``MetricsSample.stored``), less those too far from ``now`` to keep."""
+    stored = (sample.stored() for sample in samples)
+    return [sample for sample in stored if abs(sample.period_end - now) <= SAMPLE_ACCEPTED_SKEW]
+
+
+def merge_samples(
+    kept: Sequence[MetricsSample], arrived: Iterable[MetricsSample], limit: int = RECENT_METRICS_KEPT
+) -> tuple[MetricsSample, ...]:
+    """The newest ``limit`` of both, oldest first, one per ``periodEnd`` (the kept one wins: idempotent)."""
+    by_end = {epoch_milliseconds(s.period_end): s for s in arrived}
+    by_end.update({epoch_milliseconds(s.period_end): s for s in kept})
+    return tuple(by_end[end] for end in sorted(by_end)[-limit:])
+
+
+def sample_metrics(load_balancer_id: str, samples: Iterable[MetricsSample]) -> list[MetricSet]:
+    """Each sample as one EMF line at its period's end, dimensioned by load balancer only."""
+    return [
+        MetricSet(
+            (
+                Datapoint(METRIC_CPU, PERCENT, sample.cpu),
+                Datapoint(METRIC_MEMORY, PERCENT, sample.memory),
+                Datapoint(METRIC_ACTIVE_CONNECTIONS, COUNT, sample.active_connections),
+            ),
+            ((DIMENSION_LOAD_BALANCER, load_balancer_id),),
+            timestamp=sample.period_end,
+        )
+        for sample in samples
+    ]
+
+
+def publish_sample_metrics(sets: Sequence[MetricSet]) -> None:
+    publish(sets, service=None)  # no service dimension: one series per load balancer and metric
+
+
 class Callbacks(Protocol):
     def complete(self, token: str, output: dict[str, object]) -> bool: ...
 
@@ -116,6 +168,8 @@ class HeartbeatService:
     lbvms: LbvmRepository
     callbacks: Callbacks
     clock: Callable[[], datetime]
+    # Where newly stored metrics samples go (EMF lines on stdout; tests replace it).
+    emit_metrics: Callable[[Sequence[MetricSet]], None] = field(default=publish_sample_metrics)
 
     def config(
         self, principal_arn: str | None, load_balancer_id: str, lbvm_id: str, version: int | None = None
@@ -214,7 +268,10 @@ class HeartbeatService:
         }
         if beat.boot_id == lbvm.boot_id and (lbvm.heartbeat_sequence or -1) >= beat.sequence:
             return lbvm  # a late or repeated heartbeat: nothing new
+        samples = accepted_samples(beat.metrics, now)
         changed = any(getattr(lbvm, name) != value for name, value in reported.items())
+        # A sample not seen before is a change: the scaler reads it from the record.
+        changed = changed or merge_samples(lbvm.recent_metrics, samples) != lbvm.recent_metrics
         draining = lbvm.drain_requested_at is not None or lbvm.state == "Draining"
         # While draining, the connection count is what the drain machine waits on: keep it fresh.
         connections_matter = draining and beat.active_connections != lbvm.active_connections
@@ -223,10 +280,12 @@ class HeartbeatService:
             return lbvm
         current = lbvm
         for _ in range(3):
+            recent = merge_samples(current.recent_metrics, samples)
             try:
-                return self.lbvms.update(
+                stored = self.lbvms.update(
                     current,
                     **reported,
+                    recent_metrics=recent,
                     active_connections=beat.active_connections,
                     # Not a reason to write (they move with every request): stored with whatever is written.
                     http_requests=beat.responses.requests if beat.responses else None,
@@ -239,4 +298,10 @@ class HeartbeatService:
                 if fresh is None:
                     raise UnknownLbvm(lbvm.lbvm_id) from None
                 current = fresh
+                continue
+            known = {epoch_milliseconds(s.period_end) for s in current.recent_metrics}
+            new = [s for s in recent if epoch_milliseconds(s.period_end) not in known]
+            if new:
+                self.emit_metrics(sample_metrics(stored.load_balancer_id, new))
+            return stored
         return current

@@ -5,8 +5,9 @@ no instance really boots, so this watches the emulated EC2 for running
 instances that carry our tags and starts, for each, a machine
 (``lbcp_local.machines``: the real proxy on loopback ports of its own, or a
 simulated data plane) and the real agent loop (``agent.loop.Agent``) with the
-real HTTP control-plane client talking to the local API and a CloudWatch sink
-writing to the emulator. The agent presents its instance's role session as
+real HTTP control-plane client talking to the local API, whose heartbeats
+carry the agent's metrics samples to the LBVM records, where the scaler reads
+them, as in AWS. The agent presents its instance's role session as
 its principal (the local adapter's stand-in for SigV4). When the instance
 stops or is terminated, its machine powers off: the proxy dies at once, and
 the agent with it, exactly what a dead VM does.
@@ -28,7 +29,6 @@ from agent.clock import SystemClock
 from agent.control import HttpControlPlaneClient
 from agent.identity import Identity
 from agent.loop import Agent, AgentSettings
-from agent.metrics import CloudWatchSink
 from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
 from lbcp_local.events import LOCAL_ACCOUNT_ID
 from lbcp_local.http_adapter import LOCAL_PRINCIPAL_HEADER
@@ -54,11 +54,11 @@ class _Running:
 class LocalAgents:
     api_url: str
     ec2: Any
-    cloudwatch: Any
     region: str
     machines: MachineFactory
     poll_seconds: float = 0.5
-    # Agents publish metrics this often here (a minute in AWS), so the scaler sees load soon.
+    # Agents measure metrics this often here (a minute in AWS), so the scaler sees load soon; the
+    # samples ride on their heartbeats to the LBVM records, where the scaler reads them, as deployed.
     publish_seconds: float = 10.0
     # Images whose instances boot without a working agent (the seeded brokenImageId).
     broken_image_ids: frozenset[str] = frozenset()
@@ -173,7 +173,6 @@ class LocalAgents:
             machine.dataplane,
             clock=SystemClock(wake=stop),
             rng=random.Random(identity.instance_id),
-            metrics=CloudWatchSink(self.cloudwatch),
             sampler=machine.sampler,
             settings=AgentSettings(heartbeat_interval_seconds=1.0, publish_period_seconds=self.publish_seconds),
         )

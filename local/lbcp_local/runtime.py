@@ -175,15 +175,18 @@ class LocalRuntime:
         )
         reconciler = build_reconciler(settings(), session.client, tick_period=tick, owner="local", backoff=backoff)
 
-        from lbcp.adapters.metrics import CloudWatchMetricsReader
+        from lbcp.adapters.metrics import LbvmMetricsReader
+        from lbcp.dal.lbvms import LbvmRepository
         from lbcp.dal.repository import LoadBalancerRepository
         from lbcp.scaling.run import run_scaler
 
-        # The scaler as deployed, but reading metrics in periods of a few seconds rather than
-        # minutes (the local agents publish that often), so scaling shows in seconds.
-        repository = LoadBalancerRepository(session.client("dynamodb"), settings().table_name)
-        reader = CloudWatchMetricsReader(
-            session.client("cloudwatch"),
+        # The scaler as deployed (the agents' samples from the LBVM records), but averaging them in
+        # periods of a few seconds rather than minutes (the local agents measure that often), so
+        # scaling shows in seconds.
+        dynamodb = session.client("dynamodb")
+        repository = LoadBalancerRepository(dynamodb, settings().table_name)
+        reader = LbvmMetricsReader(
+            LbvmRepository(dynamodb, settings().table_name),
             lookback=timedelta(seconds=self.metrics_period_seconds * 5),
             period_seconds=self.metrics_period_seconds,
         )
@@ -208,7 +211,6 @@ class LocalRuntime:
             publish_seconds=self.metrics_period_seconds / 2,
             api_url=self.api_url,
             ec2=session.client("ec2"),
-            cloudwatch=session.client("cloudwatch"),
             region=LOCAL_REGION,
             machines=MachineFactory(self.dataplane, self._fleet_dir / "lbvms"),
             broken_image_ids=frozenset({self.account.broken_image_id}) if self.account else frozenset(),

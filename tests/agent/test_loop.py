@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import Any
 from agent.clock import Backoff
 from agent.identity import Identity
 from agent.loop import Agent, AgentSettings
-from agent.metrics import MemorySink, SystemSampler
+from agent.metrics import FixedSampler, SystemSampler
 from agent.simulated import SimulatedDataPlane
-from lbcp.models.metrics import METRIC_ACTIVE_CONNECTIONS, METRIC_CPU, METRIC_MEMORY
+from lbcp.models.agent import MAX_HEARTBEAT_SAMPLES, MetricsSample
 from tests.agent.fakes import FakeClock, ScriptedControlPlane
 from tests.agent.helpers import LB_ID, agent_config, backend, spec_document
 
@@ -205,51 +206,80 @@ def test_the_loop_survives_a_round_that_raises_and_stops_when_asked() -> None:
     assert len(clock.slept) >= 4  # including a backoff after the round that raised
 
 
-def test_metrics_are_published_once_per_period_with_the_scalers_dimensions(tmp_path: Path) -> None:
+def test_a_metrics_sample_rides_on_the_heartbeat_once_per_period_and_never_while_draining(tmp_path: Path) -> None:
     proc = tmp_path / "proc"
     proc.mkdir()
     _write_proc(proc, busy=100, idle=900, total_kb=1000, available_kb=750)
-    sink = MemorySink()
     agent, control, _, clock = _agent(
-        SimulatedDataPlane(connections=12), metrics=sink, sampler=SystemSampler(root=proc), settings=AgentSettings()
+        SimulatedDataPlane(connections=12), sampler=SystemSampler(root=proc), settings=AgentSettings()
     )
     control.publish(agent_config(_document(), version=1))
     agent.step()
-    assert sink.published == []  # not before a full period
+    agent.step()
+    assert [h.metrics for h in control.heartbeats] == [[], []]  # not before a full period
     _write_proc(proc, busy=400, idle=1000, total_kb=1000, available_kb=750)  # 300 busy of 400 ticks
     clock.advance(60)
     agent.step()
+    assert control.last.metrics == [MetricsSample(period_end=clock.now(), cpu=75.0, memory=25.0, active_connections=12)]
+    # On the wire: camelCase, as the control plane reads it.
+    assert json.loads(control.last.model_dump_json(by_alias=True))["metrics"] == [
+        {"periodEnd": "2026-01-01T00:01:00Z", "cpu": 75.0, "memory": 25.0, "activeConnections": 12}
+    ]
     clock.advance(5)
-    agent.step()  # within the next period: nothing more
-    published = {datum.name: (lb, subnet, datum.value) for lb, subnet, datum in sink.published}
-    assert published == {
-        METRIC_CPU: (LB_ID, IDENTITY.subnet_id, 75.0),
-        METRIC_MEMORY: (LB_ID, IDENTITY.subnet_id, 25.0),
-        METRIC_ACTIVE_CONNECTIONS: (LB_ID, IDENTITY.subnet_id, 12.0),
-    }
-    assert len(sink.published) == 3
+    agent.step()  # within the next period: answered, so no sample, and no key at all
+    assert control.last.metrics == []
+    assert "metrics" not in json.loads(control.last.model_dump_json(by_alias=True))
 
-    control.drain = True  # out of rotation: no more datapoints for the scaler's averages
+    control.drain = True  # out of rotation: no more samples for the scaler's averages
     agent.step()
     clock.advance(120)
     agent.step()
-    assert len(sink.published) == 3
+    assert [len(h.metrics) for h in control.heartbeats] == [0, 0, 1, 0, 0, 0]
 
 
-def test_a_failing_metrics_sink_never_stops_heartbeats(tmp_path: Path) -> None:
-    class Broken(MemorySink):
-        def publish(self, *args: Any) -> None:
-            raise OSError("CloudWatch unreachable")
-
+def test_a_sample_whose_heartbeat_failed_rides_on_the_next_and_only_the_newest_few_are_kept(tmp_path: Path) -> None:
     proc = tmp_path / "proc"
     proc.mkdir()
     _write_proc(proc, busy=1, idle=1, total_kb=10, available_kb=5)
-    agent, control, _, clock = _agent(metrics=Broken(), sampler=SystemSampler(root=proc))
+    agent, control, _, clock = _agent(sampler=SystemSampler(root=proc))
+    control.publish(agent_config(_document(), version=1))
+    agent.step()
+    clock.advance(60)
+    control.failing = 1
+    agent.step()
+    [sample] = control.last.metrics
+    agent.step()  # the retry carries it again, and is answered
+    assert control.last.metrics == [sample]
+    agent.step()
+    assert control.last.metrics == []  # answered: not sent a third time
+
+    # The control plane unreachable for ten periods: the newest MAX_HEARTBEAT_SAMPLES wait, oldest first.
+    control.failing = 10
+    ends = []
+    for _ in range(10):
+        clock.advance(60)
+        agent.step()
+        ends.append(clock.now())
+    assert [s.period_end for s in control.last.metrics] == ends[-MAX_HEARTBEAT_SAMPLES:]
+    agent.step()
+    assert [s.period_end for s in control.last.metrics] == ends[-MAX_HEARTBEAT_SAMPLES:]
+    assert control.last.state == "ready"
+    agent.step()
+    assert control.last.metrics == []
+
+
+def test_a_failing_sampler_never_stops_heartbeats() -> None:
+    class Broken(FixedSampler):
+        def cpu_percent(self) -> float:
+            raise OSError("/proc unreadable")
+
+    agent, control, _, clock = _agent(sampler=Broken())
     control.publish(agent_config(_document(), version=1))
     clock.advance(61)
     agent.step()
     agent.step()
     assert control.last.state == "ready"
+    assert [h.metrics for h in control.heartbeats] == [[], []]
 
 
 def _write_proc(proc: Path, *, busy: int, idle: int, total_kb: int, available_kb: int) -> None:

@@ -1,4 +1,4 @@
-"""What the agent gets from AWS and the machine: IMDSv2 identity, ACM certificates, CloudWatch metrics."""
+"""What the agent gets from AWS and the machine: IMDSv2 identity, ACM certificates."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import os
 import stat
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,7 @@ from agent.certs import (
     write_certificates,
 )
 from agent.identity import InstanceMetadata, MetadataUnavailable, resolve_identity
-from agent.metrics import CloudWatchSink, Datum
 from agent.model import TlsFiles
-from lbcp.models.metrics import METRIC_ACTIVE_CONNECTIONS, METRIC_CPU, NAMESPACE, dimensions
 from tests.agent.helpers import CERT_ARN, LB_ID, certificate
 
 REGION = "us-east-1"
@@ -147,27 +144,3 @@ def test_the_cache_serves_within_its_ttl_and_fetches_again_after() -> None:
     assert cache.fetch(CERT_ARN) is first
     now[0] = 101
     assert cache.fetch(CERT_ARN) is renewed
-
-
-# --- CloudWatch --------------------------------------------------------------------------
-
-
-def test_metrics_land_in_cloudwatch_where_the_scaler_reads_them(aws: None) -> None:
-    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    sink = CloudWatchSink(cloudwatch)
-    at = datetime.now(UTC).replace(second=0, microsecond=0)
-    # Two LBVMs in one subnet: the scaler's Average is their mean.
-    sink.publish(LB_ID, SUBNET, [Datum(METRIC_CPU, 80.0, at), Datum(METRIC_ACTIVE_CONNECTIONS, 100.0, at)])
-    sink.publish(LB_ID, SUBNET, [Datum(METRIC_CPU, 40.0, at), Datum(METRIC_ACTIVE_CONNECTIONS, 300.0, at)])
-    for name, unit, mean in ((METRIC_CPU, "Percent", 60.0), (METRIC_ACTIVE_CONNECTIONS, "Count", 200.0)):
-        stats = cloudwatch.get_metric_statistics(
-            Namespace=NAMESPACE,
-            MetricName=name,
-            Dimensions=dimensions(LB_ID, SUBNET),
-            StartTime=at - timedelta(minutes=1),
-            EndTime=at + timedelta(minutes=1),
-            Period=60,
-            Statistics=["Average"],
-            Unit=unit,
-        )
-        assert [point["Average"] for point in stats["Datapoints"]] == [mean]

@@ -19,7 +19,6 @@ HANDLER = "handlers.scaler.lambda_handler"
 # (acknowledged finding, where) of every accepted cdk-nag finding of the scaler.
 EXPECTED_SCALER_ACKNOWLEDGMENTS: Final = {
     ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Scaler/Function/Role/DefaultPolicy"),
-    ("AwsSolutions::AwsSolutions-IAM5[Resource::*]", "Lbcp/Scaler/Function/ReadMetricsPolicy"),
     ("AwsSolutions::AwsSolutions-L1", "Lbcp/Scaler/Function/Function"),
 }
 # Everything the scaler may do. A change here is a security review.
@@ -32,7 +31,6 @@ EXPECTED_SCALER_ACTIONS = {
     "dynamodb:UpdateItem",
     "dynamodb:PutItem",
     "dynamodb:Query",
-    "cloudwatch:GetMetricData",
 }
 
 
@@ -135,7 +133,7 @@ def test_scaler_permissions_are_exactly_the_expected_ones(synthesized: Synthesiz
     assert not any("*" in action for action in actions)
 
 
-def test_scaler_table_access_is_item_level_and_lists_only_through_the_index(synthesized: Synthesized) -> None:
+def test_scaler_table_access_is_item_level_and_queries_only_the_index_and_the_table(synthesized: Synthesized) -> None:
     table_id, _ = synthesized.only("AWS::DynamoDB::Table")
     table_arn = {"Fn::GetAtt": [table_id, "Arn"]}
     index_arn = {"Fn::Join": ["", [table_arn, f"/index/{GSI_BY_KIND}"]]}
@@ -148,35 +146,29 @@ def test_scaler_table_access_is_item_level_and_lists_only_through_the_index(synt
         "dynamodb:GetItem": [json.dumps(table_arn)],
         "dynamodb:UpdateItem": [json.dumps(table_arn)],
         "dynamodb:PutItem": [json.dumps(table_arn)],
-        "dynamodb:Query": [json.dumps(index_arn)],
+        # Listing load balancers (the index), and the LBVM records with the agents' metrics (the table).
+        "dynamodb:Query": [json.dumps(index_arn), json.dumps(table_arn)],
     }
 
 
-def test_only_get_metric_data_and_xray_have_resource_star(synthesized: Synthesized) -> None:
+def test_only_xray_has_resource_star_and_no_metric_is_read_from_cloudwatch(synthesized: Synthesized) -> None:
     for statement in _statements(synthesized):
         if "*" in _as_list(statement["Resource"]):
-            assert set(_as_list(statement["Action"])) <= {
-                "cloudwatch:GetMetricData",
-                "xray:PutTraceSegments",
-                "xray:PutTelemetryRecords",
-            }, statement
-    metric_statements = [s for s in _statements(synthesized) if "cloudwatch:GetMetricData" in _as_list(s["Action"])]
-    assert metric_statements == [
-        {"Action": "cloudwatch:GetMetricData", "Effect": "Allow", "Resource": "*", "Sid": "ReadAgentMetrics"}
-    ]
+            assert set(_as_list(statement["Action"])) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert not [s for s in _statements(synthesized) if "cloudwatch:GetMetricData" in _as_list(s["Action"])]
 
 
 def test_scaler_passes_cdk_nag_with_exactly_the_expected_acknowledgments(synthesized: Synthesized) -> None:
     assert synthesized.passes_nag("Lbcp/Scaler/") == EXPECTED_SCALER_ACKNOWLEDGMENTS
 
 
-def test_get_metric_data_wildcard_is_acknowledged_on_its_own_policy(synthesized: Synthesized) -> None:
+def test_the_only_wildcard_acknowledged_is_x_rays(synthesized: Synthesized) -> None:
     suppressed = {
         s["acknowledgedAt"]: s["reason"]
         for s in synthesized.nag_acknowledgments("Lbcp/Scaler/")
         if s["acknowledgedId"] == "AwsSolutions::AwsSolutions-IAM5[Resource::*]"
     }
-    assert "GetMetricData" in suppressed["Lbcp/Scaler/Function/ReadMetricsPolicy"]
+    assert set(suppressed) == {"Lbcp/Scaler/Function/Role/DefaultPolicy"}
     assert "X-Ray" in suppressed["Lbcp/Scaler/Function/Role/DefaultPolicy"]
 
 

@@ -1,25 +1,28 @@
-"""A scaler run against DynamoDB and CloudWatch (moto): decisions written conditionally, explained."""
+"""A scaler run against DynamoDB (moto): metrics from the LBVM records, decisions written conditionally, explained."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from lbcp.adapters.account import AccountInspector
-from lbcp.adapters.metrics import CloudWatchMetricsReader
+from lbcp.adapters.metrics import LbvmMetricsReader
+from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository, new_load_balancer_id
+from lbcp.heartbeats import HeartbeatService
+from lbcp.models.agent import Heartbeat, MetricsSample
 from lbcp.models.events import Event
-from lbcp.models.metrics import NAMESPACE, SPEC_METRIC_NAMES, dimensions
+from lbcp.models.lbvm import Lbvm
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.scaling import ScalingState, WarmRequest
 from lbcp.scaling.run import run_scaler
 from lbcp.scaling.warming import WarmResult
 from lbcp.service import LoadBalancerService, initial_status
 from lbcp.validation import parse_spec
-from tests.conftest import REGION, Cloud
+from tests.conftest import Cloud
 
 NOW = datetime(2026, 11, 28, 12, 0, 30, tzinfo=UTC)
 METRIC_TIME = datetime(2026, 11, 28, 11, 58, tzinfo=UTC)
@@ -31,8 +34,13 @@ def repository(cloud: Cloud) -> LoadBalancerRepository:
 
 
 @pytest.fixture
-def cloudwatch(cloud: Cloud) -> Any:
-    return boto3.client("cloudwatch", region_name=REGION)
+def lbvms(cloud: Cloud) -> LbvmRepository:
+    return LbvmRepository(cloud.dynamodb, cloud.table)
+
+
+@pytest.fixture
+def reader(lbvms: LbvmRepository) -> LbvmMetricsReader:
+    return LbvmMetricsReader(lbvms)
 
 
 def create(repository: LoadBalancerRepository, spec: dict[str, Any], index: int, **scaling: Any) -> LoadBalancerRecord:
@@ -44,7 +52,6 @@ def create(repository: LoadBalancerRepository, spec: dict[str, Any], index: int,
     }
     parsed = parse_spec(document)
     record = LoadBalancerRecord(
-        # A fresh id per test: the emulated CloudWatch keeps its metrics for the whole module.
         id=new_load_balancer_id(),
         generation=1,
         spec=parsed,
@@ -57,15 +64,41 @@ def create(repository: LoadBalancerRepository, spec: dict[str, Any], index: int,
     return record
 
 
-def publish(cloudwatch: Any, record: LoadBalancerRecord, values: dict[str, float], at: datetime = METRIC_TIME) -> None:
-    cloudwatch.put_metric_data(
-        Namespace=NAMESPACE,
-        MetricData=[
-            {"MetricName": SPEC_METRIC_NAMES[m], "Dimensions": dimensions(record.id, s), "Timestamp": at, "Value": v}
-            for s in record.spec.subnet_ids
-            for m, v in values.items()
-        ],
+def lbvm_in(record: LoadBalancerRecord, index: int, subnet: str) -> Lbvm:
+    return Lbvm(
+        lbvm_id=f"lbvm-{index:012x}",
+        load_balancer_id=record.id,
+        subnet_id=subnet,
+        state="Routable",
+        state_since=record.created_at,
+        version=1,
+        launched_generation=1,
+        launch_reason="test",
+        created_at=record.created_at,
+        instance_id=f"i-{index:017x}",
     )
+
+
+def publish(
+    lbvms: LbvmRepository,
+    record: LoadBalancerRecord,
+    values: dict[str, float],
+    at: datetime = METRIC_TIME,
+    subnets: Sequence[str] | None = None,
+) -> None:
+    """A sample at ``at`` on one LBVM per subnet (made on first use), as a heartbeat stores it."""
+    for index, subnet in enumerate(record.spec.subnet_ids if subnets is None else subnets):
+        current = lbvms.get(record.id, f"lbvm-{index:012x}")
+        if current is None:
+            current = lbvm_in(record, index, subnet)
+            lbvms.create(current)
+        sample = MetricsSample(
+            period_end=at,
+            cpu=values["cpu"],
+            memory=values["memory"],
+            active_connections=int(values["activeConnections"]),
+        )
+        lbvms.update(current, recent_metrics=(*current.recent_metrics, sample)[-6:])
 
 
 def warm(repository: LoadBalancerRepository, lb_id: str, request: WarmRequest, actor: str | None) -> WarmResult:
@@ -86,14 +119,14 @@ LOW = {"cpu": 20.0, "memory": 30.0, "activeConnections": 100.0}
 
 
 def test_a_run_scales_out_writes_conditionally_and_explains(
-    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+    repository: LoadBalancerRepository, lbvms: LbvmRepository, reader: LbvmMetricsReader, spec: dict[str, Any]
 ) -> None:
     hot = create(repository, spec, 1)
     quiet = create(repository, spec, 2)
-    publish(cloudwatch, hot, SEED)
-    publish(cloudwatch, quiet, {"cpu": 60.0, "memory": 60.0, "activeConnections": 1000.0})
-    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
-    assert report.metric_calls == 1
+    publish(lbvms, hot, SEED)
+    publish(lbvms, quiet, {"cpu": 60.0, "memory": 60.0, "activeConnections": 1000.0})
+    report = run_scaler(repository, reader, NOW)
+    assert report.metric_calls == 2  # one query of LBVM records per load balancer
     results = {o.name: o.result for o in report.outcomes}
     assert results == {"web-1": "scaled-out", "web-2": "unchanged"}
     stored = repository.get(hot.id)
@@ -112,13 +145,12 @@ def test_a_run_scales_out_writes_conditionally_and_explains(
 
 
 def test_the_cooldown_holds_the_next_run(
-    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+    repository: LoadBalancerRepository, lbvms: LbvmRepository, reader: LbvmMetricsReader, spec: dict[str, Any]
 ) -> None:
     record = create(repository, spec, 1)
-    publish(cloudwatch, record, SEED)
-    reader = CloudWatchMetricsReader(cloudwatch)
+    publish(lbvms, record, SEED)
     run_scaler(repository, reader, NOW)
-    publish(cloudwatch, record, SEED, METRIC_TIME + timedelta(minutes=1))
+    publish(lbvms, record, SEED, METRIC_TIME + timedelta(minutes=1))
     report = run_scaler(repository, reader, NOW + timedelta(minutes=1))
     assert [o.result for o in report.outcomes] == ["held"]
     stored = repository.get(record.id)
@@ -126,38 +158,40 @@ def test_the_cooldown_holds_the_next_run(
 
 
 def test_missing_metrics_never_scale_in(
-    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+    repository: LoadBalancerRepository, lbvms: LbvmRepository, reader: LbvmMetricsReader, spec: dict[str, Any]
 ) -> None:
     record = create(repository, spec, 1)
     repository.set_desired_capacity(record.id, 0, 4, ScalingState(), None)
-    publish(cloudwatch, record, {"cpu": 20.0, "memory": 30.0})  # no connections published
-    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    publish(lbvms, record, LOW, subnets=record.spec.subnet_ids[:1])  # nothing from the other subnet
+    report = run_scaler(repository, reader, NOW)
     assert report.outcomes[0].desired == 4
     stale = create(repository, spec, 2)
     repository.set_desired_capacity(stale.id, 0, 4, ScalingState(), None)
-    publish(cloudwatch, stale, LOW, NOW - timedelta(minutes=4))  # published, but too long ago
-    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    publish(lbvms, stale, LOW, NOW - timedelta(minutes=4))  # published, but too long ago
+    report = run_scaler(repository, reader, NOW)
     assert {o.name: o.desired for o in report.outcomes} == {"web-1": 4, "web-2": 4}
 
 
-def test_all_low_scales_in(repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]) -> None:
+def test_all_low_scales_in(
+    repository: LoadBalancerRepository, lbvms: LbvmRepository, reader: LbvmMetricsReader, spec: dict[str, Any]
+) -> None:
     record = create(repository, spec, 1)
     repository.set_desired_capacity(record.id, 0, 4, ScalingState(), None)
-    publish(cloudwatch, record, LOW)
-    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    publish(lbvms, record, LOW)
+    report = run_scaler(repository, reader, NOW)
     assert (report.outcomes[0].result, report.outcomes[0].desired) == ("scaled-in", 3)
     assert events(repository, record.id)[0].reason == "ScaledIn"
 
 
 def test_load_balancers_being_deleted_are_skipped(
-    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+    repository: LoadBalancerRepository, lbvms: LbvmRepository, reader: LbvmMetricsReader, spec: dict[str, Any]
 ) -> None:
     record = create(repository, spec, 1)
-    publish(cloudwatch, record, SEED)
+    publish(lbvms, record, SEED)
     repository.request_deletion(
         record.id, None, NOW, Event(time=NOW, type="Normal", reason="DeletionRequested", message="x")
     )
-    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    report = run_scaler(repository, reader, NOW)
     assert [o.result for o in report.outcomes] == ["skipped-deleting"]
     assert report.metric_calls == 0
 
@@ -177,12 +211,12 @@ class RacingRepository(LoadBalancerRepository):
 
 
 def test_a_lost_conditional_write_is_decided_again_on_the_winner(
-    cloud: Cloud, cloudwatch: Any, spec: dict[str, Any]
+    cloud: Cloud, lbvms: LbvmRepository, reader: LbvmMetricsReader, spec: dict[str, Any]
 ) -> None:
     repository = RacingRepository(cloud.dynamodb, cloud.table)
     record = create(repository, spec, 1)
-    publish(cloudwatch, record, SEED)
-    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    publish(lbvms, record, SEED)
+    report = run_scaler(repository, reader, NOW)
     assert [(o.result, o.previous, o.desired) for o in report.outcomes] == [("scaled-out", 5, 6)]
     stored = repository.get(record.id)
     assert stored is not None and (stored.desired_capacity, stored.scaling_version) == (6, 2)
@@ -215,7 +249,8 @@ def test_one_failing_load_balancer_does_not_stop_the_others(
     assert {o.name: o.result for o in report.outcomes} == {"web-1": "failed", "web-2": "unchanged"}
     assert report.summary() == {
         "loadBalancers": 2,
-        "getMetricDataCalls": 0,
+        "metricsQueries": 0,
+        "metricsReadFailed": 0,
         "results": {"failed": 1, "unchanged": 1},
         # web-2 was evaluated with no metrics at all (the reader failed); web-1 was not evaluated.
         "missingMetrics": 1,
@@ -227,7 +262,7 @@ def test_one_failing_load_balancer_does_not_stop_the_others(
 
 
 def test_a_warm_floor_scales_out_at_once_holds_and_expires_with_an_event(
-    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+    repository: LoadBalancerRepository, lbvms: LbvmRepository, reader: LbvmMetricsReader, spec: dict[str, Any]
 ) -> None:
     record = create(repository, spec, 1)
     request = WarmRequest.model_validate({"extra": 3, "durationSeconds": 600, "reason": "product launch"})
@@ -249,11 +284,10 @@ def test_a_warm_floor_scales_out_at_once_holds_and_expires_with_an_event(
     assert "warm floor 5 until 2026-11-28T12:10:30Z by arn:aws:iam::123456789012:user/alice (product launch)" in (
         warmed.message
     )
-    reader = CloudWatchMetricsReader(cloudwatch)
-    publish(cloudwatch, record, LOW, NOW + timedelta(minutes=3))
+    publish(lbvms, record, LOW, NOW + timedelta(minutes=3))
     held = run_scaler(repository, reader, NOW + timedelta(minutes=5))
     assert held.outcomes[0].desired == 5  # all -1, but the floor holds
-    publish(cloudwatch, record, LOW, NOW + timedelta(minutes=9))
+    publish(lbvms, record, LOW, NOW + timedelta(minutes=9))
     expired = run_scaler(repository, reader, NOW + timedelta(minutes=11))
     assert expired.outcomes[0].desired == 4  # the floor went: the votes decide again, and all say -1
     stored = repository.get(record.id)
@@ -264,13 +298,13 @@ def test_a_warm_floor_scales_out_at_once_holds_and_expires_with_an_event(
 
 
 def test_a_warm_request_counts_as_a_scale_out_for_the_cooldown(
-    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+    repository: LoadBalancerRepository, lbvms: LbvmRepository, reader: LbvmMetricsReader, spec: dict[str, Any]
 ) -> None:
     record = create(repository, spec, 1)
     request = WarmRequest.model_validate({"floor": 3, "durationSeconds": 60})
     warm(repository, record.id, request, None)
-    publish(cloudwatch, record, LOW, NOW + timedelta(minutes=1))
-    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW + timedelta(minutes=3))
+    publish(lbvms, record, LOW, NOW + timedelta(minutes=1))
+    report = run_scaler(repository, reader, NOW + timedelta(minutes=3))
     assert (report.outcomes[0].result, report.outcomes[0].desired) == ("held", 3)  # expired, but cooling down
     assert events(repository, record.id)[0].reason == "WarmExpired"
 
@@ -284,7 +318,7 @@ class LambdaContext:
 
 def test_the_lambda_handler_runs_the_scaler(
     repository: LoadBalancerRepository,
-    cloudwatch: Any,
+    lbvms: LbvmRepository,
     spec: dict[str, Any],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -297,7 +331,7 @@ def test_the_lambda_handler_runs_the_scaler(
 
     record = create(repository, spec, 1)
     now = datetime.now(UTC)
-    publish(cloudwatch, record, SEED, now.replace(second=0, microsecond=0) - timedelta(minutes=2))
+    publish(lbvms, record, SEED, now.replace(second=0, microsecond=0) - timedelta(minutes=2))
     scaler.dependencies.cache_clear()
     try:
         summary = scaler.lambda_handler({"source": "aws.events"}, LambdaContext())
@@ -305,7 +339,8 @@ def test_the_lambda_handler_runs_the_scaler(
         scaler.dependencies.cache_clear()
     assert summary == {
         "loadBalancers": 1,
-        "getMetricDataCalls": 1,
+        "metricsQueries": 1,
+        "metricsReadFailed": 0,
         "results": {"scaled-out": 1},
         "missingMetrics": 0,
     }
@@ -318,12 +353,80 @@ def test_the_lambda_handler_runs_the_scaler(
 
 
 def test_a_metric_missing_where_lbvms_serve_is_reported(
-    repository: LoadBalancerRepository, cloudwatch: Any, spec: dict[str, Any]
+    repository: LoadBalancerRepository, lbvms: LbvmRepository, reader: LbvmMetricsReader, spec: dict[str, Any]
 ) -> None:
     record = create(repository, spec, 1)
-    # The agents publish CPU and memory but no active connections.
-    publish(cloudwatch, record, {"cpu": LOW["cpu"], "memory": LOW["memory"]})
-    report = run_scaler(repository, CloudWatchMetricsReader(cloudwatch), NOW)
+    # The LBVMs of one subnet report; those of the other have sent no sample (every metric is missing there).
+    publish(lbvms, record, LOW, subnets=record.spec.subnet_ids[:1])
+    report = run_scaler(repository, reader, NOW)
     [outcome] = report.outcomes
-    assert outcome.missing_metrics == ("activeConnections",)
+    assert outcome.missing_metrics == ("activeConnections", "cpu", "memory")
     assert report.summary()["missingMetrics"] == 1
+
+
+class NoCallbacks:
+    """The LBVMs here wait on no lifecycle callback: a heartbeat must not try to answer one."""
+
+    def complete(self, token: str, output: dict[str, object]) -> bool:
+        raise AssertionError("no callback to complete")
+
+    def heartbeat(self, token: str) -> bool:
+        raise AssertionError("no callback to beat")
+
+
+def test_the_scaler_scales_out_on_samples_the_heartbeats_carried(
+    repository: LoadBalancerRepository, lbvms: LbvmRepository, reader: LbvmMetricsReader, spec: dict[str, Any]
+) -> None:
+    """Agent samples -> heartbeat handler -> LBVM records -> the scaler's reader -> a decision."""
+    record = create(repository, spec, 1)
+    clock = [METRIC_TIME]
+    emitted: list[Any] = []
+    service = HeartbeatService(repository, lbvms, NoCallbacks(), lambda: clock[0], emit_metrics=emitted.extend)
+    subnets = record.spec.subnet_ids
+    members = [lbvm_in(record, index, subnets[index % len(subnets)]) for index in range(4)]
+    for member in members:
+        lbvms.create(member)
+    sequence = 0
+    # Two minutes of samples from every LBVM: busy CPU everywhere, the last minute hotter.
+    for minute, cpu in ((0, 82.0), (1, 90.0)):
+        clock[0] = METRIC_TIME + timedelta(minutes=minute, seconds=30)
+        for index, member in enumerate(members):
+            sequence += 1
+            sample = {"periodEnd": clock[0].isoformat(), "cpu": cpu + index, "memory": 35.0, "activeConnections": 900}
+            beat = Heartbeat.model_validate(
+                {
+                    "lbvmId": member.lbvm_id,
+                    "instanceId": member.instance_id,
+                    "loadBalancerId": record.id,
+                    "bootId": "boot-1",
+                    "sequence": sequence,
+                    "sentAt": clock[0].isoformat(),
+                    "state": "ready",
+                    "activeConnections": 900,
+                    "agentVersion": "test",
+                    "metrics": [sample],
+                }
+            )
+            role = f"arn:aws:sts::123456789012:assumed-role/lbcp-lbvm/{member.instance_id}"
+            service.heartbeat(role, beat)
+    assert len(emitted) == 8  # every sample once, for the users' graphs
+    report = run_scaler(repository, reader, NOW)
+    [outcome] = report.outcomes
+    assert (outcome.result, outcome.previous, outcome.desired, outcome.missing_metrics) == ("scaled-out", 2, 3, ())
+    assert report.metric_calls == 1  # one query for the four LBVMs
+    latest = events(repository, record.id)[0]
+    # The newest whole minute (11:59), per subnet the mean of its two LBVMs (90 and 92: 91; 91 and 93: 92),
+    # then over the subnets, weighted alike (2 LBVMs each): 91.5, not the older minute's 83.5.
+    assert latest.reason == "ScaledOut" and "cpu 91.5% > 80% voted +1" in latest.message
+
+
+def test_a_load_balancer_whose_lbvm_records_cannot_be_read_is_evaluated_as_missing_metrics(
+    cloud: Cloud, repository: LoadBalancerRepository, spec: dict[str, Any]
+) -> None:
+    record = create(repository, spec, 1)
+    repository.set_desired_capacity(record.id, 0, 4, ScalingState(), None)
+    unreadable = LbvmMetricsReader(LbvmRepository(cloud.dynamodb, "no-such-table"))
+    report = run_scaler(repository, unreadable, NOW)
+    [outcome] = report.outcomes
+    assert (outcome.desired, outcome.missing_metrics) == (4, ("activeConnections", "cpu", "memory"))
+    assert report.summary()["metricsReadFailed"] == 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -25,6 +26,7 @@ from lbcp.models.app_metrics import NAMESPACE
 
 TALLY_PERIOD_SECONDS: Final = 60.0
 COUNT: Final = MetricUnit.Count
+PERCENT: Final = MetricUnit.Percent
 MILLISECONDS: Final = MetricUnit.Milliseconds
 
 
@@ -41,15 +43,24 @@ class MetricSet:
 
     values: tuple[Datapoint, ...]
     dimensions: tuple[tuple[str, str], ...] = ()
+    # When the values were measured (the line's Timestamp, within CloudWatch's 14 days past and
+    # 2 hours ahead); unset: when the line is written.
+    timestamp: datetime | None = None
 
 
-def publish(sets: Iterable[MetricSet], service: str) -> None:
-    """Each set as one EMF line on stdout, with the ``service`` dimension Powertools adds."""
+def publish(sets: Iterable[MetricSet], service: str | None) -> None:
+    """Each set as one EMF line on stdout, with the ``service`` dimension Powertools adds.
+
+    ``service`` None: no service dimension, only the set's own (the agents' metrics, by load balancer).
+    """
     for metric_set in sets:
         if not metric_set.values:
             continue
-        # Ephemeral: its datapoints are its own, not the module-wide set a ``Metrics`` shares.
-        metrics = EphemeralMetrics(namespace=NAMESPACE, service=service)
+        # Ephemeral: its datapoints are its own, not the module-wide set a ``Metrics`` shares. An empty
+        # service, not None: Powertools would fall back to POWERTOOLS_SERVICE_NAME and add the dimension.
+        metrics = EphemeralMetrics(namespace=NAMESPACE, service=service if service is not None else "")
+        if metric_set.timestamp is not None:
+            metrics.set_timestamp(metric_set.timestamp)
         for name, value in metric_set.dimensions:
             metrics.add_dimension(name=name, value=value)
         for point in metric_set.values:

@@ -1,35 +1,43 @@
-"""Reading the agents' metrics from CloudWatch: every load balancer's series in as few calls as allowed.
+"""Reading the agents' metrics for the scaler: from the LBVM records, one query per load balancer.
 
-One ``GetMetricData`` call takes at most 500 ``MetricDataQuery`` structures
-and returns at most 100,800 datapoints (CloudWatch API reference,
-GetMetricData). The scaler asks for the last few one-minute ``Average``\\ s of
-every (load balancer, subnet, metric) series at once, so a run costs
-``ceil(series / 500)`` calls (plus a page for each ``NextToken``, which a
-request this small never gets): 1 call for up to 83 load balancers with two
-subnets and three metrics, 2 calls for 100.
+Agents send a sample a minute with their heartbeats, and the heartbeat handler
+keeps the last few on each LBVM's record (``lbcp.heartbeats``,
+``RECENT_METRICS_KEPT``). The scaler reads the LBVM records of each load
+balancer it evaluates with one eventually consistent ``Query`` (its partition,
+``LBVM#`` items; half a read unit per 4 KB) and computes what CloudWatch's
+one-minute ``Average`` over (LoadBalancerId, SubnetId) gave it before: per
+subnet and metric, the mean of the samples whose ``periodEnd`` falls in each
+whole minute of the lookback (every LBVM that reported in that minute counts,
+the others do not), oldest first, stamped with the minute's start. The minute
+in progress is left out: its average would cover part of the fleet's reports.
 
-A series that comes back empty, or with ``StatusCode`` ``Forbidden`` or
-``InternalError``, is simply absent from the result: the policies treat
-absent or stale series as missing and never scale in on them.
+A series with no sample in the lookback is absent from the result, and so are
+all the series of a load balancer whose query failed: the policies treat absent
+or stale series as missing and never scale in on them.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
-from lbcp.models.metrics import NAMESPACE, PUBLISH_PERIOD_SECONDS, SPEC_METRIC_NAMES, dimensions
+from lbcp.dal.lbvms import LbvmRepository
+from lbcp.models.agent import MetricsSample
+from lbcp.models.lbvm import Lbvm
+from lbcp.models.metrics import PUBLISH_PERIOD_SECONDS
 from lbcp.scaling.model import Datapoint, MetricsWindow
 
-MAX_QUERIES_PER_CALL: Final = 500
-MAX_DATAPOINTS_PER_CALL: Final = 100_800
 DEFAULT_LOOKBACK: Final = timedelta(minutes=5)
-# Results we keep; PartialData is complete enough for the newest points (it is
-# followed by a NextToken page, which we read too).
-_USABLE_STATUS: Final = frozenset({"Complete", "PartialData"})
+
+# A sample's value of each metric, by the spec's name.
+_VALUES: Final[dict[str, Callable[[MetricsSample], float]]] = {
+    "cpu": lambda sample: sample.cpu,
+    "memory": lambda sample: sample.memory,
+    "activeConnections": lambda sample: float(sample.active_connections),
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -44,8 +52,8 @@ class MetricsBatch:
     """What one read returned, and what it cost."""
 
     series: dict[SeriesKey, list[Datapoint]] = field(default_factory=dict)
-    calls: int = 0
-    unusable: dict[SeriesKey, str] = field(default_factory=dict)  # key -> StatusCode
+    calls: int = 0  # DynamoDB Query calls (pages)
+    failed: dict[str, str] = field(default_factory=dict)  # load balancer id -> why its records could not be read
 
     def window_for(self, load_balancer_id: str) -> MetricsWindow:
         return MetricsWindow(
@@ -57,94 +65,72 @@ class MetricsBatch:
         )
 
 
-def queries_per_call(lookback: timedelta, period_seconds: int = PUBLISH_PERIOD_SECONDS) -> int:
-    """As many queries as one call takes without risking the datapoint limit."""
-    points_per_series = math.ceil(lookback.total_seconds() / period_seconds) + 1
-    return min(MAX_QUERIES_PER_CALL, MAX_DATAPOINTS_PER_CALL // points_per_series)
+def whole_periods(now: datetime, lookback: timedelta, period_seconds: int) -> tuple[datetime, datetime]:
+    """[start, end) of the whole periods in the lookback: ``end`` is the start of the period in progress."""
+    epoch = now.astimezone(UTC).timestamp()
+    end = datetime.fromtimestamp(epoch - epoch % period_seconds, tz=UTC)
+    return end - lookback, end
 
 
-def calls_needed(series: int, lookback: timedelta = DEFAULT_LOOKBACK) -> int:
-    return math.ceil(series / queries_per_call(lookback))
+def period_averages(
+    lbvms: Iterable[Lbvm],
+    keys: Sequence[SeriesKey],
+    start: datetime,
+    end: datetime,
+    period_seconds: int = PUBLISH_PERIOD_SECONDS,
+) -> dict[SeriesKey, list[Datapoint]]:
+    """Per requested series, the mean of the samples of each period in [start, end), oldest first (pure).
 
-
-def _query(index: int, key: SeriesKey, period_seconds: int) -> dict[str, Any]:
+    Each sample counts once, in the period its ``periodEnd`` falls in: as CloudWatch averaged the
+    datapoints the agents published, a period's value is the mean over the LBVMs that reported in it.
+    """
+    wanted = set(keys)
+    sums: dict[SeriesKey, dict[datetime, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for lbvm in lbvms:
+        for sample in lbvm.recent_metrics:
+            moment = sample.period_end.astimezone(UTC)
+            epoch = moment.timestamp()
+            period = datetime.fromtimestamp(epoch - epoch % period_seconds, tz=UTC)
+            if not start <= period < end:
+                continue
+            for metric, value in _VALUES.items():
+                key = SeriesKey(lbvm.load_balancer_id, lbvm.subnet_id, metric)
+                if key in wanted:
+                    sums[key][period].append(value(sample))
     return {
-        # Ids must start with a lowercase letter and be unique within a call.
-        "Id": f"q{index}",
-        "Label": f"{key.load_balancer_id}/{key.subnet_id}/{key.metric}",
-        "MetricStat": {
-            "Metric": {
-                "Namespace": NAMESPACE,
-                "MetricName": SPEC_METRIC_NAMES[key.metric],
-                "Dimensions": dimensions(key.load_balancer_id, key.subnet_id),
-            },
-            "Period": period_seconds,
-            "Stat": "Average",
-        },
-        "ReturnData": True,
+        key: [(period, sum(values) / len(values)) for period, values in sorted(by_period.items())]
+        for key, by_period in sums.items()
     }
 
 
-class CloudWatchMetricsReader:
+class LbvmMetricsReader:
+    """The scaler's ``MetricsReader``: per-period averages from the LBVM records (DynamoDB)."""
+
     def __init__(
-        self, client: Any, lookback: timedelta = DEFAULT_LOOKBACK, period_seconds: int = PUBLISH_PERIOD_SECONDS
+        self,
+        lbvms: LbvmRepository,
+        lookback: timedelta = DEFAULT_LOOKBACK,
+        period_seconds: int = PUBLISH_PERIOD_SECONDS,
     ) -> None:
-        self._client = client
+        self._lbvms = lbvms
         self._lookback = lookback
         self._period = period_seconds
 
     def read(self, keys: Sequence[SeriesKey], now: datetime) -> MetricsBatch:
-        """The last ``lookback`` of per-minute averages of every series in ``keys``."""
+        """The last ``lookback`` of per-period averages of every series in ``keys``."""
         batch = MetricsBatch()
-        if not keys:
-            return batch
-        # Whole periods (minutes, in AWS): aligned times are faster for CloudWatch, and the
-        # period in progress is left out (its average would cover part of the fleet's reports).
-        epoch = now.astimezone(UTC).timestamp()
-        end = datetime.fromtimestamp(epoch - epoch % self._period, tz=UTC)
-        start = end - self._lookback
-        size = queries_per_call(self._lookback, self._period)
-        unique = sorted(set(keys))
-        for offset in range(0, len(unique), size):
-            chunk = unique[offset : offset + size]
-            by_id = {f"q{i}": key for i, key in enumerate(chunk)}
-            queries = [_query(i, key, self._period) for i, key in enumerate(chunk)]
-            self._read_chunk(queries, by_id, start, end, batch)
+        start, end = whole_periods(now, self._lookback, self._period)
+        by_load_balancer: dict[str, list[SeriesKey]] = defaultdict(list)
+        for key in sorted(set(keys)):
+            by_load_balancer[key.load_balancer_id].append(key)
+        for load_balancer_id, wanted in by_load_balancer.items():
+            before = self._lbvms.queries
+            try:
+                lbvms = self._lbvms.list_for(load_balancer_id, consistent=False)
+            except Exception as exc:  # one load balancer's failed read leaves only its own series missing
+                batch.failed[load_balancer_id] = f"{type(exc).__name__}: {exc}"
+                continue
+            finally:
+                batch.calls += self._lbvms.queries - before
+            batch.series.update(period_averages(lbvms, wanted, start, end, self._period))
         return batch
-
-    def _read_chunk(
-        self,
-        queries: list[dict[str, Any]],
-        by_id: dict[str, SeriesKey],
-        start: datetime,
-        end: datetime,
-        batch: MetricsBatch,
-    ) -> None:
-        token: str | None = None
-        while True:
-            request: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
-            if token:
-                request["NextToken"] = token
-            response = self._client.get_metric_data(**request)
-            batch.calls += 1
-            for result in response.get("MetricDataResults", []):
-                key = by_id.get(result.get("Id", ""))
-                if key is None:
-                    continue
-                status = result.get("StatusCode", "Complete")
-                if status not in _USABLE_STATUS:
-                    batch.unusable[key] = status
-                    continue
-                points = [
-                    (_utc(timestamp), float(value))
-                    for timestamp, value in zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
-                ]
-                if points:
-                    batch.series.setdefault(key, []).extend(points)
-            token = response.get("NextToken")
-            if not token:
-                return
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -8,14 +8,19 @@ attributes with plain DynamoDB tasks:
   every load balancer in one paginated query (the reconciler's read)
 - one attribute per field of ``Lbvm`` (camelCase), strings for times (ISO 8601
   UTC), numbers for counts; absent when unset
+- ``recentMetrics``, the agent's last few metrics samples, as one compact text
+  (``encode_samples``: ``<periodEnd, epoch ms> <cpu> <memory> <connections>``
+  per sample, comma-separated, about 30 bytes each) rather than a list of maps,
+  whose attribute names would repeat in every sample: the item's size is what
+  every heartbeat write and every scaler read pays for
 - ``expiresAt`` (TTL) once the LBVM is Terminated, so records of dead LBVMs
   stay readable for a while and then go
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lbcp.dal.schema import (
@@ -26,6 +31,7 @@ from lbcp.dal.schema import (
     SORT_KEY,
     TTL_ATTRIBUTE,
 )
+from lbcp.models.agent import MetricsSample
 from lbcp.models.lbvm import Lbvm, LbvmConflict
 
 KIND_LBVM = "LBVM"
@@ -35,6 +41,37 @@ TERMINATED_RETENTION = timedelta(days=7)
 _NUMBER_FIELDS = frozenset(
     {"version", "launchedGeneration", "activeConnections", "appliedConfigVersion", "heartbeatSequence"}
 )
+
+_SAMPLES_FIELD = "recentMetrics"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def epoch_milliseconds(moment: datetime) -> int:
+    """Whole milliseconds since the epoch (integer arithmetic: no float rounding); naive times are UTC."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // _MILLISECOND
+
+
+def encode_samples(samples: Iterable[MetricsSample]) -> str:
+    return ",".join(
+        f"{epoch_milliseconds(s.period_end)} {s.cpu!r} {s.memory!r} {s.active_connections}" for s in samples
+    )
+
+
+def decode_samples(text: str) -> list[dict[str, Any]]:
+    samples = []
+    for part in filter(None, text.split(",")):
+        millis, cpu, memory, connections = part.split(" ")
+        samples.append(
+            {
+                "periodEnd": _EPOCH + int(millis) * _MILLISECOND,
+                "cpu": float(cpu),
+                "memory": float(memory),
+                "activeConnections": int(connections),
+            }
+        )
+    return samples
 
 
 def lbvm_key(load_balancer_id: str, lbvm_id: str) -> dict[str, Any]:
@@ -48,6 +85,10 @@ def to_item(lbvm: Lbvm) -> dict[str, Any]:
         GSI_BY_KIND_SORT_KEY: {"S": f"{lbvm.load_balancer_id}#{lbvm.lbvm_id}"},
     }
     for name, value in lbvm.model_dump(mode="json", by_alias=True, exclude_none=True).items():
+        if name == _SAMPLES_FIELD:
+            if lbvm.recent_metrics:
+                item[name] = {"S": encode_samples(lbvm.recent_metrics)}
+            continue
         item[name] = {"N": str(value)} if name in _NUMBER_FIELDS else {"S": str(value)}
     if lbvm.terminated_at is not None:
         item[TTL_ATTRIBUTE] = {"N": str(int((lbvm.terminated_at + TERMINATED_RETENTION).timestamp()))}
@@ -59,7 +100,9 @@ def from_item(item: dict[str, Any]) -> Lbvm:
     for name, value in item.items():
         if name in (PARTITION_KEY, SORT_KEY, GSI_BY_KIND_PARTITION_KEY, GSI_BY_KIND_SORT_KEY, TTL_ATTRIBUTE):
             continue
-        if "N" in value:
+        if name == _SAMPLES_FIELD:
+            fields[name] = decode_samples(value.get("S", ""))
+        elif "N" in value:
             fields[name] = int(value["N"])
         elif "S" in value:
             fields[name] = value["S"]
@@ -70,6 +113,7 @@ class LbvmRepository:
     def __init__(self, client: Any, table_name: str) -> None:
         self._client = client
         self._table = table_name
+        self.queries = 0  # Query calls made (pages), for the callers that report their reads
 
     def list_all(self) -> Iterator[Lbvm]:
         """Every LBVM record of every load balancer (paginated GSI query)."""
@@ -82,14 +126,15 @@ class LbvmRepository:
         }
         return self._query_all(request)
 
-    def list_for(self, load_balancer_id: str) -> list[Lbvm]:
-        """The LBVMs of one load balancer, strongly consistent (for decisions under a lease)."""
+    def list_for(self, load_balancer_id: str, *, consistent: bool = True) -> list[Lbvm]:
+        """The LBVMs of one load balancer: strongly consistent for decisions under a lease, eventually
+        consistent (half the read units) where a second-old record does as well (the scaler's metrics)."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
             "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
             "ExpressionAttributeValues": {":pk": {"S": f"LB#{load_balancer_id}"}, ":prefix": {"S": LBVM_PREFIX}},
-            "ConsistentRead": True,
+            "ConsistentRead": consistent,
         }
         return list(self._query_all(request))
 
@@ -97,6 +142,7 @@ class LbvmRepository:
         """Every record a query matches, page after page."""
         while True:
             response = self._client.query(**request)
+            self.queries += 1
             yield from (from_item(item) for item in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
                 return

@@ -13,7 +13,11 @@ Both sides read tolerantly (unknown fields are dropped), and what an agent can
 do beyond the first protocol it announces in ``capabilities``: the control
 plane sends a newer reply field only to an agent that said it understands it,
 because agents from before the tolerant reply refuse a reply with a field they
-do not know. ``preload``: told ``preloadConfigVersion``, the agent fetches that
+do not know. ``metrics``: once per ``PUBLISH_PERIOD_SECONDS`` the agent measures its CPU, memory and
+active connections (``MetricsSample``) and sends the sample with its next heartbeat, and again with the
+following ones until one is answered (at most ``MAX_HEARTBEAT_SAMPLES``); the control plane keeps the
+last few on the LBVM's record for the scaler (``lbcp.models.lbvm.RECENT_METRICS_KEPT``) and emits them
+for the users' graphs, once per ``periodEnd``. ``preload``: told ``preloadConfigVersion``, the agent fetches that
 version (``&version=N``), renders and validates it next to the one it serves,
 and reports how it went (``preload``: the version, and an error if it failed); a staged config
 change waits for every such LBVM before any of them switches.
@@ -25,7 +29,7 @@ profiles name their sessions after the instance id).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import ConfigDict, Field
@@ -93,6 +97,40 @@ class HttpResponses(StatusModel):
     server_errors: int = Field(ge=0, description="Answers with a 5xx status (the proxy's own, or a backend's).")
 
 
+# Samples one heartbeat may carry: those of the periods whose heartbeats failed, newest kept.
+MAX_HEARTBEAT_SAMPLES = 5
+
+
+class MetricsSample(StatusModel):
+    """One metrics period of an LBVM: what its agent measured, with the end of the period it covers.
+
+    ``cpu`` is the machine's mean utilisation over the whole period (not an instant), ``memory`` and
+    ``activeConnections`` the values at its end (lbcp.models.metrics names them for CloudWatch).
+    ``periodEnd`` identifies the sample: a heartbeat that repeats one is stored (and emitted) once.
+    """
+
+    period_end: datetime = Field(description="When the period ended (the agent's clock); identifies the sample.")
+    cpu: float = Field(ge=0, le=100, description="Mean CPU utilisation over the period, percent.")
+    memory: float = Field(ge=0, le=100, description="Memory utilisation at the period's end, percent.")
+    active_connections: int = Field(ge=0, description="The proxy's active connections at the period's end.")
+
+    def stored(self) -> MetricsSample:
+        """As an LBVM's record keeps it: UTC, whole milliseconds, percentages to a hundredth.
+
+        What the storage's compact text holds exactly (``lbcp.dal.lbvms.encode_samples``), so a sample
+        read back equals the one written.
+        """
+        moment = self.period_end if self.period_end.tzinfo is not None else self.period_end.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+        return self.model_copy(
+            update={
+                "period_end": moment.replace(microsecond=moment.microsecond // 1000 * 1000),
+                "cpu": round(self.cpu, 2),
+                "memory": round(self.memory, 2),
+            }
+        )
+
+
 class Heartbeat(StatusModel):
     # A tolerant reader: an agent newer than its control plane (a stack rolled back under running LBVMs)
     # may send fields this version does not know. They are dropped, not refused: refusing would make
@@ -128,6 +166,14 @@ class Heartbeat(StatusModel):
     )
     preload: PreloadReport | None = Field(
         default=None, description="How the version it was told to preload went (preload capability only)."
+    )
+    metrics: list[MetricsSample] = Field(
+        default_factory=list,
+        max_length=MAX_HEARTBEAT_SAMPLES,
+        # Absent, not [], when there is none: most heartbeats carry no sample.
+        exclude_if=lambda value: not value,
+        description="The metrics periods that ended since the agent's last answered heartbeat, oldest first "
+        "(absent from agents before it; once a minute otherwise).",
     )
 
     @property

@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from lbcp.models.agent import MetricsSample
 from lbcp.models.status import DrainReason, LbvmState, StatusModel
 
 __all__ = ["DrainReason"]  # re-exported: defined with the status, which shows it
@@ -28,6 +29,11 @@ LBVM_ID_PATTERN = r"^lbvm-[0-9a-f]{12}$"
 # An agent's report is stored when something changed, and at least this often
 # otherwise: a stored heartbeat may be this much older than the agent's last one.
 HEARTBEAT_PERSIST_INTERVAL = timedelta(seconds=30)
+
+# Metrics samples kept on the record (one per minute, newest): the scaler reads the complete minutes of
+# its lookback (lbcp.adapters.metrics.DEFAULT_LOOKBACK, 5) and the minute in progress may hold one more.
+# A count, not a duration, so that the item's size is bounded whatever the agent's period.
+RECENT_METRICS_KEPT = 6
 
 # Which callback the lifecycle execution is waiting on (see statemachines/).
 #   first-heartbeat  Pending: the agent's first heartbeat completes it
@@ -89,6 +95,9 @@ class Lbvm(StatusModel):
     preloads: bool = False
     preload_version: int | None = None
     preload_error: str | None = None
+    # The agent's last metrics samples (at most RECENT_METRICS_KEPT, oldest first), which the scaler
+    # averages per subnet and minute (lbcp.adapters.metrics). Stored as one compact text attribute.
+    recent_metrics: tuple[MetricsSample, ...] = ()
 
     def preloaded(self, version: int) -> bool:
         """Its agent reports ``version`` rendered and validated, ready to switch to."""

@@ -1,10 +1,15 @@
-"""The metrics LBVM agents publish and the scaler reads: one contract, one place.
+"""The metrics LBVM agents measure and the scaler reads: one contract, one place.
 
-Every agent publishes, once per ``PUBLISH_PERIOD_SECONDS``, its CPU and memory
-utilisation and its proxy's active connections, with the dimensions below.
-CloudWatch aggregates datapoints that share a metric and dimension set, so the
-scaler's per-period Average over (LoadBalancerId, SubnetId) is the mean over
-the LBVMs of that load balancer in that subnet, without per-instance metrics.
+Every agent measures, once per ``PUBLISH_PERIOD_SECONDS``, its CPU and memory
+utilisation and its proxy's active connections (``lbcp.models.agent.MetricsSample``)
+and sends them with its next heartbeat. The heartbeat handler keeps the last
+few on the LBVM's record, which the scaler reads (one DynamoDB query per load
+balancer: ``lbcp.adapters.metrics``), and writes each as CloudWatch metrics in
+embedded metric format, for the users' graphs: the names below in ``NAMESPACE``
+with the ``LoadBalancerId`` dimension only. CloudWatch averages the LBVMs' datapoints
+of one minute into the load balancer's mean. That is three custom metrics per
+load balancer ($0.30 each a month); per subnet it would be three per subnet,
+and the per-subnet values the scaler needs are on the records anyway.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ NAMESPACE: Final = "lbcp"
 PUBLISH_PERIOD_SECONDS: Final = 60
 
 DIMENSION_LOAD_BALANCER: Final = "LoadBalancerId"
-DIMENSION_SUBNET: Final = "SubnetId"
 
 METRIC_CPU: Final = "CPUUtilization"  # percent, 0-100
 METRIC_MEMORY: Final = "MemoryUtilization"  # percent, 0-100
@@ -34,13 +38,6 @@ SPEC_METRIC_NAMES: Final[dict[str, str]] = {
     "memory": METRIC_MEMORY,
     "activeConnections": METRIC_ACTIVE_CONNECTIONS,
 }
-
-
-def dimensions(load_balancer_id: str, subnet_id: str) -> list[dict[str, str]]:
-    return [
-        {"Name": DIMENSION_LOAD_BALANCER, "Value": load_balancer_id},
-        {"Name": DIMENSION_SUBNET, "Value": subnet_id},
-    ]
 
 
 # The consistency checker's findings, one series per kind (orphan, drift, leak, stuck).

@@ -1,7 +1,8 @@
 """The values policies work on: metrics, the fleet as it stands, and decisions (pure data).
 
-Metric names here are the spec's (``cpu``, ``memory``, ``activeConnections``);
-the CloudWatch adapter maps them to the published names (``lbcp.models.metrics``).
+Metric names here are the spec's (``cpu``, ``memory``, ``activeConnections``),
+as the metrics reader (``lbcp.adapters.metrics``) keys its series; the names the
+heartbeat handler publishes to CloudWatch for graphs are in ``lbcp.models.metrics``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""One scaler run (every minute): list, read metrics once for all, decide, write conditionally.
+"""One scaler run (every minute): list, read metrics, decide, write conditionally.
+
+Metrics come from the LBVM records, where heartbeats leave the agents' samples
+(``lbcp.adapters.metrics``): one query per load balancer, none for those being
+deleted.
 
 For each load balancer not being deleted: evaluate its policy on its metrics,
 and write the new desired capacity and the scaler's memory with the
@@ -61,7 +65,8 @@ class Outcome:
 @dataclass(frozen=True)
 class RunReport:
     outcomes: list[Outcome] = field(default_factory=list)
-    metric_calls: int = 0
+    metric_calls: int = 0  # the reader's calls (DynamoDB queries of LBVM records)
+    metric_failures: int = 0  # load balancers whose metrics could not be read (evaluated as missing)
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -69,7 +74,8 @@ class RunReport:
             counts[outcome.result] = counts.get(outcome.result, 0) + 1
         return {
             "loadBalancers": len(self.outcomes),
-            "getMetricDataCalls": self.metric_calls,
+            "metricsQueries": self.metric_calls,
+            "metricsReadFailed": self.metric_failures,
             "results": counts,
             "missingMetrics": self.missing_metrics,
         }
@@ -155,7 +161,7 @@ def run_scaler(repository: LoadBalancerRepository, reader: MetricsReader, now: d
             outcomes.append(scale_one(repository, record, batch.window_for(record.id), now))
         except Exception as exc:  # one bad load balancer must not stop the fleet's scaling
             outcomes.append(Outcome(record.id, record.spec.name, "failed", message=f"{type(exc).__name__}: {exc}"))
-    return RunReport(outcomes, batch.calls)
+    return RunReport(outcomes, batch.calls, len(batch.failed))
 
 
 def scale_one(

@@ -8,8 +8,9 @@ from datetime import timedelta
 from lbcp.models.spec import Capacity, LoadBalancerSpec, MetricThresholds, Scaling, ZoneEvaluation
 
 # A series whose newest per-minute average is older than this is stale. Agents
-# publish every minute and CloudWatch needs up to a couple of minutes to make a
-# period queryable, so three periods tolerates one late publish but no more.
+# sample every minute and the sample reaches the LBVM's record with the next
+# heartbeat; the scaler averages whole minutes only (the newest is 1-2 minutes
+# old when it reads), so three periods tolerates one missed sample but no more.
 DEFAULT_STALE_AFTER = timedelta(minutes=3)
 
 

@@ -13,8 +13,8 @@ The model, per one-minute evaluation period ``m`` (time ``60m`` to ``60m+60``):
    load (queued requests hold connections, so this is not capped), memory =
    30% + 0.2 x CPU.
 4. At the minute's end the scaler evaluates the policy, through the same
-   ``decide`` as production, seeing metrics ``metricLag`` periods old (CloudWatch
-   makes a period queryable a little after it ends), and the fleet follows the
+   ``decide`` as production, seeing metrics ``metricLag`` periods old (the
+   scaler averages whole minutes only, once they have ended), and the fleet follows the
    new desired capacity at once (launches, or victims from
    ``choose_scale_in_victim``).
 
