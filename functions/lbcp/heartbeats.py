@@ -189,7 +189,7 @@ class HeartbeatService:
         return AgentConfig(load_balancer_id=record.id, lbvm_id=lbvm.lbvm_id, config_version=version, spec=spec)
 
     def heartbeat(self, principal_arn: str | None, beat: Heartbeat) -> HeartbeatReply:
-        record, lbvm = self._lookup(beat.load_balancer_id, beat.lbvm_id)
+        record, lbvm = self._lookup(beat.load_balancer_id, beat.lbvm_id, consistent=False)
         self._authorize(principal_arn, lbvm, claimed_instance=beat.instance_id)
         now = self.clock()
         if beat.state == "ready":
@@ -229,9 +229,26 @@ class HeartbeatService:
 
     # --- helpers -----------------------------------------------------------------
 
-    def _lookup(self, load_balancer_id: str, lbvm_id: str) -> tuple[LoadBalancerRecord, Lbvm]:
-        record = self.load_balancers.get(load_balancer_id)
-        lbvm = self.lbvms.get(load_balancer_id, lbvm_id) if record else None
+    def _lookup(
+        self, load_balancer_id: str, lbvm_id: str, *, consistent: bool = True
+    ) -> tuple[LoadBalancerRecord, Lbvm]:
+        """Both records; a heartbeat reads them eventually consistent (half the read units of every heartbeat).
+
+        The config route reads consistently: it is rare, and the version an agent was just told
+        must be offered to it (a stale record would refuse a preload of it).
+
+        A record a second old is as good here, except around a lifecycle transition: an
+        LBVM that does not wait on its ``heartbeats`` callback (Pending, recovering, or
+        just created) may have a new task token written a moment ago, so it is read again
+        consistently rather than have its first heartbeat missed. Writes stay conditional
+        on the record's version, so a stale read costs a retry, never a lost update.
+        """
+        record = self.load_balancers.get(load_balancer_id, consistent=consistent)
+        if record is None and not consistent:
+            record = self.load_balancers.get(load_balancer_id)
+        lbvm = self.lbvms.get(load_balancer_id, lbvm_id, consistent=consistent) if record else None
+        if record is not None and not consistent and (lbvm is None or lbvm.callback_kind != "heartbeats"):
+            lbvm = self.lbvms.get(load_balancer_id, lbvm_id)
         if record is None or lbvm is None:
             raise UnknownLbvm(f"{load_balancer_id}/{lbvm_id}")
         return record, lbvm

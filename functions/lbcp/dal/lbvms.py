@@ -148,9 +148,10 @@ class LbvmRepository:
                 return
             request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
-    def get(self, load_balancer_id: str, lbvm_id: str) -> Lbvm | None:
+    def get(self, load_balancer_id: str, lbvm_id: str, *, consistent: bool = True) -> Lbvm | None:
+        """One LBVM record; ``consistent=False`` reads at half the units, and may miss the last second."""
         item = self._client.get_item(
-            TableName=self._table, Key=lbvm_key(load_balancer_id, lbvm_id), ConsistentRead=True
+            TableName=self._table, Key=lbvm_key(load_balancer_id, lbvm_id), ConsistentRead=consistent
         ).get("Item")
         return from_item(item) if item else None
 

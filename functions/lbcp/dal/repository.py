@@ -114,8 +114,9 @@ class LoadBalancerRepository:
 
     # --- reads ---------------------------------------------------------------
 
-    def get(self, lb_id: str) -> LoadBalancerRecord | None:
-        item = self._client.get_item(TableName=self._table, Key=lb_key(lb_id), ConsistentRead=True).get("Item")
+    def get(self, lb_id: str, *, consistent: bool = True) -> LoadBalancerRecord | None:
+        """The record; ``consistent=False`` reads at half the units, and may miss the last second's write."""
+        item = self._client.get_item(TableName=self._table, Key=lb_key(lb_id), ConsistentRead=consistent).get("Item")
         return _record_from_item(item) if item else None
 
     def resolve_name(self, name: str) -> str | None:
