@@ -14,6 +14,7 @@ from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.rollout import template_of
+from lbcp.models.spec import HEARTBEAT_INTERVAL_SECONDS
 from lbcp.models.status import LoadBalancerStatus
 from lbcp.reconcile.observed import EntryView, LoadBalancerView
 from lbcp.reconcile.plan import plan
@@ -157,7 +158,7 @@ def test_the_first_ready_heartbeat_completes_the_pending_callback(cloud: Cloud, 
         "desiredConfigVersion": 1,
         "drain": False,
         "drainDeadline": None,
-        "heartbeatIntervalSeconds": 5,
+        "heartbeatIntervalSeconds": HEARTBEAT_INTERVAL_SECONDS,  # the spec's default
     }
     assert execution_status(arn) == "SUCCEEDED"
 
