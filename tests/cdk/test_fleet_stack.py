@@ -62,13 +62,6 @@ EXPECTED_FLEET_ACKNOWLEDGMENTS: Final = {
         f"{IAM5}{NAG_ARN.format(service='acm', resource='certificate/*')}]",
         "Lbcp/Fleet/LbvmInstanceRole/AgentPolicy",
     ),
-    *(
-        (
-            f"{IAM5}{NAG_ARN.format(service='execute-api', resource='<ApiHttpApi4C294DC0>/*/' + route)}]",
-            "Lbcp/Fleet/LbvmInstanceRole/AgentPolicy",
-        )
-        for route in ("GET/v1/agent/config", "POST/v1/agent/heartbeat")
-    ),
 }
 
 
@@ -256,7 +249,8 @@ def test_lbvm_role_and_instance_profile(synthesized: Synthesized) -> None:
     }
     statements = _role_statements(synthesized, role_ref["Ref"])
     assert _actions(statements) == {
-        "execute-api:Invoke",
+        "lambda:InvokeFunctionUrl",  # the agent endpoint (tests/cdk/test_agent_endpoint.py)
+        "lambda:InvokeFunction",
         "cloudwatch:PutMetricData",
         "acm:ExportCertificate",
         "s3:GetObject",  # the agent artifact, that one object (stacks/agent_artifact.py)
@@ -265,9 +259,6 @@ def test_lbvm_role_and_instance_profile(synthesized: Synthesized) -> None:
     assert "*" not in json.dumps(download["Resource"])
     (metrics,) = _by_action(statements, "cloudwatch:PutMetricData")
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "lbcp"}}
-    (invoke,) = _by_action(statements, "execute-api:Invoke")
-    routes = json.dumps(invoke["Resource"])
-    assert "/*/GET/v1/agent/config" in routes and "/*/POST/v1/agent/heartbeat" in routes
 
 
 # --- cdk-nag ----------------------------------------------------------------------------
