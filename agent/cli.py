@@ -1,8 +1,8 @@
 """``python -m agent``: render a spec into proxy configuration, or run as the LBVM's service.
 
     python -m agent render --spec SPEC.json --proxy haproxy|nginx --out DIR [--check]
-    python -m agent run --lb-id LB --lbvm-id ID --endpoint URL --proxy haproxy|nginx
-    python -m agent user-data --lb-id LB --lbvm-id ID --endpoint URL --proxy P --artifact URL --region R
+    python -m agent run --lb-id LB --lbvm-id ID --agent-endpoint URL --proxy haproxy|nginx
+    python -m agent user-data --lb-id LB --lbvm-id ID --agent-endpoint URL --proxy P --artifact URL --region R
     python -m agent package --out lbcp-agent.tar.gz
 
 Exit codes: 0 done; 1 the proxy refused the rendered configuration (render
@@ -68,7 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run as the LBVM's agent service")
     run.add_argument("--lb-id", required=True)
     run.add_argument("--lbvm-id", required=True)
-    run.add_argument("--endpoint", required=True, help="the control plane's API URL")
+    run.add_argument(
+        "--agent-endpoint",
+        required=True,
+        help="the control plane's agent endpoint (in AWS its Lambda function URL; requests are signed for lambda)",
+    )
     run.add_argument("--proxy", choices=["haproxy", "nginx"], required=True)
     run.add_argument("--region", help="default: the instance's region")
     run.add_argument("--instance-id", help="default: from the instance metadata service")
@@ -84,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     data = commands.add_parser("user-data", help="print the bootstrap user data for an LBVM")
     data.add_argument("--lb-id", required=True)
     data.add_argument("--lbvm-id", required=True)
-    data.add_argument("--endpoint", required=True)
+    data.add_argument("--agent-endpoint", required=True, help="the control plane's agent endpoint")
     data.add_argument("--proxy", choices=["haproxy", "nginx"], required=True)
     data.add_argument("--artifact", required=True, help="the agent artifact (s3:// or https://)")
     data.add_argument("--artifact-sha256")
@@ -224,7 +228,9 @@ def _run(args: argparse.Namespace) -> int:
     except MetadataUnavailable as exc:
         return _fail(f"{exc} (not on EC2? pass --region, --instance-id and --subnet-id)")
     args.region = region
-    control = HttpControlPlaneClient(args.endpoint, region, None if args.unsigned else instance_credentials(region))
+    control = HttpControlPlaneClient(
+        args.agent_endpoint, region, None if args.unsigned else instance_credentials(region)
+    )
     dataplane = ProxyDataPlane(args.proxy, args.state_dir, _options(args), _certificate_source(args))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -251,7 +257,7 @@ def _user_data(args: argparse.Namespace) -> int:
         script = user_data(
             args.lb_id,
             args.lbvm_id,
-            args.endpoint,
+            args.agent_endpoint,
             args.proxy,
             args.artifact,
             args.region,

@@ -1,7 +1,8 @@
 """The agent's side of the control-plane protocol (lbcp.models.agent): fetch the config, send heartbeats.
 
-``HttpControlPlaneClient`` calls the two IAM-authorized routes of the HTTP API,
-signed with SigV4 for ``execute-api`` with the instance role's credentials
+``HttpControlPlaneClient`` calls the two routes of the agent endpoint: in AWS
+a Lambda function URL with IAM auth (``AuthType: AWS_IAM``), so requests are
+signed with SigV4 for service ``lambda`` with the instance role's credentials
 (refreshed by botocore as they rotate). Without credentials it sends unsigned
 requests: that is how agents talk to the local runtime, which accepts them.
 """
@@ -36,6 +37,8 @@ class ControlPlaneClient(Protocol):
 
 
 CredentialsProvider = Callable[[], Any]  # returns botocore Credentials, or None for unsigned requests
+# Function URLs verify SigV4 for the lambda service (API Gateway's would be execute-api).
+SIGNING_SERVICE = "lambda"
 
 
 def instance_credentials(region: str) -> CredentialsProvider:
@@ -108,5 +111,5 @@ class HttpControlPlaneClient:
         from botocore.awsrequest import AWSRequest
 
         request = AWSRequest(method=method, url=url, data=payload or b"", headers=headers)
-        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(request)
+        SigV4Auth(credentials.get_frozen_credentials(), SIGNING_SERVICE, self.region).add_auth(request)
         return dict(request.headers.items())

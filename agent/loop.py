@@ -54,6 +54,7 @@ from lbcp.models.agent import (
     PreloadReport,
 )
 from lbcp.models.metrics import PUBLISH_PERIOD_SECONDS
+from lbcp.models.spec import HEARTBEAT_INTERVAL_SECONDS
 
 log = logging.getLogger("lbcp.agent")
 
@@ -62,7 +63,7 @@ MAX_ERROR_LENGTH = 1024  # Heartbeat.error
 
 @dataclass(frozen=True)
 class AgentSettings:
-    heartbeat_interval_seconds: float = 5.0  # until the control plane says otherwise
+    heartbeat_interval_seconds: float = HEARTBEAT_INTERVAL_SECONDS  # until the control plane says otherwise
     backoff_cap_seconds: float = 60.0
     retry_failed_config_seconds: float = 60.0
     publish_period_seconds: float = PUBLISH_PERIOD_SECONDS

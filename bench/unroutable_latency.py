@@ -13,7 +13,10 @@ until the instance is no longer registered:
 The heartbeat path is the heartbeat handler's: store the report on the LBVM
 record, then ``lbcp.lifecycle.callbacks.on_heartbeat`` (SendTaskHeartbeat).
 
-    .venv/bin/python bench/unroutable_latency.py [--runs 5] [--timeouts 2 5] [--json]
+    .venv/bin/python bench/unroutable_latency.py [--runs 5] [--timeouts 2 5] [--interval 0.5] [--json]
+
+``--interval 10 --timeouts 30`` is the spec's default (heartbeatIntervalSeconds
+10, unhealthyTimeoutSeconds 30): slow (about 45 s a run), but the real numbers.
 """
 
 from __future__ import annotations
@@ -68,8 +71,16 @@ class Run:
 
 
 class Bench:
-    def __init__(self, machinery: FleetMachinery, spec: LoadBalancerSpec, lb_id: str, image_id: str) -> None:
+    def __init__(
+        self,
+        machinery: FleetMachinery,
+        spec: LoadBalancerSpec,
+        lb_id: str,
+        image_id: str,
+        interval: float = HEARTBEAT_INTERVAL,
+    ) -> None:
         self.machinery = machinery
+        self.interval = interval
         self.spec = spec
         self.lb_id = lb_id
         self.image_id = image_id
@@ -163,7 +174,7 @@ class Bench:
             while not stop.is_set():
                 self.heartbeat(lbvm_id)
                 last_sent = time.monotonic()
-                stop.wait(HEARTBEAT_INTERVAL)
+                stop.wait(self.interval)
 
         thread = threading.Thread(target=agent, daemon=True)
         thread.start()
@@ -197,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs per timeout")
     parser.add_argument("--timeouts", type=int, nargs="+", default=[2, 5], help="unhealthy timeouts (seconds)")
+    parser.add_argument(
+        "--interval", type=float, default=HEARTBEAT_INTERVAL, help="seconds between the simulated agent's heartbeats"
+    )
     parser.add_argument("--json", action="store_true", help="print the runs as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -216,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         # The tasks function reads the load balancer's spec: store it as the API would have.
         LoadBalancerRepository(boto3.client("dynamodb"), TABLE).create(*_record(lb_id, spec))
         image_id = boto3.client("ec2").register_image(Name="lbcp-bench", RootDeviceName="/dev/xvda")["ImageId"]
-        bench = Bench(machinery, spec, lb_id, image_id)
+        bench = Bench(machinery, spec, lb_id, image_id, args.interval)
         runs = [bench.run(timeout) for timeout in args.timeouts for _ in range(args.runs)]
     finally:
         aws.stop()

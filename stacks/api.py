@@ -3,7 +3,8 @@
 Every route, including ``$default``, requires SigV4 (``AWS_IAM``) and goes to
 the same function, which answers unknown paths and methods with its own
 ``application/problem+json`` 404/405. The routes are explicit so that access
-logs and metrics carry a meaningful ``routeKey``.
+logs and metrics carry a meaningful ``routeKey``. The LBVM agents' routes are
+not here: they are the agent endpoint's (``stacks.agent_endpoint``).
 """
 
 from __future__ import annotations
@@ -52,8 +53,6 @@ ROUTES: Final[tuple[tuple[apigwv2.HttpMethod, str], ...]] = (
     (apigwv2.HttpMethod.POST, "/v1/load-balancers/{id}/rollout/resume"),
     (apigwv2.HttpMethod.POST, "/v1/load-balancers/{id}/rollout/abort"),
     (apigwv2.HttpMethod.GET, "/v1/load-balancers/{id}/rollouts"),
-    (apigwv2.HttpMethod.GET, "/v1/agent/config"),
-    (apigwv2.HttpMethod.POST, "/v1/agent/heartbeat"),
     (apigwv2.HttpMethod.GET, "/v1/consistency"),
     (apigwv2.HttpMethod.POST, "/v1/consistency/sweep"),
     (apigwv2.HttpMethod.GET, "/v1/consistency/audit"),

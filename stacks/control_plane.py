@@ -1,4 +1,4 @@
-"""The control plane stack: table, dependency layer, API function and HTTP API.
+"""The control plane stack: table, dependency layer, API function and HTTP API, the agent endpoint.
 
 Every function is built from one ``FunctionContext`` (``functions``): the
 table, the settings, the code asset and the dependency layer they share.
@@ -12,6 +12,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from stacks.agent_artifact import AgentArtifact
+from stacks.agent_endpoint import AgentEndpoint
 from stacks.alerting import Alerting
 from stacks.api import ApiFunction, HttpApiFrontend
 from stacks.bundling import DependenciesLayer
@@ -41,8 +42,12 @@ class ControlPlaneStack(Stack):
 
         self.api_function = ApiFunction(self, "ApiFunction", context=self.functions)
         self.api = HttpApiFrontend(self, "Api", handler=self.api_function.function, config=self.config)
+        # The agents' heartbeats and config requests: a function URL, not API Gateway routes.
+        self.agent_endpoint = AgentEndpoint(self, "AgentEndpoint", context=self.functions)
         # The LBVM lifecycle and drain state machines, their tasks function and the LBVM role.
-        self.fleet = FleetMachinery(self, "Fleet", context=self.functions, api_id=self.api.http_api.api_id)
+        self.fleet = FleetMachinery(
+            self, "Fleet", context=self.functions, agent_function_arn=self.agent_endpoint.function.function_arn
+        )
         # The plan preview reads what the reconciler reads (and the same DNS settings).
         self.api_function.observe_fleet(self.fleet.fleet_config)
         self.scaler = Scaler(self, "Scaler", context=self.functions)
@@ -53,12 +58,12 @@ class ControlPlaneStack(Stack):
             "Reconciler",
             context=self.functions,
             fleet=self.fleet,
-            api_endpoint=self.api.http_api.api_endpoint,
+            agent_endpoint=self.agent_endpoint.url,
             agent_artifact_url=self.agent_artifact.url,
             alerting=self.alerting,
         )
-        # The agent routes complete and keep alive the lifecycle's callbacks.
-        self.fleet.grant_callbacks(self.api_function.role)
+        # The agent endpoint completes and keeps alive the lifecycle's callbacks.
+        self.fleet.grant_callbacks(self.agent_endpoint.role)
         # The consistency checker; the API invokes it for on-demand runs and sweeps.
         self.consistency = ConsistencyChecker(
             self, "Consistency", context=self.functions, fleet=self.fleet, alerting=self.alerting
@@ -82,6 +87,7 @@ class ControlPlaneStack(Stack):
             "Dashboard",
             functions={
                 "api": self.api_function.function,
+                "agent-endpoint": self.agent_endpoint.function,
                 "reconciler": self.reconciler.function.function,
                 "scaler": self.scaler.function.function,
                 "lifecycle-tasks": self.fleet.tasks.function,
@@ -93,4 +99,10 @@ class ControlPlaneStack(Stack):
         )
 
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API (SigV4)")
+        CfnOutput(
+            self,
+            "AgentEndpointUrl",
+            value=self.agent_endpoint.url,
+            description="The LBVM agents' endpoint: a Lambda function URL (SigV4 for lambda, instance role only)",
+        )
         CfnOutput(self, "TableName", value=self.table.table.table_name, description="DynamoDB table")

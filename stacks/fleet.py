@@ -15,7 +15,8 @@
   rule ``.sync`` integrations use.
 - The tasks function (``handlers.lifecycle_tasks``) registers and deregisters
   LBVMs with the entry, stores callback tokens, and writes events.
-- The LBVM instance role: the agent's two API routes, metrics in the ``lbcp``
+- The LBVM instance role: the agent endpoint (invoking its function through
+  its IAM-authorized function URL, nothing else), metrics in the ``lbcp``
   namespace, certificate export.
 
 Other functions get what they need through ``environment()`` and ``grant_*``
@@ -35,7 +36,6 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from lbcp.lifecycle.protocol import DRAIN_STATE_MACHINE_FILE, LIFECYCLE_STATE_MACHINE_FILE
-from lbcp.models.agent import AGENT_CONFIG_PATH, AGENT_HEARTBEAT_PATH
 from lbcp.settings import (
     ENV_DNS_DOMAIN,
     ENV_DRAIN_STATE_MACHINE_ARN,
@@ -85,13 +85,13 @@ class FleetConfig:
 class LbvmInstanceRole(Construct):
     """The role (and instance profile) of every LBVM: what its agent may call."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, api_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, agent_function_arn: str) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description="lbcp LBVM instances: the agent's API routes, certificate export",
+            description="lbcp LBVM instances: the agent endpoint, certificate export",
         )
         self.profile = iam.InstanceProfile(self, "Profile", role=self.role)
         self.policy = iam.Policy(
@@ -99,14 +99,20 @@ class LbvmInstanceRole(Construct):
             "AgentPolicy",
             roles=[self.role],
             statements=[
+                # The agent endpoint's function URL with IAM auth, and that function only. Function URLs
+                # created since October 2025 also need lambda:InvokeFunction, here only through the URL:
+                # the role cannot invoke the function directly.
                 iam.PolicyStatement(
-                    sid="AgentRoutes",
-                    actions=["execute-api:Invoke"],
-                    # Any stage ($default today), these two routes only.
-                    resources=[
-                        arns.api_route(api_id, "GET", AGENT_CONFIG_PATH),
-                        arns.api_route(api_id, "POST", AGENT_HEARTBEAT_PATH),
-                    ],
+                    sid="AgentEndpoint",
+                    actions=["lambda:InvokeFunctionUrl"],
+                    resources=[agent_function_arn],
+                    conditions={"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}},
+                ),
+                iam.PolicyStatement(
+                    sid="AgentEndpointInvoke",
+                    actions=["lambda:InvokeFunction"],
+                    resources=[agent_function_arn],
+                    conditions={"Bool": {"lambda:InvokedViaFunctionUrl": "true"}},
                 ),
                 iam.PolicyStatement(
                     sid="ExportListenerCertificates",
@@ -238,7 +244,7 @@ class FleetMachinery(Construct):
         construct_id: str,
         *,
         context: FunctionContext,
-        api_id: str,
+        agent_function_arn: str,
         fleet_config: FleetConfig | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -249,7 +255,7 @@ class FleetMachinery(Construct):
         # By name: a function that reads them (the consistency checker) must not depend on the API.
         self.lifecycle_name, self.drain_name = lifecycle_name, drain_name
 
-        self.lbvm_role = LbvmInstanceRole(self, "LbvmInstanceRole", api_id=api_id)
+        self.lbvm_role = LbvmInstanceRole(self, "LbvmInstanceRole", agent_function_arn=agent_function_arn)
         self.tasks = LifecycleTasksFunction(
             self,
             "LifecycleTasks",

@@ -40,7 +40,7 @@ from lbcp.models.app_metrics import (
     METRIC_TICK_LOAD_BALANCERS,
     NAMESPACE,
     PHASES,
-    SERVICE_API,
+    SERVICE_AGENT_API,
     SERVICE_RECONCILER,
     SERVICE_SCALER,
 )
@@ -308,7 +308,7 @@ class ControlPlaneDashboard(Construct):
             ),
             graph(
                 "Heartbeats received",
-                [app_metric(METRIC_HEARTBEATS, SERVICE_API, period=FIVE_MINUTES, label="per 5 minutes")],
+                [app_metric(METRIC_HEARTBEATS, SERVICE_AGENT_API, period=FIVE_MINUTES, label="per 5 minutes")],
             ),
             graph(
                 "Consistency findings",

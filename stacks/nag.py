@@ -188,19 +188,10 @@ AGENT_CERTIFICATES: Final = Finding(
     "acm:ExportCertificate only, on certificates of this account and region: LBVMs terminate TLS "
     "with the users' certificates, named by ARN in load-balancer specs at run time.",
 )
-AGENT_ROUTES: Final = tuple(
-    Finding(
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
-        f"<ApiHttpApi4C294DC0>/*/{route}]",
-        f"execute-api:Invoke on one route of this API ({route}) in any stage: the agent's two routes "
-        "are all an LBVM may call; the stage is the only wildcard.",
-    )
-    for route in ("GET/v1/agent/config", "POST/v1/agent/heartbeat")
-)
 
 
 def acknowledge_lbvm_role(policy: IConstruct) -> None:
-    acknowledge(policy, AGENT_CERTIFICATES, *AGENT_ROUTES)
+    acknowledge(policy, AGENT_CERTIFICATES)
 
 
 def acknowledge_tasks_function(fn: LbcpFunction, describe_policy: IConstruct) -> None:

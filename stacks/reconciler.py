@@ -31,7 +31,7 @@ from lbcp.reconcile.backoff import BackoffSettings
 from lbcp.reconcile.compute import INSTANCE_LOST_STATES, INSTANCE_STATE_CHANGE
 from lbcp.settings import (
     ENV_AGENT_ARTIFACT_URL,
-    ENV_API_ENDPOINT,
+    ENV_AGENT_ENDPOINT,
     ENV_RECONCILE_DEAD_LETTER_AFTER,
     ENV_RECONCILE_DEAD_LETTER_QUEUE_URL,
 )
@@ -57,7 +57,7 @@ class ReconcilerFunction(LbcpFunction):
         *,
         context: FunctionContext,
         fleet: FleetMachinery,
-        api_endpoint: str,
+        agent_endpoint: str,
         agent_artifact_url: str,
     ) -> None:
         super().__init__(
@@ -68,7 +68,7 @@ class ReconcilerFunction(LbcpFunction):
             handler=RECONCILER_HANDLER,
             service_name=RECONCILER_SERVICE_NAME,
             environment={
-                ENV_API_ENDPOINT: api_endpoint,
+                ENV_AGENT_ENDPOINT: agent_endpoint,
                 ENV_AGENT_ARTIFACT_URL: agent_artifact_url,
                 **fleet.environment(),
             },
@@ -128,7 +128,7 @@ class Reconciler(Construct):
         *,
         context: FunctionContext,
         fleet: FleetMachinery,
-        api_endpoint: str,
+        agent_endpoint: str,
         agent_artifact_url: str,
         alerting: Alerting,
     ) -> None:
@@ -138,7 +138,7 @@ class Reconciler(Construct):
             "Function",
             context=context,
             fleet=fleet,
-            api_endpoint=api_endpoint,
+            agent_endpoint=agent_endpoint,
             agent_artifact_url=agent_artifact_url,
         )
         self.rule = every_minute(

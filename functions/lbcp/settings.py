@@ -19,7 +19,8 @@ ENV_HOSTED_ZONE_ID = "LBCP_HOSTED_ZONE_ID"
 ENV_DNS_DOMAIN = "LBCP_DNS_DOMAIN"
 ENV_INSTANCE_PROFILE_ARN = "LBCP_INSTANCE_PROFILE_ARN"
 ENV_AGENT_ARTIFACT_URL = "LBCP_AGENT_ARTIFACT_URL"
-ENV_API_ENDPOINT = "LBCP_API_ENDPOINT"
+# Where LBVM agents call the control plane (the agent endpoint's function URL), written into their user data.
+ENV_AGENT_ENDPOINT = "LBCP_AGENT_ENDPOINT"
 # The consistency checker's function (the API invokes it for on-demand runs and sweeps).
 ENV_CONSISTENCY_FUNCTION = "LBCP_CONSISTENCY_FUNCTION"
 # Local runtime only: the file where its entry says where it listens for each load balancer.
@@ -44,6 +45,8 @@ class Settings:
     dns_domain: str | None = None
     instance_profile_arn: str | None = None
     agent_artifact_url: str | None = None
+    # The agent endpoint (ENV_AGENT_ENDPOINT). Still named as when the agents called the API: the cost
+    # model (bench/reconcile_calls.py) sets it by this name; rename both together.
     api_endpoint: str | None = None
     consistency_function: str | None = None
     local_entry_endpoints: str | None = None
@@ -65,7 +68,7 @@ class Settings:
             dns_domain=env.get(ENV_DNS_DOMAIN) or None,
             instance_profile_arn=env.get(ENV_INSTANCE_PROFILE_ARN) or None,
             agent_artifact_url=env.get(ENV_AGENT_ARTIFACT_URL) or None,
-            api_endpoint=env.get(ENV_API_ENDPOINT) or None,
+            api_endpoint=env.get(ENV_AGENT_ENDPOINT) or None,
             consistency_function=env.get(ENV_CONSISTENCY_FUNCTION) or None,
             local_entry_endpoints=env.get(ENV_LOCAL_ENTRY_ENDPOINTS) or None,
             gc_policy=env.get(ENV_GC_POLICY) or None,

@@ -5,10 +5,11 @@ no instance really boots, so this watches the emulated EC2 for running
 instances that carry our tags and starts, for each, a machine
 (``lbcp_local.machines``: the real proxy on loopback ports of its own, or a
 simulated data plane) and the real agent loop (``agent.loop.Agent``) with the
-real HTTP control-plane client talking to the local API, whose heartbeats
-carry the agent's metrics samples to the LBVM records, where the scaler reads
-them, as in AWS. The agent presents its instance's role session as
-its principal (the local adapter's stand-in for SigV4). When the instance
+real HTTP control-plane client talking to the agent endpoint its user data
+names (``--agent-endpoint``: the local runtime's stand-in for the function
+URL), whose heartbeats carry the agent's metrics samples to the LBVM records,
+where the scaler reads them, as in AWS. The agent presents its instance's role
+session as its principal (the local adapter's stand-in for SigV4). When the instance
 stops or is terminated, its machine powers off: the proxy dies at once, and
 the agent with it, exactly what a dead VM does.
 
@@ -32,7 +33,7 @@ from agent.loop import Agent, AgentSettings
 from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
 from lbcp_local.events import LOCAL_ACCOUNT_ID
 from lbcp_local.http_adapter import LOCAL_PRINCIPAL_HEADER
-from lbcp_local.machines import DataPlaneKind, Machine, MachineFactory, SimulatedMachine
+from lbcp_local.machines import DataPlaneKind, Machine, MachineFactory, SimulatedMachine, agent_endpoint_of
 
 log = logging.getLogger("lbcp.local.agents")
 LBVM_ROLE_NAME = "lbcp-local-lbvm"
@@ -52,7 +53,6 @@ class _Running:
 
 @dataclass
 class LocalAgents:
-    api_url: str
     ec2: Any
     region: str
     machines: MachineFactory
@@ -157,11 +157,12 @@ class LocalAgents:
             subnet_id=instance.get("SubnetId", ""),
         )
         principal = f"arn:aws:sts::{LOCAL_ACCOUNT_ID}:assumed-role/{LBVM_ROLE_NAME}/{identity.instance_id}"
-        control = HttpControlPlaneClient(
-            self.api_url, self.region, None, timeout=10, headers={LOCAL_PRINCIPAL_HEADER: principal}
-        )
         try:
-            machine = self.machines.boot(identity.instance_id, self._user_data(identity.instance_id))
+            user_data = self._user_data(identity.instance_id)
+            control = HttpControlPlaneClient(
+                agent_endpoint_of(user_data), self.region, None, timeout=10, headers={LOCAL_PRINCIPAL_HEADER: principal}
+            )
+            machine = self.machines.boot(identity.instance_id, user_data)
         except (ValueError, OSError) as exc:
             # As an instance whose agent never starts: no heartbeat, and the lifecycle's pending timeout replaces it.
             log.error("instance %s cannot boot an LBVM: %s", identity.instance_id, exc)

@@ -256,7 +256,8 @@ def run(runtime: LocalRuntime) -> None:
     step(1, "An AWS account on this machine")
     say(
         f"moto serves the AWS APIs on {runtime.aws_url}; the API handler (the same code as the Lambda "
-        f"function) answers on {runtime.api_url}; the lifecycle and drain state machines run in moto's "
+        f"function) answers on {runtime.api_url}, the agent endpoint's (a Lambda function URL in AWS) on "
+        f"{runtime.agent_url}; the lifecycle and drain state machines run in moto's "
         "Step Functions interpreter, the reconciler and the scaler tick as the schedules would, and every "
         "instance that boots gets an LBVM: the real agent with a real HAProxy on loopback ports of its own. A "
         "real HAProxy stands in for the NLB, and routes to what is registered as late as an NLB does. The account "

@@ -1,7 +1,7 @@
-"""Building API Gateway HTTP API (payload format 2.0) events, as AWS would send them.
+"""Building API Gateway HTTP API (payload format 2.0) and Lambda function URL events, as AWS would send them.
 
-Used by the local HTTP adapter and by the tests, so both exercise the handler
-with exactly the event shape the deployed API delivers.
+Used by the local HTTP adapters and by the tests, so both exercise the handlers
+with exactly the event shapes the deployed API and agent endpoint deliver.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl
 
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_PRINCIPAL_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/local-developer"
+# The id a function URL's host name starts with (``<url-id>.lambda-url.<region>.on.aws``).
+LOCAL_URL_ID = "localagentendpoint0000000000000"
 _TEXT_TYPES = ("application/json", "application/merge-patch+json", "application/problem+json", "text/")
 
 
@@ -97,6 +99,31 @@ def http_api_event(
         event["queryStringParameters"] = query_parameters
     if encoded_body is not None:
         event["body"] = encoded_body
+    return event
+
+
+def function_url_event(
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    source_ip: str = "127.0.0.1",
+    principal_arn: str | None = LOCAL_PRINCIPAL_ARN,
+    region: str = "us-east-1",
+) -> dict[str, Any]:
+    """The event a Lambda function URL sends its function: the HTTP API's payload 2.0, named after the URL.
+
+    With ``AuthType: AWS_IAM`` the verified caller is in ``requestContext.authorizer.iam``, as with
+    an HTTP API's IAM authorizer; ``apiId`` and the host are the URL's id.
+    """
+    event = http_api_event(
+        method, path, query=query, headers=headers, body=body, source_ip=source_ip, principal_arn=principal_arn
+    )
+    domain = f"{LOCAL_URL_ID}.lambda-url.{region}.on.aws"
+    event["requestContext"].update(apiId=LOCAL_URL_ID, domainName=domain, domainPrefix=LOCAL_URL_ID)
+    event["headers"].setdefault("host", domain)
     return event
 
 

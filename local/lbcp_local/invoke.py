@@ -1,4 +1,4 @@
-"""Invoking the API handler in-process with a real HTTP API event, as Lambda would."""
+"""Invoking the API and agent endpoint handlers in-process with the events AWS sends them, as Lambda would."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbcp_local.events import LocalLambdaContext, http_api_event
+from lbcp_local.events import LocalLambdaContext, function_url_event, http_api_event
 
 
 @dataclass
@@ -51,8 +51,32 @@ def invoke_api(
     return to_api_response(result)
 
 
+def invoke_agent_endpoint(
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    principal_arn: str | None = None,
+) -> ApiResponse:
+    """The agent endpoint's handler with a function URL event (the agents' two routes)."""
+    from handlers.agent_api import lambda_handler
+
+    event = function_url_event(
+        method,
+        path,
+        query=query,
+        headers=headers,
+        body=body,
+        **({"principal_arn": principal_arn} if principal_arn else {}),
+    )
+    result = lambda_handler(event, LocalLambdaContext(function_name="lbcp-agent-api"))
+    return to_api_response(result)
+
+
 def to_api_response(result: Mapping[str, Any]) -> ApiResponse:
-    """Apply API Gateway's rules for a payload 2.0 Lambda response."""
+    """Apply API Gateway's rules for a payload 2.0 Lambda response (a function URL applies the same)."""
     headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[str(name)] = ",".join(str(v) for v in values)

@@ -218,6 +218,7 @@ class MachineFactory:
 
 
 _PROXY_ARGUMENT = re.compile(r"--proxy (haproxy|nginx)\b")
+_AGENT_ENDPOINT_ARGUMENT = re.compile(r"--agent-endpoint (\S+)")
 
 
 def proxy_of(user_data: str) -> ProxyName:
@@ -226,3 +227,11 @@ def proxy_of(user_data: str) -> ProxyName:
     if found is None:
         raise ValueError("the instance's user data does not start the lbcp agent with --proxy")
     return "nginx" if found.group(1) == "nginx" else "haproxy"
+
+
+def agent_endpoint_of(user_data: str) -> str:
+    """Where the instance's user data points its agent (lbcp.bootstrap writes ``--agent-endpoint URL``)."""
+    found = _AGENT_ENDPOINT_ARGUMENT.search(user_data)
+    if found is None:
+        raise ValueError("the instance's user data does not start the lbcp agent with --agent-endpoint")
+    return found.group(1)

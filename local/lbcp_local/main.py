@@ -17,6 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--api-port", type=int, default=runtime_defaults["api_port"].default)
     parser.add_argument("--aws-port", type=int, default=runtime_defaults["aws_port"].default)
+    parser.add_argument(
+        "--agent-port",
+        type=int,
+        default=runtime_defaults["agent_port"].default,
+        help="the agent endpoint's port (the function URL in AWS; default: any free port)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no access log")
     parser.add_argument("--state-dir", type=Path, default=Path(".local"), help="where to write account.json")
     parser.add_argument(
@@ -52,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         api_port=args.api_port,
         aws_port=args.aws_port,
+        agent_port=args.agent_port,
         quiet=args.quiet,
         state_dir=args.state_dir,
         fleet=not args.no_fleet,
@@ -68,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             f"""ready
 lbcp local runtime
   API (unsigned, as IAM principal local-developer):  {runtime.api_url}/v1
+  Agent endpoint (the function URL; local agents):   {runtime.agent_url}/v1/agent
   AWS endpoint (moto):                               {runtime.aws_url}
   OpenAPI:                                           {runtime.api_url}/v1/openapi.json
 

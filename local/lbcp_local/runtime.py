@@ -1,4 +1,4 @@
-"""The whole control plane on one machine: embedded AWS, the table, a seeded account, the API."""
+"""The whole control plane on one machine: embedded AWS, the table, a seeded account, the API, the agent endpoint."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import boto3
 from lbcp.dal.schema import create_table
 from lbcp.settings import (
     ENV_AGENT_ARTIFACT_URL,
-    ENV_API_ENDPOINT,
+    ENV_AGENT_ENDPOINT,
     ENV_CONSISTENCY_FUNCTION,
     ENV_DNS_DOMAIN,
     ENV_HOSTED_ZONE_ID,
@@ -48,6 +48,8 @@ LOCAL_BACKOFF_CAP = timedelta(seconds=30)
 class LocalRuntime:
     host: str = "127.0.0.1"
     api_port: int = int(os.environ.get("LOCAL_API_PORT", "8080"))
+    # The agent endpoint (a Lambda function URL in AWS) on a port of its own; 0: any free port.
+    agent_port: int = int(os.environ.get("LOCAL_AGENT_PORT", "0"))
     aws_port: int = int(os.environ.get("LOCAL_AWS_PORT", "4566"))
     state_dir: Path | None = Path(".local")
     quiet: bool = False
@@ -70,12 +72,19 @@ class LocalRuntime:
     _fleet_dir: Path | None = field(default=None, init=False)
     _aws: EmbeddedAws | None = field(default=None, init=False)
     _api: LocalApiServer | None = field(default=None, init=False)
+    _agent_endpoint: LocalApiServer | None = field(default=None, init=False)
     _tickers: list[Ticker] = field(default_factory=list, init=False)
 
     @property
     def api_url(self) -> str:
         assert self._api is not None, "not started"
         return self._api.url
+
+    @property
+    def agent_url(self) -> str:
+        """The agent endpoint's base URL: what the reconciler writes into each LBVM's user data."""
+        assert self._agent_endpoint is not None, "not started"
+        return self._agent_endpoint.url
 
     @property
     def aws_url(self) -> str:
@@ -105,6 +114,8 @@ class LocalRuntime:
         self._reset_handler_caches()
         self._api = LocalApiServer(self.host, self.api_port, quiet=self.quiet)
         self._api.start()
+        self._agent_endpoint = LocalApiServer.agent_endpoint(self.host, self.agent_port, quiet=self.quiet)
+        self._agent_endpoint.start()
         if self.fleet:
             self._start_fleet()
         return self
@@ -165,7 +176,8 @@ class LocalRuntime:
         from lbcp.reconcile.wiring import build_reconciler
         from lbcp.settings import settings
 
-        os.environ[ENV_API_ENDPOINT] = self.api_url
+        # As the stack sets it: the reconciler writes it into each LBVM's user data, and the agents read it there.
+        os.environ[ENV_AGENT_ENDPOINT] = self.agent_url
         self._reset_handler_caches()
         session = boto3.session.Session()
         tick = timedelta(seconds=self.reconcile_seconds)
@@ -209,7 +221,6 @@ class LocalRuntime:
         assert self._fleet_dir is not None
         self.agents = LocalAgents(
             publish_seconds=self.metrics_period_seconds / 2,
-            api_url=self.api_url,
             ec2=session.client("ec2"),
             region=LOCAL_REGION,
             machines=MachineFactory(self.dataplane, self._fleet_dir / "lbvms"),
@@ -235,6 +246,9 @@ class LocalRuntime:
         for ticker in self._tickers:
             ticker.stop()
         self._tickers = []
+        if self._agent_endpoint is not None:
+            self._agent_endpoint.stop()
+            self._agent_endpoint = None
         if self._api is not None:
             self._api.stop()
             self._api = None

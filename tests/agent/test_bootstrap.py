@@ -17,7 +17,7 @@ from lbcp.bootstrap import MAX_USER_DATA_BYTES, systemd_unit, user_data
 ARGS = (
     "lb-0123456789abcdef0",
     "lbvm-0a1b2c",
-    "https://abc123.execute-api.eu-west-1.amazonaws.com",
+    "https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws/",
     "nginx",
     "s3://lbcp-artifacts/agent/lbcp-agent-0.1.0.tar.gz",
     "eu-west-1",
@@ -78,7 +78,7 @@ def test_the_embedded_unit_is_exactly_the_unit_and_systemd_accepts_it(tmp_path: 
     ("position", "value"),
     [
         (0, "lb-0123456789abcdef0; rm -rf /"),
-        (1, "lbvm-1 --endpoint http://evil"),
+        (1, "lbvm-1 --agent-endpoint http://evil"),
         (2, "https://ok.example.com/'$(id)'"),
         (3, "envoy"),
         (4, "http://plain-http.example.com/agent.tgz"),

@@ -90,23 +90,23 @@ def _heartbeat() -> Heartbeat:
 
 
 def _verify_sigv4(request: Received, host_url: str) -> None:
-    """Recompute the signature from what arrived, as API Gateway does, with the signed headers only."""
+    """Recompute the signature from what arrived, as a function URL does (service lambda), from the signed headers."""
     authorization = request.headers["Authorization"]
     assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     fields = dict(part.strip().split("=", 1) for part in authorization.split(" ", 1)[1].split(","))
-    assert fields["Credential"].endswith(f"/{REGION}/execute-api/aws4_request")
+    assert fields["Credential"].endswith(f"/{REGION}/lambda/aws4_request")
     signed = fields["SignedHeaders"].split(";")
     assert {"host", "x-amz-date", "x-amz-security-token"} <= set(signed)
     headers = {name: value for name, value in request.headers.items() if name.lower() in signed}
     replay = AWSRequest(method=request.method, url=host_url + request.path, data=request.body, headers=headers)
     replay.context["timestamp"] = request.headers["X-Amz-Date"]
-    signer = SigV4Auth(CREDENTIALS.get_frozen_credentials(), "execute-api", REGION)
+    signer = SigV4Auth(CREDENTIALS.get_frozen_credentials(), "lambda", REGION)
     canonical = signer.canonical_request(replay)
     expected = signer.signature(signer.string_to_sign(replay, canonical), replay)
     assert fields["Signature"] == expected
 
 
-def test_get_config_is_signed_for_execute_api_and_parses_the_agent_config(api: FakeApi) -> None:
+def test_get_config_is_signed_for_the_function_url_and_parses_the_agent_config(api: FakeApi) -> None:
     config = agent_config(
         spec_document(listeners=[{"protocol": "HTTP", "port": 80, "defaultBackend": "a"}], backends=[backend("a", 1)]),
         9,

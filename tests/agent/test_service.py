@@ -52,7 +52,7 @@ def test_the_service_serves_follows_versions_survives_its_own_restart_and_drains
     publish(port_of(blue), 1)
     command = [
         sys.executable, "-m", "agent", "run",
-        "--lb-id", LB_ID, "--lbvm-id", "lbvm-test", "--endpoint", control.url, "--proxy", "haproxy",
+        "--lb-id", LB_ID, "--lbvm-id", "lbvm-test", "--agent-endpoint", control.url, "--proxy", "haproxy",
         "--region", "us-east-1", "--instance-id", "i-0123456789abcdef0", "--subnet-id", "subnet-0123456789abcdef0",
         "--unsigned", "--no-metrics", "--certificates", "self-signed",
         "--state-dir", str(tmp_path / "state"), "--run-dir", str(tmp_path / "run"), "--log-dir", str(tmp_path / "log"),

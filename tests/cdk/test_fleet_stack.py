@@ -61,13 +61,6 @@ EXPECTED_FLEET_ACKNOWLEDGMENTS: Final = {
         f"{IAM5}{NAG_ARN.format(service='acm', resource='certificate/*')}]",
         "Lbcp/Fleet/LbvmInstanceRole/AgentPolicy",
     ),
-    *(
-        (
-            f"{IAM5}{NAG_ARN.format(service='execute-api', resource='<ApiHttpApi4C294DC0>/*/' + route)}]",
-            "Lbcp/Fleet/LbvmInstanceRole/AgentPolicy",
-        )
-        for route in ("GET/v1/agent/config", "POST/v1/agent/heartbeat")
-    ),
 }
 
 
@@ -255,7 +248,8 @@ def test_lbvm_role_and_instance_profile(synthesized: Synthesized) -> None:
     }
     statements = _role_statements(synthesized, role_ref["Ref"])
     assert _actions(statements) == {
-        "execute-api:Invoke",
+        "lambda:InvokeFunctionUrl",  # the agent endpoint (tests/cdk/test_agent_endpoint.py)
+        "lambda:InvokeFunction",
         "acm:ExportCertificate",
         "s3:GetObject",  # the agent artifact, that one object (stacks/agent_artifact.py)
     }
@@ -264,9 +258,6 @@ def test_lbvm_role_and_instance_profile(synthesized: Synthesized) -> None:
     # The agents' metrics ride on their heartbeats: no CloudWatch call, so nothing on Resource "*".
     assert not [s for s in statements if "*" in _as_list(s["Resource"])]
     assert not [a for a in _actions(statements) if a.startswith("cloudwatch:")]
-    (invoke,) = _by_action(statements, "execute-api:Invoke")
-    routes = json.dumps(invoke["Resource"])
-    assert "/*/GET/v1/agent/config" in routes and "/*/POST/v1/agent/heartbeat" in routes
 
 
 # --- cdk-nag ----------------------------------------------------------------------------

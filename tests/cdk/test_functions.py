@@ -17,6 +17,7 @@ pytestmark = pytest.mark.cdk
 
 SERVICE_NAMES = {
     "handlers.api.lambda_handler": "lbcp-api",
+    "handlers.agent_api.lambda_handler": "lbcp-agent-api",
     "handlers.lifecycle_tasks.lambda_handler": "lbcp-lifecycle",
     "handlers.reconciler.lambda_handler": "lbcp-reconciler",
     "handlers.scaler.lambda_handler": "lbcp-scaler",

@@ -47,6 +47,7 @@ EXPECTED_ALARMS: Final = {
 }
 HANDLERS: Final = (
     "handlers.api.lambda_handler",
+    "handlers.agent_api.lambda_handler",
     "handlers.reconciler.lambda_handler",
     "handlers.scaler.lambda_handler",
     "handlers.lifecycle_tasks.lambda_handler",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from lbcp.settings import (
-    ENV_API_ENDPOINT,
+    ENV_AGENT_ENDPOINT,
     ENV_DRAIN_STATE_MACHINE_ARN,
     ENV_LIFECYCLE_STATE_MACHINE_ARN,
     ENV_RECONCILE_DEAD_LETTER_AFTER,
@@ -83,7 +83,7 @@ def test_it_knows_where_everything_is(synthesized: Synthesized) -> None:
     variables = _reconciler(synthesized)[1]["Properties"]["Environment"]["Variables"]
     for name in (
         ENV_TABLE_NAME,
-        ENV_API_ENDPOINT,
+        ENV_AGENT_ENDPOINT,
         ENV_LIFECYCLE_STATE_MACHINE_ARN,
         ENV_DRAIN_STATE_MACHINE_ARN,
         ENV_TASKS_FUNCTION_ARN,

@@ -23,6 +23,7 @@ from stacks.config import (
     CTX_IDEMPOTENCY_TTL_SECONDS,
     CTX_LOG_RETENTION_DAYS,
 )
+from tests.cdk.test_agent_endpoint import EXPECTED_AGENT_ENDPOINT_ACKNOWLEDGMENTS
 from tests.cdk.test_consistency_stack import EXPECTED_CONSISTENCY_ACKNOWLEDGMENTS
 from tests.cdk.test_fleet_stack import EXPECTED_FLEET_ACKNOWLEDGMENTS
 from tests.cdk.test_reconciler_stack import EXPECTED_RECONCILER_ACKNOWLEDGMENTS
@@ -44,8 +45,6 @@ EXPECTED_ROUTE_KEYS = {
     "GET /v1/load-balancers/{id}/plan",
     "GET /v1/openapi.json",
     "POST /v1/load-balancers/{id}/warm",
-    "GET /v1/agent/config",
-    "POST /v1/agent/heartbeat",
     "GET /v1/consistency",
     "POST /v1/consistency/sweep",
     "GET /v1/consistency/audit",
@@ -81,9 +80,6 @@ EXPECTED_API_ACTIONS = {
     "elasticloadbalancing:DescribeTargetHealth",
     "elasticloadbalancing:DescribeListeners",
     "elasticloadbalancing:DescribeTags",
-    # The agent routes answer the LBVM lifecycle's callbacks.
-    "states:SendTaskSuccess",
-    "states:SendTaskHeartbeat",
     # On-demand checks and sweeps run in the consistency function, not in the API.
     "lambda:InvokeFunction",
 }
@@ -104,6 +100,7 @@ EXPECTED_API_ACKNOWLEDGMENTS = {
 # Every accepted finding of the stack: the API's and those of each part (each tested in its own module).
 EXPECTED_ACKNOWLEDGMENTS = (
     EXPECTED_API_ACKNOWLEDGMENTS
+    | EXPECTED_AGENT_ENDPOINT_ACKNOWLEDGMENTS
     | EXPECTED_SCALER_ACKNOWLEDGMENTS
     | EXPECTED_FLEET_ACKNOWLEDGMENTS
     | EXPECTED_RECONCILER_ACKNOWLEDGMENTS
@@ -355,7 +352,9 @@ def test_stage_has_access_logs_and_throttling(synthesized: Synthesized) -> None:
 
 def test_outputs(synthesized: Synthesized) -> None:
     outputs = synthesized.template["Outputs"]
-    assert {"ApiUrl", "TableName"} <= outputs.keys()
+    assert {"ApiUrl", "AgentEndpointUrl", "TableName"} <= outputs.keys()
+    url_id, _ = synthesized.only("AWS::Lambda::Url")
+    assert outputs["AgentEndpointUrl"]["Value"] == {"Fn::GetAtt": [url_id, "FunctionUrl"]}
     table_id, _ = synthesized.only("AWS::DynamoDB::Table")
     assert outputs["TableName"]["Value"] == {"Ref": table_id}
     api_id, _ = synthesized.only("AWS::ApiGatewayV2::Api")
@@ -480,8 +479,9 @@ def test_acknowledgments_are_recorded_in_the_template(synthesized: Synthesized) 
         (next(iter(a for a, _ in EXPECTED_ACKNOWLEDGMENTS if "acm" in a)), "AWS::IAM::Policy"),
         ("AwsSolutions::AwsSolutions-L1", "AWS::Lambda::Function"),
         # Acknowledgments reach the children of the construct they are made on: the
-        # function's stream mapping, the queue's SSL-only policy.
+        # function's stream mapping, the agent endpoint function's URL, the queue's SSL-only policy.
         ("AwsSolutions::AwsSolutions-L1", "AWS::Lambda::EventSourceMapping"),
+        ("AwsSolutions::AwsSolutions-L1", "AWS::Lambda::Url"),
         ("AwsSolutions::AwsSolutions-SQS3", "AWS::SQS::Queue"),
         ("AwsSolutions::AwsSolutions-SQS3", "AWS::SQS::QueuePolicy"),
     } | {(rule, "AWS::IAM::Policy") for rule, _ in EXPECTED_ACKNOWLEDGMENTS if "IAM5" in rule}
@@ -582,7 +582,11 @@ def test_the_stack_routes_are_the_documented_api_routes() -> None:
     from lbcp.api.openapi import openapi_document
     from stacks.api import ROUTES
 
+    # The agent endpoint's operations (they name it as their server) are not API Gateway routes.
     documented = {
-        f"{method.upper()} {path}" for path, operations in openapi_document()["paths"].items() for method in operations
+        f"{method.upper()} {path}"
+        for path, operations in openapi_document()["paths"].items()
+        if "servers" not in operations
+        for method in operations
     } | {"GET /v1/openapi.json"}
     assert {f"{method.value} {path}" for method, path in ROUTES} == documented

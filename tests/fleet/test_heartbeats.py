@@ -1,4 +1,4 @@
-"""The agent API: heartbeats answer real Step Functions callbacks, and only an LBVM's own instance may call."""
+"""The agent endpoint: heartbeats answer real Step Functions callbacks, and only an LBVM's own instance may call."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from lbcp.dal.lbvms import LbvmRepository
 from lbcp.dal.repository import LoadBalancerRepository
 from lbcp.models.lbvm import Lbvm
 from lbcp.models.rollout import template_of
+from lbcp.models.spec import HEARTBEAT_INTERVAL_SECONDS
 from lbcp.models.status import LoadBalancerStatus
 from lbcp.reconcile.observed import EntryView, LoadBalancerView
 from lbcp.reconcile.plan import plan
-from lbcp_local.invoke import ApiResponse, invoke_api
+from lbcp_local.invoke import ApiResponse, invoke_agent_endpoint
 from tests.conftest import Api, Cloud
 
 INSTANCE = "i-0123456789abcdef0"
@@ -128,7 +129,7 @@ def beat(lb_id: str, state: str = "ready", sequence: int = 1, **changes: Any) ->
 
 
 def send(body: dict[str, Any], principal: str = ROLE_SESSION) -> ApiResponse:
-    return invoke_api(
+    return invoke_agent_endpoint(
         "POST",
         "/v1/agent/heartbeat",
         headers={"Content-Type": "application/json"},
@@ -157,7 +158,7 @@ def test_the_first_ready_heartbeat_completes_the_pending_callback(cloud: Cloud, 
         "desiredConfigVersion": 1,
         "drain": False,
         "drainDeadline": None,
-        "heartbeatIntervalSeconds": 5,
+        "heartbeatIntervalSeconds": HEARTBEAT_INTERVAL_SECONDS,  # the spec's default
     }
     assert execution_status(arn) == "SUCCEEDED"
 
@@ -247,7 +248,7 @@ def test_the_agent_fetches_the_current_spec_and_its_version(cloud: Cloud, api: A
     lbvm_record(cloud, lb["id"])
 
     def fetch(principal: str = ROLE_SESSION) -> ApiResponse:
-        return invoke_api(
+        return invoke_agent_endpoint(
             "GET", "/v1/agent/config", query=f"lbvmId={LBVM_ID}&loadBalancerId={lb['id']}", principal_arn=principal
         )
 
@@ -265,7 +266,7 @@ def test_the_agent_fetches_the_current_spec_and_its_version(cloud: Cloud, api: A
     assert (second["configVersion"], second["spec"]["capacity"]["max"]) == (2, 8)
     assert send(beat(lb["id"])).json()["desiredConfigVersion"] == 2
     assert fetch("arn:aws:sts::123456789012:assumed-role/lbcp-lbvm/i-0aaaaaaaaaaaaaaa0").status == 403
-    unknown = invoke_api(
+    unknown = invoke_agent_endpoint(
         "GET",
         "/v1/agent/config",
         query=f"lbvmId=lbvm-000000000000&loadBalancerId={lb['id']}",
@@ -409,7 +410,7 @@ def test_during_a_staged_config_change_each_lbvm_is_told_and_served_its_own_vers
         return f"arn:aws:sts::123456789012:assumed-role/lbcp-lbvm/{instances[lbvm_id]}"
 
     def fetch(lbvm_id: str) -> dict[str, Any]:
-        response = invoke_api(
+        response = invoke_agent_endpoint(
             "GET", "/v1/agent/config", query=f"lbvmId={lbvm_id}&loadBalancerId={lb['id']}", principal_arn=role(lbvm_id)
         )
         assert response.status == 200
@@ -459,7 +460,7 @@ def test_accepted_heartbeats_are_counted_in_the_heartbeats_metric(
 ) -> None:
     from lbcp.adapters.app_metrics import Tally
     from lbcp.api.routes import agent
-    from lbcp.models.app_metrics import METRIC_HEARTBEATS, SERVICE_API
+    from lbcp.models.app_metrics import METRIC_HEARTBEATS, SERVICE_AGENT_API
     from tests.fleet.test_app_metrics import datapoints, emf_lines
 
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
@@ -474,7 +475,7 @@ def test_accepted_heartbeats_are_counted_in_the_heartbeats_metric(
     lines = emf_lines(capsys.readouterr().out)
     assert len(lines) == 2  # the refused one is not a heartbeat received
     assert all(
-        datapoints([line]) == {(METRIC_HEARTBEATS, (("service", SERVICE_API),)): (1.0, "Count")} for line in lines
+        datapoints([line]) == {(METRIC_HEARTBEATS, (("service", SERVICE_AGENT_API),)): (1.0, "Count")} for line in lines
     )
 
 
@@ -497,7 +498,7 @@ def test_agents_that_preload_are_told_the_new_version_first_and_old_agents_never
 
     def fetch(lbvm_id: str, version: int) -> ApiResponse:
         query = f"lbvmId={lbvm_id}&loadBalancerId={lb['id']}&version={version}"
-        return invoke_api("GET", "/v1/agent/config", query=query, principal_arn=role(lbvm_id))
+        return invoke_agent_endpoint("GET", "/v1/agent/config", query=query, principal_arn=role(lbvm_id))
 
     capable = {"capabilities": ["preload"]}
     reply(modern, **capable)

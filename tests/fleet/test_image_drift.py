@@ -310,10 +310,12 @@ def test_verdicts_stored_before_these_settings_keep_their_key_and_the_followed_a
     from tests.unit.test_spec import valid
 
     # Digests computed by the code before followLatestImage and alarmNames existed: a rejected template
-    # stays rejected across the upgrade.
-    assert verdict_key(parse_spec(valid())) == "04ef547150263c30"
-    assert verdict_key(parse_spec({**valid(), "rollout": {"bakeSeconds": 60}})) == "767c82ec20b87bf4"
-    gated = parse_spec({**valid(), "rollout": {"alarmNames": ["api-5xx"]}})
+    # stays rejected across the upgrade. Specs are stored with every default written out, so those
+    # stored then say heartbeatIntervalSeconds 5 (the default then) and keep it, and their key.
+    stored = {**valid(), "lifecycle": {"heartbeatIntervalSeconds": 5}}
+    assert verdict_key(parse_spec(stored)) == "04ef547150263c30"
+    assert verdict_key(parse_spec({**stored, "rollout": {"bakeSeconds": 60}})) == "767c82ec20b87bf4"
+    gated = parse_spec({**stored, "rollout": {"alarmNames": ["api-5xx"]}})
     assert verdict_key(gated) != "04ef547150263c30"  # a new gate is a new verdict
     following = parse_spec({**valid(), "rollout": {"followLatestImage": True}})
     keys = {verdict_key(following, template_of(following, ami)) for ami in (OLD, NEW)}

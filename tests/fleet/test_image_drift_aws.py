@@ -104,7 +104,7 @@ def test_a_template_that_follows_the_latest_image_launches_its_own_ami_without_a
     counts: Counter[tuple[str, str]] = Counter()
     ssm = counting(lambda service: boto3.client(service, region_name=REGION), counts)("ssm")
     settings = DefaultLaunchSettings(
-        LatestImages(ssm), api_endpoint="https://api.example", agent_artifact_url="", region=REGION
+        LatestImages(ssm), agent_endpoint="https://agent.example", agent_artifact_url="", region=REGION
     )
     pinned_ami, latest_now = image(cloud, "al2023-pinned"), image(cloud, "al2023-now")
     publish(latest_now)
@@ -266,7 +266,7 @@ def world(cloud: Cloud) -> Iterator[Callable[..., tuple[Tick, list[str]]]]:
             tasks_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:tasks",
             hosted_zone_id=zone_id,
             dns_domain=domain,
-            api_endpoint="https://api.example",
+            api_endpoint="https://agent.example",
         )
         # Ticks 5 s apart (Tick.run): the backoff of a failing launch (no lifecycle runs here) starts at one tick.
         reconciler = build_reconciler(

@@ -10,7 +10,7 @@ from handlers import reconciler as handler
 from lbcp import LB_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
 from lbcp.reconcile.compute import Ec2Compute
 from lbcp.settings import (
-    ENV_API_ENDPOINT,
+    ENV_AGENT_ENDPOINT,
     ENV_DRAIN_STATE_MACHINE_ARN,
     ENV_LIFECYCLE_STATE_MACHINE_ARN,
     ENV_TASKS_FUNCTION_ARN,
@@ -75,7 +75,7 @@ def test_a_foreign_instance_ticks_nothing(cloud: Cloud, monkeypatch: pytest.Monk
     monkeypatch.setenv(ENV_LIFECYCLE_STATE_MACHINE_ARN, arn + "lifecycle")
     monkeypatch.setenv(ENV_DRAIN_STATE_MACHINE_ARN, arn + "drain")
     monkeypatch.setenv(ENV_TASKS_FUNCTION_ARN, "arn:aws:lambda:us-east-1:123456789012:function:tasks")
-    monkeypatch.setenv(ENV_API_ENDPOINT, "https://api.example.com")
+    monkeypatch.setenv(ENV_AGENT_ENDPOINT, "https://agent.example.com")
     settings.cache_clear()
     handler.reconciler.cache_clear()
     try:

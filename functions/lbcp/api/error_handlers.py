@@ -1,16 +1,23 @@
-"""Every exception a request can end in, as problem+json naming the field (or the path) at fault."""
+"""Every exception a request can end in, as problem+json naming the field (or the path) at fault.
+
+Both endpoints (the HTTP API and the agent endpoint) answer errors alike:
+``register`` puts every handler on a resolver, with that endpoint's own
+resources for the 404 and 405 answers.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from lbcp.api.operations import resource_at
+from lbcp.api.operations import Resource, resource_at
 from lbcp.api.problems import ApiProblem, field_summary, invalid
-from lbcp.api.resolver import app, logger
+from lbcp.api.resolver import logger
 from lbcp.api.responses import etag, problem_response
 from lbcp.dal.repository import BeingDeleted, GenerationMismatch, InvalidPageToken, NameInUse, NotFound
 from lbcp.errors import FieldError, Location, SpecRejected
@@ -21,13 +28,39 @@ from lbcp.validation import errors_from_pydantic
 
 _THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"})
 
+Handler = TypeVar("Handler", bound=Callable[..., Response[Any]])
+# (exception class, handler) of every handler that needs nothing but the exception.
+_HANDLERS: list[tuple[type[Exception], Callable[..., Response[Any]]]] = []
 
-@app.exception_handler(ApiProblem)
+
+def _handles(exc_class: type[Exception]) -> Callable[[Handler], Handler]:
+    def add(handler: Handler) -> Handler:
+        _HANDLERS.append((exc_class, handler))
+        return handler
+
+    return add
+
+
+def register(resolver: ApiGatewayResolver, resources: tuple[Resource, ...]) -> None:
+    """Every error handler on ``resolver``; ``resources``: the paths it serves (404 and 405 are derived from them)."""
+    for exc_class, handler in _HANDLERS:
+        resolver.exception_handler(exc_class)(handler)
+
+    @resolver.not_found
+    def _on_route_not_found(exc: NotFoundError) -> Response[Any]:
+        return _route_not_found(resolver, resources)
+
+    @resolver.exception_handler(Exception)
+    def _on_unexpected(exc: Exception) -> Response[Any]:
+        return _unexpected(resolver, exc)
+
+
+@_handles(ApiProblem)
 def _on_problem(problem: ApiProblem) -> Response[Any]:
     return problem_response(problem)
 
 
-@app.exception_handler(RequestValidationError)
+@_handles(RequestValidationError)
 def _on_validation_error(exc: RequestValidationError) -> Response[Any]:
     errors: list[FieldError] = []
     for error in exc.errors():
@@ -38,7 +71,7 @@ def _on_validation_error(exc: RequestValidationError) -> Response[Any]:
     return problem_response(invalid(errors))
 
 
-@app.exception_handler(SpecRejected)
+@_handles(SpecRejected)
 def _on_spec_rejected(exc: SpecRejected) -> Response[Any]:
     if exc.unprocessable:
         if len(exc.errors) == 1:
@@ -49,7 +82,7 @@ def _on_spec_rejected(exc: SpecRejected) -> Response[Any]:
     return problem_response(invalid(exc.errors))
 
 
-@app.exception_handler(InvalidPageToken)
+@_handles(InvalidPageToken)
 def _on_invalid_page_token(exc: InvalidPageToken) -> Response[Any]:
     return problem_response(
         ApiProblem(
@@ -68,19 +101,19 @@ def _not_found_problem(ref: str) -> ApiProblem:
     )
 
 
-@app.exception_handler(NotFound)
+@_handles(NotFound)
 def _on_not_found(exc: NotFound) -> Response[Any]:
     return problem_response(_not_found_problem(str(exc)))
 
 
-@app.exception_handler(NameInUse)
+@_handles(NameInUse)
 def _on_name_in_use(exc: NameInUse) -> Response[Any]:
     return problem_response(
         ApiProblem("name-in-use", str(exc), [FieldError(("name",), "already in use", "name_in_use")])
     )
 
 
-@app.exception_handler(GenerationMismatch)
+@_handles(GenerationMismatch)
 def _on_generation_mismatch(exc: GenerationMismatch) -> Response[Any]:
     current = exc.current.generation
     return problem_response(
@@ -93,7 +126,7 @@ def _on_generation_mismatch(exc: GenerationMismatch) -> Response[Any]:
     )
 
 
-@app.exception_handler(BeingDeleted)
+@_handles(BeingDeleted)
 def _on_being_deleted(exc: BeingDeleted) -> Response[Any]:
     return problem_response(
         ApiProblem(
@@ -105,18 +138,18 @@ def _on_being_deleted(exc: BeingDeleted) -> Response[Any]:
     )
 
 
-@app.exception_handler(WarmContended)
+@_handles(WarmContended)
 def _on_warm_contended(exc: WarmContended) -> Response[Any]:
     return problem_response(ApiProblem("scaling-contended", str(exc), headers={"Retry-After": "1"}))
 
 
-@app.exception_handler(NoRollout)
+@_handles(NoRollout)
 def _on_no_rollout(exc: NoRollout) -> Response[Any]:
     errors = [FieldError(("kind",), "no rollout of this kind in progress", "no_rollout", "query")]
     return problem_response(ApiProblem("no-rollout", str(exc), errors if exc.kind_asked else ()))
 
 
-@app.exception_handler(RolloutAmbiguous)
+@_handles(RolloutAmbiguous)
 def _on_rollout_ambiguous(exc: RolloutAmbiguous) -> Response[Any]:
     return problem_response(
         ApiProblem(
@@ -127,19 +160,19 @@ def _on_rollout_ambiguous(exc: RolloutAmbiguous) -> Response[Any]:
     )
 
 
-@app.exception_handler(Forbidden)
+@_handles(Forbidden)
 def _on_forbidden(exc: Forbidden) -> Response[Any]:
     return problem_response(ApiProblem("forbidden", str(exc)))
 
 
-@app.exception_handler(LbvmNotFound)
+@_handles(LbvmNotFound)
 def _on_lbvm_not_found(exc: LbvmNotFound) -> Response[Any]:
     return problem_response(
         ApiProblem("not-found", str(exc), [FieldError(("lbvmId",), "no such LBVM", "not_found", "path")])
     )
 
 
-@app.exception_handler(UnknownLbvm)
+@_handles(UnknownLbvm)
 def _on_unknown_lbvm(exc: UnknownLbvm) -> Response[Any]:
     return problem_response(
         ApiProblem(
@@ -150,7 +183,7 @@ def _on_unknown_lbvm(exc: UnknownLbvm) -> Response[Any]:
     )
 
 
-@app.exception_handler(ConfigVersionGone)
+@_handles(ConfigVersionGone)
 def _on_config_version_gone(exc: ConfigVersionGone) -> Response[Any]:
     # The agent keeps serving what it runs and asks again; the next PATCH stores the version it lacks.
     return problem_response(
@@ -162,7 +195,7 @@ def _on_config_version_gone(exc: ConfigVersionGone) -> Response[Any]:
     )
 
 
-@app.exception_handler(VersionNotOffered)
+@_handles(VersionNotOffered)
 def _on_version_not_offered(exc: VersionNotOffered) -> Response[Any]:
     return problem_response(
         ApiProblem(
@@ -173,11 +206,10 @@ def _on_version_not_offered(exc: VersionNotOffered) -> Response[Any]:
     )
 
 
-@app.not_found
-def _on_route_not_found(exc: NotFoundError) -> Response[Any]:
-    path = app.current_event.path
-    method = app.current_event.http_method.upper()
-    found = resource_at(path)
+def _route_not_found(resolver: ApiGatewayResolver, resources: tuple[Resource, ...]) -> Response[Any]:
+    path = resolver.current_event.path
+    method = resolver.current_event.http_method.upper()
+    found = resource_at(path, resources)
     if found is None:
         return problem_response(ApiProblem("not-found", f"no resource at {path[:200]}"))
     resource, parameters = found
@@ -194,9 +226,8 @@ def _on_route_not_found(exc: NotFoundError) -> Response[Any]:
     )
 
 
-@app.exception_handler(Exception)
-def _on_unexpected(exc: Exception) -> Response[Any]:
-    request_id = app.current_event.raw_event.get("requestContext", {}).get("requestId", "unknown")
+def _unexpected(resolver: ApiGatewayResolver, exc: Exception) -> Response[Any]:
+    request_id = resolver.current_event.raw_event.get("requestContext", {}).get("requestId", "unknown")
     if _is_throttling(exc):
         logger.warning("throttled by a dependency", exc_info=exc)
         return problem_response(ApiProblem("service-unavailable", "retry with backoff", headers={"Retry-After": "2"}))

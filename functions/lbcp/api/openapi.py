@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lbcp.api.agent_app import agent_app
 from lbcp.api.app import app
-from lbcp.api.openapi_document import document_of
+from lbcp.api.openapi_document import api_document
 
 
 def openapi_document() -> dict[str, Any]:
-    return document_of(app)
+    """The HTTP API's operations and the agent endpoint's."""
+    return api_document(app, agent_app)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@ The route modules register their handlers from these declarations, and the
 answers for an unknown path (404) or an unsupported method (405), and which
 requests get their body checked before routing (``preflight``), are derived
 from them.
+
+Two endpoints serve them: the HTTP API (``OPERATIONS``, API Gateway) and the
+agent endpoint (``AGENT_OPERATIONS``: the LBVM agents' two routes, a Lambda
+function URL of their own, which costs no API Gateway request per heartbeat).
+Each answers only its own operations; the other's paths are unknown to it.
 """
 
 from __future__ import annotations
@@ -63,13 +68,12 @@ OPERATIONS: tuple[Operation, ...] = (
     RESUME_ROLLOUT,
     ABORT_ROLLOUT,
     LIST_ROLLOUTS,
-    AGENT_CONFIG,
-    AGENT_HEARTBEAT,
     GET_CONSISTENCY,
     SWEEP,
     GC_AUDIT,
     OPENAPI_DOCUMENT,
 )
+AGENT_OPERATIONS: tuple[Operation, ...] = (AGENT_CONFIG, AGENT_HEARTBEAT)
 
 
 @dataclass(frozen=True)
@@ -102,17 +106,18 @@ def _resources(operations: tuple[Operation, ...]) -> tuple[Resource, ...]:
 
 
 RESOURCES = _resources(OPERATIONS)
+AGENT_RESOURCES = _resources(AGENT_OPERATIONS)
 
 
-def resource_at(path: str) -> tuple[Resource, dict[str, str]] | None:
-    """The resource a concrete path names, with its parameters; None for a path the API does not have."""
-    for resource in RESOURCES:
+def resource_at(path: str, resources: tuple[Resource, ...] = RESOURCES) -> tuple[Resource, dict[str, str]] | None:
+    """The resource a concrete path names, with its parameters; None for a path the endpoint does not have."""
+    for resource in resources:
         match = resource.pattern.match(path)
         if match is not None:
             return resource, match.groupdict()
     return None
 
 
-def reads_body(method: str, path: str) -> bool:
-    found = resource_at(path)
+def reads_body(method: str, path: str, resources: tuple[Resource, ...] = RESOURCES) -> bool:
+    found = resource_at(path, resources)
     return found is not None and method in found[0].body_methods

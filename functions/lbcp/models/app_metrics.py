@@ -26,6 +26,8 @@ DIMENSION_SERVICE: Final = "service"
 SERVICE_RECONCILER: Final = "lbcp-reconciler"
 SERVICE_SCALER: Final = "lbcp-scaler"
 SERVICE_API: Final = "lbcp-api"
+# The agent endpoint's function (the agents' heartbeats and config requests).
+SERVICE_AGENT_API: Final = "lbcp-agent-api"
 
 # --- the reconciler, once per tick ---------------------------------------------------------
 # How long the tick took (observe, plan, act), without the function's cold start.
@@ -51,5 +53,5 @@ DIRECTIONS: Final = ("out", "in")
 # Load balancers with a metric absent or stale in a subnet where LBVMs serve: they cannot scale in.
 METRIC_SCALER_METRICS_MISSING: Final = "LoadBalancersMissingMetrics"  # Count, every run (zeros too)
 
-# --- the API, per agent heartbeat ------------------------------------------------------------
+# --- the agent endpoint, per heartbeat ----------------------------------------------------
 METRIC_HEARTBEATS: Final = "HeartbeatsReceived"  # Count

@@ -288,6 +288,9 @@ class Waf(SpecModel):
 
 
 UNHEALTHY_TIMEOUT_SECONDS: Final = 30
+# Three heartbeats per unhealthy timeout: one lost heartbeat is tolerated, and config
+# changes and drain requests reach an agent within one interval (its reply carries them).
+HEARTBEAT_INTERVAL_SECONDS: Final = 10
 
 
 class Lifecycle(SpecModel):
@@ -302,7 +305,12 @@ class Lifecycle(SpecModel):
         f"heartbeatIntervalSeconds. Defaults to {UNHEALTHY_TIMEOUT_SECONDS}, or to twice "
         "heartbeatIntervalSeconds when that is longer.",
     )
-    heartbeat_interval_seconds: int = Field(default=5, ge=1, le=60)
+    heartbeat_interval_seconds: int = Field(
+        default=HEARTBEAT_INTERVAL_SECONDS,
+        ge=1,
+        le=60,
+        description="How often the agent reports, and so how soon a config change or a drain request reaches it.",
+    )
     recovery_timeout_seconds: int = Field(
         default=120,
         ge=0,

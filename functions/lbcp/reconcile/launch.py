@@ -47,9 +47,9 @@ class LatestImages:
 
 
 class DefaultLaunchSettings:
-    def __init__(self, images: LatestImages, *, api_endpoint: str, agent_artifact_url: str, region: str) -> None:
+    def __init__(self, images: LatestImages, *, agent_endpoint: str, agent_artifact_url: str, region: str) -> None:
         self._images = images
-        self._api_endpoint = api_endpoint
+        self._agent_endpoint = agent_endpoint
         self._agent_artifact_url = agent_artifact_url
         self._region = region
 
@@ -66,7 +66,7 @@ class DefaultLaunchSettings:
             user_data(
                 lb_id=record.id,
                 lbvm_id=lbvm.lbvm_id,
-                endpoint=self._api_endpoint,
+                endpoint=self._agent_endpoint,
                 proxy=record.spec.proxy,
                 agent_artifact_url=self._agent_artifact_url,
                 region=self._region,

@@ -14,6 +14,8 @@ from lbcp.api.responses import json_response
 @route(OPENAPI_DOCUMENT, include_in_schema=False)
 def openapi_document() -> Response[Any]:
     # Built on the first request that asks: most cold starts never pay for it.
-    from lbcp.api.openapi_document import document_of
+    # The agent endpoint's routes too (documented here, served at the agent endpoint).
+    from lbcp.api.agent_app import agent_app
+    from lbcp.api.openapi_document import api_document
 
-    return json_response(200, document_of(app), {"Cache-Control": "max-age=300"})
+    return json_response(200, api_document(app, agent_app), {"Cache-Control": "max-age=300"})
