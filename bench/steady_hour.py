@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from capacity_units import CapacityMeter
+from capacity_units import CapacityMeter  # type: ignore[import-not-found]  # a sibling script (sys.path)
 
 LBVMS = 3
 # A Step Functions task token as the lifecycle stores it on the LBVM record: opaque,
@@ -60,8 +60,9 @@ class SteadyHour:
     emf_samples: int
 
 
-def measure(seed: int = 1) -> SteadyHour:
+def measure(seed: int = 1) -> SteadyHour:  # noqa: PLR0915 (one scenario, read top to bottom)
     import boto3
+    from capacity_units import item_size
     from moto import mock_aws
 
     from lbcp.adapters.metrics import LbvmMetricsReader
@@ -78,7 +79,6 @@ def measure(seed: int = 1) -> SteadyHour:
     from lbcp.service import initial_status
     from lbcp.validation import parse_spec
     from lbcp_local.seed import example_spec, seed_account
-    from capacity_units import item_size
 
     rng = random.Random(seed)
     os.environ.update(
