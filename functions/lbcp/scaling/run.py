@@ -216,7 +216,12 @@ def scale_one(
             try:
                 repository.put_scaler_memory(record.id, memory, version, now)
             except MemoryConflict:
-                # Another run wrote it since we read (or our read was older than the last write): decide on it.
+                # Another run wrote it since we read (or our read was older than the last write): decide again on
+                # its memory and on the record as it is now (that run may have decided on it too).
+                fresh = repository.get(record.id)
+                if fresh is None or fresh.deletion_requested_at is not None:
+                    return Outcome(record.id, record.spec.name, "skipped-deleting")
+                record = fresh
                 current = repository.get_scaler_memory(record.id)
                 base = current.memory if current is not None else None
                 held = base if base is not None else _NO_MEMORY
