@@ -2,8 +2,9 @@
 
 It reads every load balancer (the table's ``byKind`` index), their agents'
 metrics (the LBVM records, where heartbeats leave them: one ``Query`` of each
-load balancer's partition) and writes desired capacity, its memory and an
-event with one conditional transaction per load balancer. No CloudWatch
+load balancer's partition) and their scalers' memory items (BatchGetItem),
+and writes each memory item (PutItem) and, on decisions, desired capacity and
+an event (one conditional transaction, or an UpdateItem when there is no event). No CloudWatch
 permission: it reads no metric from CloudWatch.
 Nothing else: the reconciler converges the fleet to what it wrote.
 """
@@ -18,7 +19,7 @@ from constructs import Construct
 from lbcp.models.app_metrics import SERVICE_SCALER
 from stacks.functions import FunctionContext, LbcpFunction
 from stacks.schedule import every_minute
-from stacks.storage import INDEX_QUERY_ACTIONS, RECORD_UPDATE_ACTIONS
+from stacks.storage import INDEX_QUERY_ACTIONS, MEMORY_BATCH_READ_ACTIONS, RECORD_UPDATE_ACTIONS
 
 SCALER_HANDLER: Final = "handlers.scaler.lambda_handler"
 SCALER_SERVICE_NAME: Final = SERVICE_SCALER
@@ -45,6 +46,8 @@ class ScalerFunction(LbcpFunction):
         self.add_to_role_policy(context.table.index_query_statement(sid="ListLoadBalancers"))
         # The LBVM records of one load balancer (its partition): the agents' metrics samples.
         self.add_to_role_policy(context.table.items_statement(INDEX_QUERY_ACTIONS, sid="ReadAgentMetrics"))
+        # Every load balancer's memory item, 100 a call.
+        self.add_to_role_policy(context.table.items_statement(MEMORY_BATCH_READ_ACTIONS, sid="ReadScalerMemory"))
 
 
 class Scaler(Construct):

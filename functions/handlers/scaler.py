@@ -43,5 +43,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if outcome["result"] != "unchanged":
             logger.info("scaler decision", extra=outcome)
     summary = report.summary()
-    logger.info("scaler run", extra=summary)
+    logger.info("scaler run", extra={**summary, "memoryReads": report.memory_calls})
     return summary

@@ -31,6 +31,7 @@ EXPECTED_SCALER_ACTIONS = {
     "dynamodb:UpdateItem",
     "dynamodb:PutItem",
     "dynamodb:Query",
+    "dynamodb:BatchGetItem",
 }
 
 
@@ -148,6 +149,8 @@ def test_scaler_table_access_is_item_level_and_queries_only_the_index_and_the_ta
         "dynamodb:PutItem": [json.dumps(table_arn)],
         # Listing load balancers (the index), and the LBVM records with the agents' metrics (the table).
         "dynamodb:Query": [json.dumps(index_arn), json.dumps(table_arn)],
+        # The scalers' memory items, 100 a call.
+        "dynamodb:BatchGetItem": [json.dumps(table_arn)],
     }
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from lbcp.dal.scaler_memory import MemoryConflict, StoredMemory, memory_from_item, memory_item, scaler_key
 from lbcp.dal.schema import (
     GSI_BY_KIND,
     GSI_BY_KIND_PARTITION_KEY,
@@ -33,7 +34,7 @@ from lbcp.models.events import Event
 from lbcp.models.resource import LoadBalancerRecord
 from lbcp.models.rollout import RolloutControl, RolloutKind, RolloutRecord, RolloutStatus
 from lbcp.models.rollout_history import parse_rollout
-from lbcp.models.scaling import ScalingState
+from lbcp.models.scaling import ScalerMemory, ScalingState
 from lbcp.models.spec import LoadBalancerSpec
 from lbcp.models.status import LoadBalancerStatus
 from lbcp.models.times import utc_iso
@@ -46,6 +47,8 @@ CONFIG_PREFIX = "CONFIG#"
 # A load balancer's failure streak (``retries.py``): removed with the record.
 RETRY_SORT_KEY = "RETRY"
 KIND_LOAD_BALANCER = "LB"
+# BatchGetItem takes at most 100 keys a call.
+_BATCH_GET_KEYS = 100
 
 
 class NameInUse(Exception):
@@ -343,43 +346,90 @@ class LoadBalancerRepository:
     def set_desired_capacity(
         self, lb_id: str, expected_scaling_version: int, desired: int, scaling: ScalingState, event: Event | None
     ) -> None:
-        """The scaler's write: a new desired capacity and scaling memory, if nobody decided since.
+        """The scaler's write: a new desired capacity and scaling state, if nobody decided since.
 
-        ``event`` explains the decision; ``None`` for a state-only update (no event).
+        ``event`` explains the decision; ``None`` for a state-only update (no
+        event), which is a plain conditional update rather than a transaction
+        (half the write units). The scaler passes the state without its
+        per-period memory, which has an item of its own (``put_scaler_memory``).
         Raises ``GenerationMismatch`` (carrying the current record) when the
         scaling version moved, ``BeingDeleted`` or ``NotFound``.
         """
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": lb_key(lb_id),
-                    "UpdateExpression": "SET #desired = :desired, #scaling = :scaling, #version = :next",
-                    "ConditionExpression": (
-                        "attribute_exists(#pk) AND #version = :expected AND attribute_not_exists(#deleting)"
-                    ),
-                    "ExpressionAttributeNames": {
-                        "#pk": PARTITION_KEY,
-                        "#desired": "desiredCapacity",
-                        "#scaling": "scaling",
-                        "#version": "scalingVersion",
-                        "#deleting": "deletionRequestedAt",
-                    },
-                    "ExpressionAttributeValues": {
-                        ":desired": {"N": str(desired)},
-                        ":scaling": {"S": scaling.model_dump_json(by_alias=True, exclude_none=True)},
-                        ":next": {"N": str(expected_scaling_version + 1)},
-                        ":expected": {"N": str(expected_scaling_version)},
-                    },
-                }
-            }
-        ]
-        if event is not None:
-            items.append(self._put_event(lb_id, event))
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": lb_key(lb_id),
+            "UpdateExpression": "SET #desired = :desired, #scaling = :scaling, #version = :next",
+            "ConditionExpression": "attribute_exists(#pk) AND #version = :expected AND attribute_not_exists(#deleting)",
+            "ExpressionAttributeNames": {
+                "#pk": PARTITION_KEY,
+                "#desired": "desiredCapacity",
+                "#scaling": "scaling",
+                "#version": "scalingVersion",
+                "#deleting": "deletionRequestedAt",
+            },
+            "ExpressionAttributeValues": {
+                ":desired": {"N": str(desired)},
+                ":scaling": {"S": scaling.model_dump_json(by_alias=True, exclude_none=True)},
+                ":next": {"N": str(expected_scaling_version + 1)},
+                ":expected": {"N": str(expected_scaling_version)},
+            },
+        }
+        if event is None:
+            try:
+                self._client.update_item(**update)
+            except self._client.exceptions.ConditionalCheckFailedException:
+                self._raise_for_current(lb_id)
+            return
         try:
-            self._client.transact_write_items(TransactItems=items)
+            self._client.transact_write_items(TransactItems=[{"Update": update}, self._put_event(lb_id, event)])
         except self._client.exceptions.TransactionCanceledException as exc:
             self._raise_for_failed_condition(lb_id, exc)
+
+    # --- the scaler's memory (``scaler_memory.py``) ------------------------------
+
+    def get_scaler_memories(self, lb_ids: Sequence[str]) -> tuple[dict[str, StoredMemory], int]:
+        """The memory items of these load balancers (absent: none stored yet), and the calls it took.
+
+        Eventually consistent: a run reads what the previous run, a minute
+        earlier, wrote; should it read an older version, its conditional write
+        fails and it reads again (``get_scaler_memory``).
+        """
+        found: dict[str, StoredMemory] = {}
+        calls = 0
+        for start in range(0, len(lb_ids), _BATCH_GET_KEYS):
+            keys = [scaler_key(lb_id) for lb_id in lb_ids[start : start + _BATCH_GET_KEYS]]
+            while keys:
+                calls += 1
+                response = self._client.batch_get_item(RequestItems={self._table: {"Keys": keys}})
+                for item in response.get("Responses", {}).get(self._table, []):
+                    found[item[PARTITION_KEY]["S"].removeprefix("LB#")] = memory_from_item(item)
+                keys = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+        return found, calls
+
+    def get_scaler_memory(self, lb_id: str) -> StoredMemory | None:
+        item = self._client.get_item(TableName=self._table, Key=scaler_key(lb_id), ConsistentRead=True).get("Item")
+        return memory_from_item(item) if item else None
+
+    def put_scaler_memory(self, lb_id: str, memory: ScalerMemory, expected_version: int, now: datetime) -> None:
+        """Store the memory as version ``expected_version + 1``, if the stored one is still ``expected_version``.
+
+        0 expects no item. Raises ``MemoryConflict`` otherwise. A retried call
+        whose first attempt was applied fails its condition too: the caller
+        reads the item again and finds its own write.
+        """
+        condition = "attribute_not_exists(#pk)" if expected_version == 0 else "#version = :expected"
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": memory_item(lb_id, memory, expected_version + 1, now + self._event_retention),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#pk": PARTITION_KEY} if expected_version == 0 else {"#version": "version"},
+        }
+        if expected_version:
+            request["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
+        try:
+            self._client.put_item(**request)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise MemoryConflict(lb_id) from None
 
     def write_status(
         self,
@@ -426,7 +476,8 @@ class LoadBalancerRepository:
             self.append_event(lb_id, event)
 
     def remove(self, lb_id: str, event: Event) -> None:
-        """The last finalizer step: the record and its name claim go; the events stay until they expire."""
+        """The last finalizer step: the record, its name claim, failure streak and scaler memory go; the events
+        stay until they expire."""
         record = self.get(lb_id)
         if record is None:
             return
@@ -456,6 +507,8 @@ class LoadBalancerRepository:
                         "Key": {PARTITION_KEY: {"S": f"LB#{lb_id}"}, SORT_KEY: {"S": RETRY_SORT_KEY}},
                     }
                 },
+                # The scaler's memory, if it kept any.
+                {"Delete": {"TableName": self._table, "Key": scaler_key(lb_id)}},
                 self._put_event(lb_id, event),
             ]
         )
@@ -516,6 +569,10 @@ class LoadBalancerRepository:
         reasons = getattr(exc, "response", {}).get("CancellationReasons", [])
         if not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
             raise exc
+        self._raise_for_current(lb_id)
+
+    def _raise_for_current(self, lb_id: str) -> None:
+        """Explain a failed condition on the record by reading it."""
         current = self.get(lb_id)
         if current is None:
             raise NotFound(lb_id) from None

@@ -15,6 +15,7 @@ Events of a load balancer, newest first     pk = ``LB#<id>``, sk begins_with ``E
 Rollout history, newest first               pk = ``LB#<id>``, sk begins_with ``ROLLOUT#``, descending
 One config version (a generation's spec)    pk = ``LB#<id>``, sk = ``CONFIG#<generation, 10 digits>``
 A load balancer's failure streak            pk = ``LB#<id>``, sk = ``RETRY``
+The scaler's per-period memory              pk = ``LB#<id>``, sk = ``SCALER`` (BatchGetItem)
 Every failure streak (the reconciler's)     GSI ``byKind``: gsi1pk = ``RETRY``
 Idempotency records of API creates          pk = ``idempotency#<function>``, sk = key hash
 ==========================================  ===========================================

@@ -1,4 +1,12 @@
-"""What the scaler remembers between decisions, stored with the load balancer."""
+"""What the scaler remembers between decisions.
+
+Policies see one ``ScalingState``. It is stored in two places: what changes
+only with decisions (last scale times, hold, warm floor, last decision) on the
+load balancer's record, and the policies' per-period memory (``ScalerMemory``:
+demand samples, recommendations), which changes on almost every run, in a
+small item of its own (``lbcp.dal.scaler_memory``), so that a steady load
+balancer's runs do not rewrite its multi-kilobyte record.
+"""
 
 from __future__ import annotations
 
@@ -52,6 +60,31 @@ class ScalingState(StatusModel):
     # (a short key such as "max" or "missing-metrics"); an event is recorded
     # when it changes, not on every evaluation.
     hold: str | None = None
+
+
+class ScalerMemory(StatusModel):
+    """The policies' per-period memory: the parts of ``ScalingState`` that change on almost every run."""
+
+    recommendations: list[Recommendation] = Field(default_factory=list)
+    demand: list[DemandSample] = Field(default_factory=list)
+
+
+def split_state(state: ScalingState) -> tuple[ScalingState, ScalerMemory]:
+    """The state as the record keeps it (no per-period memory), and the memory on its own."""
+    memory = ScalerMemory(recommendations=state.recommendations, demand=state.demand)
+    return state.model_copy(update={"recommendations": [], "demand": []}), memory
+
+
+def join_state(state: ScalingState, memory: ScalerMemory | None) -> ScalingState:
+    """The state policies see: the record's, with the stored memory.
+
+    ``None`` (no memory item): the record's own lists stand, which is where
+    records written before the split keep their memory; the scaler's first
+    write moves it.
+    """
+    if memory is None:
+        return state
+    return state.model_copy(update={"recommendations": memory.recommendations, "demand": memory.demand})
 
 
 class WarmRequest(BaseModel):
