@@ -6,9 +6,11 @@ moto in-process: one settling tick, then one measured tick, counting every
 AWS call the reconciler makes by service and operation. Writes at steady
 state must be 0.
 
-The cost model prices the counted calls and the steady-state traffic of the
-other paths (heartbeats, agent metrics, the scaler) with AWS list prices
-(us-east-1, November 2026; constants below), per load balancer of 3 LBVMs.
+The cost model prices the counted calls and one measured steady hour of the
+other paths (``steady_hour.py``: heartbeats, the metrics samples they carry,
+the scaler) with AWS list prices (us-east-1, November 2026; constants below),
+per load balancer of 3 LBVMs. DynamoDB is priced by the units the items'
+sizes cost (``capacity_units.py``), index writes included.
 
     .venv/bin/python bench/reconcile_calls.py [--sizes 1 10 100]
 """
@@ -30,6 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 for part in ("functions", "local", "."):
     sys.path.insert(0, str(ROOT / part))
+
+from bench import steady_hour  # noqa: E402
+from bench.steady_hour import SteadyHour  # noqa: E402
 
 READ_PREFIXES = ("Describe", "List", "Get", "Query", "Scan", "BatchGet")
 MINUTES_PER_MONTH = 30 * 24 * 60
@@ -196,26 +201,46 @@ def steady_state(size: int) -> dict[str, Any]:
     }
 
 
-def monthly_cost_per_load_balancer(tick: dict[str, Any], lbvms: int = 3, subnets: int = 2) -> dict[str, float]:
-    """Steady state, per load balancer of ``lbvms`` LBVMs, in US dollars per month."""
-    per_minute = MINUTES_PER_MONTH
-    # Heartbeats: every 5 s per LBVM (the default interval): API request, Lambda
-    # invocation (~20 ms billed at 512 MB), two consistent reads (LB and LBVM records),
-    # and a stored report every 30 s (1 KB write). SendTaskHeartbeat is not billed.
-    beats = lbvms * 12 * per_minute
+# The agent endpoint's function: billed duration of one heartbeat (measured on Lambda: 15-25 ms
+# warm) at its memory size (stacks/functions.py DEFAULT_MEMORY_MB).
+HEARTBEAT_BILLED_SECONDS = 0.020
+AGENT_FUNCTION_GB = 0.5
+# One EMF line per LBVM sample (the heartbeat handler's, about 380 bytes) into CloudWatch Logs.
+EMF_LINE_BYTES = 400
+LOG_INGESTION_PER_GB = 0.50
+# Custom series the agents' samples make: cpu, memory, active connections by LoadBalancerId.
+AGENT_SERIES_PER_LOAD_BALANCER = 3
+HOURS_PER_MONTH = MINUTES_PER_MONTH / 60
+
+
+def monthly_cost_per_load_balancer(tick: dict[str, Any], hour: SteadyHour) -> dict[str, float]:
+    """Steady state, per load balancer of 3 LBVMs over 2 subnets, in US dollars per month.
+
+    ``hour`` is one measured steady hour (``steady_hour.py``: the real heartbeat handler and scaler on
+    moto, every DynamoDB unit sized from the items): heartbeats reach the agent endpoint, a Lambda
+    function URL (no API Gateway fee); SendTaskHeartbeat, which keeps liveness, is not billed.
+    """
+    month = HOURS_PER_MONTH
+    beats = hour.heartbeats * month
     heartbeat = (
-        beats * (PRICE["apigw_http_request"] + PRICE["lambda_request"])
-        + beats * 0.020 * 0.5 * PRICE["lambda_gb_second_arm"]
-        + beats * 2 * PRICE["dynamodb_read_unit"]
-        + lbvms * 2 * per_minute * PRICE["dynamodb_write_unit"]
+        beats * (PRICE["lambda_request"] + HEARTBEAT_BILLED_SECONDS * AGENT_FUNCTION_GB * PRICE["lambda_gb_second_arm"])
+        + hour.heartbeat_read_units * month * PRICE["dynamodb_read_unit"]
+        + (hour.heartbeat_write_units + hour.heartbeat_index_write_units) * month * PRICE["dynamodb_write_unit"]
     )
-    # Agent metrics: one PutMetricData per LBVM per minute; 3 metrics per (LB, subnet).
-    metrics = lbvms * per_minute * PRICE["cloudwatch_put_request"] + 3 * subnets * PRICE["cloudwatch_metric_month"]
-    # Scaler: 3 metrics x subnets requested per minute; a state write per minute (target tracking).
-    scaler = 3 * subnets * per_minute * PRICE["cloudwatch_get_metric_data"] + per_minute * PRICE["dynamodb_write_unit"]
+    # The samples ride on heartbeats and leave the handler as EMF: no PutMetricData request.
+    metrics = (
+        AGENT_SERIES_PER_LOAD_BALANCER * PRICE["cloudwatch_metric_month"]
+        + hour.emf_samples * month * EMF_LINE_BYTES / 1e9 * LOG_INGESTION_PER_GB
+    )
+    # The scaler reads the samples from the LBVM records and its memory item; no GetMetricData.
+    scaler = (
+        hour.scaler_read_units * month * PRICE["dynamodb_read_unit"]
+        + hour.scaler_write_units * month * PRICE["dynamodb_write_unit"]
+    )
     # Reconciler: the tick's reads shared by all load balancers (DynamoDB queries
     # eventually consistent: ~4 KB per LB and per 4 LBVMs -> ~1.5 read units per LB;
     # EC2/ELB/Route53 reads are free), one invocation per minute shared, ~0.5 s at 1 GB.
+    per_minute = MINUTES_PER_MONTH
     size = tick["loadBalancers"]
     reconcile = (
         per_minute
@@ -250,7 +275,15 @@ def main() -> int:
         print(f"{size:>5} {reads:>6} {writes:>7} {result['tickSeconds']:>7}  {detail}")
         if result["writes"]:
             print(f"      writes: {result['writeCalls']}")
-    cost = monthly_cost_per_load_balancer(results[-1])
+    hour = steady_hour.measure()
+    print(
+        f"\none load balancer's steady hour (3 LBVMs, heartbeat every {hour.heartbeat_interval_seconds} s): "
+        f"{hour.heartbeats} heartbeats, {hour.heartbeat_read_units:g} read + "
+        f"{hour.heartbeat_write_units + hour.heartbeat_index_write_units:g} write units "
+        f"({hour.heartbeat_index_write_units:g} in the byKind index); "
+        f"{hour.scaler_runs} scaler runs, {hour.scaler_read_units:g} read + {hour.scaler_write_units:g} write units"
+    )
+    cost = monthly_cost_per_load_balancer(results[-1], hour)
     print(
         f"\ncontrol-plane cost per load balancer (3 LBVMs, 2 subnets) per month at steady state, "
         f"at {results[-1]['loadBalancers']} load balancers:"
