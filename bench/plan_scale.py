@@ -26,7 +26,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -58,8 +58,16 @@ class Compute:
     def __init__(self, instances: list[ObservedInstance], interfaces: list[ObservedNetworkInterface]) -> None:
         self._instances, self._interfaces = instances, interfaces
 
-    def observe(self) -> tuple[list[ObservedInstance], list[ObservedNetworkInterface]]:
-        return self._instances, self._interfaces
+    def observe(
+        self, load_balancer_ids: Collection[str] | None = None
+    ) -> tuple[list[ObservedInstance], list[ObservedNetworkInterface]]:
+        if load_balancer_ids is None:
+            return self._instances, self._interfaces
+        wanted = set(load_balancer_ids)
+        return (
+            [i for i in self._instances if i.load_balancer_id in wanted],
+            [n for n in self._interfaces if n.load_balancer_id in wanted],
+        )
 
 
 class Entry:
@@ -156,7 +164,7 @@ def fleet(size: int) -> tuple[list[LoadBalancerRecord], dict[str, list[Lbvm]], C
     # ``observe`` calls only the ports' listings; nothing here acts.
     compute, entry = cast(ComputePort, Compute(instances, interfaces)), cast(EntryPort, Entry(views))
     # Converge the statuses, as the first tick would have written them: every later plan is a no-op.
-    snapshot = observe(compute, entry, records, [r.id for r in records])
+    snapshot = observe(compute, entry, records, [r.id for r in records], whole_fleet=True)
     rng = random.Random(1)
     converged = []
     for record in records:
@@ -172,7 +180,7 @@ def measure(size: int, repeat: int) -> dict[str, Any]:
     observe_s, plan_s, one_s = [], [], []
     for _ in range(repeat):
         started = time.perf_counter()
-        snapshot = observe(compute, entry, records, [r.id for r in records])
+        snapshot = observe(compute, entry, records, [r.id for r in records], whole_fleet=True)
         observed = time.perf_counter()
         for record in records:
             decided = plan(record, lbvms[record.id], snapshot[record.id], NOW, rng=rng)

@@ -41,7 +41,7 @@ from stacks.entry_permissions import EntryPermissions
 from stacks.fleet import FleetMachinery
 from stacks.functions import FunctionContext, LbcpFunction
 from stacks.schedule import every_minute
-from stacks.storage import ITEM_ACTIONS
+from stacks.storage import BATCH_READ_ACTIONS, ITEM_ACTIONS
 
 RECONCILER_HANDLER: Final = "handlers.reconciler.lambda_handler"
 RECONCILER_SERVICE_NAME: Final = SERVICE_RECONCILER
@@ -79,6 +79,8 @@ class ReconcilerFunction(LbcpFunction):
         # finalizer's deletes: all item-level.
         self.add_to_role_policy(context.table.items_statement(ITEM_ACTIONS))
         self.add_to_role_policy(context.table.index_query_statement(sid="ListByKind"))
+        # A tick for some load balancers reads their records and streaks by key, 100 a call.
+        self.add_to_role_policy(context.table.items_statement(BATCH_READ_ACTIONS, sid="ReadByKey"))
         self.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DefaultImage",

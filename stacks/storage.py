@@ -48,6 +48,8 @@ INDEX_QUERY_ACTIONS: Final = ("dynamodb:Query",)
 # The scaler's one batch read: every load balancer's memory item (``LB#<id>``/``SCALER``), 100 keys a
 # call, rather than one GetItem each (the same units, a hundredth of the calls). A read: no batch writes.
 MEMORY_BATCH_READ_ACTIONS: Final = ("dynamodb:BatchGetItem",)
+# The reconciler's reads by key of some load balancers' records and failure streaks (a shard, a spec change).
+BATCH_READ_ACTIONS: Final = MEMORY_BATCH_READ_ACTIONS
 
 
 class ControlPlaneTable(Construct):

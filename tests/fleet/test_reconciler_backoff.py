@@ -50,6 +50,11 @@ class Faults:
     """Load balancers whose record's transactions DynamoDB refuses (as it refuses an item grown past 400 KB)."""
 
     poisoned: set[str] = field(default_factory=set)
+    # Every call the reconciler's clients made: (service, operation, request parameters).
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def record(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        self.calls.append((model.service_model.service_name, model.name, dict(params)))
 
     def hook(self, **kwargs: Any) -> tuple[Any, dict[str, Any]] | None:
         if kwargs["model"].name != "TransactWriteItems":
@@ -189,6 +194,7 @@ def world(cloud: Cloud) -> Iterator[Build]:
 
         def client(service: str) -> Any:
             made = session.client(service)
+            made.meta.events.register("before-parameter-build.*.*", faults.record)
             if service == "dynamodb":
                 made.meta.events.register("before-call.dynamodb.*", faults.hook)
             return made

@@ -16,7 +16,7 @@ one load balancer at once).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -171,6 +171,12 @@ class WorldLoadBalancers(_Port):
         record = self._world.record()
         return RecordPage([record] if record is not None else [])
 
+    def get_many(self, lb_ids: Collection[str]) -> Sequence[LoadBalancerRecord]:
+        # Not in ``OPERATIONS``: the world's reconciler runs full ticks only.
+        self._call("load_balancers.get_many")
+        record = self._world.record()
+        return [record] if record is not None and record.id in lb_ids else []
+
     def write_status(
         self, lb_id: str, status: LoadBalancerStatus, events: Sequence[Event], rollouts: Sequence[RolloutRecord] = ()
     ) -> None:
@@ -260,10 +266,17 @@ class WorldLbvms(_Port):
 
 
 class WorldCompute(_Port):
-    def observe(self) -> tuple[list[ObservedInstance], list[ObservedNetworkInterface]]:
-        """``Filters=[tag:lbcp:product=lbcp]``, then skipped unless it has a load balancer id tag."""
+    def observe(
+        self, load_balancer_ids: Collection[str] | None = None
+    ) -> tuple[list[ObservedInstance], list[ObservedNetworkInterface]]:
+        """``Filters=[tag:lbcp:product=lbcp]`` (and ``tag:lbcp:load-balancer-id`` in the ids, if given),
+        then skipped unless it has a load balancer id tag."""
         self._call("compute.observe")
         world = self._world
+
+        def listed(tags: dict[str, str]) -> bool:
+            return _listed(tags) and (load_balancer_ids is None or tags[LB_ID_TAG_KEY] in load_balancer_ids)
+
         instances = [
             ObservedInstance(
                 instance_id=i.instance_id,
@@ -275,7 +288,7 @@ class WorldCompute(_Port):
                 launched_at=i.launched_at,
             )
             for i in sorted(world.instances.values(), key=lambda i: i.instance_id)
-            if _listed(i.tags) and world.now >= i.listed_from
+            if listed(i.tags) and world.now >= i.listed_from
         ]
         interfaces = [
             ObservedNetworkInterface(
@@ -286,7 +299,7 @@ class WorldCompute(_Port):
                 attached_instance_id=n.attached_to,
             )
             for n in sorted(world.interfaces.values(), key=lambda n: n.interface_id)
-            if _listed(n.tags)
+            if listed(n.tags)
         ]
         return instances, interfaces
 

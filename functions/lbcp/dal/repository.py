@@ -14,7 +14,7 @@ import builtins
 import contextlib
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -87,6 +87,22 @@ class Page(Generic[T]):
     next_token: str | None
 
 
+def batch_get(
+    client: Any, table: str, keys: Sequence[dict[str, Any]], *, consistent: bool = False
+) -> tuple[list[dict[str, Any]], int]:
+    """The items of these keys that exist (100 keys a call, unprocessed keys asked again), and the calls it took."""
+    found: list[dict[str, Any]] = []
+    calls = 0
+    for start in range(0, len(keys), _BATCH_GET_KEYS):
+        pending = list(keys[start : start + _BATCH_GET_KEYS])
+        while pending:
+            calls += 1
+            response = client.batch_get_item(RequestItems={table: {"Keys": pending, "ConsistentRead": consistent}})
+            found += response.get("Responses", {}).get(table, [])
+            pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+    return found, calls
+
+
 def lb_key(lb_id: str) -> dict[str, Any]:
     return {PARTITION_KEY: {"S": f"LB#{lb_id}"}, SORT_KEY: {"S": LB_SORT_KEY}}
 
@@ -121,6 +137,17 @@ class LoadBalancerRepository:
         """The record; ``consistent=False`` reads at half the units, and may miss the last second's write."""
         item = self._client.get_item(TableName=self._table, Key=lb_key(lb_id), ConsistentRead=consistent).get("Item")
         return _record_from_item(item) if item else None
+
+    def get_many(self, lb_ids: Collection[str]) -> list[LoadBalancerRecord]:
+        """The records of these load balancers that exist, strongly consistent (100 a call).
+
+        A tick for a few load balancers reads just their records, not the listing of
+        every one; consistent, so a spec change's own tick plans from the spec just written.
+        """
+        items, _calls = batch_get(
+            self._client, self._table, [lb_key(lb_id) for lb_id in sorted(set(lb_ids))], consistent=True
+        )
+        return sorted((_record_from_item(item) for item in items), key=lambda record: record.id)
 
     def resolve_name(self, name: str) -> str | None:
         item = self._client.get_item(TableName=self._table, Key=name_key(name), ConsistentRead=True).get("Item")
@@ -394,17 +421,8 @@ class LoadBalancerRepository:
         earlier, wrote; should it read an older version, its conditional write
         fails and it reads again (``get_scaler_memory``).
         """
-        found: dict[str, StoredMemory] = {}
-        calls = 0
-        for start in range(0, len(lb_ids), _BATCH_GET_KEYS):
-            keys = [scaler_key(lb_id) for lb_id in lb_ids[start : start + _BATCH_GET_KEYS]]
-            while keys:
-                calls += 1
-                response = self._client.batch_get_item(RequestItems={self._table: {"Keys": keys}})
-                for item in response.get("Responses", {}).get(self._table, []):
-                    found[item[PARTITION_KEY]["S"].removeprefix("LB#")] = memory_from_item(item)
-                keys = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
-        return found, calls
+        items, calls = batch_get(self._client, self._table, [scaler_key(lb_id) for lb_id in lb_ids])
+        return {item[PARTITION_KEY]["S"].removeprefix("LB#"): memory_from_item(item) for item in items}, calls
 
     def get_scaler_memory(self, lb_id: str) -> StoredMemory | None:
         item = self._client.get_item(TableName=self._table, Key=scaler_key(lb_id), ConsistentRead=True).get("Item")

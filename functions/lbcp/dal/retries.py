@@ -6,8 +6,9 @@ Item layout:
   record. The table's stream triggers the reconciler only on ``sk = LB``, so a
   failing fleet writing its streak does not re-trigger itself.
 - gsi1pk ``RETRY``, gsi1sk ``<load balancer id>``: every streak in one
-  paginated query of the ``byKind`` index, the tick's only read of them (no
-  read per load balancer). A healthy fleet has no items here: the query reads
+  paginated query of the ``byKind`` index, a full tick's only read of them (no
+  read per load balancer); a tick for a few load balancers reads theirs by key
+  (``get_many``). A healthy fleet has no items here: the query reads
   nothing and costs the minimum (0.5 read unit).
 - ``expiresAt`` (TTL) a week after the last failure: a streak that is still
   going is rewritten at least every backoff cap (about 17 minutes), so it never
@@ -22,11 +23,11 @@ transaction as the streak (no event for a write that lost).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from lbcp.dal.repository import RETRY_SORT_KEY, LoadBalancerRepository
+from lbcp.dal.repository import RETRY_SORT_KEY, LoadBalancerRepository, batch_get
 from lbcp.dal.schema import (
     GSI_BY_KIND,
     GSI_BY_KIND_PARTITION_KEY,
@@ -122,6 +123,18 @@ class RetryRepository:
             if "LastEvaluatedKey" not in response:
                 return
             request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
+
+    def get_many(self, load_balancer_ids: Collection[str]) -> dict[str, RetryStreak]:
+        """The streaks of these load balancers, by id: what a tick for a few of them reads.
+
+        BatchGetItem, 100 keys a call, rather than a GetItem each: a shard of 50 load
+        balancers costs one call, and a healthy one (no streak item) still only half a
+        read unit per key. Eventually consistent, as the listing is: the writes are
+        conditional on the streak read, so a stale read loses its write, never a failure.
+        """
+        keys = [retry_key(lb_id) for lb_id in sorted(set(load_balancer_ids))]
+        items, _calls = batch_get(self._client, self._table, keys)
+        return {streak.load_balancer_id: streak for streak in map(from_item, items)}
 
     def get(self, load_balancer_id: str) -> RetryStreak | None:
         """The load balancer's stored streak, if it is failing (what the plan preview plans with)."""

@@ -1,7 +1,14 @@
-"""EC2 as the reconciler sees it: instances and interfaces found by our product tag."""
+"""EC2 as the reconciler sees it: instances and interfaces found by our product tag.
+
+A full tick lists everything that carries the product tag (one paginated listing each of
+instances and interfaces); a tick for some load balancers (a spec change, an
+instance's state change, a work-queue shard) lists only theirs, by the owner tag's
+values, so its cost follows the load balancers asked about and not the fleet.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from lbcp import LB_ID_TAG_KEY, LBVM_ID_TAG_KEY, PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE
@@ -14,6 +21,20 @@ INSTANCE_LOST_STATES = ("shutting-down", "terminated", "stopping", "stopped")
 
 # The EC2 filter that lists what carries our product tag (the checker lists by it too).
 PRODUCT_TAG_FILTER = [{"Name": f"tag:{PRODUCT_TAG_KEY}", "Values": [PRODUCT_TAG_VALUE]}]
+# EC2 accepts at most 200 values in one filter (DescribeInstances: "The maximum number of
+# filter values specified on a single call is 200"): more load balancers are listed in chunks.
+FILTER_VALUES_LIMIT = 200
+
+
+def owner_filters(load_balancer_ids: Collection[str] | None) -> Iterator[list[dict[str, Any]]]:
+    """The Filters of each listing: the product tag alone, or with at most 200 load balancer ids each."""
+    if load_balancer_ids is None:
+        yield PRODUCT_TAG_FILTER
+        return
+    ordered = sorted(set(load_balancer_ids))
+    for start in range(0, len(ordered), FILTER_VALUES_LIMIT):
+        chunk = ordered[start : start + FILTER_VALUES_LIMIT]
+        yield [*PRODUCT_TAG_FILTER, {"Name": f"tag:{LB_ID_TAG_KEY}", "Values": chunk}]
 
 
 class NotOurs(Exception):
@@ -25,16 +46,30 @@ def tags_of(resource: dict[str, Any], key: str = "Tags") -> dict[str, str]:
 
 
 class Ec2Compute:
-    """One paginated DescribeInstances and one DescribeNetworkInterfaces per tick, for every load balancer."""
+    """One paginated DescribeInstances and DescribeNetworkInterfaces a tick (a 200 load balancers chunk, if scoped)."""
 
     def __init__(self, ec2: Any) -> None:
         self._ec2 = ec2
         self._zones: dict[str, str | None] = {}  # subnets never move between zones
 
-    def observe(self) -> tuple[list[ObservedInstance], list[ObservedNetworkInterface]]:
+    def observe(
+        self, load_balancer_ids: Collection[str] | None = None
+    ) -> tuple[list[ObservedInstance], list[ObservedNetworkInterface]]:
+        """What carries our product tag; with ``load_balancer_ids``, only what carries one of theirs.
+
+        An empty collection lists nothing (no call): there is nothing to look for.
+        """
+        instances: list[ObservedInstance] = []
+        interfaces: list[ObservedNetworkInterface] = []
+        for filters in owner_filters(load_balancer_ids):
+            instances += self._instances(filters)
+            interfaces += self._interfaces(filters)
+        return instances, interfaces
+
+    def _instances(self, filters: list[dict[str, Any]]) -> list[ObservedInstance]:
         instances: list[ObservedInstance] = []
         for page in self._ec2.get_paginator("describe_instances").paginate(
-            Filters=PRODUCT_TAG_FILTER, PaginationConfig={"PageSize": 1000}
+            Filters=filters, PaginationConfig={"PageSize": 1000}
         ):
             for reservation in page.get("Reservations", []):
                 for instance in reservation.get("Instances", []):
@@ -53,9 +88,12 @@ class Ec2Compute:
                             image_id=instance.get("ImageId"),
                         )
                     )
+        return instances
+
+    def _interfaces(self, filters: list[dict[str, Any]]) -> list[ObservedNetworkInterface]:
         interfaces: list[ObservedNetworkInterface] = []
         for page in self._ec2.get_paginator("describe_network_interfaces").paginate(
-            Filters=PRODUCT_TAG_FILTER, PaginationConfig={"PageSize": 1000}
+            Filters=filters, PaginationConfig={"PageSize": 1000}
         ):
             for interface in page.get("NetworkInterfaces", []):
                 tags = tags_of(interface, "TagSet")
@@ -70,7 +108,7 @@ class Ec2Compute:
                         attached_instance_id=(interface.get("Attachment") or {}).get("InstanceId"),
                     )
                 )
-        return instances, interfaces
+        return interfaces
 
     def owner_of(self, instance_id: str) -> str | None:
         """The load balancer an instance belongs to by its owner tags; None when it is not ours or gone."""

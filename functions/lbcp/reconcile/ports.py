@@ -10,7 +10,7 @@ real reconciler and executor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -45,6 +45,10 @@ class LoadBalancerStore(Protocol):
         ...
 
     def list(self, limit: int, token: str | None) -> RecordPage: ...
+
+    def get_many(self, lb_ids: Collection[str]) -> Sequence[LoadBalancerRecord]:
+        """The records of these load balancers that exist (strongly consistent, in as few calls as the API allows)."""
+        ...
 
     def write_status(
         self,
@@ -93,8 +97,11 @@ class LeasePort(Protocol):
 
 
 class ComputePort(Protocol):
-    def observe(self) -> tuple[list[ObservedInstance], list[ObservedNetworkInterface]]:
-        """Every instance and interface carrying our product tag (paginated, all load balancers)."""
+    def observe(
+        self, load_balancer_ids: Collection[str] | None = None
+    ) -> tuple[list[ObservedInstance], list[ObservedNetworkInterface]]:
+        """Every instance and interface carrying our product tag (paginated, all load balancers);
+        with ``load_balancer_ids``, only those carrying one of their owner tags."""
         ...
 
     def terminate_instance(self, load_balancer_id: str, instance_id: str) -> None:
@@ -170,6 +177,10 @@ class RetryStore(Protocol):
 
     def list_all(self) -> Iterator[RetryStreak]:
         """Every streak (one paginated listing; eventually consistent)."""
+        ...
+
+    def get_many(self, load_balancer_ids: Collection[str]) -> dict[str, RetryStreak]:
+        """The streaks of these load balancers, by id (absent: not failing)."""
         ...
 
     def save(self, previous: RetryStreak | None, streak: RetryStreak, event: Event | None) -> bool:

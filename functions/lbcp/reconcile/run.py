@@ -4,7 +4,16 @@ Reads are batched across load balancers (one paginated listing each of load
 balancers, failure streaks, LBVMs, instances and interfaces, plus the entry's reads; one read
 of the public image parameter per architecture that a spec leaving its image
 unset uses; the rollout alarms of active rollouts, 100 names a call), so their
-number grows with pagination only. Writes happen only where a plan has jobs
+number grows with pagination only.
+
+A tick for some load balancers (``only``: a spec change, an instance's state change,
+a shard of the work queue) reads only theirs: their records and streaks by key
+(BatchGetItem, 100 a call), their LBVMs with one query each (``list_for``) and their
+instances and interfaces by their owner tags (``ComputePort.observe(ids)``). Its cost
+follows the load balancers asked about, not the fleet: the latency from a spec change
+to its first action does not grow with the number of load balancers.
+
+Writes happen only where a plan has jobs
 or a changed status: a converged fleet costs no writes at all. Acting takes
 the load balancer's lease and re-plans from fresh, consistent reads, so two
 overlapping runs (the schedule and a spec change) never act twice.
@@ -26,7 +35,7 @@ import logging
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -87,6 +96,38 @@ class TickReport:
     # The plan each load balancer was decided with: under the lease where it was
     # acted on, otherwise the one from the listing (a no-op, or one left to the lease holder).
     plans: dict[str, ReconcilePlan] = field(default_factory=dict)
+
+
+# Up to this many load balancers, a tick for some of them reads their LBVMs with one query each
+# (``list_for``: one page, a few items, about one read unit each); above it, with the listing of
+# every LBVM (the GSI: one paginated query whose pages grow with the fleet, 1 MB each). The N small
+# queries cost N calls but their read units follow N; the listing's units follow the fleet (30,000
+# LBVMs are about 40 pages and thousands of units), paid again by every shard. A shard (50 by
+# default) and a stream batch (100 records at most) stay below it.
+SCOPED_LBVM_READS_MAX = 100
+
+
+def choose_due(
+    records: Sequence[LoadBalancerRecord],
+    streaks: Mapping[str, RetryStreak],
+    *,
+    now: datetime,
+    urgent: Collection[str] = (),
+) -> tuple[list[LoadBalancerRecord], list[str]]:
+    """The load balancers to reconcile now, and the ids of those left alone (backing off, nothing new).
+
+    One rule for the tick and the work queue's dispatcher (``dispatch.py``): a load balancer
+    is held back while its failure streak's ``not_before`` has not passed, unless it is
+    urgent or its spec has a new generation (``backoff.held_back``).
+    """
+    due: list[LoadBalancerRecord] = []
+    held: list[str] = []
+    for record in records:
+        if held_back(streaks.get(record.id), generation=record.generation, now=now, urgent=record.id in urgent):
+            held.append(record.id)
+        else:
+            due.append(record)
+    return due, held
 
 
 def verification_batch(ids: Iterable[str], now: datetime, budget: int, period: timedelta) -> set[str]:
@@ -155,24 +196,17 @@ class Reconciler:
         """
         now = self._clock()
         report = TickReport()
-        records = [r for r in self._all_records() if only is None or r.id in only]
+        records: Sequence[LoadBalancerRecord] = (
+            list(self._all_records()) if only is None else self._load_balancers.get_many(only)
+        )
         report.load_balancers = len(records)
         if not records:
             return report
-        streaks = {s.load_balancer_id: s for s in self._retries.list_all()} if self._retries is not None else {}
-        pressing = set(urgent)
-        due: list[LoadBalancerRecord] = []
-        for record in records:
-            streak = streaks.get(record.id)
-            if held_back(streak, generation=record.generation, now=now, urgent=record.id in pressing):
-                report.backed_off.append(record.id)
-            else:
-                due.append(record)
+        streaks = self.streaks(only)
+        due, report.backed_off = choose_due(records, streaks, now=now, urgent=set(urgent))
         if not due:
             return report
-        by_lb: dict[str, list[Lbvm]] = defaultdict(list)
-        for lbvm in self._lbvms.list_all():
-            by_lb[lbvm.load_balancer_id].append(lbvm)
+        by_lb = self._lbvms_of([record.id for record in due], whole_fleet=only is None)
         # The rotation is over every load balancer, so that one backing off does not shift the others' turns.
         verify = verification_batch((r.id for r in records), now, self._verify_budget, self._tick_period)
         views = observe(
@@ -182,10 +216,30 @@ class Reconciler:
             verify,
             latest_images=self._latest_images(due),
             alarms=self._alarm_states(due),
+            whole_fleet=only is None,
         )
         for record in due:
             self._reconcile(record, by_lb[record.id], views[record.id], now, report, streak=streaks.get(record.id))
         return report
+
+    def streaks(self, only: Collection[str] | None = None) -> dict[str, RetryStreak]:
+        """The failure streaks by load balancer: every one (one listing), or those of ``only`` (by key)."""
+        if self._retries is None:
+            return {}
+        if only is None:
+            return {streak.load_balancer_id: streak for streak in self._retries.list_all()}
+        return self._retries.get_many(only) if only else {}
+
+    def _lbvms_of(self, ids: list[str], *, whole_fleet: bool) -> dict[str, list[Lbvm]]:
+        """The LBVMs of these load balancers: one query each for a few, the listing of all otherwise."""
+        by_lb: dict[str, list[Lbvm]] = defaultdict(list)
+        if not whole_fleet and len(ids) <= SCOPED_LBVM_READS_MAX:
+            for lb_id in ids:
+                by_lb[lb_id] = self._lbvms.list_for(lb_id)
+            return by_lb
+        for lbvm in self._lbvms.list_all():
+            by_lb[lbvm.load_balancer_id].append(lbvm)
+        return by_lb
 
     def _reconcile(
         self,
