@@ -28,6 +28,11 @@ ENV_LOCAL_ENTRY_ENDPOINTS = "LBCP_LOCAL_ENTRY_ENDPOINTS"
 # The reconciler's dead-letter queue (load balancers that keep failing) and after how many failures in a row.
 ENV_RECONCILE_DEAD_LETTER_QUEUE_URL = "LBCP_RECONCILE_DEAD_LETTER_QUEUE_URL"
 ENV_RECONCILE_DEAD_LETTER_AFTER = "LBCP_RECONCILE_DEAD_LETTER_AFTER"
+# The reconciler's work queue (FIFO): set, the schedule dispatches shards of at most this many load
+# balancers to it and workers reconcile them; unset, the schedule reconciles every load balancer itself.
+ENV_RECONCILE_WORK_QUEUE_URL = "LBCP_RECONCILE_WORK_QUEUE_URL"
+ENV_RECONCILE_SHARD_SIZE = "LBCP_RECONCILE_SHARD_SIZE"
+DEFAULT_RECONCILE_SHARD_SIZE = 50
 # The automatic GC policy (JSON of ``lbcp.consistency.gc_policy.GcPolicy``); unset: manual GC only.
 ENV_GC_POLICY = "LBCP_GC_POLICY"
 
@@ -53,6 +58,8 @@ class Settings:
     gc_policy: str | None = None
     reconcile_dead_letter_queue_url: str | None = None
     reconcile_dead_letter_after: int = 8
+    reconcile_work_queue_url: str | None = None
+    reconcile_shard_size: int = DEFAULT_RECONCILE_SHARD_SIZE
 
     @staticmethod
     def from_env() -> Settings:
@@ -74,6 +81,8 @@ class Settings:
             gc_policy=env.get(ENV_GC_POLICY) or None,
             reconcile_dead_letter_queue_url=env.get(ENV_RECONCILE_DEAD_LETTER_QUEUE_URL) or None,
             reconcile_dead_letter_after=int(env.get(ENV_RECONCILE_DEAD_LETTER_AFTER) or "8"),
+            reconcile_work_queue_url=env.get(ENV_RECONCILE_WORK_QUEUE_URL) or None,
+            reconcile_shard_size=int(env.get(ENV_RECONCILE_SHARD_SIZE) or DEFAULT_RECONCILE_SHARD_SIZE),
         )
 
 

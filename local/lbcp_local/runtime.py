@@ -23,6 +23,7 @@ from lbcp.settings import (
     ENV_HOSTED_ZONE_ID,
     ENV_LOCAL_ENTRY_ENDPOINTS,
     ENV_RECONCILE_DEAD_LETTER_QUEUE_URL,
+    ENV_RECONCILE_WORK_QUEUE_URL,
     ENV_TABLE_NAME,
 )
 from lbcp_local.agents import LocalAgents
@@ -34,14 +35,30 @@ from lbcp_local.http_adapter import LocalApiServer
 from lbcp_local.machines import DataPlaneKind, MachineFactory
 from lbcp_local.seed import LocalAccount, example_spec, seed_account
 from lbcp_local.ticker import Ticker
+from lbcp_local.work_queue import LOCAL_VISIBILITY_TIMEOUT_SECONDS, pump
 
 LOCAL_TABLE = "lbcp-local"
 
 
 LOCAL_DNS_DOMAIN = "lb.lbcp.local"
 LOCAL_RECONCILE_DEAD_LETTERS = "lbcp-local-failing-load-balancers"
+LOCAL_WORK_QUEUE = "lbcp-local-reconcile-work.fifo"
 # The longest wait of a failing load balancer locally (1000 s deployed, with ticks of a minute).
 LOCAL_BACKOFF_CAP = timedelta(seconds=30)
+
+
+def create_work_queue(sqs: Any, name: str = LOCAL_WORK_QUEUE) -> str:
+    """The reconciler's FIFO work queue as the stack makes it (a FIFO dead-letter queue after 3 receives)."""
+    fifo = {"FifoQueue": "true"}
+    dead_letters_name = name.removesuffix(".fifo") + "-dead-letters.fifo"
+    dead_letters = sqs.create_queue(QueueName=dead_letters_name, Attributes=fifo)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    attributes = {
+        **fifo,
+        "VisibilityTimeout": str(LOCAL_VISIBILITY_TIMEOUT_SECONDS),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3}),
+    }
+    return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
 
 
 @dataclass
@@ -170,6 +187,7 @@ class LocalRuntime:
         os.environ[ENV_RECONCILE_DEAD_LETTER_QUEUE_URL] = boto3.client("sqs").create_queue(
             QueueName=LOCAL_RECONCILE_DEAD_LETTERS
         )["QueueUrl"]
+        os.environ[ENV_RECONCILE_WORK_QUEUE_URL] = create_work_queue(boto3.client("sqs"))
 
     def _start_fleet(self) -> None:
         from lbcp.reconcile.backoff import BackoffSettings
@@ -211,8 +229,21 @@ class LocalRuntime:
         # The checker as its schedule runs it, sharing the handler's configuration; its rotation of
         # per-NLB reads follows the local period.
         checker = build_checker(settings(), session.client, run_period=timedelta(seconds=self.consistency_seconds))
+        # The schedule's dispatcher, then the queue's event source: the worker handler per shard, as in AWS.
+        from handlers.reconcile_worker import process
+        from handlers.reconciler import dispatch_tick
+        from lbcp.reconcile.dispatch import SqsWorkQueue
+
+        sqs, queue_url = session.client("sqs"), settings().reconcile_work_queue_url
+        assert queue_url is not None, "deployed with the fleet"
+        queue, shard_size = SqsWorkQueue(sqs, queue_url), settings().reconcile_shard_size
+
+        def reconcile() -> None:
+            dispatch_tick(queue, reconciler, shard_size)
+            pump(sqs, queue_url, lambda event: process(event, reconciler))
+
         self._tickers = [
-            Ticker("reconciler", self.reconcile_seconds, reconciler.tick),
+            Ticker("reconciler", self.reconcile_seconds, reconcile),
             Ticker("scaler", self.scale_seconds, scale),
             Ticker("consistency", self.consistency_seconds, checker.run),
         ]
@@ -246,6 +277,9 @@ class LocalRuntime:
         for ticker in self._tickers:
             ticker.stop()
         self._tickers = []
+        # The queue lives in this runtime's moto: a reconciler run later in this process must not dispatch to it.
+        os.environ.pop(ENV_RECONCILE_WORK_QUEUE_URL, None)
+        self._reset_handler_caches()
         if self._agent_endpoint is not None:
             self._agent_endpoint.stop()
             self._agent_endpoint = None
@@ -279,9 +313,11 @@ class LocalRuntime:
 
         settings.cache_clear()
         app.dependencies.cache_clear()
-        from handlers import consistency, scaler
+        from handlers import consistency, reconciler, scaler
         from lbcp.lifecycle import tasks
 
+        reconciler.reconciler.cache_clear()
+        reconciler.work_queue.cache_clear()
         scaler.dependencies.cache_clear()
         consistency.checker.cache_clear()
         consistency.sweeper.cache_clear()

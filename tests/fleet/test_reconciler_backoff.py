@@ -56,7 +56,13 @@ class Faults:
     def record(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
         self.calls.append((model.service_model.service_name, model.name, dict(params)))
 
+    # DynamoDB operations throttled outright, every call (as once botocore's retries are spent).
+    throttled: set[str] = field(default_factory=set)
+
     def hook(self, **kwargs: Any) -> tuple[Any, dict[str, Any]] | None:
+        if kwargs["model"].name in self.throttled:
+            error = {"Code": "ProvisionedThroughputExceededException", "Message": "throttled (test)"}
+            return SimpleNamespace(status_code=400, headers={}), {"Error": error, "ResponseMetadata": {}}
         if kwargs["model"].name != "TransactWriteItems":
             return None
         # ``params`` is the serialized request: DynamoDB's JSON body.

@@ -184,6 +184,17 @@ class Reconciler:
         self._dead_letters = dead_letters
         self._backoff = backoff or BackoffSettings(base=tick_period, cap=max(tick_period, timedelta(seconds=1000)))
 
+    @property
+    def tick_period(self) -> timedelta:
+        return self._tick_period
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def list_records(self) -> list[LoadBalancerRecord]:
+        """Every load balancer record (the paginated listing a full tick starts from)."""
+        return list(self._all_records())
+
     def owners_of(self, instance_ids: Iterable[str]) -> set[str]:
         """The load balancers these instances belong to (by owner tags): what an EC2 state change concerns."""
         return {owner for instance_id in instance_ids if (owner := self._compute.owner_of(instance_id)) is not None}
@@ -196,9 +207,7 @@ class Reconciler:
         """
         now = self._clock()
         report = TickReport()
-        records: Sequence[LoadBalancerRecord] = (
-            list(self._all_records()) if only is None else self._load_balancers.get_many(only)
-        )
+        records = self.list_records() if only is None else self._load_balancers.get_many(only)
         report.load_balancers = len(records)
         if not records:
             return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from lbcp.adapters.app_metrics import COUNT, MILLISECONDS, Datapoint, MetricSet
 from lbcp.models.app_metrics import (
@@ -18,6 +19,7 @@ from lbcp.models.app_metrics import (
     METRIC_TICK_LOCKED,
     PHASES,
 )
+from lbcp.models.status import LoadBalancerStatus
 from lbcp.reconcile.run import TickReport
 
 
@@ -49,7 +51,15 @@ def tick_metrics(report: TickReport, duration_ms: float, *, full: bool) -> list[
     ]
     if not full:
         return sets
-    statuses = [decided.status for decided in report.plans.values()]
+    return sets + fleet_metrics([decided.status for decided in report.plans.values()])
+
+
+def fleet_metrics(statuses: Sequence[LoadBalancerStatus]) -> list[MetricSet]:
+    """The fleet's gauges: load balancers by phase (every phase, zeros included) and active rollouts.
+
+    From a full tick's plans, or, when the schedule dispatches to the work queue, from the
+    statuses the dispatcher listed (what the workers last wrote: at most a tick old).
+    """
     phases: Counter[str] = Counter(status.phase for status in statuses)
     rollouts = sum(
         1
@@ -57,7 +67,7 @@ def tick_metrics(report: TickReport, duration_ms: float, *, full: bool) -> list[
         for rollout in (status.rollout, status.config_rollout)
         if rollout is not None and rollout.active
     )
-    sets.append(MetricSet((Datapoint(METRIC_ROLLOUTS_ACTIVE, COUNT, rollouts),)))
+    sets = [MetricSet((Datapoint(METRIC_ROLLOUTS_ACTIVE, COUNT, rollouts),))]
     sets += [
         MetricSet((Datapoint(METRIC_LOAD_BALANCERS, COUNT, phases.get(phase, 0)),), ((DIMENSION_PHASE, phase),))
         for phase in PHASES
