@@ -18,6 +18,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from lbcp.consistency.gc_policy import GcPolicy, parse_policy
+from lbcp.settings import DEFAULT_RECONCILE_SHARD_SIZE
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 CDK_JSON: Final = REPO_ROOT / "cdk.json"
@@ -28,6 +29,9 @@ CTX_API_THROTTLING_RATE_LIMIT: Final = "lbcp:apiThrottlingRateLimit"
 CTX_API_THROTTLING_BURST_LIMIT: Final = "lbcp:apiThrottlingBurstLimit"
 CTX_EVENT_RETENTION_DAYS: Final = "lbcp:eventRetentionDays"
 CTX_IDEMPOTENCY_TTL_SECONDS: Final = "lbcp:idempotencyTtlSeconds"
+# The reconciler's work queue: load balancers per shard (one worker invocation), and workers at once.
+CTX_RECONCILE_SHARD_SIZE: Final = "lbcp:reconcileShardSize"
+CTX_RECONCILE_WORKER_CONCURRENCY: Final = "lbcp:reconcileWorkerConcurrency"
 # The automatic GC policy (lbcp.consistency.gc_policy.GcPolicy): an object, or its JSON from `-c`.
 CTX_GC: Final = "lbcp:gc"
 # Where alarms notify besides the topic itself: {"email": null | "ops@example.com"}, or its JSON from `-c`.
@@ -130,6 +134,8 @@ class ControlPlaneConfig:
     idempotency_ttl_seconds: int
     gc_policy: GcPolicy
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    reconcile_shard_size: int = DEFAULT_RECONCILE_SHARD_SIZE
+    reconcile_worker_concurrency: int = 10
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -146,7 +152,15 @@ class ControlPlaneConfig:
             # InvalidGcPolicy is a ValueError naming the key and each bad field: a bad policy fails the synth.
             gc_policy=parse_policy(scope.node.try_get_context(CTX_GC), source=CTX_GC),
             alerts=parse_alerts(scope.node.try_get_context(CTX_ALERTS)),
+            reconcile_shard_size=_positive_int(scope, CTX_RECONCILE_SHARD_SIZE),
+            reconcile_worker_concurrency=_positive_int(scope, CTX_RECONCILE_WORKER_CONCURRENCY),
         )
+        # Lambda's maximum concurrency of an SQS event source: 2 to 1,000.
+        if not 2 <= config.reconcile_worker_concurrency <= 1000:
+            raise ValueError(
+                f"context key {CTX_RECONCILE_WORKER_CONCURRENCY!r} must be between 2 and 1000 "
+                f"(Lambda's maximum concurrency of an SQS event source), got {config.reconcile_worker_concurrency}"
+            )
         if config.log_retention_days not in _RETENTION:
             allowed = ", ".join(str(days) for days in _RETENTION)
             raise ValueError(

@@ -89,6 +89,7 @@ class ControlPlaneStack(Stack):
                 "api": self.api_function.function,
                 "agent-endpoint": self.agent_endpoint.function,
                 "reconciler": self.reconciler.function.function,
+                "reconcile-worker": self.reconciler.worker.function,
                 "scaler": self.scaler.function.function,
                 "lifecycle-tasks": self.fleet.tasks.function,
                 "consistency": self.consistency.function.function,

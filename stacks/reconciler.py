@@ -34,6 +34,8 @@ from lbcp.settings import (
     ENV_AGENT_ENDPOINT,
     ENV_RECONCILE_DEAD_LETTER_AFTER,
     ENV_RECONCILE_DEAD_LETTER_QUEUE_URL,
+    ENV_RECONCILE_SHARD_SIZE,
+    ENV_RECONCILE_WORK_QUEUE_URL,
 )
 from stacks import arns, nag, owner_tags
 from stacks.alerting import Alerting, alarm_name, described
@@ -44,9 +46,18 @@ from stacks.schedule import every_minute
 from stacks.storage import BATCH_READ_ACTIONS, ITEM_ACTIONS
 
 RECONCILER_HANDLER: Final = "handlers.reconciler.lambda_handler"
+WORKER_HANDLER: Final = "handlers.reconcile_worker.lambda_handler"
 RECONCILER_SERVICE_NAME: Final = SERVICE_RECONCILER
 # Under the per-LB lease's 90 s, so a crashed run's lease lapses before anyone waits long.
 RECONCILER_TIMEOUT: Final = Duration.seconds(60)
+# A shard is planned and acted on within the same bound as an inline tick.
+WORKER_TIMEOUT: Final = RECONCILER_TIMEOUT
+# AWS's advice for an SQS event source: at least 6x the function's timeout, so a message is not handed to a
+# second worker while the first (retried by Lambda on throttling) may still be at it.
+WORK_VISIBILITY_TIMEOUT: Final = Duration.seconds(6 * WORKER_TIMEOUT.to_seconds())
+# A shard whose tick raised three times goes to the work queue's dead-letter queue (the next minute's
+# dispatch sends its load balancers again: the dead letter says something keeps failing, not that work is lost).
+WORK_MAX_RECEIVES: Final = 3
 
 
 class ReconcilerFunction(LbcpFunction):
@@ -59,13 +70,16 @@ class ReconcilerFunction(LbcpFunction):
         fleet: FleetMachinery,
         agent_endpoint: str,
         agent_artifact_url: str,
+        handler: str = RECONCILER_HANDLER,
+        description: str = "lbcp reconciler: converges every load balancer's fleet to its spec",
     ) -> None:
+        """The reconciler's code and everything it may do; ``handler`` picks the entry point (the same rights)."""
         super().__init__(
             scope,
             construct_id,
             context=context,
-            description="lbcp reconciler: converges every load balancer's fleet to its spec",
-            handler=RECONCILER_HANDLER,
+            description=description,
+            handler=handler,
             service_name=RECONCILER_SERVICE_NAME,
             environment={
                 ENV_AGENT_ENDPOINT: agent_endpoint,
@@ -73,7 +87,7 @@ class ReconcilerFunction(LbcpFunction):
                 **fleet.environment(),
             },
             memory_size=1024,
-            timeout=RECONCILER_TIMEOUT,
+            timeout=RECONCILER_TIMEOUT if handler == RECONCILER_HANDLER else WORKER_TIMEOUT,
         )
         # Reads, the lease, status and events, LBVM markers and drain requests, and the
         # finalizer's deletes: all item-level.
@@ -212,20 +226,33 @@ class Reconciler(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
         )
         nag.acknowledge(self.failing_load_balancers, nag.RECONCILE_DEAD_LETTER_QUEUE)
-        # Send only (not grant_send_messages, which adds GetQueueAttributes and GetQueueUrl): the URL is given.
-        self.function.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="SendFailingLoadBalancers",
-                actions=["sqs:SendMessage"],
-                resources=[self.failing_load_balancers.queue_arn],
+        self.worker = ReconcilerFunction(
+            self,
+            "Worker",
+            context=context,
+            fleet=fleet,
+            agent_endpoint=agent_endpoint,
+            agent_artifact_url=agent_artifact_url,
+            handler=WORKER_HANDLER,
+            description="lbcp reconciler worker: reconciles one shard of load balancers from the work queue",
+        )
+        # Both reconcile (inline, or a shard): both back off and dead-letter a failing load balancer.
+        for reconciling in (self.function, self.worker):
+            # Send only (not grant_send_messages, which adds GetQueueAttributes and GetQueueUrl): the URL is given.
+            reconciling.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="SendFailingLoadBalancers",
+                    actions=["sqs:SendMessage"],
+                    resources=[self.failing_load_balancers.queue_arn],
+                )
             )
-        )
-        self.function.function.add_environment(
-            ENV_RECONCILE_DEAD_LETTER_QUEUE_URL, self.failing_load_balancers.queue_url
-        )
-        self.function.function.add_environment(
-            ENV_RECONCILE_DEAD_LETTER_AFTER, str(BackoffSettings().dead_letter_after)
-        )
+            reconciling.function.add_environment(
+                ENV_RECONCILE_DEAD_LETTER_QUEUE_URL, self.failing_load_balancers.queue_url
+            )
+            reconciling.function.add_environment(
+                ENV_RECONCILE_DEAD_LETTER_AFTER, str(BackoffSettings().dead_letter_after)
+            )
+        self._work_queue(context, alerting)
         self.failing_load_balancers_alarm = alerting.watch(
             cloudwatch.Alarm(
                 self,
@@ -239,6 +266,65 @@ class Reconciler(Construct):
                 metric=self.failing_load_balancers.metric_approximate_number_of_messages_visible(
                     period=Duration.minutes(5)
                 ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                # No datapoints while the queue is empty and idle: nothing dead-lettered.
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+
+    def _work_queue(self, context: FunctionContext, alerting: Alerting) -> None:
+        """The FIFO work queue the schedule dispatches shards to, its dead letters, and the worker's event source."""
+        self.work_dead_letters = sqs.Queue(
+            self,
+            "WorkDeadLetters",
+            fifo=True,
+            retention_period=Duration.days(14),
+            enforce_ssl=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+        )
+        self.work_queue = sqs.Queue(
+            self,
+            "WorkQueue",
+            fifo=True,
+            # The dispatcher names each message's deduplication id (tick minute and shard).
+            content_based_deduplication=False,
+            visibility_timeout=WORK_VISIBILITY_TIMEOUT,
+            # A shard older than a few minutes is superseded by the dispatches since.
+            retention_period=Duration.hours(1),
+            enforce_ssl=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=WORK_MAX_RECEIVES, queue=self.work_dead_letters),
+        )
+        # The dispatcher may only send to it (the URL is given: no GetQueueUrl or attributes).
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="DispatchShards", actions=["sqs:SendMessage"], resources=[self.work_queue.queue_arn]
+            )
+        )
+        self.function.function.add_environment(ENV_RECONCILE_WORK_QUEUE_URL, self.work_queue.queue_url)
+        self.function.function.add_environment(ENV_RECONCILE_SHARD_SIZE, str(context.config.reconcile_shard_size))
+        # One shard an invocation; at most this many at once (the fleet's AWS calls, and the table's, in bounds).
+        self.worker.function.add_event_source(
+            sources.SqsEventSource(
+                self.work_queue,
+                batch_size=1,
+                report_batch_item_failures=True,
+                max_concurrency=context.config.reconcile_worker_concurrency,
+            )
+        )
+        self.work_dead_letters_alarm = alerting.watch(
+            cloudwatch.Alarm(
+                self,
+                "WorkDeadLettersAlarm",
+                alarm_name=alarm_name(self, "reconcile-work-dead-letters"),
+                alarm_description=described(
+                    "reconcile-work-dead-letters",
+                    "Shards of load balancers whose reconcile raised 3 times in a row (the next minute dispatches "
+                    "them again)",
+                ),
+                metric=self.work_dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

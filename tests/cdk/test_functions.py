@@ -20,6 +20,7 @@ SERVICE_NAMES = {
     "handlers.agent_api.lambda_handler": "lbcp-agent-api",
     "handlers.lifecycle_tasks.lambda_handler": "lbcp-lifecycle",
     "handlers.reconciler.lambda_handler": "lbcp-reconciler",
+    "handlers.reconcile_worker.lambda_handler": "lbcp-reconciler",
     "handlers.scaler.lambda_handler": "lbcp-scaler",
     "handlers.consistency.lambda_handler": "lbcp-consistency",
 }

@@ -13,6 +13,8 @@ from lbcp.settings import (
     ENV_LIFECYCLE_STATE_MACHINE_ARN,
     ENV_RECONCILE_DEAD_LETTER_AFTER,
     ENV_RECONCILE_DEAD_LETTER_QUEUE_URL,
+    ENV_RECONCILE_SHARD_SIZE,
+    ENV_RECONCILE_WORK_QUEUE_URL,
     ENV_TABLE_NAME,
     ENV_TASKS_FUNCTION_ARN,
 )
@@ -24,34 +26,45 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.cdk
 
 HANDLER = "handlers.reconciler.lambda_handler"
+WORKER_HANDLER = "handlers.reconcile_worker.lambda_handler"
 ENTRY = "Lbcp/Reconciler/Function/EntryPermissions"
+
+
+def _function_acknowledgments(name: str) -> set[tuple[str, str]]:
+    """The accepted findings of one of the reconciler's functions (the dispatcher and the worker: the same rights)."""
+    function, entry = f"Lbcp/Reconciler/{name}", f"Lbcp/Reconciler/{name}/EntryPermissions"
+    return {
+        (f"{IAM5}*]", f"{function}/Role/DefaultPolicy"),
+        (f"{IAM5}*]", f"{function}/ObserveComputePolicy"),
+        ("AwsSolutions::AwsSolutions-L1", f"{function}/Function"),
+        *(
+            (f"{IAM5}{NAG_EC2.format(resource)}]", f"{function}/Role/DefaultPolicy")
+            for resource in ("instance", "network-interface")
+        ),
+        (
+            f"{IAM5}arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/ami-amazon-linux-latest/*]",
+            f"{function}/Role/DefaultPolicy",
+        ),
+        (
+            f"{IAM5}arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*]",
+            f"{function}/Role/DefaultPolicy",
+        ),
+        # What it may do to the entries (stacks/entry_permissions.py).
+        (f"{IAM5}*]", f"{entry}/Describe"),
+        *((f"{IAM5}{NAG_EC2.format(resource)}]", f"{entry}/Management") for resource in ("security-group", "vpc")),
+        *(
+            (f"{IAM5}{NAG_ARN.format(service='elasticloadbalancing', resource=pattern)}]", f"{entry}/Management")
+            for pattern in ("loadbalancer/net/lbcp-*/*", "targetgroup/lbcp-*/*", "listener/net/lbcp-*/*/*")
+        ),
+    }
+
 
 # (acknowledged finding, where) of every accepted cdk-nag finding of the reconciler.
 EXPECTED_RECONCILER_ACKNOWLEDGMENTS: Final = {
-    (f"{IAM5}*]", "Lbcp/Reconciler/Function/Role/DefaultPolicy"),
-    (f"{IAM5}*]", "Lbcp/Reconciler/Function/ObserveComputePolicy"),
-    ("AwsSolutions::AwsSolutions-L1", "Lbcp/Reconciler/Function/Function"),
-    *(
-        (f"{IAM5}{NAG_EC2.format(resource)}]", "Lbcp/Reconciler/Function/Role/DefaultPolicy")
-        for resource in ("instance", "network-interface")
-    ),
-    (
-        f"{IAM5}arn:<AWS::Partition>:ssm:<AWS::Region>::parameter/aws/service/ami-amazon-linux-latest/*]",
-        "Lbcp/Reconciler/Function/Role/DefaultPolicy",
-    ),
-    (
-        f"{IAM5}arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*]",
-        "Lbcp/Reconciler/Function/Role/DefaultPolicy",
-    ),
+    *_function_acknowledgments("Function"),
+    *_function_acknowledgments("Worker"),
     ("AwsSolutions::AwsSolutions-SQS3", "Lbcp/Reconciler/StreamDeadLetters"),
     ("AwsSolutions::AwsSolutions-SQS3", "Lbcp/Reconciler/FailingLoadBalancers"),
-    # What it may do to the entries (stacks/entry_permissions.py).
-    (f"{IAM5}*]", f"{ENTRY}/Describe"),
-    *((f"{IAM5}{NAG_EC2.format(resource)}]", f"{ENTRY}/Management") for resource in ("security-group", "vpc")),
-    *(
-        (f"{IAM5}{NAG_ARN.format(service='elasticloadbalancing', resource=pattern)}]", f"{ENTRY}/Management")
-        for pattern in ("loadbalancer/net/lbcp-*/*", "targetgroup/lbcp-*/*", "listener/net/lbcp-*/*/*")
-    ),
 }
 
 
@@ -197,7 +210,10 @@ def test_failing_load_balancers_go_to_an_encrypted_queue_it_may_only_send_to_wit
         }
     ]
     others = {json.dumps(statement["Resource"]) for statement in sending if statement not in ours}
-    assert others == {json.dumps({"Fn::GetAtt": [_stream_dead_letters(synthesized), "Arn"]})}
+    assert others == {
+        json.dumps({"Fn::GetAtt": [_stream_dead_letters(synthesized), "Arn"]}),
+        json.dumps({"Fn::GetAtt": [_work_queue(synthesized), "Arn"]}),
+    }
     # One alarm on its depth: a message is a load balancer for a person to look at.
     [alarm] = [
         alarm
@@ -289,3 +305,149 @@ def test_its_entry_permissions_are_fenced_by_tags_and_names(synthesized: Synthes
     assert all(action.split(":")[1].startswith("Describe") for action in describe["Action"])
     # The function waits for what it may do to the entries.
     assert management_id in synthesized.template["Resources"][reconciler_id]["DependsOn"]
+
+
+# --- the work queue and its worker ----------------------------------------------------------------------------
+
+
+def _function(synthesized: Synthesized, handler: str) -> tuple[str, dict[str, Any]]:
+    (found,) = (
+        (logical_id, function)
+        for logical_id, function in synthesized.resources("AWS::Lambda::Function").items()
+        if function["Properties"]["Handler"] == handler
+    )
+    return found
+
+
+def _role_statements(synthesized: Synthesized, function: dict[str, Any]) -> list[dict[str, Any]]:
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _work_queue(synthesized: Synthesized) -> str:
+    variables = _reconciler(synthesized)[1]["Properties"]["Environment"]["Variables"]
+    return str(variables[ENV_RECONCILE_WORK_QUEUE_URL]["Ref"])
+
+
+def test_the_work_queue_is_fifo_encrypted_tls_only_with_a_fifo_dead_letter_queue_and_its_alarm(
+    synthesized: Synthesized,
+) -> None:
+    queue_id = _work_queue(synthesized)
+    props = synthesized.template["Resources"][queue_id]["Properties"]
+    assert props["FifoQueue"] is True and props["SqsManagedSseEnabled"] is True
+    assert props.get("ContentBasedDeduplication") is not True  # the dispatcher names the deduplication ids
+    _, worker = _function(synthesized, WORKER_HANDLER)
+    assert props["VisibilityTimeout"] >= 6 * worker["Properties"]["Timeout"]
+    redrive = props["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == 3
+    dead_letters_id = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    dead_letters = synthesized.template["Resources"][dead_letters_id]["Properties"]
+    assert dead_letters["FifoQueue"] is True and dead_letters["SqsManagedSseEnabled"] is True
+    for queue in (queue_id, dead_letters_id):
+        [policy] = [
+            p
+            for p in synthesized.resources("AWS::SQS::QueuePolicy").values()
+            if p["Properties"]["Queues"] == [{"Ref": queue}]
+        ]
+        [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    [alarm] = [
+        alarm["Properties"]
+        for alarm in synthesized.resources("AWS::CloudWatch::Alarm").values()
+        if {"Name": "QueueName", "Value": {"Fn::GetAtt": [dead_letters_id, "QueueName"]}}
+        in alarm["Properties"].get("Dimensions", [])
+    ]
+    assert (alarm["MetricName"], alarm["Threshold"]) == ("ApproximateNumberOfMessagesVisible", 1)
+    assert alarm["AlarmName"] == "Lbcp-reconcile-work-dead-letters"
+    [topic_id] = synthesized.resources("AWS::SNS::Topic")
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}] and alarm["OKActions"] == [{"Ref": topic_id}]
+
+
+def test_the_dispatcher_may_only_send_to_the_work_queue_and_knows_its_shard_size(synthesized: Synthesized) -> None:
+    queue_id = _work_queue(synthesized)
+    _, dispatcher = _function(synthesized, HANDLER)
+    assert dispatcher["Properties"]["Environment"]["Variables"][ENV_RECONCILE_SHARD_SIZE] == "50"
+    on_queue = [
+        statement
+        for statement in _role_statements(synthesized, dispatcher)
+        if json.dumps({"Fn::GetAtt": [queue_id, "Arn"]}) in json.dumps(statement["Resource"])
+    ]
+    assert on_queue == [
+        {
+            "Sid": "DispatchShards",
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+        }
+    ]
+
+
+def test_the_worker_consumes_one_shard_at_a_time_reporting_failures_with_bounded_concurrency(
+    synthesized: Synthesized,
+) -> None:
+    queue_id = _work_queue(synthesized)
+    worker_id, worker = _function(synthesized, WORKER_HANDLER)
+    [mapping] = [
+        m["Properties"]
+        for m in synthesized.resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": worker_id}
+    ]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert mapping["BatchSize"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 10}
+    # It may consume the queue, never send to it (only the dispatcher does).
+    statements = _role_statements(synthesized, worker)
+    consuming = {
+        action
+        for statement in statements
+        if json.dumps({"Fn::GetAtt": [queue_id, "Arn"]}) in json.dumps(statement["Resource"])
+        for action in _as_list(statement["Action"])
+    }
+    assert "sqs:ReceiveMessage" in consuming and "sqs:DeleteMessage" in consuming
+    assert "sqs:SendMessage" not in consuming
+
+
+def test_the_worker_has_the_reconcilers_rights_granted_the_same_way(synthesized: Synthesized) -> None:
+    _, dispatcher = _function(synthesized, HANDLER)
+    _, worker = _function(synthesized, WORKER_HANDLER)
+
+    # What their triggers add apart: the dispatcher's stream (and its on-failure queue) and the work queue.
+    stream_reads = {
+        "dynamodb:GetShardIterator",
+        "dynamodb:DescribeStream",
+        "dynamodb:ListStreams",
+        "dynamodb:GetRecords",
+    }
+
+    def rights(function: dict[str, Any]) -> set[tuple[str, str]]:
+        """(Sid, action) of everything it may do but its triggers' and queues' rights."""
+        return {
+            (statement.get("Sid", ""), action)
+            for statement in _role_statements(synthesized, function)
+            for action in _as_list(statement["Action"])
+            if not action.startswith("sqs:") and action not in stream_reads
+        }
+
+    assert rights(worker) == rights(dispatcher)
+    for function in (worker, dispatcher):
+        assert {
+            "Sid": "SendFailingLoadBalancers",
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": [_failing_load_balancers(synthesized), "Arn"]},
+        } in _role_statements(synthesized, function)
+    assert worker["Properties"]["Timeout"] == dispatcher["Properties"]["Timeout"]
+    variables = worker["Properties"]["Environment"]["Variables"]
+    assert ENV_RECONCILE_WORK_QUEUE_URL not in variables  # a worker never dispatches
+    assert ENV_RECONCILE_DEAD_LETTER_QUEUE_URL in variables
+
+
+def _failing_load_balancers(synthesized: Synthesized) -> str:
+    variables = _reconciler(synthesized)[1]["Properties"]["Environment"]["Variables"]
+    return str(variables[ENV_RECONCILE_DEAD_LETTER_QUEUE_URL]["Ref"])
