@@ -22,6 +22,8 @@ from stacks.config import (
     CTX_EVENT_RETENTION_DAYS,
     CTX_IDEMPOTENCY_TTL_SECONDS,
     CTX_LOG_RETENTION_DAYS,
+    CTX_RECONCILE_SHARD_SIZE,
+    CTX_RECONCILE_WORKER_CONCURRENCY,
 )
 from tests.cdk.test_agent_endpoint import EXPECTED_AGENT_ENDPOINT_ACKNOWLEDGMENTS
 from tests.cdk.test_consistency_stack import EXPECTED_CONSISTENCY_ACKNOWLEDGMENTS
@@ -554,6 +556,9 @@ def test_bundling_fails_loudly_with_pip_output(tmp_path: Path) -> None:
         (CTX_LOG_RETENTION_DAYS, "soon", "positive integer"),
         (CTX_API_THROTTLING_RATE_LIMIT, 0, "positive integer"),
         (CTX_API_THROTTLING_BURST_LIMIT, True, "positive integer"),
+        (CTX_RECONCILE_SHARD_SIZE, 0, "positive integer"),
+        (CTX_RECONCILE_WORKER_CONCURRENCY, 1, "between 2 and 1000"),
+        (CTX_RECONCILE_WORKER_CONCURRENCY, "1001", "between 2 and 1000"),
     ],
 )
 def test_bad_context_values_are_rejected(key: str, value: object, error: str) -> None:
@@ -574,6 +579,8 @@ def test_context_values_from_the_cli_are_parsed() -> None:
     # `cdk synth -c lbcp:logRetentionDays=90` passes a string.
     app = App(context={**load_cdk_json_context(), CTX_LOG_RETENTION_DAYS: "90"})
     assert ControlPlaneConfig.from_context(app).log_retention_days == 90
+    app = App(context={**load_cdk_json_context(), CTX_RECONCILE_SHARD_SIZE: "20"})
+    assert ControlPlaneConfig.from_context(app).reconcile_shard_size == 20
 
 
 def test_the_stack_routes_are_the_documented_api_routes() -> None:
