@@ -13,8 +13,11 @@ Two paths:
 
 - the scheduled tick: observe and plan every load balancer;
 - a spec change of one load balancer (the stream's tick, ``only={id}``):
-  observe that one from the full listings and plan it. This is the
-  control plane's part of the latency from a spec change to its first action.
+  observe that one (its own instances and interfaces: the in-memory port
+  filters as EC2's owner-tag filter does, here by a scan) and plan it. This is
+  the control plane's part of the latency from a spec change to its first
+  action. ``shard_scale.py`` measures the sharded tick and this path with the
+  calls and pages each would make.
 
     .venv/bin/python bench/plan_scale.py [--sizes 10 100 1000 10000] [--repeat 3] [--json]
 """
