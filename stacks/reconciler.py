@@ -10,6 +10,13 @@ Load balancers whose attempts keep failing (``lbcp.reconcile.backoff``) go to
 a second dead-letter queue, one message per failure streak, with an alarm of
 its own: the function may only send to it, and nothing consumes it (the
 reconciler keeps retrying at the backoff cap; a person reads why).
+
+The schedule's invocation dispatches (``lbcp.reconcile.dispatch``): the due load
+balancers, in shards, onto a FIFO work queue that the worker function consumes,
+one shard an invocation, at most ``lbcp:reconcileWorkerConcurrency`` at once. The
+worker is the same code with the same rights (``ReconcilerFunction``, another
+handler); only the dispatcher may send to the queue, only the worker consumes it,
+and a shard whose tick raised 3 times goes to a FIFO dead-letter queue with an alarm.
 """
 
 from __future__ import annotations
