@@ -21,7 +21,12 @@ Deduplication, per message and per load balancer:
   shard repeat a few of them.
 - ``MessageGroupId`` is the shard's index: SQS hands out one message of a group
   at a time, so a shard whose worker is slow is not taken up by a second worker
-  while the first still runs; its next minute waits behind it.
+  while the first still runs; its next minute waits behind it. The price: a
+  shard whose tick raises as a whole (its reads throttled, the worker timed out)
+  holds its group until it succeeds or is dead-lettered (3 receives, each after
+  the 6-minute visibility timeout), and its load balancers wait for the schedule
+  that long (their spec changes and instance events still reconcile them inline).
+  One failing load balancer does not do this: its failure stays inside the tick.
 - What the queue cannot see, the lease covers: a stream or EC2 run for one of
   the shard's load balancers at the same moment (``Reconciler._reconcile`` takes the
   per-load-balancer lease before it acts), or a load balancer that moved to a
