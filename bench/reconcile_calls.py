@@ -4,7 +4,9 @@ For 1, 10 and 100 load balancers of 3 Routable LBVMs each, in steady state
 (entry built, LBVMs registered, heartbeats fresh, status written), against
 moto in-process: one settling tick, then one measured tick, counting every
 AWS call the reconciler makes by service and operation. Writes at steady
-state must be 0.
+state must be 0. Then the scoped ticks by the same adapters: a work-queue
+shard (the first 50 load balancers) and one load balancer (a spec change's
+tick), by operation (``shard_scale.py`` models them up to 10,000).
 
 The cost model prices the counted calls and one measured steady hour of the
 other paths (``steady_hour.py``: heartbeats, the metrics samples they carry,
@@ -35,6 +37,7 @@ for part in ("functions", "local", "."):
 
 from bench import steady_hour  # noqa: E402
 from bench.steady_hour import SteadyHour  # noqa: E402
+from lbcp.reconcile.dispatch import DEFAULT_SHARD_SIZE  # noqa: E402
 
 READ_PREFIXES = ("Describe", "List", "Get", "Query", "Scan", "BatchGet")
 MINUTES_PER_MONTH = 30 * 24 * 60
@@ -65,6 +68,21 @@ def counting_client(factory: Callable[[str], Any], counts: Counter[tuple[str, st
         return client
 
     return make
+
+
+def scoped_calls(reconciler: Any, counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    """The calls of a work-queue shard's tick (the first 50, as the dispatcher groups them) and of one
+    load balancer's (a spec change), by the real adapters; ``counts`` is left as it was."""
+    kept = Counter(counts)
+    ids = sorted(record.id for record in reconciler.list_records())
+    scoped: dict[str, dict[str, int]] = {}
+    for label, only in (("shard", ids[:DEFAULT_SHARD_SIZE]), ("one", ids[-1:])):
+        counts.clear()
+        reconciler.tick(set(only))
+        scoped[label] = {f"{s}:{op}": n for (s, op), n in sorted(counts.items())}
+    counts.clear()
+    counts.update(kept)
+    return scoped
 
 
 def steady_state(size: int) -> dict[str, Any]:
@@ -187,6 +205,7 @@ def steady_state(size: int) -> dict[str, Any]:
         started = time.perf_counter()
         measured = reconciler.tick()
         elapsed = time.perf_counter() - started
+        scoped = scoped_calls(reconciler, counts)
     reads = {f"{s}:{op}": n for (s, op), n in sorted(counts.items()) if op.startswith(READ_PREFIXES)}
     writes = {f"{s}:{op}": n for (s, op), n in sorted(counts.items()) if not op.startswith(READ_PREFIXES)}
     return {
@@ -198,6 +217,9 @@ def steady_state(size: int) -> dict[str, Any]:
         "writeCalls": writes,
         "acted": len(measured.acted),
         "tickSeconds": round(elapsed, 3),
+        "shardSize": min(size, DEFAULT_SHARD_SIZE),
+        "shardCalls": scoped["shard"],
+        "oneCalls": scoped["one"],
     }
 
 
@@ -275,6 +297,12 @@ def main() -> int:
         print(f"{size:>5} {reads:>6} {writes:>7} {result['tickSeconds']:>7}  {detail}")
         if result["writes"]:
             print(f"      writes: {result['writeCalls']}")
+    print("\nscoped ticks (the work queue's shard, and one load balancer's spec change): calls by operation")
+    for result in results:
+        for label, key in ((f"shard of {result['shardSize']}", "shardCalls"), ("one", "oneCalls")):
+            calls = result[key]
+            detail = ", ".join(f"{name} {count}" for name, count in calls.items())
+            print(f"{result['loadBalancers']:>5} {label:>12} {sum(calls.values()):>5}  {detail}")
     hour = steady_hour.measure()
     print(
         f"\none load balancer's steady hour (3 LBVMs, heartbeat every {hour.heartbeat_interval_seconds} s): "

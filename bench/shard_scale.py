@@ -13,12 +13,14 @@ would make, pagination included:
   the scoped listing costs what it returns);
 - the entry (``EntryAdapter.observe_entries``): its account-wide listings of
   security groups (pages of 1,000), NLBs and target groups (pages of 400) and the
-  zone's records (pages of 300), plus one DescribeTargetHealth per verified
-  load balancer (``verify_budget`` a tick);
+  zone's records (pages of 300), plus one DescribeTargetHealth per listener and
+  one DescribeListeners per verified load balancer (``verify_budget`` a tick);
 - SendMessageBatch, 10 shards a call.
 
 The fleet is ``plan_scale.fleet``: 3 Routable LBVMs over 2 subnets per load
-balancer, converged (every plan a no-op). Printed per fleet size: the
+balancer, one listener, converged (every plan a no-op). ``reconcile_calls.py``
+counts the same ticks by the real adapters on moto up to 100 load balancers
+(its spec has two listeners: one DescribeTargetHealth more per verified one). Printed per fleet size: the
 dispatcher's calls and CPU, the shards, per shard its calls (max) and CPU
 (max), all calls of a minute, and the spec-change path (``tick(only={id})``: the
 rows it observed, its calls and its CPU), next to the same path before scoping
@@ -214,6 +216,7 @@ class Entry:
         verified = set(verify) & {r.id for r in records}
         if verified:
             self._calls.add("elbv2:DescribeTargetHealth", len(verified) * listeners, len(verified) * 3)
+            self._calls.add("elbv2:DescribeListeners", len(verified), len(verified) * listeners)
         return cast(dict[str, EntryView], self._inner.observe(records, verify))
 
 
