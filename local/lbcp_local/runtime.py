@@ -35,7 +35,7 @@ from lbcp_local.http_adapter import LocalApiServer
 from lbcp_local.machines import DataPlaneKind, MachineFactory
 from lbcp_local.seed import LocalAccount, example_spec, seed_account
 from lbcp_local.ticker import Ticker
-from lbcp_local.work_queue import LOCAL_VISIBILITY_TIMEOUT_SECONDS, pump
+from lbcp_local.work_queue import LOCAL_VISIBILITY_TIMEOUT_SECONDS, scheduled_tick
 
 LOCAL_TABLE = "lbcp-local"
 
@@ -230,17 +230,12 @@ class LocalRuntime:
         # per-NLB reads follows the local period.
         checker = build_checker(settings(), session.client, run_period=timedelta(seconds=self.consistency_seconds))
         # The schedule's dispatcher, then the queue's event source: the worker handler per shard, as in AWS.
-        from handlers.reconcile_worker import process
-        from handlers.reconciler import dispatch_tick
-        from lbcp.reconcile.dispatch import SqsWorkQueue
-
         sqs, queue_url = session.client("sqs"), settings().reconcile_work_queue_url
         assert queue_url is not None, "deployed with the fleet"
-        queue, shard_size = SqsWorkQueue(sqs, queue_url), settings().reconcile_shard_size
+        shard_size = settings().reconcile_shard_size
 
         def reconcile() -> None:
-            dispatch_tick(queue, reconciler, shard_size)
-            pump(sqs, queue_url, lambda event: process(event, reconciler))
+            scheduled_tick(reconciler, sqs, queue_url, shard_size)
 
         self._tickers = [
             Ticker("reconciler", self.reconcile_seconds, reconcile),

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lbcp.reconcile.run import Reconciler
 
 # Locally the work queue hands a failed shard back after this long (6x the worker's timeout in AWS).
 LOCAL_VISIBILITY_TIMEOUT_SECONDS = 5
@@ -77,3 +80,13 @@ def pump(sqs: Any, queue_url: str, worker: Worker, *, max_messages: int = 1000) 
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             report.deleted += 1
     return report
+
+
+def scheduled_tick(reconciler: Reconciler, sqs: Any, queue_url: str, shard_size: int) -> PumpReport:
+    """One scheduled minute, as in AWS: the dispatcher, then the event source hands each shard to the worker."""
+    from handlers.reconcile_worker import process
+    from handlers.reconciler import dispatch_tick
+    from lbcp.reconcile.dispatch import SqsWorkQueue
+
+    dispatch_tick(SqsWorkQueue(sqs, queue_url), reconciler, shard_size)
+    return pump(sqs, queue_url, lambda event: process(event, reconciler))

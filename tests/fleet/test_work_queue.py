@@ -31,7 +31,7 @@ from lbcp.reconcile.dispatch import (
     work_messages,
 )
 from lbcp_local.runtime import create_work_queue
-from lbcp_local.work_queue import pump
+from lbcp_local.work_queue import pump, scheduled_tick
 from tests.conftest import REGION
 from tests.fleet.test_reconciler_backoff import Build, LambdaContext, World, world  # noqa: F401
 
@@ -242,3 +242,13 @@ def test_the_schedule_dispatches_when_a_queue_is_configured_and_ticks_inline_whe
     monkeypatch.setattr(handler, "work_queue", lambda: None)
     answer = handler.lambda_handler(scheduled, LambdaContext())
     assert answer["loadBalancers"] == 2 and "shards" not in answer
+
+
+def test_the_local_runtimes_minute_goes_through_the_queue(world: Build) -> None:  # noqa: F811
+    w, ids = world(["a-one", "b-two", "c-three"])
+    w.heartbeat()
+    sqs, url = work_queue()
+    pumped = scheduled_tick(w.reconciler, sqs, url, shard_size=2)
+    assert (pumped.received, pumped.deleted, pumped.failed) == (2, 2, 0)  # two shards, each handed over and deleted
+    assert all(w.record(lb_id).status.observed_generation == 1 for lb_id in ids)
+    assert depth(sqs, url) == 0
