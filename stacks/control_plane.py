@@ -80,6 +80,7 @@ class ControlPlaneStack(Stack):
             "Alarms",
             alerting=self.alerting,
             reconciler=self.reconciler.function.function,
+            worker=self.reconciler.worker.function,
             state_machines=state_machines,
         )
         self.dashboard = ControlPlaneDashboard(

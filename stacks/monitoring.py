@@ -108,14 +108,27 @@ class ControlPlaneAlarms(Construct):
         *,
         alerting: Alerting,
         reconciler: lambda_.IFunction,
+        worker: lambda_.IFunction,
         state_machines: Mapping[str, sfn.IStateMachine],
     ) -> None:
         super().__init__(scope, construct_id)
         self._alerting = alerting
+        # The reconciler's work runs in two functions: the schedule's dispatcher with the stream's and EC2's
+        # inline ticks, and the work queue's worker (the shards). Errors add up; the slower one is what nears
+        # a timeout (both have the same).
+        functions = {"dispatcher": reconciler, "worker": worker}
         self.reconciler_errors = self._alarm(
             "reconciler-errors",
-            "Reconciler invocations failed as a whole in 3 of the last 5 minutes (a job's failure is only an event)",
-            reconciler.metric_errors(period=MINUTE, statistic="Sum"),
+            "Reconciler invocations (inline or a work-queue shard) failed as a whole in 3 of the last 5 minutes "
+            "(a job's failure is only an event)",
+            cloudwatch.MathExpression(
+                expression="FILL(dispatcher, 0) + FILL(worker, 0)",
+                using_metrics={
+                    name: function.metric_errors(period=MINUTE, statistic="Sum") for name, function in functions.items()
+                },
+                label="reconciler and worker errors",
+                period=MINUTE,
+            ),
             threshold=1,
             evaluation_periods=5,
             datapoints_to_alarm=3,
@@ -128,7 +141,15 @@ class ControlPlaneAlarms(Construct):
             f"A reconciler invocation took over {RECONCILER_SLOW_MS // 1000} s of its "
             f"{RECONCILER_TIMEOUT.to_seconds():.0f} s timeout, "
             "in 2 of the last 3 five-minute periods",
-            reconciler.metric_duration(period=FIVE_MINUTES, statistic="Maximum"),
+            cloudwatch.MathExpression(
+                expression="MAX([dispatcher, worker])",
+                using_metrics={
+                    name: function.metric_duration(period=FIVE_MINUTES, statistic="Maximum")
+                    for name, function in functions.items()
+                },
+                label="slowest reconciler or worker invocation",
+                period=FIVE_MINUTES,
+            ),
             threshold=RECONCILER_SLOW_MS,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=3,

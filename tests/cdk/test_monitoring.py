@@ -104,19 +104,50 @@ def test_alarm_descriptions_name_the_runbook_section(synthesized: Synthesized) -
         assert props["AlarmDescription"].endswith(f"Runbook: docs/runbook.md#{slug}"), slug
 
 
+def _math(props: dict[str, Any]) -> tuple[str, dict[str, tuple[str, str, Any]]]:
+    """A metric-math alarm's expression, and its inputs by id: (metric name, statistic, function)."""
+    [expression] = [q["Expression"] for q in props["Metrics"] if "Expression" in q]
+    inputs = {
+        q["Id"]: (
+            q["MetricStat"]["Metric"]["MetricName"],
+            q["MetricStat"]["Stat"],
+            {d["Name"]: d["Value"] for d in q["MetricStat"]["Metric"]["Dimensions"]}["FunctionName"],
+        )
+        for q in props["Metrics"]
+        if "MetricStat" in q
+    }
+    return expression, inputs
+
+
 def test_the_reconciler_pages_on_errors_and_on_ticks_near_its_timeout(synthesized: Synthesized) -> None:
     alarms = _alarms(synthesized)
     function_id = _function_id(synthesized, "handlers.reconciler.lambda_handler")
-    timeout_ms = synthesized.template["Resources"][function_id]["Properties"]["Timeout"] * 1000
+    worker_id = _function_id(synthesized, "handlers.reconcile_worker.lambda_handler")
+    timeouts_ms = {
+        synthesized.template["Resources"][logical_id]["Properties"]["Timeout"] * 1000
+        for logical_id in (function_id, worker_id)
+    }
+    # Both functions reconcile (inline ticks, and the work queue's shards): both count, under one timeout.
+    [timeout_ms] = timeouts_ms
     slow = alarms["reconciler-slow"]
-    assert (slow["Namespace"], slow["MetricName"], slow["Statistic"]) == ("AWS/Lambda", "Duration", "Maximum")
+    assert _math(slow) == (
+        "MAX([dispatcher, worker])",
+        {
+            "dispatcher": ("Duration", "Maximum", {"Ref": function_id}),
+            "worker": ("Duration", "Maximum", {"Ref": worker_id}),
+        },
+    )
     assert slow["Threshold"] == RECONCILER_SLOW_MS and 0.5 * timeout_ms < RECONCILER_SLOW_MS < timeout_ms
     assert slow["ComparisonOperator"] == "GreaterThanThreshold"
-    for slug, metric in (("reconciler-errors", "Errors"), ("reconciler-not-running", "Invocations")):
-        props = alarms[slug]
-        assert (props["Namespace"], props["MetricName"]) == ("AWS/Lambda", metric)
-        assert _dimensions(props) == {"FunctionName": {"Ref": function_id}}
-    assert alarms["reconciler-not-running"]["ComparisonOperator"] == "LessThanThreshold"
+    assert _math(alarms["reconciler-errors"]) == (
+        "FILL(dispatcher, 0) + FILL(worker, 0)",
+        {"dispatcher": ("Errors", "Sum", {"Ref": function_id}), "worker": ("Errors", "Sum", {"Ref": worker_id})},
+    )
+    # The schedule invokes the dispatcher: its invocations say whether anything runs at all.
+    props = alarms["reconciler-not-running"]
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/Lambda", "Invocations")
+    assert _dimensions(props) == {"FunctionName": {"Ref": function_id}}
+    assert props["ComparisonOperator"] == "LessThanThreshold"
 
 
 def test_both_state_machines_page_on_failed_or_timed_out_executions(synthesized: Synthesized) -> None:
