@@ -65,6 +65,8 @@ WORK_VISIBILITY_TIMEOUT: Final = Duration.seconds(6 * WORKER_TIMEOUT.to_seconds(
 # A shard whose tick raised three times goes to the work queue's dead-letter queue (the next minute's
 # dispatch sends its load balancers again: the dead letter says something keeps failing, not that work is lost).
 WORK_MAX_RECEIVES: Final = 3
+# A shard waiting longer than two ticks: the minute's shards are not all taken within the minute.
+WORK_BACKLOG_SECONDS: Final = 120
 
 
 class ReconcilerFunction(LbcpFunction):
@@ -319,6 +321,28 @@ class Reconciler(Construct):
                 batch_size=1,
                 report_batch_item_failures=True,
                 max_concurrency=context.config.reconcile_worker_concurrency,
+            )
+        )
+        # Workers that do not keep up (shards x their duration > concurrency x a minute): the oldest shard ages.
+        self.work_backlog_alarm = alerting.watch(
+            cloudwatch.Alarm(
+                self,
+                "WorkBacklogAlarm",
+                alarm_name=alarm_name(self, "reconcile-work-backlog"),
+                alarm_description=described(
+                    "reconcile-work-backlog",
+                    f"The oldest shard in the reconciler's work queue waited over {WORK_BACKLOG_SECONDS} s "
+                    "in 3 of the last 5 minutes: the workers do not keep up with the schedule",
+                ),
+                metric=self.work_queue.metric_approximate_age_of_oldest_message(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
+                threshold=WORK_BACKLOG_SECONDS,
+                evaluation_periods=5,
+                datapoints_to_alarm=3,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                # SQS publishes the queue's metrics while it exists; none is no backlog.
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
         )
         self.work_dead_letters_alarm = alerting.watch(

@@ -39,6 +39,7 @@ EXPECTED_ALARMS: Final = {
     "stream-dead-letters": "notBreaching",
     "failing-load-balancers": "notBreaching",
     "reconcile-work-dead-letters": "notBreaching",
+    "reconcile-work-backlog": "notBreaching",
     "lifecycle-executions-failed": "notBreaching",
     "drain-executions-failed": "notBreaching",
     "load-balancers-degraded": "missing",

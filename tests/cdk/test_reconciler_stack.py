@@ -451,3 +451,16 @@ def test_the_worker_has_the_reconcilers_rights_granted_the_same_way(synthesized:
 def _failing_load_balancers(synthesized: Synthesized) -> str:
     variables = _reconciler(synthesized)[1]["Properties"]["Environment"]["Variables"]
     return str(variables[ENV_RECONCILE_DEAD_LETTER_QUEUE_URL]["Ref"])
+
+
+def test_workers_that_do_not_keep_up_page(synthesized: Synthesized) -> None:
+    queue_id = _work_queue(synthesized)
+    [alarm] = [
+        alarm["Properties"]
+        for alarm in synthesized.resources("AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"
+    ]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Maximum", 60, 120)
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (5, 3)
+    assert alarm["AlarmName"] == "Lbcp-reconcile-work-backlog"
