@@ -77,7 +77,9 @@ class Entry:
     def __init__(self, views: dict[str, EntryView]) -> None:
         self._views = views
 
-    def observe(self, records: Sequence[LoadBalancerRecord], verify: Iterable[str]) -> dict[str, EntryView]:
+    def observe(
+        self, records: Sequence[LoadBalancerRecord], verify: Iterable[str], *, scoped: bool = False
+    ) -> dict[str, EntryView]:
         return {record.id: self._views[record.id] for record in records}
 
 

@@ -13,7 +13,8 @@ would make, pagination included:
   the scoped listing costs what it returns);
 - the entry (``EntryAdapter.observe_entries``): its account-wide listings of
   security groups (pages of 1,000), NLBs and target groups (pages of 400) and the
-  zone's records (pages of 300), plus one DescribeTargetHealth per listener and
+  zone's records (pages of 300), or for a tick of a few (``snapshot.scoped_entry``)
+  three reads by name each, plus one DescribeTargetHealth per listener and
   one DescribeListeners per verified load balancer (``verify_budget`` a tick);
 - SendMessageBatch, 10 shards a call.
 
@@ -204,20 +205,31 @@ class Entry:
         self._fleet = fleet_size
         self._calls = calls
 
-    def observe(self, records: Sequence[LoadBalancerRecord], verify: Iterable[str]) -> dict[str, EntryView]:
+    def observe(
+        self, records: Sequence[LoadBalancerRecord], verify: Iterable[str], *, scoped: bool = False
+    ) -> dict[str, EntryView]:
         if not records:
             return {}
-        n = self._fleet
         listeners = 1  # plan_scale's spec: one listener, one target group per load balancer
-        self._calls.add("ec2:DescribeSecurityGroups", pages(n, SECURITY_GROUP_PAGE), n)
-        self._calls.add("elbv2:DescribeLoadBalancers", pages(n, ELB_PAGE), n)
-        self._calls.add("elbv2:DescribeTargetGroups", pages(n * listeners, ELB_PAGE), n * listeners)
-        self._calls.add("route53:ListResourceRecordSets", pages(n, ROUTE53_PAGE), n)  # one alias per load balancer
+        if scoped:
+            # By name: the security groups by owner tag (200 a filter), then per load balancer its NLB,
+            # the target groups behind it and its name's records.
+            k = len(records)
+            self._calls.add("ec2:DescribeSecurityGroups", math.ceil(k / FILTER_VALUES_LIMIT), k)
+            self._calls.add("elbv2:DescribeLoadBalancers", k, k)
+            self._calls.add("elbv2:DescribeTargetGroups", k, k * listeners)
+            self._calls.add("route53:ListResourceRecordSets", k, k)
+        else:
+            n = self._fleet
+            self._calls.add("ec2:DescribeSecurityGroups", pages(n, SECURITY_GROUP_PAGE), n)
+            self._calls.add("elbv2:DescribeLoadBalancers", pages(n, ELB_PAGE), n)
+            self._calls.add("elbv2:DescribeTargetGroups", pages(n * listeners, ELB_PAGE), n * listeners)
+            self._calls.add("route53:ListResourceRecordSets", pages(n, ROUTE53_PAGE), n)  # one alias per one
         verified = set(verify) & {r.id for r in records}
         if verified:
             self._calls.add("elbv2:DescribeTargetHealth", len(verified) * listeners, len(verified) * 3)
             self._calls.add("elbv2:DescribeListeners", len(verified), len(verified) * listeners)
-        return cast(dict[str, EntryView], self._inner.observe(records, verify))
+        return cast(dict[str, EntryView], self._inner.observe(records, verify, scoped=scoped))
 
 
 class Queue:

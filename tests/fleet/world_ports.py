@@ -350,7 +350,9 @@ def _owned_by(tags: dict[str, str], load_balancer_id: str) -> bool:
 
 
 class WorldEntry(_Port):
-    def observe(self, records: Sequence[LoadBalancerRecord], verify: Iterable[str]) -> dict[str, EntryView]:
+    def observe(
+        self, records: Sequence[LoadBalancerRecord], verify: Iterable[str], *, scoped: bool = False
+    ) -> dict[str, EntryView]:
         self._call("entry.observe")
         world = self._world
         verified = set(verify)

@@ -316,31 +316,42 @@ class EntryAdapter:
     # --- observe -----------------------------------------------------------------------
 
     def observe_entries(
-        self, load_balancers: Sequence[tuple[str, LoadBalancerSpec]], verify: Iterable[str] = ()
+        self,
+        load_balancers: Sequence[tuple[str, LoadBalancerSpec]],
+        verify: Iterable[str] = (),
+        *,
+        scoped: bool = False,
     ) -> dict[str, EntryView]:
         """The entry of each load balancer, from a fixed number of paginated listings.
 
         Registrations (target health, per-LBVM records) are read only for the
         ids in ``verify``, and for at most ``max_verified_target_groups`` target
         groups in all.
+
+        ``scoped``: read these load balancers' resources by name instead of listing every one of
+        the account (``_scoped_sources``: about three calls each), for a tick of one or a few
+        whose latency must not grow with the fleet. The views are the listing's, except that a
+        target group neither behind the NLB nor named for a listener of the spec is not seen (a
+        leftover the next full listing reports): never for a load balancer being deleted, whose
+        finalizer must see everything that is left.
         """
         if not load_balancers:
             return {}
         verify_ids = set(verify)
         groups_by_lb: dict[str, str] = {}
         parsed_by_lb: dict[str, network.SecurityGroup] = {}
-        for raw in network.list_owned_security_groups(self._ec2, (PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE)):
+        owned = network.list_owned_security_groups(
+            self._ec2, (PRODUCT_TAG_KEY, PRODUCT_TAG_VALUE), [lb_id for lb_id, _ in load_balancers] if scoped else None
+        )
+        for raw in owned:
             tags = {tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])}
             if LB_ID_TAG_KEY in tags:
                 groups_by_lb[tags[LB_ID_TAG_KEY]] = raw["GroupId"]
                 parsed_by_lb[tags[LB_ID_TAG_KEY]] = network.parse_security_group(raw)
         drift = self._rule_drift(load_balancers, parsed_by_lb)
-        # Listed for dns-mode entries too: what a switch from pool mode left behind is drift.
-        nlbs = {nlb.name: nlb for nlb in pool.list_product_nlbs(self._elbv2)}
-        target_groups = pool.list_product_target_groups(self._elbv2)
-        records: list[dns.ZoneRecord] = []
-        if self._zone is not None and self._domain is not None:
-            records = list(dns.iter_zone_records(self._route53, self._zone))
+        nlbs, ours_by_lb, records = (
+            self._scoped_sources(load_balancers) if scoped else self._listed_sources(load_balancers)
+        )
         budget = self._max_verified
         views: dict[str, EntryView] = {}
         for load_balancer_id, spec in load_balancers:
@@ -349,11 +360,7 @@ class EntryAdapter:
             lbvm_records = {r.set_identifier: r.values[0] for r in named if r.set_identifier and r.values}
             security_group = groups_by_lb.get(load_balancer_id)
             nlb = nlbs.get(nlb_name(load_balancer_id))
-            ours = {
-                port: pool.TargetGroup(raw["TargetGroupArn"], raw["TargetGroupName"], port)
-                for raw in target_groups
-                if (port := target_group_port(load_balancer_id, raw["TargetGroupName"])) is not None
-            }
+            ours = ours_by_lb.get(load_balancer_id, {})
             alias = [r for r in named if r.alias_target is not None and r.set_identifier is None]
             if spec.entry.mode == "dns":
                 views[load_balancer_id] = EntryView(
@@ -393,6 +400,46 @@ class EntryAdapter:
                 drift=drift.get(load_balancer_id, ()) + _scheme_drift(nlb, spec),
             )
         return views
+
+    def _listed_sources(
+        self, load_balancers: Sequence[tuple[str, LoadBalancerSpec]]
+    ) -> tuple[dict[str, pool.Nlb], dict[str, dict[int, pool.TargetGroup]], list[dns.ZoneRecord]]:
+        """Every NLB, target group and zone record of ours in the account: one paginated listing each."""
+        # Listed for dns-mode entries too: what a switch from pool mode left behind is drift.
+        nlbs = {nlb.name: nlb for nlb in pool.list_product_nlbs(self._elbv2)}
+        ours_by_lb: dict[str, dict[int, pool.TargetGroup]] = {}
+        target_groups = pool.list_product_target_groups(self._elbv2)
+        for load_balancer_id, _spec in load_balancers:
+            ours_by_lb[load_balancer_id] = {
+                port: pool.TargetGroup(raw["TargetGroupArn"], raw["TargetGroupName"], port)
+                for raw in target_groups
+                if (port := target_group_port(load_balancer_id, raw["TargetGroupName"])) is not None
+            }
+        records: list[dns.ZoneRecord] = []
+        if self._zone is not None and self._domain is not None:
+            records = list(dns.iter_zone_records(self._route53, self._zone))
+        return nlbs, ours_by_lb, records
+
+    def _scoped_sources(
+        self, load_balancers: Sequence[tuple[str, LoadBalancerSpec]]
+    ) -> tuple[dict[str, pool.Nlb], dict[str, dict[int, pool.TargetGroup]], list[dns.ZoneRecord]]:
+        """The same, read by name for each load balancer: its NLB, the target groups behind it or named
+        for the spec's listeners, and the A records of its name (about three calls each)."""
+        nlbs: dict[str, pool.Nlb] = {}
+        ours_by_lb: dict[str, dict[int, pool.TargetGroup]] = {}
+        records: list[dns.ZoneRecord] = []
+        for load_balancer_id, spec in load_balancers:
+            nlb = pool.find_nlb(self._elbv2, load_balancer_id)
+            found = pool.target_groups_of_nlb(self._elbv2, load_balancer_id, nlb) if nlb is not None else {}
+            missing = [listener.port for listener in spec.listeners if listener.port not in found]
+            found.update(pool.find_target_groups(self._elbv2, load_balancer_id, missing))
+            if nlb is not None:
+                nlbs[nlb.name] = nlb
+            ours_by_lb[load_balancer_id] = found
+            name = self.record_name(spec)
+            if self._zone is not None and name is not None:
+                records += dns.records_named(self._route53, self._zone, name)
+        return nlbs, ours_by_lb, records
 
     def _rule_drift(
         self, load_balancers: Sequence[tuple[str, LoadBalancerSpec]], groups: dict[str, network.SecurityGroup]
@@ -462,8 +509,10 @@ class EntryAdapter:
     def deregister(self, record: LoadBalancerRecord, *, lbvm_id: str | None, instance_id: str | None) -> None:
         self.deregister_lbvm(record.spec, record.id, lbvm_id=lbvm_id, instance_id=instance_id)
 
-    def observe(self, records: Sequence[LoadBalancerRecord], verify: Iterable[str]) -> dict[str, EntryView]:
-        return self.observe_entries([(record.id, record.spec) for record in records], verify)
+    def observe(
+        self, records: Sequence[LoadBalancerRecord], verify: Iterable[str], *, scoped: bool = False
+    ) -> dict[str, EntryView]:
+        return self.observe_entries([(record.id, record.spec) for record in records], verify, scoped=scoped)
 
     def teardown(self, record: LoadBalancerRecord) -> int:
         return len(self.teardown_entry(record.spec, record.id))

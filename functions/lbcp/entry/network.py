@@ -10,14 +10,16 @@ match a listener, and any rule a person added: a port range, UDP, another group)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
+from lbcp import LB_ID_TAG_KEY
 from lbcp.entry.names import has_owner_tags, owner_tags, security_group_name
 from lbcp.models.spec import LoadBalancerSpec
+from lbcp.reconcile.compute import FILTER_VALUES_LIMIT
 
 ANYWHERE = "0.0.0.0/0"
 
@@ -122,14 +124,26 @@ def find_security_group(ec2: Any, load_balancer_id: str, vpc_id: str | None = No
     return parse_security_group(owned[0]) if owned else None
 
 
-def list_owned_security_groups(ec2: Any, product_tag: tuple[str, str]) -> list[dict[str, Any]]:
-    """Every security group carrying our product tag (paginated)."""
+def list_owned_security_groups(
+    ec2: Any, product_tag: tuple[str, str], load_balancer_ids: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every security group carrying our product tag (paginated); with ``load_balancer_ids``, only theirs
+    (their owner tag's values, 200 a filter)."""
     key, value = product_tag
+    product = [{"Name": f"tag:{key}", "Values": [value]}]
+    ordered = sorted(set(load_balancer_ids)) if load_balancer_ids is not None else None
+    chunks = (
+        [product]
+        if ordered is None
+        else [
+            [*product, {"Name": f"tag:{LB_ID_TAG_KEY}", "Values": ordered[start : start + FILTER_VALUES_LIMIT]}]
+            for start in range(0, len(ordered), FILTER_VALUES_LIMIT)
+        ]
+    )
     groups: list[dict[str, Any]] = []
-    for page in ec2.get_paginator("describe_security_groups").paginate(
-        Filters=[{"Name": f"tag:{key}", "Values": [value]}]
-    ):
-        groups.extend(page.get("SecurityGroups", []))
+    for filters in chunks:
+        for page in ec2.get_paginator("describe_security_groups").paginate(Filters=filters):
+            groups.extend(page.get("SecurityGroups", []))
     return groups
 
 

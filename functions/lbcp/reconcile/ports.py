@@ -120,8 +120,13 @@ class ComputePort(Protocol):
 
 
 class EntryPort(Protocol):
-    def observe(self, records: Sequence[LoadBalancerRecord], verify: Iterable[str]) -> dict[str, EntryView]:
-        """The entry of each load balancer; registrations only for the ids in ``verify``."""
+    def observe(
+        self, records: Sequence[LoadBalancerRecord], verify: Iterable[str], *, scoped: bool = False
+    ) -> dict[str, EntryView]:
+        """The entry of each load balancer; registrations only for the ids in ``verify``.
+
+        ``scoped``: read only these load balancers' resources (by name), not the account's listings.
+        """
         ...
 
     def ensure(self, record: LoadBalancerRecord, serving: Sequence[Lbvm] = ()) -> EntryView:

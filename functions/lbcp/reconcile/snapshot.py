@@ -33,6 +33,20 @@ def gated(record: LoadBalancerRecord) -> bool:
     )
 
 
+# Up to this many load balancers, a tick for some of them reads their entries by name (about three
+# calls each: the NLB, its target groups, the DNS name's records) rather than listing the account's
+# security groups, NLBs, target groups and zone records (pages that grow with the fleet: about 100
+# calls at 10,000 load balancers). A spec change or an instance event (one, or a few in a stream
+# batch) stays flat; a work-queue shard (50) lists, which costs fewer calls until the fleet passes
+# about 16,000. None of a load balancer being deleted: its finalizer needs the listing's every leftover.
+SCOPED_ENTRY_MAX = 5
+
+
+def scoped_entry(records: Sequence[LoadBalancerRecord]) -> bool:
+    """Whether these load balancers' entries are read by name (``SCOPED_ENTRY_MAX``) rather than listed."""
+    return len(records) <= SCOPED_ENTRY_MAX and all(record.deletion_requested_at is None for record in records)
+
+
 def observe(
     compute: ComputePort,
     entry: EntryPort,
@@ -49,10 +63,11 @@ def observe(
     are read by the caller, which holds those ports; a view without them judges neither.
     ``whole_fleet``: ``records`` are every load balancer (a full tick), so EC2 is listed by the
     product tag alone; otherwise only what carries these load balancers' owner tags is listed,
-    so that observing a few costs the same whatever the fleet's size.
+    and the entries of a few (``scoped_entry``) are read by name, so that observing a few
+    costs the same whatever the fleet's size.
     """
     instances, interfaces = compute.observe(None if whole_fleet else [record.id for record in records])
-    entries = entry.observe(records, verify)
+    entries = entry.observe(records, verify, scoped=not whole_fleet and scoped_entry(records))
     latest = latest_images or {}
     # Handed out in one pass each (not one scan per load balancer: that grew as n^2, a minute at 10,000).
     # Only to the load balancers asked about (a listing by the product tag has every one of them).
