@@ -280,7 +280,7 @@ def main() -> int:
         f"\none load balancer's steady hour (3 LBVMs, heartbeat every {hour.heartbeat_interval_seconds} s): "
         f"{hour.heartbeats} heartbeats, {hour.heartbeat_read_units:g} read + "
         f"{hour.heartbeat_write_units + hour.heartbeat_index_write_units:g} write units "
-        f"({hour.heartbeat_index_write_units:g} in the byKind index); "
+        f"({hour.heartbeat_index_write_units:g} in indexes); "
         f"{hour.scaler_runs} scaler runs, {hour.scaler_read_units:g} read + {hour.scaler_write_units:g} write units"
     )
     cost = monthly_cost_per_load_balancer(results[-1], hour)

@@ -78,7 +78,8 @@ class ReconcilerFunction(LbcpFunction):
         # Reads, the lease, status and events, LBVM markers and drain requests, and the
         # finalizer's deletes: all item-level.
         self.add_to_role_policy(context.table.items_statement(ITEM_ACTIONS))
-        self.add_to_role_policy(context.table.index_query_statement(sid="ListByKind"))
+        for statement in context.table.lbvm_listing_statements():
+            self.add_to_role_policy(statement)
         self.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DefaultImage",
