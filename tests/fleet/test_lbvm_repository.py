@@ -117,7 +117,8 @@ def test_a_heartbeats_write_costs_no_index_write_and_a_legacy_records_move_costs
     assert current is not None
     meter.reset()
     for sequence in range(1, 4):
-        current = metered.update(current, heartbeat_sequence=sequence, active_connections=sequence, last_heartbeat_at=NOW)
+        beat = {"heartbeat_sequence": sequence, "active_connections": sequence, "last_heartbeat_at": NOW}
+        current = metered.update(current, **beat)
     assert meter.write_units == 3
     assert meter.index_write_units == 0
     old = marker("lbvm-00000000000a")
