@@ -78,6 +78,7 @@ def test_listing_spans_load_balancers(repository: LbvmRepository) -> None:
         "lbvm-0000000000ff",
     ]
     assert [lbvm.lbvm_id for lbvm in repository.list_for("lb-0123456789abcdef1")] == ["lbvm-0000000000ff"]
+    assert [lbvm.lbvm_id for lbvm in repository.list_all({"lb-0123456789abcdef1"})] == ["lbvm-0000000000ff"]
 
 
 def _legacy_item(lbvm: Lbvm) -> dict[str, object]:

@@ -26,7 +26,7 @@ attributes with plain DynamoDB tasks:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -134,16 +134,25 @@ class LbvmRepository:
         # (load balancer, LBVM) of records read in byKind's layout: their next update moves them.
         self._legacy: set[tuple[str, str]] = set()
 
-    def list_all(self) -> Iterator[Lbvm]:
-        """Every LBVM record of every load balancer, ordered by load balancer and LBVM (eventually consistent).
+    def list_all(self, load_balancer_ids: Collection[str] | None = None) -> Iterator[Lbvm]:
+        """Every LBVM record (of ``load_balancer_ids`` only, when given), ordered by load balancer and LBVM.
 
-        The keys-only index gives the keys (paginated), BatchGetItem the records (100 a call). Records
-        not moved to that index yet are read from ``byKind``, which projects them whole.
+        Eventually consistent. The keys-only index gives the keys (paginated; a key is about 150 bytes,
+        so thousands a page), BatchGetItem the records wanted (100 a call): a few load balancers among
+        thousands cost the key pages and their own records only. Records not moved to that index yet
+        are read from ``byKind``, which projects them whole.
         """
+        wanted = None if load_balancer_ids is None else {f"LB#{lb_id}" for lb_id in load_balancer_ids}
         keyed = self._query_items(self._index_request(GSI_BY_KIND_KEYS, GSI_BY_KIND_KEYS_PARTITION_KEY))
-        keys = [{PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]} for item in keyed]
+        keys = [
+            {PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]}
+            for item in keyed
+            if wanted is None or item[PARTITION_KEY]["S"] in wanted
+        ]
         found = {(item[PARTITION_KEY]["S"], item[SORT_KEY]["S"]): item for item in self._batch_get(keys)}
         for item in self._query_items(self._index_request(GSI_BY_KIND, GSI_BY_KIND_PARTITION_KEY)):
+            if wanted is not None and item[PARTITION_KEY]["S"] not in wanted:
+                continue
             # A record moved a moment ago may still be listed by both indexes: the batch read is the fresher.
             found.setdefault((item[PARTITION_KEY]["S"], item[SORT_KEY]["S"]), item)
         return iter([self._read(found[key]) for key in sorted(found)])
