@@ -177,7 +177,7 @@ def steady_state(size: int) -> dict[str, Any]:
             tasks_function_arn="arn:aws:lambda:us-east-1:123456789012:function:tasks",
             hosted_zone_id=zone_id,
             dns_domain="lb.bench.internal",
-            api_endpoint="https://api.example",
+            agent_endpoint="https://api.example",
         )
         reconciler = build_reconciler(
             settings, counting_client(session.client, counts), clock=lambda: now, rng=random.Random(1)

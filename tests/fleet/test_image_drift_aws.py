@@ -266,7 +266,7 @@ def world(cloud: Cloud) -> Iterator[Callable[..., tuple[Tick, list[str]]]]:
             tasks_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:tasks",
             hosted_zone_id=zone_id,
             dns_domain=domain,
-            api_endpoint="https://agent.example",
+            agent_endpoint="https://agent.example",
         )
         # Ticks 5 s apart (Tick.run): the backoff of a failing launch (no lifecycle runs here) starts at one tick.
         reconciler = build_reconciler(
