@@ -9,9 +9,12 @@ DynamoDB's rules, and adds up request units as on-demand pricing counts them:
 - a write costs ceil(size / 1 KB) units of the larger of the item before and
   after it; a transactional write twice that;
 - a global secondary index that holds the item (the item has the index's key
-  attributes; the index projects ALL, as ours does) costs one more write of
-  the item's new size whenever the write changes the item (and a delete when
-  the item leaves it);
+  attributes) costs a write of its index entry when the write changes that
+  entry: for an index projecting ALL (``byKind``), any change of the item, at
+  the item's new size; for a keys-only one (``byKindKeys``), only the item's
+  arrival, a change of its keys (a delete and a put) or its departure, at the
+  size of the keys; a write that changes nothing the index holds costs it
+  nothing;
 - a strongly consistent read costs ceil(size / 4 KB) units (GetItem per item,
   Query per response, over the items' summed size); an eventually consistent
   one half of that; a transactional read twice.
@@ -27,11 +30,22 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbcp.dal.schema import GSI_BY_KIND_PARTITION_KEY, GSI_BY_KIND_SORT_KEY, PARTITION_KEY, SORT_KEY
+from lbcp.dal.schema import (
+    GSI_BY_KIND_KEYS_PARTITION_KEY,
+    GSI_BY_KIND_KEYS_SORT_KEY,
+    GSI_BY_KIND_PARTITION_KEY,
+    GSI_BY_KIND_SORT_KEY,
+    PARTITION_KEY,
+    SORT_KEY,
+)
 
 WRITE_UNIT_BYTES = 1024
 READ_UNIT_BYTES = 4096
-_INDEX_KEYS = (GSI_BY_KIND_PARTITION_KEY, GSI_BY_KIND_SORT_KEY)
+# The table's indexes (lbcp.dal.schema): their key attributes, and whether they project every attribute.
+_INDEXES: tuple[tuple[tuple[str, str], bool], ...] = (
+    ((GSI_BY_KIND_PARTITION_KEY, GSI_BY_KIND_SORT_KEY), True),
+    ((GSI_BY_KIND_KEYS_PARTITION_KEY, GSI_BY_KIND_KEYS_SORT_KEY), False),
+)
 
 
 def value_size(value: dict[str, Any]) -> int:
@@ -69,8 +83,28 @@ def read_units(size: int, *, consistent: bool) -> float:
     return float(units) if consistent else units / 2
 
 
-def _indexed(item: dict[str, Any] | None) -> bool:
-    return bool(item) and all(key in item for key in _INDEX_KEYS)  # type: ignore[operator]
+def index_entry(item: dict[str, Any] | None, keys: tuple[str, str], projects_all: bool) -> dict[str, Any] | None:
+    """What an index holds of ``item``: None when the item lacks the index's keys."""
+    if not item or not all(key in item for key in keys):
+        return None
+    if projects_all:
+        return item
+    return {name: item[name] for name in (PARTITION_KEY, SORT_KEY, *keys)}
+
+
+def index_write_units(before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
+    """The units a write from ``before`` to ``after`` costs the table's indexes."""
+    units = 0
+    for keys, projects_all in _INDEXES:
+        old, new = index_entry(before, keys, projects_all), index_entry(after, keys, projects_all)
+        if old == new:
+            continue  # nothing the index holds changed
+        moved = old is not None and new is not None and any(old[key] != new[key] for key in keys)
+        if old is not None and (new is None or moved):
+            units += write_units(item_size(old))  # it leaves the index (or its old entry does)
+        if new is not None:
+            units += write_units(item_size(new))
+    return units
 
 
 @dataclass
@@ -157,10 +191,5 @@ class CapacityMeter:
             after = self._get(table, key)
             size = max(item_size(before), item_size(after))
             self.write_units += multiplier * write_units(size)
-            if after == before:
-                continue  # a write that changed nothing (a failed condition raised above) touches no index
-            if _indexed(after):
-                self.index_write_units += write_units(item_size(after))
-            elif _indexed(before):
-                self.index_write_units += write_units(item_size(before))  # removed from the index
+            self.index_write_units += index_write_units(before, after)
         self._before = []

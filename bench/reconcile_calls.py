@@ -195,7 +195,7 @@ def steady_state(size: int) -> dict[str, Any]:
             tasks_function_arn="arn:aws:lambda:us-east-1:123456789012:function:tasks",
             hosted_zone_id=zone_id,
             dns_domain="lb.bench.internal",
-            api_endpoint="https://api.example",
+            agent_endpoint="https://api.example",
         )
         reconciler = build_reconciler(
             settings, counting_client(session.client, counts), clock=lambda: now, rng=random.Random(1)
@@ -308,7 +308,7 @@ def main() -> int:
         f"\none load balancer's steady hour (3 LBVMs, heartbeat every {hour.heartbeat_interval_seconds} s): "
         f"{hour.heartbeats} heartbeats, {hour.heartbeat_read_units:g} read + "
         f"{hour.heartbeat_write_units + hour.heartbeat_index_write_units:g} write units "
-        f"({hour.heartbeat_index_write_units:g} in the byKind index); "
+        f"({hour.heartbeat_index_write_units:g} in indexes); "
         f"{hour.scaler_runs} scaler runs, {hour.scaler_read_units:g} read + {hour.scaler_write_units:g} write units"
     )
     cost = monthly_cost_per_load_balancer(results[-1], hour)

@@ -52,7 +52,6 @@ for part in ("functions", "local", "."):
     sys.path.insert(0, str(ROOT / part))
 
 from bench.plan_scale import NOW, fleet  # noqa: E402
-from lbcp.dal.lbvms import to_item  # noqa: E402
 from lbcp.models.lbvm import Lbvm  # noqa: E402
 from lbcp.models.resource import LoadBalancerRecord  # noqa: E402
 from lbcp.reconcile.backoff import RetryStreak  # noqa: E402
@@ -68,6 +67,8 @@ from lbcp.reconcile.snapshot import observe  # noqa: E402
 RECORD_PAGE = 100  # Reconciler._all_records
 BATCH_GET = 100
 DYNAMODB_PAGE_BYTES = 1024 * 1024
+# A keys-only index entry of an LBVM: the table's and the index's keys (about 150 bytes, as lbcp.dal.lbvms says).
+INDEX_KEY_BYTES = 150
 EC2_PAGE = 1000
 ELB_PAGE = 400
 ROUTE53_PAGE = 300
@@ -127,17 +128,27 @@ class LoadBalancers:
 
 
 class Lbvms:
+    """``LbvmRepository``'s calls: the keys-only index's key pages (of the ids' key range, when given), then
+    the records 100 a call, and ``byKind``'s query for records not moved yet (one empty page)."""
+
     def __init__(self, lbvms: dict[str, list[Lbvm]], calls: Calls) -> None:
         self._lbvms = lbvms
         self._calls = calls
-        every = [lbvm for group in lbvms.values() for lbvm in group]
-        size = max(len(json.dumps(to_item(lbvm))) for lbvm in every) if every else 1
-        self._per_page = max(1, DYNAMODB_PAGE_BYTES // size)
+        self._ordered = sorted(lbvms)
 
-    def list_all(self) -> Iterator[Lbvm]:
-        every = [lbvm for group in self._lbvms.values() for lbvm in group]
-        self._calls.add("dynamodb:Query(lbvms)", pages(len(every), self._per_page), len(every))
-        return iter(every)
+    def list_all(self, load_balancer_ids: Collection[str] | None = None) -> Iterator[Lbvm]:
+        spanned = (
+            self._ordered
+            if load_balancer_ids is None
+            else [i for i in self._ordered if min(load_balancer_ids) <= i <= max(load_balancer_ids)]
+        )
+        keys = sum(len(self._lbvms[i]) for i in spanned)
+        wanted = self._ordered if load_balancer_ids is None else sorted(set(load_balancer_ids) & set(self._lbvms))
+        found = [lbvm for i in wanted for lbvm in self._lbvms[i]]
+        self._calls.add("dynamodb:Query(lbvm keys)", pages(keys, DYNAMODB_PAGE_BYTES // INDEX_KEY_BYTES), keys)
+        self._calls.add("dynamodb:BatchGetItem(lbvms)", math.ceil(len(found) / BATCH_GET), len(found))
+        self._calls.add("dynamodb:Query(lbvms, byKind)", 1)
+        return iter(found)
 
     def list_for(self, load_balancer_id: str) -> list[Lbvm]:
         found = self._lbvms.get(load_balancer_id, [])

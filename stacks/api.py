@@ -4,7 +4,8 @@ Every route, including ``$default``, requires SigV4 (``AWS_IAM``) and goes to
 the same function, which answers unknown paths and methods with its own
 ``application/problem+json`` 404/405. The routes are explicit so that access
 logs and metrics carry a meaningful ``routeKey``. The LBVM agents' routes are
-not here: they are the agent endpoint's (``stacks.agent_endpoint``).
+the agent endpoint's (``stacks.agent_endpoint``), with one exception kept for
+upgrades: ``LEGACY_AGENT_ROUTES``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from lbcp.models.agent import AGENT_CONFIG_PATH, AGENT_HEARTBEAT_PATH
 from lbcp.models.app_metrics import SERVICE_API
 from lbcp.models.metrics import NAMESPACE as METRICS_NAMESPACE
 from lbcp.settings import ENV_CONSISTENCY_FUNCTION, ENV_IDEMPOTENCY_TTL_SECONDS
@@ -57,6 +59,17 @@ ROUTES: Final[tuple[tuple[apigwv2.HttpMethod, str], ...]] = (
     (apigwv2.HttpMethod.POST, "/v1/consistency/sweep"),
     (apigwv2.HttpMethod.GET, "/v1/consistency/audit"),
     (apigwv2.HttpMethod.GET, "/v1/openapi.json"),
+)
+
+# The agents' two routes as LBVMs launched before the agent endpoint call them: their user data
+# names this API, and they keep it until they are replaced. Without these routes an upgraded
+# control plane would hear none of its running LBVMs and deregister them all after
+# ``unhealthyTimeoutSeconds``. They go to the agent endpoint's function (an HTTP API event is
+# payload 2.0, as a function URL's), which counts them (``AgentRequestsViaHttpApi``): once that
+# stays at 0, every LBVM calls the function URL and a later release can drop the routes.
+LEGACY_AGENT_ROUTES: Final[tuple[tuple[apigwv2.HttpMethod, str], ...]] = (
+    (apigwv2.HttpMethod.GET, AGENT_CONFIG_PATH),
+    (apigwv2.HttpMethod.POST, AGENT_HEARTBEAT_PATH),
 )
 
 # One JSON object per request. Field names follow the API Gateway examples.
@@ -185,6 +198,7 @@ class HttpApiFrontend(Construct):
         construct_id: str,
         *,
         handler: lambda_.IFunction,
+        agent_handler: lambda_.IFunction,
         config: ControlPlaneConfig,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -207,6 +221,15 @@ class HttpApiFrontend(Construct):
         )
         for method, path in ROUTES:
             self.http_api.add_routes(path=path, methods=[method], integration=integration)
+        # Scoped to the routes: this API may invoke the agent endpoint's function for them only.
+        agent_integration = integrations.HttpLambdaIntegration(
+            "LegacyAgentIntegration",
+            agent_handler,
+            payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0,
+            scope_permission_to_route=True,
+        )
+        for method, path in LEGACY_AGENT_ROUTES:
+            self.http_api.add_routes(path=path, methods=[method], integration=agent_integration)
 
         self.access_log_group = logs.LogGroup(self, "AccessLogs", retention=config.log_retention)
         self.stage = apigwv2.HttpStage(

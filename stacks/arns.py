@@ -58,6 +58,11 @@ def events_rule(name: str) -> str:
     return arn("events", "rule", name)
 
 
+def api_route(api_id: str, method: str, path: str) -> str:
+    """One route of an HTTP API, in any stage."""
+    return arn("execute-api", api_id, f"*/{method}{path}")
+
+
 def entry_load_balancers() -> str:
     """The entries' network load balancers (named ``lbcp-...``)."""
     return arn(ELB, "loadbalancer", f"net/{NAME_PREFIX}*/*")

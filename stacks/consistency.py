@@ -99,7 +99,8 @@ class ConsistencyFunction(LbcpFunction):
         self.add_to_role_policy(
             context.table.items_statement(("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"))
         )
-        self.add_to_role_policy(context.table.index_query_statement(sid="ListByKind"))
+        for statement in context.table.lbvm_listing_statements():
+            self.add_to_role_policy(statement)
         self.add_to_role_policy(
             iam.PolicyStatement(
                 sid="RunningExecutions",

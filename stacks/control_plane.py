@@ -41,12 +41,23 @@ class ControlPlaneStack(Stack):
         )
 
         self.api_function = ApiFunction(self, "ApiFunction", context=self.functions)
-        self.api = HttpApiFrontend(self, "Api", handler=self.api_function.function, config=self.config)
-        # The agents' heartbeats and config requests: a function URL, not API Gateway routes.
+        # The agents' heartbeats and config requests: a function URL, not API Gateway routes (but for
+        # the LBVMs launched before it: stacks.api.LEGACY_AGENT_ROUTES).
         self.agent_endpoint = AgentEndpoint(self, "AgentEndpoint", context=self.functions)
+        self.api = HttpApiFrontend(
+            self,
+            "Api",
+            handler=self.api_function.function,
+            agent_handler=self.agent_endpoint.function,
+            config=self.config,
+        )
         # The LBVM lifecycle and drain state machines, their tasks function and the LBVM role.
         self.fleet = FleetMachinery(
-            self, "Fleet", context=self.functions, agent_function_arn=self.agent_endpoint.function.function_arn
+            self,
+            "Fleet",
+            context=self.functions,
+            agent_function_arn=self.agent_endpoint.function.function_arn,
+            api_id=self.api.http_api.api_id,
         )
         # The plan preview reads what the reconciler reads (and the same DNS settings).
         self.api_function.observe_fleet(self.fleet.fleet_config)

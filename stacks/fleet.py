@@ -16,7 +16,8 @@
 - The tasks function (``handlers.lifecycle_tasks``) registers and deregisters
   LBVMs with the entry, stores callback tokens, and writes events.
 - The LBVM instance role: the agent endpoint (invoking its function through
-  its IAM-authorized function URL, nothing else), metrics in the ``lbcp``
+  its IAM-authorized function URL, nothing else; and the HTTP API's two agent
+  routes for LBVMs launched before it), metrics in the ``lbcp``
   namespace, certificate export.
 
 Other functions get what they need through ``environment()`` and ``grant_*``
@@ -36,6 +37,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from lbcp.lifecycle.protocol import DRAIN_STATE_MACHINE_FILE, LIFECYCLE_STATE_MACHINE_FILE
+from lbcp.models.agent import AGENT_CONFIG_PATH, AGENT_HEARTBEAT_PATH
 from lbcp.settings import (
     ENV_DNS_DOMAIN,
     ENV_DRAIN_STATE_MACHINE_ARN,
@@ -85,7 +87,7 @@ class FleetConfig:
 class LbvmInstanceRole(Construct):
     """The role (and instance profile) of every LBVM: what its agent may call."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, agent_function_arn: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, agent_function_arn: str, api_id: str) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
             self,
@@ -113,6 +115,16 @@ class LbvmInstanceRole(Construct):
                     actions=["lambda:InvokeFunction"],
                     resources=[agent_function_arn],
                     conditions={"Bool": {"lambda:InvokedViaFunctionUrl": "true"}},
+                ),
+                # LBVMs launched before the agent endpoint still call the agents' routes on the HTTP API
+                # (``stacks.api.LEGACY_AGENT_ROUTES``): these two routes, any stage.
+                iam.PolicyStatement(
+                    sid="LegacyAgentRoutes",
+                    actions=["execute-api:Invoke"],
+                    resources=[
+                        arns.api_route(api_id, "GET", AGENT_CONFIG_PATH),
+                        arns.api_route(api_id, "POST", AGENT_HEARTBEAT_PATH),
+                    ],
                 ),
                 iam.PolicyStatement(
                     sid="ExportListenerCertificates",
@@ -245,6 +257,7 @@ class FleetMachinery(Construct):
         *,
         context: FunctionContext,
         agent_function_arn: str,
+        api_id: str,
         fleet_config: FleetConfig | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -255,7 +268,9 @@ class FleetMachinery(Construct):
         # By name: a function that reads them (the consistency checker) must not depend on the API.
         self.lifecycle_name, self.drain_name = lifecycle_name, drain_name
 
-        self.lbvm_role = LbvmInstanceRole(self, "LbvmInstanceRole", agent_function_arn=agent_function_arn)
+        self.lbvm_role = LbvmInstanceRole(
+            self, "LbvmInstanceRole", agent_function_arn=agent_function_arn, api_id=api_id
+        )
         self.tasks = LifecycleTasksFunction(
             self,
             "LifecycleTasks",

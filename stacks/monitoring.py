@@ -28,6 +28,7 @@ from lbcp.models.app_metrics import (
     DIMENSION_PHASE,
     DIMENSION_SERVICE,
     DIRECTIONS,
+    METRIC_AGENT_REQUESTS_VIA_HTTP_API,
     METRIC_HEARTBEATS,
     METRIC_JOBS_DONE,
     METRIC_JOBS_FAILED,
@@ -329,7 +330,16 @@ class ControlPlaneDashboard(Construct):
             ),
             graph(
                 "Heartbeats received",
-                [app_metric(METRIC_HEARTBEATS, SERVICE_AGENT_API, period=FIVE_MINUTES, label="per 5 minutes")],
+                [
+                    app_metric(METRIC_HEARTBEATS, SERVICE_AGENT_API, period=FIVE_MINUTES, label="per 5 minutes"),
+                    # LBVMs launched before the agent endpoint: the legacy routes can go once this stays at 0.
+                    app_metric(
+                        METRIC_AGENT_REQUESTS_VIA_HTTP_API,
+                        SERVICE_AGENT_API,
+                        period=FIVE_MINUTES,
+                        label="through the HTTP API (LBVMs launched before the agent endpoint)",
+                    ),
+                ],
             ),
             graph(
                 "Consistency findings",

@@ -190,8 +190,20 @@ AGENT_CERTIFICATES: Final = Finding(
 )
 
 
+LEGACY_AGENT_ROUTES: Final = tuple(
+    Finding(
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+        f"<ApiHttpApi4C294DC0>/*/{route}]",
+        f"execute-api:Invoke on one route of this API ({route}) in any stage: the agents' two routes, "
+        "for LBVMs launched before the agent endpoint (stacks.api.LEGACY_AGENT_ROUTES); the stage is "
+        "the only wildcard.",
+    )
+    for route in ("GET/v1/agent/config", "POST/v1/agent/heartbeat")
+)
+
+
 def acknowledge_lbvm_role(policy: IConstruct) -> None:
-    acknowledge(policy, AGENT_CERTIFICATES)
+    acknowledge(policy, AGENT_CERTIFICATES, *LEGACY_AGENT_ROUTES)
 
 
 def acknowledge_tasks_function(fn: LbcpFunction, describe_policy: IConstruct) -> None:

@@ -50,7 +50,7 @@ from stacks.entry_permissions import EntryPermissions
 from stacks.fleet import FleetMachinery
 from stacks.functions import FunctionContext, LbcpFunction
 from stacks.schedule import every_minute
-from stacks.storage import BATCH_READ_ACTIONS, ITEM_ACTIONS
+from stacks.storage import ITEM_ACTIONS
 
 RECONCILER_HANDLER: Final = "handlers.reconciler.lambda_handler"
 WORKER_HANDLER: Final = "handlers.reconcile_worker.lambda_handler"
@@ -101,9 +101,10 @@ class ReconcilerFunction(LbcpFunction):
         # Reads, the lease, status and events, LBVM markers and drain requests, and the
         # finalizer's deletes: all item-level.
         self.add_to_role_policy(context.table.items_statement(ITEM_ACTIONS))
-        self.add_to_role_policy(context.table.index_query_statement(sid="ListByKind"))
-        # A tick for some load balancers reads their records and streaks by key, 100 a call.
-        self.add_to_role_policy(context.table.items_statement(BATCH_READ_ACTIONS, sid="ReadByKey"))
+        # The LBVM listing's index keys and batch reads; a shard's tick batch-reads its records and
+        # streaks by key with the same right (BatchGetItem on the table).
+        for statement in context.table.lbvm_listing_statements():
+            self.add_to_role_policy(statement)
         self.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DefaultImage",

@@ -19,7 +19,7 @@ from constructs import Construct
 from lbcp.models.app_metrics import SERVICE_SCALER
 from stacks.functions import FunctionContext, LbcpFunction
 from stacks.schedule import every_minute
-from stacks.storage import INDEX_QUERY_ACTIONS, MEMORY_BATCH_READ_ACTIONS, RECORD_UPDATE_ACTIONS
+from stacks.storage import BATCH_READ_ACTIONS, INDEX_QUERY_ACTIONS, RECORD_UPDATE_ACTIONS
 
 SCALER_HANDLER: Final = "handlers.scaler.lambda_handler"
 SCALER_SERVICE_NAME: Final = SERVICE_SCALER
@@ -47,7 +47,7 @@ class ScalerFunction(LbcpFunction):
         # The LBVM records of one load balancer (its partition): the agents' metrics samples.
         self.add_to_role_policy(context.table.items_statement(INDEX_QUERY_ACTIONS, sid="ReadAgentMetrics"))
         # Every load balancer's memory item, 100 a call.
-        self.add_to_role_policy(context.table.items_statement(MEMORY_BATCH_READ_ACTIONS, sid="ReadScalerMemory"))
+        self.add_to_role_policy(context.table.items_statement(BATCH_READ_ACTIONS, sid="ReadScalerMemory"))
 
 
 class Scaler(Construct):

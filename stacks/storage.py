@@ -17,6 +17,9 @@ from constructs import Construct
 
 from lbcp.dal.schema import (
     GSI_BY_KIND,
+    GSI_BY_KIND_KEYS,
+    GSI_BY_KIND_KEYS_PARTITION_KEY,
+    GSI_BY_KIND_KEYS_SORT_KEY,
     GSI_BY_KIND_PARTITION_KEY,
     GSI_BY_KIND_SORT_KEY,
     PARTITION_KEY,
@@ -45,11 +48,10 @@ RECORD_READ_ACTIONS: Final = ("dynamodb:GetItem",)
 RECORD_WRITE_ACTIONS: Final = ("dynamodb:UpdateItem",)
 # Listing records by kind through the index.
 INDEX_QUERY_ACTIONS: Final = ("dynamodb:Query",)
-# The scaler's one batch read: every load balancer's memory item (``LB#<id>``/``SCALER``), 100 keys a
-# call, rather than one GetItem each (the same units, a hundredth of the calls). A read: no batch writes.
-MEMORY_BATCH_READ_ACTIONS: Final = ("dynamodb:BatchGetItem",)
-# The reconciler's reads by key of some load balancers' records and failure streaks (a shard, a spec change).
-BATCH_READ_ACTIONS: Final = MEMORY_BATCH_READ_ACTIONS
+# Batch reads, 100 keys a call rather than one GetItem each (the same units, a hundredth of the calls):
+# the scaler's memory items (``LB#<id>``/``SCALER``), the LBVM records their keys-only index lists
+# (lbcp.dal.schema). Reads only: no batch writes.
+BATCH_READ_ACTIONS: Final = ("dynamodb:BatchGetItem",)
 
 
 class ControlPlaneTable(Construct):
@@ -81,6 +83,14 @@ class ControlPlaneTable(Construct):
             sort_key=dynamodb.Attribute(name=GSI_BY_KIND_SORT_KEY, type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,
         )
+        # LBVM records, rewritten by every minute's heartbeat: keys only, so those writes cost it nothing
+        # (lbcp.dal.schema). One index added, none removed: CloudFormation allows one of each per update.
+        self.table.add_global_secondary_index(
+            index_name=GSI_BY_KIND_KEYS,
+            partition_key=dynamodb.Attribute(name=GSI_BY_KIND_KEYS_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=GSI_BY_KIND_KEYS_SORT_KEY, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
 
     def index_arn(self, index_name: str) -> str:
         """The ARN of one named index (scoped, unlike ``<table>/index/*``)."""
@@ -90,6 +100,15 @@ class ControlPlaneTable(Construct):
         """``actions`` (one of the ``*_ACTIONS`` above) on the table's items."""
         return iam.PolicyStatement(sid=sid, actions=list(actions), resources=[self.table.table_arn])
 
-    def index_query_statement(self, *, sid: str, index_name: str = GSI_BY_KIND) -> iam.PolicyStatement:
-        """``Query`` on one index (by default ``byKind``: every record of a kind)."""
-        return iam.PolicyStatement(sid=sid, actions=list(INDEX_QUERY_ACTIONS), resources=[self.index_arn(index_name)])
+    def index_query_statement(self, *, sid: str, index_names: Sequence[str] = (GSI_BY_KIND,)) -> iam.PolicyStatement:
+        """``Query`` on named indexes (by default ``byKind``: every record of a kind)."""
+        return iam.PolicyStatement(
+            sid=sid, actions=list(INDEX_QUERY_ACTIONS), resources=[self.index_arn(name) for name in index_names]
+        )
+
+    def lbvm_listing_statements(self) -> list[iam.PolicyStatement]:
+        """What ``LbvmRepository.list_all`` needs: both indexes' keys, then the records, 100 a call."""
+        return [
+            self.index_query_statement(sid="ListByKind", index_names=(GSI_BY_KIND, GSI_BY_KIND_KEYS)),
+            self.items_statement(BATCH_READ_ACTIONS, sid="ReadLbvmRecords"),
+        ]

@@ -50,9 +50,8 @@ class Settings:
     dns_domain: str | None = None
     instance_profile_arn: str | None = None
     agent_artifact_url: str | None = None
-    # The agent endpoint (ENV_AGENT_ENDPOINT). Still named as when the agents called the API: the cost
-    # model (bench/reconcile_calls.py) sets it by this name; rename both together.
-    api_endpoint: str | None = None
+    # The agent endpoint's URL (ENV_AGENT_ENDPOINT), which the reconciler writes into user data.
+    agent_endpoint: str | None = None
     consistency_function: str | None = None
     local_entry_endpoints: str | None = None
     gc_policy: str | None = None
@@ -75,7 +74,7 @@ class Settings:
             dns_domain=env.get(ENV_DNS_DOMAIN) or None,
             instance_profile_arn=env.get(ENV_INSTANCE_PROFILE_ARN) or None,
             agent_artifact_url=env.get(ENV_AGENT_ARTIFACT_URL) or None,
-            api_endpoint=env.get(ENV_AGENT_ENDPOINT) or None,
+            agent_endpoint=env.get(ENV_AGENT_ENDPOINT) or None,
             consistency_function=env.get(ENV_CONSISTENCY_FUNCTION) or None,
             local_entry_endpoints=env.get(ENV_LOCAL_ENTRY_ENDPOINTS) or None,
             gc_policy=env.get(ENV_GC_POLICY) or None,

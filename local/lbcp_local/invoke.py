@@ -35,20 +35,13 @@ def invoke_api(
     body: bytes | None = None,
     principal_arn: str | None = None,
 ) -> ApiResponse:
+    """The API function's handler with an HTTP API event."""
     # Imported on call so that the handler reads its environment only once
     # the runtime has pointed it at the emulator.
     from handlers.api import lambda_handler
 
-    event = http_api_event(
-        method,
-        path,
-        query=query,
-        headers=headers,
-        body=body,
-        **({"principal_arn": principal_arn} if principal_arn else {}),
-    )
-    result = lambda_handler(event, LocalLambdaContext())
-    return to_api_response(result)
+    request = _request(method, path, query=query, headers=headers, body=body, principal_arn=principal_arn)
+    return to_api_response(lambda_handler(http_api_event(**request), LocalLambdaContext()))
 
 
 def invoke_agent_endpoint(
@@ -59,20 +52,39 @@ def invoke_agent_endpoint(
     headers: Mapping[str, str] | None = None,
     body: bytes | None = None,
     principal_arn: str | None = None,
+    via_http_api: bool = False,
 ) -> ApiResponse:
-    """The agent endpoint's handler with a function URL event (the agents' two routes)."""
+    """The agent endpoint's handler with a function URL event (the agents' two routes).
+
+    ``via_http_api``: with the event of the HTTP API's agent route instead, as an LBVM launched
+    before the agent endpoint sends it (``stacks.api.LEGACY_AGENT_ROUTES``).
+    """
     from handlers.agent_api import lambda_handler
 
-    event = function_url_event(
-        method,
-        path,
-        query=query,
-        headers=headers,
-        body=body,
-        **({"principal_arn": principal_arn} if principal_arn else {}),
-    )
-    result = lambda_handler(event, LocalLambdaContext(function_name="lbcp-agent-api"))
-    return to_api_response(result)
+    request = _request(method, path, query=query, headers=headers, body=body, principal_arn=principal_arn)
+    if via_http_api:
+        event = http_api_event(**request)
+        event["routeKey"] = event["requestContext"]["routeKey"] = f"{method.upper()} {path}"
+        event["requestContext"]["domainName"] = "localapi.execute-api.us-east-1.amazonaws.com"
+    else:
+        event = function_url_event(**request)
+    return to_api_response(lambda_handler(event, LocalLambdaContext(function_name="lbcp-agent-api")))
+
+
+def _request(
+    method: str,
+    path: str,
+    *,
+    query: str,
+    headers: Mapping[str, str] | None,
+    body: bytes | None,
+    principal_arn: str | None,
+) -> dict[str, Any]:
+    """The event builders' arguments; no principal: the builders' own (the local caller)."""
+    request: dict[str, Any] = {"method": method, "path": path, "query": query, "headers": headers, "body": body}
+    if principal_arn:
+        request["principal_arn"] = principal_arn
+    return request
 
 
 def to_api_response(result: Mapping[str, Any]) -> ApiResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -82,14 +83,21 @@ def test_the_function_url_requires_iam_auth_and_fronts_the_agent_function(synthe
     assert "Cors" not in url["Properties"]  # no browser calls it
 
 
-def test_no_resource_policy_opens_the_agent_function(synthesized: Synthesized) -> None:
+def test_only_the_http_apis_two_legacy_agent_routes_may_invoke_the_agent_function(synthesized: Synthesized) -> None:
+    # Same account: the LBVM role's own policy is what lets agents in through the URL. The one resource
+    # policy is API Gateway's, for the agents' routes as LBVMs launched before the endpoint call them.
     function_id, _ = _function(synthesized, AGENT_API_HANDLER)
     permissions = [
-        permission
+        permission["Properties"]
         for permission in synthesized.resources("AWS::Lambda::Permission").values()
         if permission["Properties"]["FunctionName"] in ({"Ref": function_id}, {"Fn::GetAtt": [function_id, "Arn"]})
     ]
-    assert permissions == []  # same account: the LBVM role's own policy is what lets it in
+    assert {(p["Action"], p["Principal"]) for p in permissions} == {
+        ("lambda:InvokeFunction", "apigateway.amazonaws.com")
+    }
+    sources = sorted(json.dumps(p["SourceArn"]) for p in permissions)
+    assert len(sources) == 2
+    assert sources[0].endswith('"/*/*/v1/agent/config"]]}') and sources[1].endswith('"/*/*/v1/agent/heartbeat"]]}')
 
 
 def test_the_lbvm_role_may_call_the_agent_function_through_its_iam_url_only(synthesized: Synthesized) -> None:
@@ -101,11 +109,18 @@ def test_the_lbvm_role_may_call_the_agent_function_through_its_iam_url_only(synt
         ("lambda:InvokeFunction", True, {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}),
         ("lambda:InvokeFunctionUrl", True, {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}),
     ]
-    assert not any("execute-api" in str(s["Action"]) for s in statements)
 
 
-def test_no_role_may_invoke_the_api_gateway_agent_routes_any_more(synthesized: Synthesized) -> None:
-    assert _statements_allowing(synthesized, "execute-api:Invoke") == []
+def test_only_the_lbvm_role_may_invoke_the_legacy_agent_routes_and_only_those(synthesized: Synthesized) -> None:
+    # LBVMs launched before the agent endpoint call the agents' routes on the HTTP API: an upgrade must
+    # not silence them. No other route, and no other role.
+    allowing = _statements_allowing(synthesized, "execute-api:Invoke")
+    assert [roles for roles, _ in allowing] == [[_lbvm_role_id(synthesized)]]
+    (_, statement) = allowing[0]
+    assert statement["Action"] == "execute-api:Invoke"
+    routes = sorted(json.dumps(resource) for resource in _as_list(statement["Resource"]))
+    assert len(routes) == 2
+    assert routes[0].endswith('/*/GET/v1/agent/config"]]}') and routes[1].endswith('/*/POST/v1/agent/heartbeat"]]}')
 
 
 def test_the_agent_function_permissions_are_exactly_the_expected_ones(synthesized: Synthesized) -> None:

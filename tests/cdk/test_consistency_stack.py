@@ -45,6 +45,7 @@ EXPECTED_CONSISTENCY_ACKNOWLEDGMENTS: Final = {
 EXPECTED_ACTIONS: Final = {
     "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
     "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "states:ListExecutions",
+    "dynamodb:BatchGetItem",  # the LBVM records, listed by their keys-only index
     "states:DescribeExecution", "states:StopExecution",
     "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeAddresses", "ec2:DescribeSecurityGroups",
     "ec2:DescribeVpcs", "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups",

@@ -61,6 +61,14 @@ EXPECTED_FLEET_ACKNOWLEDGMENTS: Final = {
         f"{IAM5}{NAG_ARN.format(service='acm', resource='certificate/*')}]",
         "Lbcp/Fleet/LbvmInstanceRole/AgentPolicy",
     ),
+    # The agents' routes on the HTTP API, for LBVMs launched before the agent endpoint: any stage.
+    *(
+        (
+            f"{IAM5}{NAG_ARN.format(service='execute-api', resource='<ApiHttpApi4C294DC0>/*/' + route)}]",
+            "Lbcp/Fleet/LbvmInstanceRole/AgentPolicy",
+        )
+        for route in ("GET/v1/agent/config", "POST/v1/agent/heartbeat")
+    ),
 }
 
 
@@ -250,6 +258,7 @@ def test_lbvm_role_and_instance_profile(synthesized: Synthesized) -> None:
     assert _actions(statements) == {
         "lambda:InvokeFunctionUrl",  # the agent endpoint (tests/cdk/test_agent_endpoint.py)
         "lambda:InvokeFunction",
+        "execute-api:Invoke",  # the legacy agent routes, those two only (tests/cdk/test_agent_endpoint.py)
         "acm:ExportCertificate",
         "s3:GetObject",  # the agent artifact, that one object (stacks/agent_artifact.py)
     }

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
+from lbcp.dal.schema import GSI_BY_KIND, GSI_BY_KIND_KEYS
 from lbcp.settings import (
     ENV_AGENT_ENDPOINT,
     ENV_DRAIN_STATE_MACHINE_ARN,
@@ -225,6 +226,21 @@ def test_failing_load_balancers_go_to_an_encrypted_queue_it_may_only_send_to_wit
     assert (props["MetricName"], props["Namespace"]) == ("ApproximateNumberOfMessagesVisible", "AWS/SQS")
     assert (props["Threshold"], props["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
     assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_it_lists_lbvms_by_the_keys_only_index_and_reads_their_records_in_batches(synthesized: Synthesized) -> None:
+    table_id, _ = synthesized.only("AWS::DynamoDB::Table")
+    table_arn = {"Fn::GetAtt": [table_id, "Arn"]}
+    by_sid = {statement.get("Sid"): statement for statement in _statements(synthesized)}
+    listing = by_sid["ListByKind"]
+    assert listing["Action"] == "dynamodb:Query"
+    assert listing["Resource"] == [
+        {"Fn::Join": ["", [table_arn, f"/index/{index}"]]} for index in (GSI_BY_KIND, GSI_BY_KIND_KEYS)
+    ]
+    assert (by_sid["ReadLbvmRecords"]["Action"], by_sid["ReadLbvmRecords"]["Resource"]) == (
+        "dynamodb:BatchGetItem",
+        table_arn,
+    )
 
 
 def test_it_deletes_only_what_carries_our_tags(synthesized: Synthesized) -> None:

@@ -56,6 +56,8 @@ EXPECTED_ROUTE_KEYS = {
     "GET /v1/load-balancers/{id}/rollouts",
     "$default",
 }
+# The agents' routes as LBVMs launched before the agent endpoint call them: to the agent endpoint's function.
+EXPECTED_LEGACY_AGENT_ROUTE_KEYS = {"GET /v1/agent/config", "POST /v1/agent/heartbeat"}
 
 # Everything the API function may do. A change here is a security review.
 EXPECTED_API_ACTIONS = {
@@ -306,22 +308,33 @@ def test_code_asset_holds_only_the_code(synthesized: Synthesized) -> None:
 
 def test_every_route_requires_iam_and_the_route_set_is_exact(synthesized: Synthesized) -> None:
     routes = synthesized.resources("AWS::ApiGatewayV2::Route")
-    assert {route["Properties"]["RouteKey"] for route in routes.values()} == EXPECTED_ROUTE_KEYS
-    assert len(routes) == len(EXPECTED_ROUTE_KEYS)
+    expected = EXPECTED_ROUTE_KEYS | EXPECTED_LEGACY_AGENT_ROUTE_KEYS
+    assert {route["Properties"]["RouteKey"] for route in routes.values()} == expected
+    assert len(routes) == len(expected)
     for logical_id, route in routes.items():
         assert route["Properties"]["AuthorizationType"] == "AWS_IAM", logical_id
 
 
-def test_every_route_proxies_to_the_api_function(synthesized: Synthesized) -> None:
-    integration_id, integration = synthesized.only("AWS::ApiGatewayV2::Integration")
-    props = integration["Properties"]
-    assert props["IntegrationType"] == "AWS_PROXY"
-    assert props["PayloadFormatVersion"] == "2.0"
+def test_every_route_proxies_to_the_api_function_but_the_legacy_agent_routes(synthesized: Synthesized) -> None:
+    integrations = synthesized.resources("AWS::ApiGatewayV2::Integration")
+    assert len(integrations) == 2
     function_id, _ = _api_function_with_id(synthesized)
-    assert _ref_id(props["IntegrationUri"]) == function_id
-    target = {"Fn::Join": ["", ["integrations/", {"Ref": integration_id}]]}
+    agent_id = next(
+        logical_id
+        for logical_id, function in synthesized.resources("AWS::Lambda::Function").items()
+        if function["Properties"].get("Handler") == "handlers.agent_api.lambda_handler"
+    )
+    target_of = {}
+    for integration_id, integration in integrations.items():
+        props = integration["Properties"]
+        assert props["IntegrationType"] == "AWS_PROXY"
+        assert props["PayloadFormatVersion"] == "2.0"
+        target_of[_ref_id(props["IntegrationUri"])] = {"Fn::Join": ["", ["integrations/", {"Ref": integration_id}]]}
+    assert set(target_of) == {function_id, agent_id}
     for route in synthesized.resources("AWS::ApiGatewayV2::Route").values():
-        assert route["Properties"]["Target"] == target
+        key = route["Properties"]["RouteKey"]
+        expected = target_of[agent_id if key in EXPECTED_LEGACY_AGENT_ROUTE_KEYS else function_id]
+        assert route["Properties"]["Target"] == expected, key
 
 
 def test_stage_has_access_logs_and_throttling(synthesized: Synthesized) -> None:

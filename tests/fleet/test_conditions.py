@@ -335,3 +335,20 @@ def test_a_reconcile_failure_streak_at_this_generation_fails_a_fleet_that_is_not
     # And two failures are routine: retried, not Failed.
     routine = plan(rec, vms, world(vms), NOW, rng=random.Random(7), retry=replace(streak, failures=2))
     assert routine.status.phase == "Degraded"
+
+
+def test_config_applied_is_pending_until_every_routable_lbvm_reports_the_version_it_is_told() -> None:
+    # No config rollout: an LBVM that has not reported its config yet (just routable, or an agent slow to
+    # apply) is pending, and the condition turns True, with a new transition time, once it reports.
+    rec = record(desired=2)
+    vms = [lbvm(1), lbvm(2, subnet=SUBNET_B, applied_config_version=None)]
+    first = at(rec, vms, registered(vms))
+    assert summary(first)["ConfigApplied"] == ("False", "ConfigPending")
+    assert by_type(first)["ConfigApplied"].message == "1 of 2 routable LBVMs not yet on the config they are told"
+    assert first.status.phase == "Updating"
+    later = NOW + timedelta(minutes=1)
+    caught_up = [vms[0], vms[1].model_copy(update={"applied_config_version": vms[0].applied_config_version})]
+    second = at(after(rec, first), caught_up, registered(caught_up), later)
+    assert summary(second)["ConfigApplied"] == ("True", "ConfigApplied")
+    assert by_type(second)["ConfigApplied"].last_transition_time == later
+    assert second.status.phase == "Active"

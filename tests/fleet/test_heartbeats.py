@@ -479,6 +479,53 @@ def test_accepted_heartbeats_are_counted_in_the_heartbeats_metric(
     )
 
 
+def test_an_lbvm_launched_before_the_agent_endpoint_is_served_through_the_http_api_and_counted(
+    cloud: Cloud, lb: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its user data names the HTTP API: an upgrade must keep hearing it, and say how many such requests remain."""
+    from lbcp.adapters.app_metrics import Tally
+    from lbcp.api import agent_app
+    from lbcp.models.app_metrics import METRIC_AGENT_REQUESTS_VIA_HTTP_API, SERVICE_AGENT_API
+    from tests.fleet.test_app_metrics import datapoints, emf_lines
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.setattr(agent_app, "VIA_HTTP_API", Tally(METRIC_AGENT_REQUESTS_VIA_HTTP_API, period_seconds=0))
+    arn, token = waiting_execution(cloud, "legacy", TimeoutSeconds=60)
+    lbvm_record(cloud, lb["id"], callback_kind="first-heartbeat", callback_token=token)
+    capsys.readouterr()
+    body = json.dumps(beat(lb["id"])).encode()
+    headers = {"Content-Type": "application/json"}
+    ready = invoke_agent_endpoint(
+        "POST", "/v1/agent/heartbeat", headers=headers, body=body, principal_arn=ROLE_SESSION, via_http_api=True
+    )
+    assert ready.status == 200
+    assert ready.json()["desiredConfigVersion"] == 1
+    assert execution_status(arn) == "SUCCEEDED"  # its first heartbeat completes its callback as through the URL
+    config = invoke_agent_endpoint(
+        "GET",
+        "/v1/agent/config",
+        query=f"lbvmId={LBVM_ID}&loadBalancerId={lb['id']}",
+        principal_arn=ROLE_SESSION,
+        via_http_api=True,
+    )
+    assert config.status == 200
+    assert (config.json()["configVersion"], config.json()["spec"]["name"]) == (1, "web")
+    counted = [
+        line
+        for line in emf_lines(capsys.readouterr().out)
+        if datapoints([line])
+        == {(METRIC_AGENT_REQUESTS_VIA_HTTP_API, (("service", SERVICE_AGENT_API),)): (1.0, "Count")}
+    ]
+    assert len(counted) == 2
+    # Through the function URL, nothing is counted.
+    assert send(beat(lb["id"], sequence=2)).status == 200
+    assert not [
+        line
+        for line in emf_lines(capsys.readouterr().out)
+        if (METRIC_AGENT_REQUESTS_VIA_HTTP_API, (("service", SERVICE_AGENT_API),)) in datapoints([line])
+    ]
+
+
 def test_agents_that_preload_are_told_the_new_version_first_and_old_agents_never_see_the_field(
     cloud: Cloud, api: Api, lb: dict[str, Any], spec: dict[str, Any]
 ) -> None:

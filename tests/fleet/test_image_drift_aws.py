@@ -266,7 +266,7 @@ def world(cloud: Cloud) -> Iterator[Callable[..., tuple[Tick, list[str]]]]:
             tasks_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:tasks",
             hosted_zone_id=zone_id,
             dns_domain=domain,
-            api_endpoint="https://agent.example",
+            agent_endpoint="https://agent.example",
         )
         # Ticks 5 s apart (Tick.run): the backoff of a failing launch (no lifecycle runs here) starts at one tick.
         reconciler = build_reconciler(
@@ -306,7 +306,8 @@ def test_a_newer_image_is_noticed_with_one_ssm_read_per_tick_and_said_once(
     # Later ticks read the parameter again, and say nothing new: no event, no write.
     later = tick.run()
     assert later[("ssm", "GetParameter")] == 1
-    assert not [call for call in later if call[0] == "dynamodb" and not call[1].startswith(("Query", "Get", "Scan"))]
+    reads = ("Query", "Get", "BatchGet", "Scan")
+    assert not [call for call in later if call[0] == "dynamodb" and not call[1].startswith(reads)]
     assert len(tick.events(first, "NewerImageAvailable")) == 1
     # Nothing was replaced: following is opt-in.
     assert tick.record(first).status.rollout is None

@@ -214,7 +214,7 @@ def world(cloud: Cloud) -> Iterator[Build]:
             tasks_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:tasks",
             hosted_zone_id=zone_id,
             dns_domain=domain,
-            api_endpoint="https://agent.example",
+            agent_endpoint="https://agent.example",
             **settings_changes,
         )
         reconciler = build_reconciler(settings, client, clock=lambda: clock[0], rng=random.Random(7))

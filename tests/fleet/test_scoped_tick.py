@@ -69,9 +69,14 @@ def test_a_full_tick_lists_the_account_once(world: Build) -> None:  # noqa: F811
     listings = calls(w, "ec2", *EC2_LISTINGS)
     assert len(listings) == 2
     assert all(params["Filters"] == PRODUCT_TAG_FILTER for params in listings)
-    assert calls(w, "dynamodb", "BatchGetItem") == []
-    indexed = [p["ExpressionAttributeValues"][":kind"]["S"] for p in calls(w, "dynamodb", "Query") if "IndexName" in p]
-    assert sorted(indexed) == ["LB", "LBVM", "RETRY"]
+    # Batch reads of LBVM records only (the keys-only index's listing), never of records or streaks by key.
+    batches = calls(w, "dynamodb", "BatchGetItem")
+    keys = [key["sk"]["S"] for params in batches for table in params["RequestItems"].values() for key in table["Keys"]]
+    assert keys and all(key.startswith("LBVM#") for key in keys)
+    queries = [p for p in calls(w, "dynamodb", "Query") if "IndexName" in p]
+    indexed = [(p["IndexName"], p["ExpressionAttributeValues"][":kind"]["S"]) for p in queries]
+    assert sorted(indexed) == [("byKind", "LB"), ("byKind", "LBVM"), ("byKind", "RETRY"), ("byKindKeys", "LBVM")]
+    assert all(":low" not in p["ExpressionAttributeValues"] for p in queries)  # unbounded: the whole fleet
 
 
 def test_a_scoped_tick_finds_a_backing_off_streak_by_key(world: Build) -> None:  # noqa: F811
@@ -121,3 +126,18 @@ def test_scoped_observe_returns_only_the_named_load_balancers_instances(world: B
     every_instance, every_interface = compute.observe()
     assert {a, b} <= {i.load_balancer_id for i in every_instance}
     assert {a, b} <= {n.load_balancer_id for n in every_interface}
+
+
+def test_a_tick_for_more_than_a_few_reads_their_lbvms_by_the_key_range_they_span(world: Build) -> None:  # noqa: F811
+    names = [f"{letter}-lb" for letter in "abcdefg"]
+    w, ids = world(names)
+    w.heartbeat()
+    w.faults.calls.clear()
+    some = set(sorted(ids)[:6])
+    report = w.reconciler.tick(some)
+    assert set(report.plans) == some
+    listings = [p for p in calls(w, "dynamodb", "Query") if p.get("IndexName") == "byKindKeys"]
+    assert [p["ExpressionAttributeValues"][":low"]["S"] for p in listings] == [f"{min(some)}#"]
+    assert [p["ExpressionAttributeValues"][":high"]["S"] for p in listings] == [f"{max(some)}$"]
+    # No query of one load balancer's partition: the range and the batch read did it.
+    assert [p for p in calls(w, "dynamodb", "Query") if "IndexName" not in p] == []

@@ -212,9 +212,12 @@ class WorldLbvms(_Port):
         self._read: set[str] | None = None  # the ids of the last consistent read
         self._created: set[str] = set()  # what this reconciler created since
 
-    def list_all(self) -> Iterator[Lbvm]:
+    def list_all(self, load_balancer_ids: Collection[str] | None = None) -> Iterator[Lbvm]:
         self._call("lbvms.list_all")
-        return iter(self._world.records())
+        every = self._world.records()
+        return iter(
+            every if load_balancer_ids is None else [v for v in every if v.load_balancer_id in load_balancer_ids]
+        )
 
     def list_for(self, load_balancer_id: str) -> list[Lbvm]:
         self._call("lbvms.list_for")

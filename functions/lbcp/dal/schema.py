@@ -17,8 +17,19 @@ One config version (a generation's spec)    pk = ``LB#<id>``, sk = ``CONFIG#<gen
 A load balancer's failure streak            pk = ``LB#<id>``, sk = ``RETRY``
 The scaler's per-period memory              pk = ``LB#<id>``, sk = ``SCALER`` (BatchGetItem)
 Every failure streak (the reconciler's)     GSI ``byKind``: gsi1pk = ``RETRY``
+Every LBVM of every load balancer           GSI ``byKindKeys``: gsi2pk = ``LBVM`` (keys), then BatchGetItem
 Idempotency records of API creates          pk = ``idempotency#<function>``, sk = key hash
 ==========================================  ===========================================
+
+``byKind`` projects every attribute, so each write of an item it holds is
+paid twice. That suits records written at human rates (load balancers,
+streaks), not LBVM records, which their heartbeats rewrite every minute:
+they are listed through ``byKindKeys`` instead, which projects only keys.
+An update that changes no key of an index costs that index nothing, so a
+heartbeat's write costs only the table's; the listing reads the records
+themselves with BatchGetItem (100 a call). LBVM records written before this
+index existed carry ``byKind``'s keys; their next update moves them
+(``lbcp.dal.lbvms``), and the listing reads both until then.
 
 Creates write the load balancer, its name claim and its first event in one
 transaction, each conditioned on not existing. Every later change to a load
@@ -49,6 +60,9 @@ SORT_KEY: Final = "sk"
 GSI_BY_KIND: Final = "byKind"
 GSI_BY_KIND_PARTITION_KEY: Final = "gsi1pk"
 GSI_BY_KIND_SORT_KEY: Final = "gsi1sk"
+GSI_BY_KIND_KEYS: Final = "byKindKeys"
+GSI_BY_KIND_KEYS_PARTITION_KEY: Final = "gsi2pk"
+GSI_BY_KIND_KEYS_SORT_KEY: Final = "gsi2sk"
 TTL_ATTRIBUTE: Final = "expiresAt"
 
 DEFAULT_TABLE_NAME: Final = "lbcp"
@@ -68,6 +82,8 @@ def create_table_request(table_name: str) -> dict[str, Any]:
             {"AttributeName": SORT_KEY, "AttributeType": "S"},
             {"AttributeName": GSI_BY_KIND_PARTITION_KEY, "AttributeType": "S"},
             {"AttributeName": GSI_BY_KIND_SORT_KEY, "AttributeType": "S"},
+            {"AttributeName": GSI_BY_KIND_KEYS_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": GSI_BY_KIND_KEYS_SORT_KEY, "AttributeType": "S"},
         ],
         "KeySchema": [
             {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
@@ -81,7 +97,15 @@ def create_table_request(table_name: str) -> dict[str, Any]:
                     {"AttributeName": GSI_BY_KIND_SORT_KEY, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": GSI_BY_KIND_KEYS,
+                "KeySchema": [
+                    {"AttributeName": GSI_BY_KIND_KEYS_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": GSI_BY_KIND_KEYS_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
         ],
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     }

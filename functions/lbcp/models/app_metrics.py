@@ -55,3 +55,6 @@ METRIC_SCALER_METRICS_MISSING: Final = "LoadBalancersMissingMetrics"  # Count, e
 
 # --- the agent endpoint, per heartbeat ----------------------------------------------------
 METRIC_HEARTBEATS: Final = "HeartbeatsReceived"  # Count
+# Agent requests that came through the HTTP API's agent routes, not the function URL: LBVMs
+# launched before the agent endpoint. At 0 for long enough, the routes can go (stacks.api).
+METRIC_AGENT_REQUESTS_VIA_HTTP_API: Final = "AgentRequestsViaHttpApi"  # Count

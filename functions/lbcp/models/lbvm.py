@@ -29,8 +29,8 @@ LBVM_ID_PATTERN = r"^lbvm-[0-9a-f]{12}$"
 # An agent's report is stored when something changed, and at least this often
 # otherwise: a stored heartbeat may be this much older than the agent's last one.
 # One metrics period: the minute's sample is a change and stores the report anyway,
-# so a serving LBVM costs one write a minute (a write of its ~2 KB record, and as
-# much again in the byKind index: bench/steady_hour.py). Liveness does not wait on
+# so a serving LBVM costs one write a minute (a write of its ~2 KB record; none in
+# the indexes, which it changes no key of: bench/steady_hour.py). Liveness does not wait on
 # it (Step Functions' task heartbeats do); the reconciler's backstop allows for it.
 HEARTBEAT_PERSIST_INTERVAL = timedelta(seconds=60)
 

@@ -71,8 +71,8 @@ class LoadBalancerStore(Protocol):
 class LbvmStore(Protocol):
     """The LBVM records; every update is conditional on the version read (``LbvmConflict``)."""
 
-    def list_all(self) -> Iterator[Lbvm]:
-        """Every LBVM of every load balancer (eventually consistent)."""
+    def list_all(self, load_balancer_ids: Collection[str] | None = None) -> Iterator[Lbvm]:
+        """Every LBVM of every load balancer, or of ``load_balancer_ids`` (eventually consistent)."""
         ...
 
     def list_for(self, load_balancer_id: str) -> list[Lbvm]:

@@ -8,7 +8,8 @@ number grows with pagination only.
 
 A tick for some load balancers (``only``: a spec change, an instance's state change,
 a shard of the work queue) reads only theirs: their records and streaks by key
-(BatchGetItem, 100 a call), their LBVMs with one query each (``list_for``) and their
+(BatchGetItem, 100 a call), their LBVMs with one query each (``list_for``) or, for more than a
+few, by the key range their ids span (``LbvmRepository.list_all(ids)``), and their
 instances and interfaces by their owner tags (``ComputePort.observe(ids)``). Its cost
 follows the load balancers asked about, not the fleet: the latency from a spec change
 to its first action does not grow with the number of load balancers.
@@ -98,13 +99,12 @@ class TickReport:
     plans: dict[str, ReconcilePlan] = field(default_factory=dict)
 
 
-# Up to this many load balancers, a tick for some of them reads their LBVMs with one query each
-# (``list_for``: one page, a few items, about one read unit each); above it, with the listing of
-# every LBVM (the GSI: one paginated query whose pages grow with the fleet, 1 MB each). The N small
-# queries cost N calls but their read units follow N; the listing's units follow the fleet (30,000
-# LBVMs are about 40 pages and thousands of units), paid again by every shard. A shard (50 by
-# default) and a stream batch (100 records at most) stay below it.
-SCOPED_LBVM_READS_MAX = 100
+# Up to this many load balancers, a tick for some of them reads their LBVMs with one strongly
+# consistent query each (``list_for``: one page, a few items); above it, with the key range of the
+# keys-only index from the smallest of their ids to the largest, then their records 100 a call
+# (``list_all(ids)``). A work-queue shard is a sorted run of ids, so its range holds its own keys and
+# few others: about 3 calls for 50 load balancers instead of 50, whatever the fleet's size.
+SCOPED_LBVM_QUERIES_MAX = 5
 
 
 def choose_due(
@@ -240,13 +240,14 @@ class Reconciler:
         return self._retries.get_many(only) if only else {}
 
     def _lbvms_of(self, ids: list[str], *, whole_fleet: bool) -> dict[str, list[Lbvm]]:
-        """The LBVMs of these load balancers: one query each for a few, the listing of all otherwise."""
+        """The LBVMs of these load balancers: one query each for a few, their key range for more, the
+        listing of all in a full tick (``SCOPED_LBVM_QUERIES_MAX``)."""
         by_lb: dict[str, list[Lbvm]] = defaultdict(list)
-        if not whole_fleet and len(ids) <= SCOPED_LBVM_READS_MAX:
+        if not whole_fleet and len(ids) <= SCOPED_LBVM_QUERIES_MAX:
             for lb_id in ids:
                 by_lb[lb_id] = self._lbvms.list_for(lb_id)
             return by_lb
-        for lbvm in self._lbvms.list_all():
+        for lbvm in self._lbvms.list_all(None if whole_fleet else ids):
             by_lb[lbvm.load_balancer_id].append(lbvm)
         return by_lb
 

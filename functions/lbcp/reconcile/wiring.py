@@ -69,7 +69,7 @@ def build_reconciler(
     images = LatestImages(client("ssm"))
     launch_settings = DefaultLaunchSettings(
         images,
-        agent_endpoint=_required(settings.api_endpoint, "the agent endpoint"),
+        agent_endpoint=_required(settings.agent_endpoint, "the agent endpoint"),
         agent_artifact_url=settings.agent_artifact_url or "",
         region=ec2.meta.region_name,
     )
