@@ -6,8 +6,9 @@ would make, pagination included:
 
 - records: the GSI listing in pages of 100 (``Reconciler._all_records``), by key
   100 a BatchGetItem; streaks: one listing query (a healthy fleet has none), by
-  key 100 a BatchGetItem; LBVMs: the GSI listing in 1 MB pages (the items' real
-  size, ``lbcp.dal.lbvms.to_item``), or one query per load balancer;
+  key 100 a BatchGetItem; LBVMs: the keys-only index's keys in 1 MB pages (all of
+  them, or the key range a shard's sorted ids span), then the records 100 a
+  BatchGetItem, plus ``byKind``'s empty query, or one query per load balancer for five or fewer;
 - EC2: DescribeInstances and DescribeNetworkInterfaces in pages of 1,000, by the
   product tag (every one) or by owner-tag values (200 a filter, server-side:
   the scoped listing costs what it returns);
@@ -15,7 +16,9 @@ would make, pagination included:
   security groups (pages of 1,000), NLBs and target groups (pages of 400) and the
   zone's records (pages of 300), or for a tick of a few (``snapshot.scoped_entry``)
   three reads by name each, plus one DescribeTargetHealth per listener and
-  one DescribeListeners per verified load balancer (``verify_budget`` a tick);
+  one DescribeListeners per verified load balancer (``verify_budget`` a tick). The
+  dispatcher observes the due load balancers' entries once and sends each shard's
+  views in its message (``dispatch.shipped_entries``): shards read no entry;
 - SendMessageBatch, 10 shards a call.
 
 The fleet is ``plan_scale.fleet``: 3 Routable LBVMs over 2 subnets per load
@@ -56,7 +59,7 @@ from lbcp.models.lbvm import Lbvm  # noqa: E402
 from lbcp.models.resource import LoadBalancerRecord  # noqa: E402
 from lbcp.reconcile.backoff import RetryStreak  # noqa: E402
 from lbcp.reconcile.compute import FILTER_VALUES_LIMIT  # noqa: E402
-from lbcp.reconcile.dispatch import SEND_BATCH, WorkMessage, dispatch, parse_work  # noqa: E402
+from lbcp.reconcile.dispatch import SEND_BATCH, WorkMessage, dispatch, parse_work, shipped_entries  # noqa: E402
 from lbcp.reconcile.executor import Executor  # noqa: E402
 from lbcp.reconcile.observed import EntryView, ObservedInstance, ObservedNetworkInterface  # noqa: E402
 from lbcp.reconcile.plan import plan  # noqa: E402
@@ -331,7 +334,9 @@ def measure(size: int, shard_size: int) -> dict[str, Any]:
     for message in queue.messages:
         calls.reset()
         ids = parse_work(message.body)
-        tick, ms = _cpu(lambda ids=ids: subject.tick(ids))
+        entries = shipped_entries(message.body, now=NOW, period=subject.tick_period)
+        assert entries is not None and set(entries) == ids  # every shard carries its views
+        tick, ms = _cpu(lambda ids=ids, entries=entries: subject.tick(ids, entries=entries))
         assert tick.load_balancers == len(ids) and not tick.acted and not tick.failures
         shard_calls.append(calls.counts)
         shard_ms.append(ms)

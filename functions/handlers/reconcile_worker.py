@@ -4,7 +4,8 @@ The schedule's dispatcher (``reconciler.py``, ``lbcp.reconcile.dispatch``) sends
 due load balancers in shards to a FIFO queue; this function, fed by the queue's
 event source (batch size 1, ``ReportBatchItemFailures``, bounded concurrency),
 reconciles each shard with ``tick(only=shard)``: its records, streaks, LBVMs,
-instances and interfaces only, so a worker's work follows its shard and not the
+instances and interfaces only, and the entry views the dispatcher observed for it
+(``dispatch.shipped_entries``), so a worker's work follows its shard and not the
 fleet. The tick's metrics and log line are the reconciler's own (``report_tick``).
 
 A message fails (a batch item failure: it comes back after the visibility
@@ -21,7 +22,7 @@ import time
 from typing import Any
 
 from handlers.reconciler import logger, reconciler, report_tick
-from lbcp.reconcile.dispatch import parse_work
+from lbcp.reconcile.dispatch import parse_work, shipped_entries
 from lbcp.reconcile.run import Reconciler
 
 
@@ -38,9 +39,11 @@ def process(event: dict[str, Any], worker: Reconciler) -> dict[str, Any]:
             failures.append({"itemIdentifier": message_id})
             continue
         try:
-            ids = parse_work(str(record.get("body", "")))
+            body = str(record.get("body", ""))
+            ids = parse_work(body)
+            entries = shipped_entries(body, now=worker.now(), period=worker.tick_period)
             started = time.monotonic()
-            report_tick(worker.tick(ids), started, full=False)
+            report_tick(worker.tick(ids, entries=entries), started, full=False)
         except Exception:
             logger.exception("shard failed", message_id=message_id)
             failures.append({"itemIdentifier": message_id})

@@ -20,16 +20,21 @@ from handlers import reconcile_worker as worker_handler
 from handlers import reconciler as handler
 from handlers.reconcile_worker import process
 from lbcp.reconcile.dispatch import (
+    MAX_BODY_BYTES,
     DispatchFailed,
     Shard,
     SqsWorkQueue,
     WorkMessage,
     dispatch,
+    entry_from_json,
+    entry_to_json,
     parse_work,
     shards,
+    shipped_entries,
     tick_slot,
     work_messages,
 )
+from lbcp.reconcile.observed import EntryView
 from lbcp_local.runtime import create_work_queue
 from lbcp_local.work_queue import pump, scheduled_tick
 from tests.conftest import REGION
@@ -74,6 +79,57 @@ def test_messages_are_deduplicated_by_minute_and_shard_and_grouped_by_shard() ->
 def test_a_message_the_dispatcher_did_not_write_is_refused(body: str) -> None:
     with pytest.raises(ValueError):
         parse_work(body)
+
+
+def test_entry_views_travel_in_their_shards_message_and_are_acted_on_only_while_fresh() -> None:
+    minute = datetime(2026, 12, 7, 12, 3, tzinfo=UTC)
+    period = timedelta(minutes=1)
+    views = {
+        "lb-a": EntryView(ready=True, dns_name="a.example", security_group_id="sg-1"),
+        "lb-b": EntryView(
+            ready=True,
+            registered_instance_ids=frozenset({"i-2", "i-1"}),
+            dns_record_ips={"lbvm-1": "10.0.0.1"},
+            resources_left=2,
+            drift=("a rule nobody asked for",),
+        ),
+        "lb-c": EntryView(ready=False),
+    }
+    for view in views.values():
+        assert entry_from_json(json.loads(json.dumps(entry_to_json(view)))) == view
+    first, second = work_messages(shards(["lb-a", "lb-b", "lb-c"], 2), minute, views)
+    assert shipped_entries(first.body, now=minute + timedelta(seconds=5), period=period) == {
+        "lb-a": views["lb-a"],
+        "lb-b": views["lb-b"],
+    }
+    assert shipped_entries(second.body, now=minute + timedelta(seconds=119), period=period) == {"lb-c": views["lb-c"]}
+    # Taken two ticks after its minute (a backlog, a retry): too old to act on, the worker observes itself.
+    assert shipped_entries(second.body, now=minute + 2 * period, period=period) is None
+    # Without views (an older dispatcher's message, a test's): None, not an empty set of views.
+    assert (
+        shipped_entries(
+            json.dumps({"loadBalancerIds": ["lb-a"], "minute": "2026-12-07T12:03:00Z"}), now=minute, period=period
+        )
+        is None
+    )
+
+
+def test_a_shards_views_too_large_for_a_message_are_left_to_its_worker() -> None:
+    minute = datetime(2026, 12, 7, 12, 3, tzinfo=UTC)
+    ids = [f"lb-{n:03d}" for n in range(50)]
+    wordy = {lb_id: EntryView(ready=True, drift=("x" * 1000,)) for lb_id in ids}
+    (message,) = work_messages(shards(ids, 50), minute, wordy)
+    assert len(message.body.encode()) <= MAX_BODY_BYTES
+    assert parse_work(message.body) == set(ids)
+    assert shipped_entries(message.body, now=minute, period=timedelta(minutes=1)) is None
+    # A shard of 50 as they usually are fits with room to spare.
+    plain = {
+        lb_id: EntryView(ready=True, dns_name=f"{lb_id}.elb.example", security_group_id="sg-0123456789abcdef0")
+        for lb_id in ids
+    }
+    (carrying,) = work_messages(shards(ids, 50), minute, plain)
+    assert len(carrying.body.encode()) < MAX_BODY_BYTES / 2
+    assert shipped_entries(carrying.body, now=minute, period=timedelta(minutes=1)) == plain
 
 
 # --- against SQS ------------------------------------------------------------------------------------------------
@@ -214,6 +270,9 @@ def test_shards_that_were_not_accepted_fail_the_dispatch() -> None:
         def streaks(self) -> dict[str, Any]:
             return {}
 
+        def observe_entries(self, records: Any, *, every: Any, now: datetime) -> dict[str, Any]:
+            return {}
+
     with pytest.raises(DispatchFailed, match="1 of 2 shards"):
         dispatch(Fleet(), Refusing(), shard_size=2)  # type: ignore[arg-type]
 
@@ -252,3 +311,37 @@ def test_the_local_runtimes_minute_goes_through_the_queue(world: Build) -> None:
     assert (pumped.received, pumped.deleted, pumped.failed) == (2, 2, 0)  # two shards, each handed over and deleted
     assert all(w.record(lb_id).status.observed_generation == 1 for lb_id in ids)
     assert depth(sqs, url) == 0
+
+
+ENTRY_READS = ("elbv2", "route53")
+
+
+def test_the_dispatcher_observes_the_entry_once_and_its_workers_not_at_all(world: Build) -> None:  # noqa: F811
+    w, ids = world(["a-one", "b-two", "c-three"])
+    w.heartbeat()
+    sqs, url = work_queue()
+    w.faults.calls.clear()
+    dispatch(w.reconciler, SqsWorkQueue(sqs, url), shard_size=1)
+    dispatched = [op for service, op, _ in w.faults.calls if service in ENTRY_READS]
+    assert dispatched and "DescribeTargetHealth" in dispatched  # the listings, and this tick's verifications
+    w.faults.calls.clear()
+    pumped = pump(sqs, url, worker(w))
+    assert (pumped.received, pumped.deleted, pumped.failed) == (3, 3, 0)
+    assert all(w.record(lb_id).status.observed_generation == 1 for lb_id in ids)
+    # The shards acted on the views they were sent: not one entry read (writes would be registrations).
+    reads = [op for service, op, _ in w.faults.calls if service in ENTRY_READS and op.startswith(("Describe", "List"))]
+    assert reads == []
+
+
+def test_a_message_taken_too_late_has_its_worker_observe_the_entry(world: Build) -> None:  # noqa: F811
+    w, ids = world(["a-one"])
+    w.heartbeat()
+    sqs, url = work_queue()
+    dispatch(w.reconciler, SqsWorkQueue(sqs, url), shard_size=50)
+    w.advance(timedelta(minutes=2))
+    w.heartbeat()
+    w.faults.calls.clear()
+    pumped = pump(sqs, url, worker(w))
+    assert (pumped.received, pumped.deleted) == (1, 1)
+    assert w.record(ids[0]).status.observed_generation == 1
+    assert any(service == "elbv2" and op.startswith("Describe") for service, op, _ in w.faults.calls)

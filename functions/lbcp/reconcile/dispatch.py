@@ -11,6 +11,17 @@ to minute while the fleet stays the same) and sends one message per shard,
 ten a call. Workers (``handlers/reconcile_worker.py``) reconcile one shard
 each with ``tick(only=shard)``, whose reads follow the shard, not the fleet.
 
+The entry is observed here, once a tick, and each shard's views travel in its
+message (``entries``). Entry resources can only be listed account-wide (NLBs,
+target groups, the zone's records: pages that grow with the fleet), so shards
+listing them each would cost the listing times the number of shards, about
+110 calls per shard at 10,000 load balancers, and Route 53 allows 5 requests a
+second per account. One listing here keeps a tick's entry reads to pagination,
+and the registrations verified (``Reconciler.verify_budget``) to a budget per
+tick, not per shard. A worker that takes a message more than a tick after its
+minute (a backlog, a retry) observes the entry itself (``shipped_entries``):
+views that old are not acted on.
+
 Deduplication, per message and per load balancer:
 
 - ``MessageDeduplicationId`` is the tick's slot (its minute) and the shard's
@@ -37,12 +48,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from lbcp.models.status import LoadBalancerStatus
+from lbcp.reconcile.observed import EntryView
 from lbcp.reconcile.run import Reconciler, choose_due
 from lbcp.settings import DEFAULT_RECONCILE_SHARD_SIZE
 
@@ -51,6 +63,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_SHARD_SIZE = DEFAULT_RECONCILE_SHARD_SIZE
 # SendMessageBatch takes at most 10 entries.
 SEND_BATCH = 10
+# A message's body stays under SQS's 256 KiB, and so does a batch of them with their ten entries' overhead:
+# with its entry views, a shard of 50 is about 10 KB.
+MAX_BODY_BYTES = 24 * 1024
 REASON_SCHEDULE = "schedule"
 
 
@@ -115,21 +130,83 @@ def tick_slot(now: datetime, period: timedelta) -> datetime:
     return datetime.fromtimestamp(now.timestamp() // seconds * seconds, tz=UTC)
 
 
-def work_messages(shard_list: Sequence[Shard], slot: datetime) -> list[WorkMessage]:
+def entry_to_json(view: EntryView) -> dict[str, Any]:
+    """An entry view as a work message carries it (absent fields: their defaults)."""
+    document: dict[str, Any] = {"ready": view.ready}
+    if view.dns_name is not None:
+        document["dnsName"] = view.dns_name
+    if view.security_group_id is not None:
+        document["securityGroupId"] = view.security_group_id
+    if view.registered_instance_ids is not None:
+        document["registered"] = sorted(view.registered_instance_ids)
+    if view.dns_record_ips is not None:
+        document["dnsRecordIps"] = dict(sorted(view.dns_record_ips.items()))
+    if view.resources_left:
+        document["resourcesLeft"] = view.resources_left
+    if view.drift:
+        document["drift"] = list(view.drift)
+    return document
+
+
+def entry_from_json(document: Mapping[str, Any]) -> EntryView:
+    registered = document.get("registered")
+    ips = document.get("dnsRecordIps")
+    return EntryView(
+        ready=bool(document["ready"]),
+        dns_name=document.get("dnsName"),
+        security_group_id=document.get("securityGroupId"),
+        registered_instance_ids=None if registered is None else frozenset(str(i) for i in registered),
+        dns_record_ips=None if ips is None else {str(k): str(v) for k, v in ips.items()},
+        resources_left=int(document.get("resourcesLeft", 0)),
+        drift=tuple(str(d) for d in document.get("drift", ())),
+    )
+
+
+def work_messages(
+    shard_list: Sequence[Shard], slot: datetime, entries: Mapping[str, EntryView] | None = None
+) -> list[WorkMessage]:
+    """One message per shard; with ``entries``, each carries its load balancers' entry views (unless
+    that would pass ``MAX_BODY_BYTES``: its worker then observes them itself)."""
     minute = slot.strftime("%Y-%m-%dT%H:%M:%SZ")
     stamp = slot.strftime("%Y%m%dT%H%M%S")
-    return [
-        WorkMessage(
-            entry_id=f"shard-{shard.index}",
-            body=json.dumps(
-                {"loadBalancerIds": list(shard.load_balancer_ids), "reason": REASON_SCHEDULE, "minute": minute},
-                separators=(",", ":"),
-            ),
-            group_id=f"shard-{shard.index:05d}",
-            deduplication_id=f"{stamp}-shard-{shard.index:05d}",
+    messages: list[WorkMessage] = []
+    for shard in shard_list:
+        document: dict[str, Any] = {
+            "loadBalancerIds": list(shard.load_balancer_ids),
+            "reason": REASON_SCHEDULE,
+            "minute": minute,
+        }
+        body = json.dumps(document, separators=(",", ":"))
+        if entries is not None:
+            document["entries"] = {i: entry_to_json(entries[i]) for i in shard.load_balancer_ids if i in entries}
+            with_entries = json.dumps(document, separators=(",", ":"))
+            if len(with_entries.encode()) <= MAX_BODY_BYTES:
+                body = with_entries
+            else:
+                logger.warning("a shard's entry views are too large to send", extra={"shard": shard.index})
+        messages.append(
+            WorkMessage(
+                entry_id=f"shard-{shard.index}",
+                body=body,
+                group_id=f"shard-{shard.index:05d}",
+                deduplication_id=f"{stamp}-shard-{shard.index:05d}",
+            )
         )
-        for shard in shard_list
-    ]
+    return messages
+
+
+def shipped_entries(body: str, *, now: datetime, period: timedelta) -> dict[str, EntryView] | None:
+    """The entry views a work message carries, if they are fresh enough to act on: observed in the
+    message's minute, taken before the end of the next. None: the worker observes the entry itself."""
+    try:
+        document = json.loads(body)
+        minute = datetime.strptime(document["minute"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        entries = document["entries"]
+        if now >= minute + 2 * period:
+            return None
+        return {str(lb_id): entry_from_json(view) for lb_id, view in entries.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # a message without views (too large, or an older dispatcher's), or views unreadable
 
 
 def parse_work(body: str) -> set[str]:
@@ -175,7 +252,8 @@ def dispatch(reconciler: Reconciler, queue: WorkQueuePort, *, shard_size: int = 
     report.due = len(due)
     shard_list = shards((record.id for record in due), shard_size)
     report.shards = len(shard_list)
-    messages = work_messages(shard_list, tick_slot(now, reconciler.tick_period))
+    entries = reconciler.observe_entries(due, every=[record.id for record in records], now=now) if due else {}
+    messages = work_messages(shard_list, tick_slot(now, reconciler.tick_period), entries)
     report.calls = -(-len(messages) // SEND_BATCH)
     failed = queue.send(messages) if messages else []
     if failed:

@@ -57,7 +57,7 @@ from lbcp.reconcile.backoff import (
 )
 from lbcp.reconcile.executor import Executor
 from lbcp.reconcile.jobs import RemoveLoadBalancer
-from lbcp.reconcile.observed import LoadBalancerView, ObservedAlarm
+from lbcp.reconcile.observed import EntryView, LoadBalancerView, ObservedAlarm
 from lbcp.reconcile.plan import PlannerSettings, ReconcilePlan, plan
 from lbcp.reconcile.ports import (
     AlarmPort,
@@ -199,11 +199,27 @@ class Reconciler:
         """The load balancers these instances belong to (by owner tags): what an EC2 state change concerns."""
         return {owner for instance_id in instance_ids if (owner := self._compute.owner_of(instance_id)) is not None}
 
-    def tick(self, only: set[str] | None = None, urgent: Iterable[str] = ()) -> TickReport:
+    def observe_entries(
+        self, records: Sequence[LoadBalancerRecord], *, every: Iterable[str], now: datetime
+    ) -> dict[str, EntryView]:
+        """The entries of ``records`` from one listing, with this tick's registrations verified: those of
+        the rotation over ``every`` load balancer (the dispatcher's one entry read per tick)."""
+        verify = verification_batch(every, now, self._verify_budget, self._tick_period)
+        return self._entry.observe(records, verify)
+
+    def tick(
+        self,
+        only: set[str] | None = None,
+        urgent: Iterable[str] = (),
+        *,
+        entries: Mapping[str, EntryView] | None = None,
+    ) -> TickReport:
         """Reconcile every load balancer, or those in ``only``.
 
         ``urgent``: load balancers that something new happened to (their spec, a new desired
         capacity, one of their instances): reconciled now even if their failure streak is backing off.
+        ``entries``: their entry views, observed already (a work-queue shard's, by the dispatcher);
+        the entries of the others are observed here.
         """
         now = self._clock()
         report = TickReport()
@@ -226,6 +242,7 @@ class Reconciler:
             latest_images=self._latest_images(due),
             alarms=self._alarm_states(due),
             whole_fleet=only is None,
+            entries=entries,
         )
         for record in due:
             self._reconcile(record, by_lb[record.id], views[record.id], now, report, streak=streaks.get(record.id))

@@ -56,6 +56,7 @@ def observe(
     latest_images: Mapping[str, str] | None = None,
     alarms: Mapping[str, ObservedAlarm] | None = None,
     whole_fleet: bool = False,
+    entries: Mapping[str, EntryView] | None = None,
 ) -> dict[str, LoadBalancerView]:
     """Per load balancer, its instances, interfaces and entry; registrations only for those in ``verify``.
 
@@ -64,10 +65,14 @@ def observe(
     ``whole_fleet``: ``records`` are every load balancer (a full tick), so EC2 is listed by the
     product tag alone; otherwise only what carries these load balancers' owner tags is listed,
     and the entries of a few (``scoped_entry``) are read by name, so that observing a few
-    costs the same whatever the fleet's size.
+    costs the same whatever the fleet's size. ``entries``: views observed already (the work-queue
+    dispatcher's); only the load balancers without one are observed here.
     """
     instances, interfaces = compute.observe(None if whole_fleet else [record.id for record in records])
-    entries = entry.observe(records, verify, scoped=not whole_fleet and scoped_entry(records))
+    given = entries or {}
+    unseen = [record for record in records if record.id not in given]
+    observed = entry.observe(unseen, verify, scoped=not whole_fleet and scoped_entry(unseen)) if unseen else {}
+    entry_views = {**given, **observed}
     latest = latest_images or {}
     # Handed out in one pass each (not one scan per load balancer: that grew as n^2, a minute at 10,000).
     # Only to the load balancers asked about (a listing by the product tag has every one of them).
@@ -84,7 +89,7 @@ def observe(
         record.id: LoadBalancerView(
             instances=tuple(instances_of.get(record.id, ())),
             network_interfaces=tuple(interfaces_of.get(record.id, ())),
-            entry=entries.get(record.id, EntryView(ready=False)),
+            entry=entry_views.get(record.id, EntryView(ready=False)),
             latest_image=latest.get(architecture(record.spec.instance.type))
             if record.spec.instance.image_id is None
             else None,
