@@ -5,8 +5,8 @@ For 1, 10 and 100 load balancers of 3 Routable LBVMs each, in steady state
 moto in-process: one settling tick, then one measured tick, counting every
 AWS call the reconciler makes by service and operation. Writes at steady
 state must be 0. Then the scoped ticks by the same adapters: a work-queue
-shard (the first 50 load balancers) and one load balancer (a spec change's
-tick), by operation (``shard_scale.py`` models them up to 10,000).
+shard (the first 50 load balancers, with the entry views its message carries)
+and one load balancer (a spec change's tick), by operation (``shard_scale.py`` models them up to 10,000).
 
 The cost model prices the counted calls and one measured steady hour of the
 other paths (``steady_hour.py``: heartbeats, the metrics samples they carry,
@@ -71,14 +71,17 @@ def counting_client(factory: Callable[[str], Any], counts: Counter[tuple[str, st
 
 
 def scoped_calls(reconciler: Any, counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
-    """The calls of a work-queue shard's tick (the first 50, as the dispatcher groups them) and of one
-    load balancer's (a spec change), by the real adapters; ``counts`` is left as it was."""
+    """The calls of a work-queue shard's tick (the first 50, as the dispatcher groups them, with the entry
+    views the dispatcher sends it) and of one load balancer's (a spec change), by the real adapters;
+    ``counts`` is left as it was."""
     kept = Counter(counts)
-    ids = sorted(record.id for record in reconciler.list_records())
+    records = reconciler.list_records()
+    ids = sorted(record.id for record in records)
+    shipped = reconciler.observe_entries(records, every=ids, now=reconciler.now())  # the dispatcher's, not counted
     scoped: dict[str, dict[str, int]] = {}
     for label, only in (("shard", ids[:DEFAULT_SHARD_SIZE]), ("one", ids[-1:])):
         counts.clear()
-        reconciler.tick(set(only))
+        reconciler.tick(set(only), entries=shipped if label == "shard" else None)
         scoped[label] = {f"{s}:{op}": n for (s, op), n in sorted(counts.items())}
     counts.clear()
     counts.update(kept)
