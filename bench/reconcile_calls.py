@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import sys
@@ -53,6 +54,7 @@ PRICE = {
     "cloudwatch_metric_month": 0.30,  # per custom metric per month (first 10,000)
     "cloudwatch_get_metric_data": 0.01 / 1000,  # per metric requested by GetMetricData
     "sfn_transition": 0.025 / 1000,  # standard workflows
+    "sqs_fifo_request": 0.50 / 1e6,  # per request (64 KB chunk), FIFO queues
 }
 
 
@@ -70,7 +72,7 @@ def counting_client(factory: Callable[[str], Any], counts: Counter[tuple[str, st
     return make
 
 
-def scoped_calls(reconciler: Any, counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+def scoped_calls(reconciler: Any, counts: Counter[tuple[str, str]]) -> dict[str, Any]:
     """The calls of a work-queue shard's tick (the first 50, as the dispatcher groups them, with the entry
     views the dispatcher sends it) and of one load balancer's (a spec change), by the real adapters;
     ``counts`` is left as it was."""
@@ -78,10 +80,12 @@ def scoped_calls(reconciler: Any, counts: Counter[tuple[str, str]]) -> dict[str,
     records = reconciler.list_records()
     ids = sorted(record.id for record in records)
     shipped = reconciler.observe_entries(records, every=ids, now=reconciler.now())  # the dispatcher's, not counted
-    scoped: dict[str, dict[str, int]] = {}
+    scoped: dict[str, Any] = {}
     for label, only in (("shard", ids[:DEFAULT_SHARD_SIZE]), ("one", ids[-1:])):
         counts.clear()
+        started = time.perf_counter()
         reconciler.tick(set(only), entries=shipped if label == "shard" else None)
+        scoped[f"{label}Seconds"] = round(time.perf_counter() - started, 3)
         scoped[label] = {f"{s}:{op}": n for (s, op), n in sorted(counts.items())}
     counts.clear()
     counts.update(kept)
@@ -222,6 +226,7 @@ def steady_state(size: int) -> dict[str, Any]:
         "tickSeconds": round(elapsed, 3),
         "shardSize": min(size, DEFAULT_SHARD_SIZE),
         "shardCalls": scoped["shard"],
+        "shardSeconds": scoped["shardSeconds"],
         "oneCalls": scoped["one"],
     }
 
@@ -236,6 +241,9 @@ LOG_INGESTION_PER_GB = 0.50
 # Custom series the agents' samples make: cpu, memory, active connections by LoadBalancerId.
 AGENT_SERIES_PER_LOAD_BALANCER = 3
 HOURS_PER_MONTH = MINUTES_PER_MONTH / 60
+# The worker's SQS event source long-polls (20 s) the queue with a few pollers while it is empty: an
+# assumption of 5 pollers, 3 polls a minute each (Lambda does not publish its poller count).
+WORK_QUEUE_IDLE_POLLS_PER_MINUTE = 15
 
 
 def monthly_cost_per_load_balancer(tick: dict[str, Any], hour: SteadyHour) -> dict[str, float]:
@@ -262,17 +270,22 @@ def monthly_cost_per_load_balancer(tick: dict[str, Any], hour: SteadyHour) -> di
         hour.scaler_read_units * month * PRICE["dynamodb_read_unit"]
         + hour.scaler_write_units * month * PRICE["dynamodb_write_unit"]
     )
-    # Reconciler: the tick's reads shared by all load balancers (DynamoDB queries
-    # eventually consistent: ~4 KB per LB and per 4 LBVMs -> ~1.5 read units per LB;
-    # EC2/ELB/Route53 reads are free), one invocation per minute shared, ~0.5 s at 1 GB.
+    # Reconciler, as deployed with its work queue: the reads shared by all load balancers (DynamoDB
+    # queries eventually consistent: ~4 KB per LB and per 4 LBVMs -> ~1.5 read units per LB;
+    # EC2/ELB/Route53 reads are free); each minute the dispatcher's invocation (billed as the measured
+    # full tick: it lists and observes the same, and plans nothing) and one worker invocation per shard
+    # (its measured scoped tick) at 1 GB; SQS: the sends (10 shards a call), then per shard one
+    # receive and one delete, plus the event source's long polls of the empty queue (assumed here:
+    # WORK_QUEUE_IDLE_POLLS_PER_MINUTE, not measured).
     per_minute = MINUTES_PER_MONTH
     size = tick["loadBalancers"]
+    shards = math.ceil(size / DEFAULT_SHARD_SIZE)
+    invocations = (1 + shards) * PRICE["lambda_request"] + (
+        tick["tickSeconds"] + shards * tick["shardSeconds"]
+    ) * 1.0 * PRICE["lambda_gb_second_arm"]
+    queue = (math.ceil(shards / 10) + 2 * shards + WORK_QUEUE_IDLE_POLLS_PER_MINUTE) * PRICE["sqs_fifo_request"]
     reconcile = (
-        per_minute
-        * (
-            1.5 * PRICE["dynamodb_read_unit"] * 0.5
-            + (PRICE["lambda_request"] + tick["tickSeconds"] * 1.0 * PRICE["lambda_gb_second_arm"]) / size
-        )
+        per_minute * (1.5 * PRICE["dynamodb_read_unit"] * 0.5 + (invocations + queue) / size)
         + tick["writes"] * per_minute * PRICE["dynamodb_write_unit"] / size
     )
     return {
