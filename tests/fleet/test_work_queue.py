@@ -345,3 +345,34 @@ def test_a_message_taken_too_late_has_its_worker_observe_the_entry(world: Build)
     assert (pumped.received, pumped.deleted) == (1, 1)
     assert w.record(ids[0]).status.observed_generation == 1
     assert any(service == "elbv2" and op.startswith("Describe") for service, op, _ in w.faults.calls)
+
+
+def test_a_dispatcher_that_cannot_observe_the_entries_still_sends_the_shards(
+    world: Build,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w, ids = world(["a-one", "b-two"])
+    w.heartbeat()
+    sqs, url = work_queue()
+
+    def throttled(*_args: Any, **_kwargs: Any) -> Any:  # a listing throttled past botocore's retries
+        raise RuntimeError("Rate exceeded (test)")
+
+    monkeypatch.setattr(w.reconciler, "observe_entries", throttled)
+    report = dispatch(w.reconciler, SqsWorkQueue(sqs, url), shard_size=50)
+    monkeypatch.undo()
+    assert report.shards == 1
+    bodies: list[dict[str, Any]] = []
+
+    def seeing(event: dict[str, Any]) -> dict[str, Any]:
+        bodies.extend(json.loads(record["body"]) for record in event["Records"])
+        return process(event, w.reconciler)
+
+    # Its worker observes the entry itself and converges.
+    w.faults.calls.clear()
+    pumped = pump(sqs, url, seeing)
+    assert (pumped.received, pumped.deleted) == (1, 1)
+    assert [sorted(body["loadBalancerIds"]) for body in bodies] == [sorted(ids)]
+    assert all("entries" not in body for body in bodies)
+    assert any(service == "elbv2" and op == "DescribeLoadBalancers" for service, op, _ in w.faults.calls)
+    assert all(w.record(lb_id).status.observed_generation == 1 for lb_id in ids)

@@ -252,7 +252,11 @@ def dispatch(reconciler: Reconciler, queue: WorkQueuePort, *, shard_size: int = 
     report.due = len(due)
     shard_list = shards((record.id for record in due), shard_size)
     report.shards = len(shard_list)
-    entries = reconciler.observe_entries(due, every=[record.id for record in records], now=now) if due else {}
+    entries: dict[str, EntryView] | None = None
+    try:
+        entries = reconciler.observe_entries(due, every=[record.id for record in records], now=now) if due else {}
+    except Exception:  # the shards still go, without views: each worker observes its own entries
+        logger.exception("the entries could not be observed: shards are sent without their views")
     messages = work_messages(shard_list, tick_slot(now, reconciler.tick_period), entries)
     report.calls = -(-len(messages) // SEND_BATCH)
     failed = queue.send(messages) if messages else []
